@@ -1,0 +1,212 @@
+"""Distributors: where a stage's units run. Plain functions with one signature.
+
+    distribute_<name>(job, units, *, workers, gpus, retries, desc) -> {unit index: error}
+
+`job(unit, device)` processes one whole unit, writes its outputs and done-marker, and returns
+the unit's stats dict. A unit whose job raises, or whose worker process dies, is retried (on
+another worker when there are several) up to `retries` more times, then reported as failed;
+the distributor itself never raises because of one unit.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import time
+import traceback
+from typing import Any, Callable, Protocol
+
+from tqdm.auto import tqdm
+
+from .io.reader import Unit
+
+
+class Job(Protocol):
+    def __call__(self, unit: Unit, device: str) -> dict[str, Any]: ...
+
+
+def parse_gpus(spec: str | None) -> list[str]:
+    """`0-7`, `0,2,5`, `all` -> list of CUDA device ids (as strings)."""
+    if not spec:
+        return []
+    spec = spec.strip()
+    if spec == "all":
+        import torch
+        n = torch.cuda.device_count()
+        if n == 0:
+            raise ValueError("--gpus all: no CUDA device visible (use --device cpu)")
+        return [str(i) for i in range(n)]
+    out: list[str] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if "-" in part:
+            a, b = part.split("-", 1)
+            if not (a.isdigit() and b.isdigit()) or int(a) > int(b):
+                raise ValueError(f"bad GPU range {part!r} (want e.g. 0-7)")
+            out.extend(str(i) for i in range(int(a), int(b) + 1))
+        elif part.isdigit():
+            out.append(part)
+        else:
+            raise ValueError(f"bad GPU list {spec!r} (want 0-7, 0,2,5 or all)")
+    return list(dict.fromkeys(out))
+
+
+def _short(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"[:500]
+
+
+class _Rate:
+    """Items/s overall and per worker, for the progress bar."""
+
+    def __init__(self, item_key: str):
+        self.item_key = item_key
+        self.t0 = time.time()
+        self.items = 0
+        self.per: dict[str, int] = {}
+
+    def add(self, who: str, stats: dict[str, Any]) -> dict[str, str]:
+        n = int(stats.get(self.item_key, 0) or 0)
+        self.items += n
+        self.per[who] = self.per.get(who, 0) + n
+        dt = max(time.time() - self.t0, 1e-9)
+        post = {f"{self.item_key}/s": f"{self.items / dt:.1f}"}
+        if len(self.per) > 1:
+            post.update({f"w{w}": f"{c / dt:.1f}" for w, c in sorted(self.per.items())})
+        return post
+
+
+def distribute_sequential(job: Job, units: list[Unit], *, workers: int = 1, gpus: list[str] | None = None,
+                          retries: int = 2, desc: str = "units", device: str = "cpu",
+                          item_key: str = "items") -> dict[int, str]:
+    """In this process, one unit after another (the default on one CPU/GPU)."""
+    failures: dict[int, str] = {}
+    rate = _Rate(item_key)
+    with tqdm(total=len(units), desc=desc, unit="unit") as bar:
+        for u in units:
+            for attempt in range(retries + 1):
+                try:
+                    stats = job(u, device)
+                    failures.pop(u.index, None)
+                    bar.set_postfix(rate.add("0", stats))
+                    break
+                except Exception as e:  # one unit never stops the job
+                    failures[u.index] = _short(e)
+            bar.update(1)
+    return failures
+
+
+def _worker_main(job: Job, inbox: Any, outbox: Any, wid: int, gpu: str | None, device: str) -> None:
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+        device = "cuda:0"
+    while True:
+        unit = inbox.get()
+        if unit is None:
+            return
+        try:
+            stats = job(unit, device)
+            outbox.put(("done", wid, unit.index, stats))
+        except Exception as e:
+            outbox.put(("error", wid, unit.index, _short(e) + "\n" + traceback.format_exc(limit=3)))
+
+
+def distribute_local(job: Job, units: list[Unit], *, workers: int = 1, gpus: list[str] | None = None,
+                     retries: int = 2, desc: str = "units", device: str = "cpu",
+                     item_key: str = "items") -> dict[int, str]:
+    """One worker process per GPU (pinned with CUDA_VISIBLE_DEVICES) or `workers` CPU processes.
+
+    The coordinator hands each worker one unit at a time and so always knows what a dead
+    worker was holding: that unit is retried on a fresh worker.
+    """
+    slots: list[str | None] = list(gpus) if gpus else [None] * max(workers, 1)
+    if len(slots) == 1 and slots[0] is None:
+        return distribute_sequential(job, units, retries=retries, desc=desc, device=device,
+                                     item_key=item_key)
+    ctx = mp.get_context("spawn")
+    outbox = ctx.Queue()
+    todo = list(units)
+    attempts: dict[int, int] = {}
+    failures: dict[int, str] = {}
+    procs: dict[int, Any] = {}
+    inboxes: dict[int, Any] = {}
+    holding: dict[int, Unit | None] = {}
+    next_wid = 0
+    rate = _Rate(item_key)
+
+    def start(slot: str | None) -> int:
+        nonlocal next_wid
+        wid = next_wid
+        next_wid += 1
+        inbox = ctx.Queue()
+        p = ctx.Process(target=_worker_main, args=(job, inbox, outbox, wid, slot, device), daemon=True)
+        p.start()
+        procs[wid], inboxes[wid], holding[wid] = p, inbox, None
+        p.slot = slot  # type: ignore[attr-defined]
+        return wid
+
+    def settle(u: Unit, err: str | None) -> None:
+        if err is None:
+            failures.pop(u.index, None)
+            return
+        attempts[u.index] = attempts.get(u.index, 0) + 1
+        if attempts[u.index] <= retries:
+            todo.append(u)
+        else:
+            failures[u.index] = err.splitlines()[0]
+
+    for s in slots:
+        start(s)
+    with tqdm(total=len(units), desc=desc, unit="unit") as bar:
+        while todo or any(h is not None for h in holding.values()):
+            for wid, u in list(holding.items()):
+                if u is None and todo:
+                    holding[wid] = todo.pop(0)
+                    inboxes[wid].put(holding[wid])
+            try:
+                kind, wid, idx, payload = outbox.get(timeout=0.2)
+                u = holding.get(wid)
+                holding[wid] = None
+                if u is not None and u.index == idx:
+                    if kind == "done":
+                        settle(u, None)
+                        bar.set_postfix(rate.add(str(procs[wid].slot or wid), payload))
+                        bar.update(1)
+                    else:
+                        settle(u, payload)
+                        if u.index in failures:
+                            bar.update(1)
+            except queue.Empty:
+                pass
+            for wid, p in list(procs.items()):
+                if not p.is_alive():
+                    u = holding.pop(wid, None)
+                    procs.pop(wid)
+                    inboxes.pop(wid)
+                    if u is not None:
+                        settle(u, f"worker died (exit code {p.exitcode}) on {u.name}")
+                        if u.index in failures:
+                            bar.update(1)
+                    if todo or any(h is not None for h in holding.values()):
+                        start(p.slot)
+    for wid in procs:
+        inboxes[wid].put(None)
+    for p in procs.values():
+        p.join(timeout=10)
+        if p.is_alive():
+            p.terminate()
+    return failures
+
+
+DISTRIBUTORS: dict[str, Callable[..., dict[int, str]]] = {
+    "sequential": distribute_sequential,
+    "local": distribute_local,
+}
+
+
+def get_distributor(name: str) -> Callable[..., dict[int, str]]:
+    if name == "ray":
+        from .distribute_ray import distribute_ray
+        return distribute_ray
+    if name not in DISTRIBUTORS:
+        raise ValueError(f"unknown distributor {name!r} (local, ray)")
+    return DISTRIBUTORS[name]

@@ -1,0 +1,1 @@
+"""Reading inputs, writing outputs atomically, and the per-unit run ledger."""

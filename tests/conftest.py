@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny data built in code, nothing downloaded."""
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def jpeg_bytes(color=(200, 30, 30), size=32) -> bytes:
+    buf = io.BytesIO()
+    arr = np.zeros((size, size, 3), np.uint8)
+    arr[...] = color
+    Image.fromarray(arr).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def write_tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w") as tf:
+        for name, data in members:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory):
+    """A small scene world (300 train anchors, 60 test items), shared by the session."""
+    from cfgen.world.generate import WorldConfig, generate_world
+    out = tmp_path_factory.mktemp("world")
+    generate_world(out, WorldConfig(n=300, n_test=60, per_shard=100, seed=1))
+    return out
