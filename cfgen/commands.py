@@ -1,8 +1,70 @@
-"""Registers the stage subcommands on the `cfgen` group."""
+"""The stage subcommands of `cfgen` (captions, images, filter, inspect, train, plot, eval, demo)."""
 from __future__ import annotations
+
+import json
+from typing import Any
 
 import click
 
+from .errors import one_line_errors
+from .config import build, load_yaml
+
+
+def _summary_lines(summary: dict[str, Any]) -> str:
+    return json.dumps(summary, indent=1, sort_keys=True)
+
+
+@click.command()
+@click.option("--input", "inputs", multiple=True, required=True,
+              help="shards/tables: brace lists, globs or directories (repeatable)")
+@click.option("--out", required=True, help="run directory")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="YAML recipe (section `captions`)")
+@click.option("--backend", type=click.Choice(["rules", "transformers", "openai", "vllm"]))
+@click.option("--k", type=int, help="rewrites per caption [4]")
+@click.option("--prompt", type=click.Path(exists=True, dir_okay=False), help="prompt template file")
+@click.option("--structured/--no-structured", default=None, help="ask for JSON rewrites")
+@click.option("--model", help="model id or directory (transformers, openai, vllm)")
+@click.option("--base-url", help="OpenAI-compatible server URL")
+@click.option("--tensor-parallel-size", type=int)
+@click.option("--seed", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--workers", type=int, help="CPU worker processes")
+@click.option("--distributor", type=click.Choice(["local", "ray"]))
+@click.option("--ray-address")
+@click.option("--image-col")
+@click.option("--caption-col")
+@click.option("--id-col")
+@click.option("--limit", type=int, help="quick look: rewrite the first N anchors, print, write nothing")
+@click.option("--dry-run", is_flag=True, help="print the rendered prompt for the first caption")
+@one_line_errors
+def captions(inputs, out, config_path, limit, dry_run, **kw) -> None:
+    """Stage 1: K counterfactual rewrites per caption, validated and typed."""
+    from .captions.stage import CaptionsConfig, CaptionsJob, run_captions
+    from .captions.backends import render_prompt
+    from .io.reader import expand_inputs, plan_units, read_unit
+    cfg = build(CaptionsConfig, load_yaml(config_path, "captions"), kw, {"input": list(inputs), "out": out})
+    if dry_run or limit:
+        units = plan_units(expand_inputs(cfg.input), cfg.input_config())
+        anchors = [r.anchor for u in units for r in read_unit(u, cfg.input_config()) if r.anchor][: max(limit or 1, 1)]
+        if not anchors:
+            raise ValueError("no readable anchor in the input")
+        if dry_run:
+            click.echo(render_prompt(cfg.template(), anchors[0].caption, cfg.k))
+            return
+        from .captions.stage import judge
+        from .captions.validate import Validator
+        gens = CaptionsJob(cfg).backend("cpu").generate([a.caption for a in anchors], [a.key for a in anchors])
+        for a, g in zip(anchors, gens):
+            click.echo(f"{a.key}: {a.caption}")
+            for r in judge(a, g, cfg.k, Validator()):
+                e = f"{r.edit.type}/{r.edit.scope}: {r.edit.from_!r} -> {r.edit.to!r}" if r.edit else r.reason
+                click.echo(f"   [{r.status}] {r.text}   ({e})")
+            if g.error:
+                click.echo(f"   [failed] {g.error}")
+        return
+    summary = run_captions(cfg)
+    click.echo(_summary_lines(summary))
+
 
 def register(group: click.Group) -> None:
-    pass
+    group.add_command(captions)

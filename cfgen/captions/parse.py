@@ -1,0 +1,80 @@
+"""Parsing LLM outputs into candidate rewrites: numbered lists (robust to chatter, quotes,
+missing numbers, blank lines, one-line lists) and the structured JSON variant."""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_ITEM = re.compile(r"^\s*(?:\(?(\d{1,2})[\).:\]]|[-*\u2022])\s+(.*\S)\s*$")
+_INLINE = re.compile(r"(?:^|\s)(\d{1,2})[\).]\s+")
+_CHATTER = re.compile(r"^(here (are|is)|sure|okay|ok[,.!]|certainly|output|rewrites?|note|explanation|"
+                      r"counterfactual|the (following|rewritten)|i (have|hope|changed)|input)\b", re.I)
+_LABEL = re.compile(r"^\s*(?:\*\*|__)?(?:sentence|rewrite|counterfactual|output)\s*#?\d*\s*[:\-]\s*", re.I)
+_TRAIL = re.compile(r"\s*[\(\[][^\)\]]*(?:changed|edit|attribute|causal|color|type)[^\)\]]*[\)\]]\s*$", re.I)
+
+
+def _clean(s: str) -> str:
+    s = s.strip().replace("**", "").replace("__", "")
+    s = _LABEL.sub("", s)
+    s = _TRAIL.sub("", s)
+    s = re.sub(r"\s*(?:->|\u2192)\s*.*$", "", s) if s.count("\u2192") + s.count("->") == 1 and ":" in s else s
+    s = s.strip().strip("\"'\u201c\u201d\u2018\u2019`").strip()
+    return " ".join(s.split())
+
+
+def parse_numbered(text: str) -> list[str]:
+    """Candidates from a numbered (or bulleted) list; falls back to sentence-like lines."""
+    if not text or not text.strip():
+        return []
+    lines = [ln for ln in text.replace("\r", "").split("\n")]
+    items = [m.group(2) for ln in lines if (m := _ITEM.match(ln))]
+    flat = " ".join(ln.strip() for ln in lines if ln.strip())
+    parts = _INLINE.split(flat)
+    if (len(parts) - 1) // 2 > len(items):     # "1. foo 2. bar 3. baz" on one line
+        items = [parts[i + 1] for i in range(1, len(parts) - 1, 2)]
+    if not items:
+        items = [ln for ln in lines if ln.strip() and not ln.strip().endswith(":")
+                 and not _CHATTER.match(ln.strip())]
+    out = []
+    for it in items:
+        c = _clean(it)
+        if c and not c.endswith(":") and not _CHATTER.match(c):
+            out.append(c)
+    return out
+
+
+def parse_structured(text: str) -> list[dict[str, Any]]:
+    """Candidates from the JSON variant: {"rewrites": [{"text", "type", "from", "to"}, ...]}."""
+    if not text:
+        return []
+    s = text.strip()
+    fence = re.search(r"```(?:json)?\s*(.*?)```", s, re.S)
+    if fence:
+        s = fence.group(1)
+    start = min((i for i in (s.find("{"), s.find("[")) if i >= 0), default=-1)
+    if start < 0:
+        return []
+    try:
+        obj, _ = json.JSONDecoder().raw_decode(s[start:])
+    except json.JSONDecodeError:
+        return []
+    items = obj.get("rewrites", []) if isinstance(obj, dict) else obj
+    out = []
+    for it in items if isinstance(items, list) else []:
+        if isinstance(it, str):
+            out.append({"text": _clean(it)})
+        elif isinstance(it, dict) and isinstance(it.get("text"), str):
+            out.append({**it, "text": _clean(it["text"])})
+    return out
+
+
+REWRITES_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"rewrites": {"type": "array", "items": {
+        "type": "object",
+        "properties": {"text": {"type": "string"}, "type": {"type": "string"},
+                       "from": {"type": "string"}, "to": {"type": "string"}},
+        "required": ["text", "type", "from", "to"]}}},
+    "required": ["rewrites"],
+}

@@ -1,0 +1,182 @@
+"""`cfgen captions`: anchors -> `captions/part-NNNNN.parquet` (kept and rejected rewrites)."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..datamodel import FAILED, KEPT, REJECTED, Anchor, Edit, Rewrite, rewrites_to_table
+from ..io.ledger import Ledger, UnitStats, read_manifest, write_manifest
+from ..io.keys import sanitize_key
+from ..io.reader import InputConfig, Unit, expand_inputs, plan_units, read_unit
+from ..io.writer import atomic_write_parquet
+from .backends import Generation, default_prompt
+from .validate import Validator
+
+STAGE = "captions"
+
+
+@dataclass
+class CaptionsConfig:
+    input: list[str] = field(default_factory=list)
+    out: str = "shards/run"
+    backend: str = "rules"
+    k: int = 4
+    prompt: str | None = None
+    structured: bool = False
+    model: str = "Qwen/Qwen2-72B-Instruct"
+    seed: int = 0
+    batch_size: int = 256
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 512
+    base_url: str = "http://localhost:8000/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 16
+    timeout: float = 120.0
+    request_retries: int = 4
+    tensor_parallel_size: int = 1
+    rules_vocab: dict[str, list[str]] | None = None
+    image_col: str = "image"
+    caption_col: str = "caption"
+    id_col: str | None = None
+    rows_per_unit: int = 10_000
+    check_images: bool = True
+    workers: int = 1
+    distributor: str = "local"
+    ray_address: str | None = None
+    retries: int = 2
+
+    def input_config(self) -> InputConfig:
+        return InputConfig(image_col=self.image_col, caption_col=self.caption_col, id_col=self.id_col,
+                           rows_per_unit=self.rows_per_unit, check_images=self.check_images)
+
+    def template(self) -> str:
+        return Path(self.prompt or default_prompt(self.structured)).read_text()
+
+
+def make_backend(cfg: CaptionsConfig, device: str = "cpu") -> Any:
+    if cfg.backend == "rules":
+        from .rules import RulesBackend
+        return RulesBackend(k=cfg.k, seed=cfg.seed, batch_size=cfg.batch_size, vocab=cfg.rules_vocab)
+    common = dict(template=cfg.template(), k=cfg.k, seed=cfg.seed, structured=cfg.structured,
+                  max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
+    if cfg.backend == "transformers":
+        from .backends import TransformersBackend
+        return TransformersBackend(cfg.model, batch_size=min(cfg.batch_size, 64), device=device, **common)
+    if cfg.backend == "openai":
+        from .backends import OpenAIBackend
+        return OpenAIBackend(cfg.model, base_url=cfg.base_url, api_key_env=cfg.api_key_env,
+                             concurrency=cfg.concurrency, timeout=cfg.timeout, retries=cfg.request_retries,
+                             **common)
+    if cfg.backend == "vllm":
+        from .backends import VLLMBackend
+        return VLLMBackend(cfg.model, tensor_parallel_size=cfg.tensor_parallel_size, **common)
+    raise ValueError(f"unknown backend {cfg.backend!r} (rules, transformers, openai, vllm)")
+
+
+def judge(anchor: Anchor, gen: Generation, k: int, validator: Validator) -> list[Rewrite]:
+    """Validate a backend's candidates for one anchor; the first K are judged, extras rejected."""
+    out: list[Rewrite] = []
+    kept: list[str] = []
+    for i, c in enumerate(gen.candidates):
+        text = c.get("text", "")
+        if i >= k:
+            out.append(Rewrite(anchor.key, i, text, REJECTED, "over_k"))
+            continue
+        v = validator(anchor.caption, text, kept)
+        if v.ok:
+            kept.append(text)
+            out.append(Rewrite(anchor.key, i, text, KEPT, "", v.edit))
+        else:
+            out.append(Rewrite(anchor.key, i, text, REJECTED, v.reason))
+    return out
+
+
+_BACKENDS: dict[tuple, Any] = {}
+
+
+class CaptionsJob:
+    """Process one unit: read anchors, generate, validate, write the part and its stats."""
+
+    def __init__(self, cfg: CaptionsConfig):
+        self.cfg = cfg
+
+    def backend(self, device: str) -> Any:
+        key = (tuple(sorted((k, str(v)) for k, v in asdict(self.cfg).items())), device)
+        if key not in _BACKENDS:      # one model per worker process, reused across units
+            _BACKENDS[key] = make_backend(self.cfg, device)
+        return _BACKENDS[key]
+
+    def __call__(self, unit: Unit, device: str = "cpu") -> dict[str, Any]:
+        t0 = time.time()
+        cfg = self.cfg
+        ledger = Ledger(cfg.out, STAGE)
+        stats = UnitStats(unit.index)
+        rows: list[tuple] = []
+        anchors: list[Anchor] = []
+        for rec in read_unit(unit, cfg.input_config()):
+            if rec.anchor is None:
+                stats.add(rec.status, rec.reason)
+                rows.append((Anchor(key=sanitize_key(rec.source_id), caption="", source_id=rec.source_id),
+                             None, rec.status, rec.reason))
+            else:
+                anchors.append(rec.anchor)
+        backend = self.backend(device)
+        validator = Validator()
+        reasons: Counter = Counter()
+        by_type: Counter = Counter()
+        n_rw = n_kept = 0
+        for b in range(0, len(anchors), cfg.batch_size):
+            batch = anchors[b:b + cfg.batch_size]
+            try:
+                gens = backend.generate([a.caption for a in batch], [a.key for a in batch])
+            except Exception as e:          # a backend bug must not lose the unit's accounting
+                gens = [Generation(error=f"backend_error: {type(e).__name__}: {e}"[:300]) for _ in batch]
+            for a, g in zip(batch, gens):
+                if g.error and not g.candidates:
+                    status = FAILED if g.error.startswith(("backend_error", "http_", "timeout")) else REJECTED
+                    stats.add(status, g.error.split(":")[0])
+                    rows.append((a, None, status, g.error))
+                    continue
+                rws = judge(a, g, cfg.k, validator)
+                for r in rws:
+                    rows.append((a, r, r.status, r.reason))
+                    n_rw += 1
+                    if r.status == KEPT:
+                        n_kept += 1
+                        by_type[r.edit.type] += 1
+                    else:
+                        reasons[r.reason] += 1
+                if any(r.status == KEPT for r in rws):
+                    stats.add(KEPT)
+                else:
+                    stats.add(REJECTED, "no_valid_rewrite")
+                    if not rws:
+                        rows.append((a, None, REJECTED, "no_valid_rewrite"))
+        stats.extra = {"rewrites": n_rw, "rewrites_kept": n_kept, "kept_by_type": dict(by_type),
+                       "rewrite_rejects": dict(reasons), "seconds": round(time.time() - t0, 3),
+                       "backend": cfg.backend}
+        atomic_write_parquet(ledger.dir / f"{unit.name}.parquet", rewrites_to_table(rows))
+        ledger.mark_done(unit, stats)
+        return stats.to_dict()
+
+
+def plan(cfg: CaptionsConfig) -> list[Unit]:
+    units = plan_units(expand_inputs(cfg.input), cfg.input_config())
+    if (Path(cfg.out) / "manifest.json").exists():
+        old, _ = read_manifest(cfg.out)
+        if old != units:
+            raise ValueError(f"{cfg.out} was started with other inputs; use a new --out")
+    write_manifest(cfg.out, units, {"captions": asdict(cfg)})
+    return units
+
+
+def run_captions(cfg: CaptionsConfig, gpus: list[str] | None = None) -> dict[str, Any]:
+    from ..stage import run_units
+    units = plan(cfg)
+    return run_units(CaptionsJob(cfg), units, Ledger(cfg.out, STAGE), distributor=cfg.distributor,
+                     workers=cfg.workers, gpus=gpus, retries=cfg.retries, desc="captions",
+                     item_key="rewrites", ray_address=cfg.ray_address)

@@ -1,0 +1,178 @@
+"""The rewrite validator: is this candidate exactly one edit of the original, and of what kind?
+
+Shared by every backend, the images stage and users:
+
+    >>> validate("a red apple on a table", "a green apple on a table").edit
+    Edit(type='color', from_='red', to='green', scope='local')
+
+The diff is token-level. Agreement changes that a real edit drags along (a -> an, is -> are,
+dog -> dogs) are not counted as edits. Two changed places are accepted only as an attribute
+swap between two objects, or as a causal flip (cause and effect verbs both change).
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable
+
+from ..datamodel import Edit
+from . import lexicon as L
+from .nlp import load_nlp
+
+_TOKEN = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*|[^\sA-Za-z0-9]")
+GLOBAL_TYPES = {"position", "causal", "movement"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str = ""
+    edit: Edit | None = None
+
+
+def tokens(text: str) -> list[tuple[str, int]]:
+    """Lowercased word tokens with character offsets; punctuation is not part of the diff."""
+    return [(m.group(0).lower(), m.start()) for m in _TOKEN.finditer(text) if m.group(0)[0].isalnum()]
+
+
+def normalize(text: str) -> str:
+    return " ".join(t for t, _ in tokens(text))
+
+
+@lru_cache(maxsize=4096)
+def _pos_map(text: str) -> dict[int, str]:
+    """Char offset -> coarse POS from spaCy, computed only when the lexicons cannot type an edit."""
+    nlp = load_nlp()
+    return {t.idx: t.pos_ for t in nlp(text)}
+
+
+def _agreement(a: str, b: str) -> bool:
+    return (a == b or frozenset((a, b)) in L.AGREEMENT_PAIRS or L.pluralize(a) == b
+            or L.pluralize(b) == a)
+
+
+def _is_quantity(w: str) -> bool:
+    return w in L.QUANTITY or w.isdigit()
+
+
+def _in(lex: dict[str, list[str]], words: list[str]) -> bool:
+    return " ".join(words) in lex or any(w in lex for w in words)
+
+
+class Validator:
+    """Checks one candidate rewrite against its original caption."""
+
+    def __init__(self, max_chars: int = 400, max_len_ratio: float = 2.0, max_span: int = 5):
+        self.max_chars = max_chars
+        self.max_len_ratio = max_len_ratio
+        self.max_span = max_span
+
+    def __call__(self, original: str, rewrite: str, others: Iterable[str] = ()) -> Verdict:
+        rw = " ".join((rewrite or "").split()).strip().strip('"').strip()
+        if not rw:
+            return Verdict(False, "empty")
+        a, b = tokens(original), tokens(rw)
+        if len(rw) > self.max_chars or len(b) > self.max_len_ratio * len(a) + 10:
+            return Verdict(False, "too_long")
+        if not b:
+            return Verdict(False, "unparseable")
+        aw, bw = [t for t, _ in a], [t for t, _ in b]
+        if aw == bw:
+            return Verdict(False, "no_change")
+        if " ".join(bw) in {normalize(o) for o in others}:
+            return Verdict(False, "duplicate")
+        blocks = self._blocks(aw, bw)
+        if not blocks:
+            return Verdict(False, "no_change")
+        if any(len(f) > self.max_span or len(t) > self.max_span for _, f, t in blocks):
+            return Verdict(False, "edit_too_large")
+        if len(blocks) == 1:
+            i, f, t = blocks[0]
+            whole = any(" ".join(f) in lex and " ".join(t) in lex for _, lex in L.TYPED_LEXICONS)
+            if len(f) == len(t) > 1 and not whole:
+                per = {self._type(original, a, i + k, [f[k]], [t[k]])
+                       for k in range(len(f)) if not _agreement(f[k], t[k])}
+                if len(per) > 1 or None in per:
+                    return Verdict(False, "multi_edit")
+            typ = self._type(original, a, i, f, t)
+            if (not f or not t) and typ != "quantity":
+                return Verdict(False, "insert_or_delete")
+            if typ is None:
+                return Verdict(False, "untyped_edit")
+            return Verdict(True, edit=Edit(typ, " ".join(f), " ".join(t), self._scope(typ, original, a, i, f)))
+        if len(blocks) == 2:
+            (i1, f1, t1), (i2, f2, t2) = blocks
+            if f1 and f2 and f1 == t2 and f2 == t1:
+                typ = self._type(original, a, i1, f1, f2)
+                if typ and typ not in ("causal", "position"):
+                    return Verdict(True, edit=Edit(typ, f"{' '.join(f1)} ... {' '.join(f2)}",
+                                                   f"{' '.join(t1)} ... {' '.join(t2)}", "local"))
+            types = [self._type(original, a, i, f, t) for i, f, t in blocks]
+            verbish = [self._is_verb(original, a, i, f) for i, f, _ in blocks]
+            if all(verbish) and "causal" in types:
+                return Verdict(True, edit=Edit("causal", f"{' '.join(f1)} ... {' '.join(f2)}",
+                                               f"{' '.join(t1)} ... {' '.join(t2)}", "global"))
+        return Verdict(False, "multi_edit")
+
+    def _blocks(self, aw: list[str], bw: list[str]) -> list[tuple[int, list[str], list[str]]]:
+        """Changed places as (start in original, from words, to words), agreement dropped."""
+        out = []
+        sm = difflib.SequenceMatcher(None, aw, bw, autojunk=False)
+        for op, i1, i2, j1, j2 in sm.get_opcodes():
+            if op == "equal":
+                continue
+            f, t = aw[i1:i2], bw[j1:j2]
+            if len(f) == len(t):
+                keep = [k for k in range(len(f)) if not _agreement(f[k], t[k])]
+                if not keep:
+                    continue
+                lo, hi = keep[0], keep[-1] + 1
+                f, t, i1 = f[lo:hi], t[lo:hi], i1 + lo
+            out.append((i1, f, t))
+        if len(out) > 1 and all(self._only_agreement(f, t) for _, f, t in out[1:]):
+            out = out[:1]
+        return out
+
+    @staticmethod
+    def _only_agreement(f: list[str], t: list[str]) -> bool:
+        return len(f) == len(t) == 1 and _agreement(f[0], t[0])
+
+    def _type(self, original: str, a: list[tuple[str, int]], i: int, f: list[str], t: list[str]) -> str | None:
+        if (f or t) and all(_is_quantity(w) for w in f + t):
+            nxt = a[i + len(f)][0] if i + len(f) < len(a) else ""
+            return "parts" if nxt in L.PARTS else "quantity"
+        for name, lex in L.TYPED_LEXICONS:
+            if f and t and _in(lex, f) and _in(lex, t):
+                return name
+        if not f or not t:
+            return None
+        if len(f) == 1 and len(t) == 1 and f[0] in L.CATEGORY and t[0] not in L.COLOR:
+            return "category"
+        pos = _pos_map(original).get(a[i][1], "")
+        return {"ADJ": "state", "NOUN": "category", "PROPN": "category", "VERB": "state",
+                "ADP": "position", "NUM": "quantity", "ADV": "state"}.get(pos)
+
+    def _is_verb(self, original: str, a: list[tuple[str, int]], i: int, f: list[str]) -> bool:
+        if not f:
+            return False
+        if any(w in L.CAUSAL or w in L.MOVEMENT for w in f):
+            return True
+        pos = _pos_map(original)
+        return any(pos.get(a[k][1]) in ("VERB", "AUX") for k in range(i, i + len(f)))
+
+    def _scope(self, typ: str, original: str, a: list[tuple[str, int]], i: int, f: list[str]) -> str:
+        if typ in GLOBAL_TYPES:
+            return "global"
+        if typ == "state" and f and f[0] not in L.STATE and _pos_map(original).get(a[i][1]) == "VERB":
+            return "global"      # an action change, not a maskable attribute
+        return "local"
+
+
+_DEFAULT = Validator()
+
+
+def validate(original: str, rewrite: str, others: Iterable[str] = ()) -> Verdict:
+    """Validate one rewrite of `original` (see `Validator`)."""
+    return _DEFAULT(original, rewrite, others)

@@ -1,0 +1,20 @@
+"""Running a stage over its units: skip done units, distribute the rest, record failures."""
+from __future__ import annotations
+
+from typing import Any
+
+from .distribute import get_distributor
+from .io.ledger import Ledger
+from .io.reader import Unit
+
+
+def run_units(job: Any, units: list[Unit], ledger: Ledger, *, distributor: str = "local",
+              workers: int = 1, gpus: list[str] | None = None, retries: int = 2, desc: str = "units",
+              device: str = "cpu", item_key: str = "items", **dist_kw: Any) -> dict[str, Any]:
+    """Process every unfinished unit; a rerun after a kill finishes the rest, redoing nothing done."""
+    ledger.clean()
+    todo = ledger.pending(units)
+    failures = get_distributor(distributor)(job, todo, workers=workers, gpus=gpus, retries=retries,
+                                            desc=desc, device=device, item_key=item_key, **dist_kw) if todo else {}
+    ledger.record_failures({i: e for i, e in failures.items() if not ledger.is_done(units[i])})
+    return ledger.summary()

@@ -1,0 +1,65 @@
+"""A real local HTTP server speaking the chat-completions protocol, for backend tests.
+
+Modes: ok (numbered list of colour swaps of the caption), flaky (HTTP 500 on every first
+try of a request), garbage (200 with a non-JSON body), slow (answers after 5 s), json
+(structured answer). Prints its port on stdout, then serves until killed.
+"""
+import json
+import re
+import sys
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODE = sys.argv[1] if len(sys.argv) > 1 else "ok"
+SEEN: Counter = Counter()
+SWAP = {"red": "blue", "blue": "green", "green": "red", "circle": "square", "square": "circle"}
+
+
+def rewrites(caption: str) -> list[str]:
+    words = caption.split()
+    out = []
+    for i, w in enumerate(words):
+        if w in SWAP:
+            out.append(" ".join(words[:i] + [SWAP[w]] + words[i + 1:]))
+    return out + [caption, "a completely different sentence about a boat on a lake"]
+
+
+class H(BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        assert self.path == "/v1/chat/completions", self.path
+        prompt = body["messages"][-1]["content"]
+        caption = re.search(r"<<<(.*?)>>>", prompt, re.S).group(1)
+        SEEN[(caption, body.get("seed"))] += 1
+        if MODE == "flaky" and SEEN[(caption, body.get("seed"))] == 1:
+            return self._send(500, b'{"error": "overloaded"}')
+        if MODE == "garbage":
+            return self._send(200, b"<html>oops</html>")
+        if MODE == "slow":
+            time.sleep(5)
+        rws = rewrites(caption)
+        if body.get("response_format"):
+            content = json.dumps({"rewrites": [{"text": r, "type": "color", "from": "", "to": ""} for r in rws]})
+        else:
+            content = "Sure! Here are the rewrites:\n" + "\n".join(f"{i + 1}. {r}" for i, r in enumerate(rws))
+        resp = {"id": "x", "object": "chat.completion", "model": body["model"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                             "finish_reason": "stop"}]}
+        self._send(200, json.dumps(resp).encode())
+
+    def _send(self, code, data):
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+if __name__ == "__main__":
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    print(srv.server_address[1], flush=True)
+    srv.serve_forever()
