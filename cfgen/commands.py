@@ -66,5 +66,67 @@ def captions(inputs, out, config_path, limit, dry_run, **kw) -> None:
     click.echo(_summary_lines(summary))
 
 
+def _images_options(f):
+    for opt in reversed([
+        click.option("--run", required=True, help="run directory (from `cfgen captions`)"),
+        click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+                     help="YAML recipe (section `images`)"),
+        click.option("--filter-model", help="CLIP/SigLIP model for filtering"),
+        click.option("--filter/--no-filter", "filter_", default=None, help="CLIP-similarity filtering"),
+        click.option("--min-cf-score", type=float), click.option("--min-margin", type=float),
+        click.option("--min-img-sim", type=float), click.option("--max-img-sim", type=float),
+        click.option("--store-size", type=int, help="resize final images (shortest side)"),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _images_cfg(config_path, run, filter_, kw):
+    from .images.stage import ImagesConfig
+    return build(ImagesConfig, load_yaml(config_path, "images"), kw, {"run": run, "filter": filter_})
+
+
+@click.command()
+@_images_options
+@click.option("--editor", type=click.Choice(["scene", "sdxl"]))
+@click.option("--gpus", help="GPUs, one worker each: 0-7, 0,2,5 or all")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="without --gpus: where to run")
+@click.option("--workers", type=int, help="CPU worker processes (with --device cpu)")
+@click.option("--seed", type=int)
+@click.option("--distributor", type=click.Choice(["local", "ray"]))
+@click.option("--ray-address")
+@one_line_errors
+def images(run, config_path, filter_, gpus, device, **kw) -> None:
+    """Stage 2: masked edits of each anchor toward its rewrites, CLIP filter, final shards."""
+    from .distribute import parse_gpus
+    from .images.stage import run_images
+    cfg = _images_cfg(config_path, run, filter_, kw)
+    gpu_list = parse_gpus(gpus)
+    summary = run_images(cfg, gpus=gpu_list or None, device=device or ("cuda" if gpu_list else "cpu"))
+    click.echo(_summary_lines(summary))
+
+
+@click.command(name="filter")
+@_images_options
+@one_line_errors
+def filter_cmd(run, config_path, filter_, **kw) -> None:
+    """Re-filter generated counterfactuals with new thresholds (no image is regenerated)."""
+    from .images.stage import run_filter
+    click.echo(_summary_lines(run_filter(_images_cfg(config_path, run, filter_, kw), redo=True)))
+
+
+@click.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", default="sheet.png", show_default=True)
+@click.option("--n", default=8, show_default=True, help="anchors (rows)")
+@one_line_errors
+def inspect(run, out, n) -> None:
+    """Contact sheet of final samples: anchor, counterfactuals, edit types, masks, scores."""
+    from .images.inspect import contact_sheet
+    k = contact_sheet(run, out, n=n)
+    click.echo(f"wrote {out} ({k} anchors)")
+
+
 def register(group: click.Group) -> None:
-    group.add_command(captions)
+    for cmd in (captions, images, filter_cmd, inspect):
+        group.add_command(cmd)

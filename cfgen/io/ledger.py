@@ -110,6 +110,8 @@ class Ledger:
             tot["rejected"].update(s.rejected)
             tot["failed"].update(s.failed)
             for k, v in s.extra.items():
+                if "_per_" in k:
+                    continue          # rates do not add up across units
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     sums[k] += v
                 elif isinstance(v, dict) and all(isinstance(x, (int, float)) for x in v.values()):

@@ -1,0 +1,67 @@
+"""CLIP-similarity filtering of counterfactual images.
+
+A counterfactual is kept when it matches its own caption (S(I_cf, T_cf) >= min_cf_score),
+matches it better than the anchor caption (S(I_cf, T_cf) - S(I_cf, T_a) >= min_margin), and
+stays close to the anchor image without being a copy (min_img_sim <= S(I_cf, I_a) <= max_img_sim).
+Scores are stored with every counterfactual, so `cfgen filter` can re-decide without regenerating.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+
+@dataclass
+class FilterConfig:
+    model: str = "openai/clip-vit-large-patch14"
+    min_cf_score: float = 0.20
+    min_margin: float = 0.0
+    min_img_sim: float = 0.50
+    max_img_sim: float = 0.995
+    batch_size: int = 64
+
+
+def verdict(scores: dict[str, float], cfg: FilterConfig) -> tuple[bool, str]:
+    """(keep, reason) from stored scores and thresholds."""
+    if scores["s_cf_tcf"] < cfg.min_cf_score:
+        return False, "filter_low_score"
+    if scores["margin"] < cfg.min_margin:
+        return False, "filter_low_margin"
+    if scores["s_img"] > cfg.max_img_sim:
+        return False, "filter_copy"
+    if scores["s_img"] < cfg.min_img_sim:
+        return False, "filter_far"
+    return True, ""
+
+
+class ClipScorer:
+    """Embeddings and cosine scores with any transformers CLIP/SigLIP checkpoint."""
+
+    def __init__(self, model: str, device: str = "cpu", batch_size: int = 64):
+        from ..train.model import load_dual_encoder
+        self.enc = load_dual_encoder(model, device=device)
+        self.batch_size = batch_size
+
+    def score(self, anchor_img: Image.Image, anchor_txt: str, cf_imgs: list[Image.Image],
+              cf_txts: list[str]) -> list[dict[str, float]]:
+        if not cf_imgs:
+            return []
+        import torch
+        with torch.no_grad():
+            im = self.enc.embed_images([anchor_img] + cf_imgs, self.batch_size)
+            tx = self.enc.embed_texts([anchor_txt] + cf_txts, self.batch_size)
+        ia, icf = im[0], im[1:]
+        ta, tcf = tx[0], tx[1:]
+        s_cf_tcf = (icf * tcf).sum(-1)
+        s_cf_ta = icf @ ta
+        s_img = icf @ ia
+        s_a = float(ia @ ta)
+        return [{"s_cf_tcf": round(float(a), 5), "s_cf_ta": round(float(b), 5),
+                 "margin": round(float(a - b), 5), "s_img": round(float(c), 5), "s_a_ta": round(s_a, 5)}
+                for a, b, c in zip(s_cf_tcf, s_cf_ta, s_img)]
+
+
+def scores_of(d: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in d.items() if isinstance(v, (int, float))}

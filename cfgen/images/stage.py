@@ -1,0 +1,293 @@
+"""`cfgen images`: anchors + validated rewrites -> counterfactual images -> final shards.
+
+Two steps per unit, each with its own ledger:
+  images/part-NNNNN.{tar,parquet}  every generated counterfactual, its mask box, seed and
+                                   filter scores (the expensive step: GPUs)
+  final/part-NNNNN.tar             the final WebDataset shard (thresholds applied; cheap),
+                                   redone by `cfgen filter` with new thresholds
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..datamodel import FAILED, KEPT, REJECTED, Counterfactual, Edit, Rewrite, Sample, table_to_rewrites
+from ..io.ledger import Ledger, UnitStats, read_manifest
+from ..io.reader import InputConfig, Unit, read_unit
+from ..io.writer import AtomicTarWriter, atomic_write_parquet
+from .editors import EditResult, decode_rgb, edit_seed, encode_image
+from .filter import FilterConfig, verdict
+
+EDIT_STAGE, FINAL_STAGE = "images", "final"
+SCORE_KEYS = ("s_cf_tcf", "s_cf_ta", "margin", "s_img", "s_a_ta")
+
+EDIT_SCHEMA = pa.schema([
+    ("key", pa.string()), ("i", pa.int32()), ("text", pa.string()), ("caption", pa.string()),
+    ("edit_type", pa.string()), ("edit_from", pa.string()), ("edit_to", pa.string()),
+    ("edit_scope", pa.string()), ("scope_used", pa.string()), ("status", pa.string()),
+    ("reason", pa.string()), ("seed", pa.int64()), ("mask_box", pa.list_(pa.int32())),
+] + [(k, pa.float32()) for k in SCORE_KEYS])
+
+
+@dataclass
+class ImagesConfig:
+    run: str = "shards/run"
+    editor: str = "scene"                    # scene | sdxl
+    seed: int = 0
+    filter: bool = True
+    filter_model: str = "openai/clip-vit-large-patch14"
+    min_cf_score: float = 0.20
+    min_margin: float = 0.0
+    min_img_sim: float = 0.50
+    max_img_sim: float = 0.995
+    store_size: int | None = None            # resize final images (shortest side) to training size
+    image_format: str = "jpg"
+    max_cf: int = 4
+    sdxl: dict[str, Any] = field(default_factory=dict)     # SDXLConfig fields
+    masks: dict[str, Any] = field(default_factory=dict)    # MaskConfig fields
+    workers: int = 1
+    distributor: str = "local"
+    ray_address: str | None = None
+    retries: int = 2
+
+    def filter_config(self) -> FilterConfig:
+        return FilterConfig(model=self.filter_model, min_cf_score=self.min_cf_score, min_margin=self.min_margin,
+                            min_img_sim=self.min_img_sim, max_img_sim=self.max_img_sim)
+
+
+_CACHE: dict[tuple, Any] = {}
+
+
+def _cached(key: tuple, make):
+    if key not in _CACHE:        # one model per worker process, reused across units
+        _CACHE[key] = make()
+    return _CACHE[key]
+
+
+def make_editor(cfg: ImagesConfig, device: str) -> Any:
+    if cfg.editor == "scene":
+        from .editors import SceneEditor
+        return SceneEditor(image_format=cfg.image_format)
+    if cfg.editor == "sdxl":
+        from .sdxl import SDXLConfig, SDXLEditor
+        from .masks import MaskConfig
+        return SDXLEditor(SDXLConfig(**cfg.sdxl), MaskConfig(**cfg.masks), device=device,
+                          image_format=cfg.image_format)
+    raise ValueError(f"unknown editor {cfg.editor!r} (scene, sdxl)")
+
+
+class EditJob:
+    """Generate and score every kept rewrite of one unit."""
+
+    def __init__(self, cfg: ImagesConfig, input_cfg: InputConfig):
+        self.cfg = cfg
+        self.input_cfg = input_cfg
+
+    def __call__(self, unit: Unit, device: str = "cpu") -> dict[str, Any]:
+        t0 = time.time()
+        cfg = self.cfg
+        ledger = Ledger(cfg.run, EDIT_STAGE)
+        cap_path = Path(cfg.run) / "captions" / f"{unit.name}.parquet"
+        table = pq.read_table(cap_path)
+        rewrites = table_to_rewrites(table)
+        upstream = {r["key"]: (r["status"], r["reason"]) for r in table.to_pylist() if r["i"] < 0}
+        editor = _cached(("editor", json.dumps(asdict(cfg), sort_keys=True), device), lambda: make_editor(cfg, device))
+        scorer = None
+        if cfg.filter:
+            from .filter import ClipScorer
+            scorer = _cached(("scorer", cfg.filter_model, device), lambda: ClipScorer(cfg.filter_model, device))
+        stats = UnitStats(unit.index)
+        rows: list[dict[str, Any]] = []
+        cf_rej: Counter = Counter()
+        n_gen = 0
+        tmp = AtomicTarWriter(ledger.dir / f"{unit.name}.tar")
+        try:
+            for rec in read_unit(unit, self.input_cfg):
+                if rec.anchor is None:
+                    stats.add(rec.status, rec.reason)
+                    continue
+                a = rec.anchor
+                kept = [r for r in rewrites.get(a.key, []) if r.status == KEPT][: cfg.max_cf]
+                if not kept:
+                    status, reason = upstream.get(a.key, (REJECTED, "no_kept_rewrite"))
+                    stats.add(status if status in (REJECTED, FAILED) else REJECTED, reason or "no_kept_rewrite")
+                    continue
+                seeds = [edit_seed(cfg.seed, a.key, r.i) for r in kept]
+                try:
+                    results = editor.edit(a, kept, seeds)
+                except Exception as e:      # one anchor never stops the unit
+                    results = [EditResult(r.i, status=FAILED, reason=f"editor_error: {type(e).__name__}: {e}"[:300],
+                                          seed=s) for r, s in zip(kept, seeds)]
+                gen = [x for x in results if x.status == "generated"]
+                scores: list[dict[str, float]] = [{} for _ in gen]
+                if scorer is not None and gen:
+                    by_i = {r.i: r for r in kept}
+                    scores = scorer.score(decode_rgb(a.image), a.caption, [decode_rgb(x.image) for x in gen],
+                                          [by_i[x.i].text for x in gen])
+                sc = {x.i: s for x, s in zip(gen, scores)}
+                sample = {"__key__": a.key, a.image_ext: a.image, "txt": a.caption.encode(),
+                          "json": json.dumps({"source_id": a.source_id, "meta": a.meta}, sort_keys=True).encode()}
+                for r, x in zip(kept, results):
+                    rows.append(_row(a.key, a.caption, r, x, sc.get(x.i, {})))
+                    if x.status == "generated":
+                        sample[f"cf{x.i}.{cfg.image_format}"] = x.image
+                    else:
+                        cf_rej[x.reason.split(":")[0]] += 1
+                n_gen += len(gen)
+                if gen:
+                    tmp.write(sample)
+                    stats.add(KEPT)
+                elif all(x.status == FAILED for x in results):
+                    stats.add(FAILED, results[0].reason.split(":")[0])
+                else:
+                    stats.add(REJECTED, "no_cf_generated")
+            tmp.close()
+        except BaseException:
+            tmp.abort()
+            raise
+        atomic_write_parquet(ledger.dir / f"{unit.name}.parquet", pa.Table.from_pylist(rows, schema=EDIT_SCHEMA))
+        dt = time.time() - t0
+        stats.extra = {"cf_generated": n_gen, "cf_rejected": dict(cf_rej), "seconds": round(dt, 3),
+                       "images_per_s": round(n_gen / max(dt, 1e-9), 3), "device": device, "editor": cfg.editor}
+        ledger.mark_done(unit, stats)
+        return stats.to_dict()
+
+
+def _row(key: str, caption: str, r: Rewrite, x: EditResult, scores: dict[str, float]) -> dict[str, Any]:
+    e = r.edit
+    row = {"key": key, "i": r.i, "text": r.text, "caption": caption,
+           "edit_type": e.type if e else None, "edit_from": e.from_ if e else None,
+           "edit_to": e.to if e else None, "edit_scope": e.scope if e else None,
+           "scope_used": x.scope or (e.scope if e else None), "status": x.status, "reason": x.reason,
+           "seed": x.seed, "mask_box": x.mask_box}
+    row.update({k: scores.get(k) for k in SCORE_KEYS})
+    return row
+
+
+class FinalizeJob:
+    """Apply the filter thresholds to one unit's generated counterfactuals; write the final shard."""
+
+    def __init__(self, cfg: ImagesConfig):
+        self.cfg = cfg
+
+    def __call__(self, unit: Unit, device: str = "cpu") -> dict[str, Any]:
+        import webdataset as wds
+        cfg = self.cfg
+        fcfg = cfg.filter_config()
+        src = Ledger(cfg.run, EDIT_STAGE)
+        ledger = Ledger(cfg.run, FINAL_STAGE)
+        edit_stats = json.loads(src.stats_path(unit).read_text())
+        rows = pq.read_table(src.dir / f"{unit.name}.parquet").to_pylist()
+        by_key: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            by_key.setdefault(r["key"], []).append(r)
+        stats = UnitStats(unit.index)
+        # anchors that never reached generation keep their reasons from the edit step
+        for reason, n in edit_stats["rejected"].items():
+            for _ in range(n):
+                stats.add(REJECTED, reason)
+        for reason, n in edit_stats["failed"].items():
+            for _ in range(n):
+                stats.add(FAILED, reason)
+        filtered: Counter = Counter()
+        by_type: Counter = Counter()
+        n_cf = 0
+        seen: set[str] = set()
+        with AtomicTarWriter(ledger.dir / f"{unit.name}.tar") as w:
+            tar = src.dir / f"{unit.name}.tar"
+            for s in wds.WebDataset(str(tar), shardshuffle=False, empty_check=False):
+                key = s["__key__"]
+                seen.add(key)
+                meta = json.loads(s["json"])
+                cfs = []
+                for r in by_key.get(key, []):
+                    if r["status"] != "generated":
+                        continue
+                    sc = {k: r[k] for k in SCORE_KEYS if r[k] is not None}
+                    keep, why = verdict(sc, fcfg) if (cfg.filter and sc) else (True, "")
+                    if not keep:
+                        filtered[why] += 1
+                        continue
+                    img = s[f"cf{r['i']}.{cfg.image_format}"]
+                    cfs.append(Counterfactual(
+                        i=len(cfs), text=r["text"], image=_resize(img, cfg),
+                        edit=Edit(r["edit_type"], r["edit_from"], r["edit_to"], r["scope_used"] or r["edit_scope"]),
+                        mask_box=r["mask_box"], scores=sc, seed=r["seed"], rewrite=r["i"]))
+                if not cfs:
+                    stats.add(REJECTED, "all_cf_filtered")
+                    continue
+                ext = next(e for e in ("jpg", "png", "webp") if e in s)
+                anchor_img = s[ext] if ext == cfg.image_format else encode_image(decode_rgb(s[ext]), cfg.image_format)
+                caption = s["txt"].decode()
+                w.write(Sample(key=key, caption=caption, image=_resize(anchor_img, cfg), image_ext=cfg.image_format,
+                               meta={"source_id": meta["source_id"], "source": meta["meta"].get("key", meta["source_id"])},
+                               cfs=cfs).to_wds())
+                stats.add(KEPT)
+                n_cf += len(cfs)
+                by_type.update(c.edit.type for c in cfs)
+        missing = edit_stats["kept"] - len(seen)
+        for _ in range(max(missing, 0)):
+            stats.add(FAILED, "missing_from_images_tar")
+        secs = edit_stats.get("seconds", 0.0)
+        stats.extra = {"cf_kept": n_cf, "cf_filtered": dict(filtered), "kept_by_type": dict(by_type),
+                       "cf_generated": edit_stats.get("cf_generated", 0), "edit_seconds": secs,
+                       "cf_rejected": edit_stats.get("cf_rejected", {})}
+        ledger.mark_done(unit, stats)
+        return stats.to_dict()
+
+
+def _resize(data: bytes, cfg: ImagesConfig) -> bytes:
+    if not cfg.store_size:
+        return data
+    im = decode_rgb(data)
+    if min(im.size) <= cfg.store_size:
+        return data
+    scale = cfg.store_size / min(im.size)
+    return encode_image(im.resize((round(im.width * scale), round(im.height * scale))), cfg.image_format)
+
+
+def _input_config(run: str) -> tuple[list[Unit], InputConfig]:
+    units, info = read_manifest(run)
+    c = info.get("captions", {})
+    return units, InputConfig(image_col=c.get("image_col", "image"), caption_col=c.get("caption_col", "caption"),
+                              id_col=c.get("id_col"), rows_per_unit=c.get("rows_per_unit", 10_000))
+
+
+def run_images(cfg: ImagesConfig, gpus: list[str] | None = None, device: str = "cpu") -> dict[str, Any]:
+    from ..stage import run_units
+    units, icfg = _input_config(cfg.run)
+    cap = Ledger(cfg.run, "captions")
+    ready = [u for u in units if cap.is_done(u)]
+    if not ready:
+        raise ValueError(f"{cfg.run}: no finished captions parts; run `cfgen captions` first")
+    run_units(EditJob(cfg, icfg), ready, Ledger(cfg.run, EDIT_STAGE), distributor=cfg.distributor,
+              workers=cfg.workers, gpus=gpus, retries=cfg.retries, desc="images", device=device,
+              item_key="cf_generated", ray_address=cfg.ray_address)
+    return run_filter(cfg, units)
+
+
+def run_filter(cfg: ImagesConfig, units: list[Unit] | None = None, redo: bool = False) -> dict[str, Any]:
+    """(Re)build final shards from generated images and stored scores; no image is regenerated."""
+    from ..stage import run_units
+    if units is None:
+        units, _ = _input_config(cfg.run)
+    final = Ledger(cfg.run, FINAL_STAGE)
+    if redo:
+        for u in units:
+            final.stats_path(u).unlink(missing_ok=True)
+    edits = Ledger(cfg.run, EDIT_STAGE)
+    ready = [u for u in units if edits.is_done(u)]
+    summary = run_units(FinalizeJob(cfg), ready, final, distributor="sequential", desc="filter",
+                        item_key="cf_kept")
+    x = summary["extra"]
+    secs = x.get("edit_seconds", 0.0)
+    x["images_per_s"] = round(x.get("cf_generated", 0) / max(secs, 1e-9), 2)
+    x["kept_cf_per_device_hour"] = round(x.get("cf_kept", 0) / max(secs, 1e-9) * 3600)
+    return summary

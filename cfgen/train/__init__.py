@@ -1,0 +1,1 @@
+"""Stage 3: CF-VLM fine-tuning of CLIP-style models."""

@@ -1,0 +1,90 @@
+"""One dual-encoder wrapper over transformers CLIP and SigLIP: preprocessing, normalised
+features and the score S(image, text), shared by the filter, the trainer and eval."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+
+def _pooled(out: Any) -> torch.Tensor:
+    """transformers v5 returns a model output from get_*_features; v4 a tensor."""
+    return getattr(out, "pooler_output", out)
+
+
+class DualEncoder:
+    """A CLIP/SigLIP model with its processor. `kind` is "clip" or "siglip"."""
+
+    def __init__(self, model: Any, processor: Any, device: str = "cpu"):
+        self.model = model.to(device)
+        self.processor = processor
+        self.device = device
+        mtype = model.config.model_type
+        self.kind = "siglip" if mtype.startswith("siglip") else "clip"
+        self.max_length = getattr(model.config.text_config, "max_position_embeddings", 77)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu", dtype: torch.dtype | None = None) -> "DualEncoder":
+        from transformers import AutoConfig, AutoProcessor, CLIPModel, SiglipModel
+        cfg = AutoConfig.from_pretrained(path)
+        model_cls = SiglipModel if cfg.model_type.startswith("siglip") else CLIPModel
+        kw = {"dtype": dtype} if dtype is not None else {}
+        model = model_cls.from_pretrained(path, **kw)
+        processor = AutoProcessor.from_pretrained(path)
+        return cls(model, processor, device)
+
+    def save(self, out: str | Path) -> None:
+        self.model.save_pretrained(out)
+        self.processor.save_pretrained(out)
+
+    # ---------------------------------------------------------------- preprocessing
+    def pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        return self.processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
+
+    def tokens(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        pad = "max_length" if self.kind == "siglip" else True
+        enc = self.processor.tokenizer(list(texts), padding=pad, truncation=True,
+                                       max_length=self.max_length, return_tensors="pt")
+        return {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+
+    # ---------------------------------------------------------------- features
+    def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        out = self.model.get_image_features(pixel_values=pixel_values.to(self.device))
+        return F.normalize(_pooled(out), dim=-1)
+
+    def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        kw = {"input_ids": input_ids.to(self.device)}
+        if attention_mask is not None and self.kind == "clip":
+            kw["attention_mask"] = attention_mask.to(self.device)
+        return F.normalize(_pooled(self.model.get_text_features(**kw)), dim=-1)
+
+    @torch.no_grad()
+    def embed_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> torch.Tensor:
+        return torch.cat([self.image_features(self.pixels(images[i:i + batch_size]))
+                          for i in range(0, len(images), batch_size)]).float().cpu()
+
+    @torch.no_grad()
+    def embed_texts(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        return torch.cat([self.text_features(**self.tokens(texts[i:i + batch_size]))
+                          for i in range(0, len(texts), batch_size)]).float().cpu()
+
+    @torch.no_grad()
+    def score(self, images: Sequence[Image.Image], texts: Sequence[str]) -> torch.Tensor:
+        """S(image_i, text_j): cosine similarities, [len(images), len(texts)]."""
+        return self.embed_images(images) @ self.embed_texts(texts).T
+
+    # ---------------------------------------------------------------- temperature
+    @property
+    def logit_scale(self) -> torch.nn.Parameter:
+        return self.model.logit_scale
+
+    @property
+    def logit_bias(self) -> torch.nn.Parameter | None:
+        return getattr(self.model, "logit_bias", None)
+
+
+def load_dual_encoder(path: str | Path, device: str = "cpu") -> DualEncoder:
+    return DualEncoder.load(path, device=device)
