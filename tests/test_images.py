@@ -1,0 +1,132 @@
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import webdataset as wds
+
+from cfgen.captions.stage import CaptionsConfig, run_captions
+from cfgen.datamodel import Sample
+from cfgen.images.editors import decode_rgb
+from cfgen.images.stage import ImagesConfig, run_filter, run_images
+from cfgen.world.scene import COLORS, SHAPES, SIZES
+
+WORLD_VOCAB = {"color": list(COLORS), "shape": list(SHAPES), "size": list(SIZES)}
+
+
+@pytest.fixture(scope="module")
+def world_run(small_world, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    run_captions(CaptionsConfig(input=[str(small_world / "train")], out=str(run), rules_vocab=WORLD_VOCAB))
+    return run
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    from cfgen.models import build_clip
+    return build_clip(tmp_path_factory.mktemp("clip"), words=list(COLORS) + list(SHAPES), image_size=32)
+
+
+def _final(run: Path) -> list[Sample]:
+    tars = sorted(str(p) for p in (run / "final").glob("part-*.tar"))
+    return [Sample.from_wds(s) for s in wds.WebDataset(tars, shardshuffle=False)]
+
+
+def test_scene_edits_differ_from_anchor_only_inside_the_mask(world_run):
+    s = run_images(ImagesConfig(run=str(world_run), filter=False, image_format="png"))
+    assert s["in"] == 300 and s["in"] == s["kept"] + sum(s["rejected"].values()) + sum(s["failed"].values())
+    samples = _final(world_run)
+    assert len(samples) == s["kept"] > 200
+    n = 0
+    types = set()
+    for smp in samples:
+        a = np.asarray(decode_rgb(smp.image)).astype(int)
+        for cf in smp.cfs:
+            c = np.asarray(decode_rgb(cf.image)).astype(int)
+            x0, y0, x1, y1 = cf.mask_box
+            outside = np.ones(a.shape[:2], bool)
+            outside[y0:y1, x0:x1] = False
+            assert (a[outside] == c[outside]).all()
+            assert (a[y0:y1, x0:x1] != c[y0:y1, x0:x1]).any()
+            types.add(cf.edit.type)
+            n += 1
+    assert n > 400 and {"color", "shape", "size", "position", "quantity"} <= types
+    # held-out colour-shape pairs never appear in a training counterfactual
+    rej = json.loads((world_run / "images" / "part-00000.stats.json").read_text())["cf_rejected"]
+    assert rej.get("heldout_combination", 0) > 0
+
+
+def test_final_shards_read_with_plain_webdataset(world_run):
+    tars = sorted(str(p) for p in (world_run / "final").glob("part-*.tar"))
+    pairs = list(wds.WebDataset(tars, shardshuffle=False).decode("pil").to_tuple("png", "txt"))
+    assert len(pairs) == len(_final(world_run)) and all(isinstance(t, str) for _, t in pairs)
+
+
+def test_filter_scores_stored_and_refilter_without_regenerating(world_run, tiny_clip, tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(world_run / "captions", run / "captions")
+    shutil.copy(world_run / "manifest.json", run / "manifest.json")
+    cfg = ImagesConfig(run=str(run), filter=True, filter_model=str(tiny_clip), min_cf_score=-1.0,
+                       min_margin=-1.0, min_img_sim=-1.0, max_img_sim=1.0)
+    loose = run_images(cfg)
+    kept_cf = loose["extra"]["cf_kept"]
+    assert kept_cf == loose["extra"]["cf_generated"] > 0
+    for smp in _final(run):
+        for cf in smp.cfs:
+            assert set(cf.scores) >= {"s_cf_tcf", "s_cf_ta", "margin", "s_img"}
+            assert abs(cf.scores["margin"] - (cf.scores["s_cf_tcf"] - cf.scores["s_cf_ta"])) < 1e-3
+    tar = run / "images" / "part-00000.tar"
+    before = tar.stat().st_mtime_ns
+    margins = sorted(c.scores["margin"] for smp in _final(run) for c in smp.cfs)
+    cfg.min_margin = margins[len(margins) // 2]
+    strict = run_filter(cfg, redo=True)
+    assert tar.stat().st_mtime_ns == before
+    assert 0 < strict["extra"]["cf_kept"] < kept_cf
+    assert strict["extra"]["cf_filtered.filter_low_margin"] == kept_cf - strict["extra"]["cf_kept"]
+    assert strict["in"] == loose["in"]
+    assert all(c.scores["margin"] >= cfg.min_margin for smp in _final(run) for c in smp.cfs)
+
+
+def test_worker_killed_mid_shard_is_redone_once(tmp_path):
+    from cfgen.distribute import distribute_local
+    from cfgen.io.reader import Unit
+    from tests.helpers import SlowJob
+    units = [Unit(i, f"in-{i}.tar", "wds") for i in range(6)]
+    killed = []
+
+    def killer():
+        t0 = time.time()
+        while time.time() - t0 < 60 and not killed:
+            started = list(tmp_path.glob("started-3-*"))
+            if started:
+                pid = int(started[0].name.split("-")[2])
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.01)
+
+    th = threading.Thread(target=killer)
+    th.start()
+    failures = distribute_local(SlowJob(str(tmp_path)), units, workers=2, retries=2)
+    th.join()
+    assert killed and failures == {}
+    assert sorted((tmp_path / "out").glob("part-*.txt")) == [tmp_path / "out" / f"part-{i:05d}.txt" for i in range(6)]
+    done = (tmp_path / "completions.log").read_text().split()
+    assert sorted(done) == [str(i) for i in range(6)]           # every unit finished exactly once
+    assert len(list(tmp_path.glob("started-3-*"))) == 2          # unit 3 was started twice
+
+
+def test_cpu_workers_give_the_same_shards_as_one_process(world_run, tmp_path):
+    import hashlib
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(world_run / "captions", run / "captions")
+    shutil.copy(world_run / "manifest.json", run / "manifest.json")
+    run_images(ImagesConfig(run=str(run), filter=False, image_format="png", workers=2))
+    digest = lambda d: {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.glob("*.tar"))}
+    assert digest(run / "final") == digest(world_run / "final")
