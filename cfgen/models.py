@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import string
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
@@ -97,4 +97,134 @@ def build_causal_lm(out: str | Path, corpus: Iterable[str] = (), vocab_size: int
     torch.manual_seed(seed)
     LlamaForCausalLM(cfg).save_pretrained(out)
     tok.save_pretrained(out)
+    return out
+
+
+# ---------------------------------------------------------------------------------- SDXL
+def _sdxl_parts(full: bool) -> dict[str, Any]:
+    """UNet / VAE / text-encoder configs: the published SDXL 1.0 sizes, or a tiny variant."""
+    if full:
+        te1 = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                   projection_dim=768, hidden_act="quick_gelu")
+        te2 = dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
+                   projection_dim=1280, hidden_act="gelu")
+        base = dict(block_out_channels=(320, 640, 1280), layers_per_block=2, transformer_layers_per_block=(1, 2, 10),
+                    attention_head_dim=(5, 10, 20), cross_attention_dim=2048, addition_time_embed_dim=256,
+                    projection_class_embeddings_input_dim=2816, sample_size=128,
+                    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"))
+        refiner = dict(block_out_channels=(384, 768, 1536, 1536), layers_per_block=2, transformer_layers_per_block=4,
+                       attention_head_dim=(6, 12, 24, 24), cross_attention_dim=1280, addition_time_embed_dim=256,
+                       projection_class_embeddings_input_dim=2560, sample_size=128,
+                       down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+                       up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"))
+        vae = dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, sample_size=1024,
+                   down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                   scaling_factor=0.13025)
+    else:
+        te1 = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                   projection_dim=32, hidden_act="gelu")
+        te2 = dict(te1)
+        base = dict(block_out_channels=(32, 64), layers_per_block=1, transformer_layers_per_block=(1, 1),
+                    attention_head_dim=(2, 4), cross_attention_dim=64, addition_time_embed_dim=8,
+                    projection_class_embeddings_input_dim=6 * 8 + 32, sample_size=16,
+                    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
+        refiner = dict(base, cross_attention_dim=32, projection_class_embeddings_input_dim=5 * 8 + 32)
+        vae = dict(block_out_channels=(32, 64), layers_per_block=1, sample_size=64,
+                   down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)
+    return {"te1": te1, "te2": te2, "base": base, "refiner": refiner, "vae": vae}
+
+
+def build_sdxl(base_out: str | Path, refiner_out: str | Path | None = None, full: bool = False,
+               seed: int = 0) -> tuple[Path, Path | None]:
+    """Random-weight SDXL Base (+ Refiner sharing VAE and text_encoder_2), saved as diffusers
+    pipelines that `StableDiffusionXL*Pipeline.from_pretrained` loads like the real ones."""
+    import torch
+    from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline,
+                           StableDiffusionXLPipeline, UNet2DConditionModel)
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+    parts = _sdxl_parts(full)
+    tok_dir = Path(base_out) / "_tok"
+    write_clip_tokenizer(tok_dir, "a an the red blue green dog cat photo of".split())
+    tok = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=77)
+    tok.pad_token = EOS
+    ids = dict(vocab_size=len(tok), bos_token_id=tok.convert_tokens_to_ids(BOS),
+               eos_token_id=tok.convert_tokens_to_ids(EOS), pad_token_id=tok.convert_tokens_to_ids(EOS),
+               max_position_embeddings=77)
+    if full:
+        ids["vocab_size"] = 49408
+    torch.manual_seed(seed)
+    te1 = CLIPTextModel(CLIPTextConfig(**parts["te1"], **ids))
+    te2 = CLIPTextModelWithProjection(CLIPTextConfig(**parts["te2"], **ids))
+    common_unet = dict(in_channels=4, out_channels=4, use_linear_projection=True, addition_embed_type="text_time")
+    unet = UNet2DConditionModel(**common_unet, **parts["base"])
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, **parts["vae"])
+    sched = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                   steps_offset=1, timestep_spacing="leading")
+    StableDiffusionXLPipeline(vae=vae, text_encoder=te1, text_encoder_2=te2, tokenizer=tok, tokenizer_2=tok,
+                              unet=unet, scheduler=sched).save_pretrained(base_out)
+    ref_path = None
+    if refiner_out is not None:
+        runet = UNet2DConditionModel(**common_unet, **parts["refiner"])
+        StableDiffusionXLImg2ImgPipeline(vae=vae, text_encoder=None, text_encoder_2=te2, tokenizer=None,
+                                         tokenizer_2=tok, unet=runet, scheduler=sched,
+                                         requires_aesthetics_score=True).save_pretrained(refiner_out)
+        ref_path = Path(refiner_out)
+    return Path(base_out), ref_path
+
+
+# ---------------------------------------------------------------------------------- grounding
+def build_grounding(out: str | Path, kind: str = "owlv2", seed: int = 0) -> Path:
+    """Tiny random-weight OWLv2, SAM or CLIPSeg with processors, saved for `from_pretrained`."""
+    import torch
+    from transformers import CLIPTokenizer
+    out = Path(out)
+    torch.manual_seed(seed)
+    small_text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      max_position_embeddings=16)
+    small_vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                        image_size=32, patch_size=8)
+    if kind in ("owlv2", "clipseg"):
+        write_clip_tokenizer(out, "a an the red blue green dog cat frisbee".split())
+        tok = CLIPTokenizer(str(out / "vocab.json"), str(out / "merges.txt"), model_max_length=16)
+        tok.pad_token = "!"
+        text = dict(small_text, vocab_size=len(tok), bos_token_id=tok.convert_tokens_to_ids(BOS),
+                    eos_token_id=tok.convert_tokens_to_ids(EOS), pad_token_id=tok.convert_tokens_to_ids("!"))
+    if kind == "owlv2":
+        from transformers import (Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessorPil,
+                                  Owlv2Processor)
+        model = Owlv2ForObjectDetection(Owlv2Config(text_config=text, vision_config=small_vision, projection_dim=32))
+        # a zeroed box output layer predicts one patch-sized box per patch (the model's box bias)
+        # instead of the degenerate boxes random weights give
+        torch.nn.init.zeros_(model.box_head.dense2.weight)
+        torch.nn.init.zeros_(model.box_head.dense2.bias)
+        proc = Owlv2Processor(image_processor=Owlv2ImageProcessorPil(size={"height": 32, "width": 32}), tokenizer=tok)
+    elif kind == "clipseg":
+        from transformers import (CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor,
+                                  ViTImageProcessorPil)
+        model = CLIPSegForImageSegmentation(CLIPSegConfig(text_config=text, vision_config=small_vision,
+                                                          projection_dim=32, extract_layers=[1], reduce_dim=16,
+                                                          decoder_num_attention_heads=2,
+                                                          decoder_intermediate_size=32))
+        proc = CLIPSegProcessor(image_processor=ViTImageProcessorPil(size={"height": 32, "width": 32},
+                                                                     image_mean=[0.5] * 3, image_std=[0.5] * 3),
+                                tokenizer=tok)
+    elif kind == "sam":
+        from transformers import (SamConfig, SamImageProcessorPil, SamMaskDecoderConfig, SamModel,
+                                  SamProcessor, SamPromptEncoderConfig, SamVisionConfig)
+        vision = SamVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                 image_size=64, patch_size=8, output_channels=16, window_size=4,
+                                 global_attn_indexes=[1], mlp_dim=64, num_pos_feats=8)
+        prompt = SamPromptEncoderConfig(hidden_size=16, image_size=64, patch_size=8, mask_input_channels=4)
+        decoder = SamMaskDecoderConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, mlp_dim=32,
+                                       iou_head_hidden_dim=16)
+        model = SamModel(SamConfig(vision_config=vision.to_dict(), prompt_encoder_config=prompt.to_dict(),
+                                   mask_decoder_config=decoder.to_dict()))
+        proc = SamProcessor(image_processor=SamImageProcessorPil(size={"longest_edge": 64},
+                                                                 pad_size={"height": 64, "width": 64}))
+    else:
+        raise ValueError(kind)
+    model.save_pretrained(out)
+    proc.save_pretrained(out)
     return out

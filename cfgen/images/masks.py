@@ -1,0 +1,152 @@
+"""Masks of the edited object: text-grounded detection of the edit's `from` object (OWLv2 or
+Grounding DINO), optionally refined by SAM, dilated and feathered; CLIPSeg as a lighter path.
+
+A mask that cannot be found with enough confidence returns None: the caller then handles the
+edit as global (and records so), never drops it silently.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from ..datamodel import Edit
+
+
+@dataclass
+class MaskConfig:
+    detector: str = "google/owlv2-base-patch16-ensemble"
+    kind: str = "owlv2"                  # owlv2 | grounding-dino | clipseg
+    sam: str | None = "facebook/sam-vit-base"
+    box_threshold: float = 0.2
+    text_threshold: float = 0.25         # grounding-dino
+    clipseg_threshold: float = 0.4
+    dilate: float = 0.03                 # fraction of the image's longer side
+    feather: float = 0.015
+
+
+@dataclass
+class MaskResult:
+    mask: Image.Image                    # "L", 0..255, dilated and feathered
+    box: list[int]                       # [x0, y0, x1, y1] of the binary mask
+    score: float
+    phrase: str
+
+
+def grounding_phrase(caption: str, edit: Edit) -> str:
+    """The noun phrase of the edited object: the `from` span and the words up to its head noun
+    ("red" in "a red frisbee in the park" -> "red frisbee"; quantity "a" -> "dog")."""
+    from ..captions.nlp import load_nlp
+    doc = load_nlp()(caption)
+    words = [t.text.lower() for t in doc]
+    span = edit.from_.split(" ... ")[0].split()
+    start = next((i for i in range(len(words)) if words[i:i + len(span)] == span), None)
+    if start is None:
+        return edit.from_.split(" ... ")[0]
+    end = start + len(span)
+    while end < len(doc) and doc[end].pos_ in ("ADJ", "NOUN", "PROPN", "NUM") and end - start < 5:
+        end += 1
+    phrase = [t.text for t in doc[start:end] if t.pos_ not in ("DET", "NUM") and t.lower_ not in ("a", "an")]
+    return " ".join(phrase).lower() or edit.from_
+
+
+def _postprocess(binary: np.ndarray, cfg: MaskConfig, score: float, phrase: str) -> MaskResult | None:
+    if not binary.any():
+        return None
+    ys, xs = np.nonzero(binary)
+    box = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+    m = Image.fromarray(binary.astype(np.uint8) * 255, "L")
+    side = max(m.size)
+    d = int(round(cfg.dilate * side))
+    if d > 0:
+        m = m.filter(ImageFilter.MaxFilter(2 * d + 1))
+    f = cfg.feather * side
+    if f > 0:
+        m = m.filter(ImageFilter.GaussianBlur(f))
+    return MaskResult(m, box, score, phrase)
+
+
+class Masker:
+    """Grounded masks with transformers models (loaded once per worker)."""
+
+    def __init__(self, cfg: MaskConfig, device: str = "cpu"):
+        import torch
+        from transformers import AutoProcessor
+        self.cfg, self.device, self.torch = cfg, device, torch
+        self.processor = AutoProcessor.from_pretrained(cfg.detector)
+        if cfg.kind == "owlv2":
+            from transformers import Owlv2ForObjectDetection
+            self.model = Owlv2ForObjectDetection.from_pretrained(cfg.detector)
+        elif cfg.kind == "grounding-dino":
+            from transformers import GroundingDinoForObjectDetection
+            self.model = GroundingDinoForObjectDetection.from_pretrained(cfg.detector)
+        elif cfg.kind == "clipseg":
+            from transformers import CLIPSegForImageSegmentation
+            self.model = CLIPSegForImageSegmentation.from_pretrained(cfg.detector)
+        else:
+            raise ValueError(f"unknown mask model kind {cfg.kind!r} (owlv2, grounding-dino, clipseg)")
+        self.model.to(device).eval()
+        self.sam = self.sam_processor = None
+        if cfg.sam and cfg.kind != "clipseg":
+            from transformers import SamModel, SamProcessor
+            self.sam = SamModel.from_pretrained(cfg.sam).to(device).eval()
+            self.sam_processor = SamProcessor.from_pretrained(cfg.sam)
+
+    def __call__(self, image: Image.Image, phrase: str) -> MaskResult | None:
+        with self.torch.no_grad():
+            if self.cfg.kind == "clipseg":
+                return self._clipseg(image, phrase)
+            found = self._detect(image, phrase)
+            if found is None:
+                return None
+            box, score = found
+            binary = self._sam(image, box) if self.sam is not None else None
+            if binary is None or not binary.any():
+                binary = np.zeros((image.height, image.width), bool)
+                x0, y0, x1, y1 = [int(round(v)) for v in box]
+                binary[max(y0, 0):y1, max(x0, 0):x1] = True
+            return _postprocess(binary, self.cfg, score, phrase)
+
+    def _detect(self, image: Image.Image, phrase: str) -> tuple[list[float], float] | None:
+        w, h = image.size
+        if self.cfg.kind == "owlv2":
+            inputs = self.processor(text=[[phrase]], images=image, return_tensors="pt").to(self.device)
+            out = self.model(**inputs)
+            side = max(w, h)        # OWLv2 pads to a square: boxes are relative to the padded image
+            res = self.processor.post_process_grounded_object_detection(
+                out, threshold=self.cfg.box_threshold, target_sizes=[(side, side)], text_labels=[[phrase]])[0]
+        else:
+            inputs = self.processor(images=image, text=phrase.lower().rstrip(".") + ".", return_tensors="pt").to(self.device)
+            out = self.model(**inputs)
+            res = self.processor.post_process_grounded_object_detection(
+                out, inputs["input_ids"], threshold=self.cfg.box_threshold, text_threshold=self.cfg.text_threshold,
+                target_sizes=[(h, w)])[0]
+        best = None
+        for box, score in zip(res["boxes"].tolist(), res["scores"].tolist()):
+            x0, y0, x1, y1 = max(0.0, box[0]), max(0.0, box[1]), min(float(w), box[2]), min(float(h), box[3])
+            if x1 - x0 >= 1 and y1 - y0 >= 1 and (best is None or score > best[1]):
+                best = ([x0, y0, x1, y1], float(score))
+        return best
+
+    def _sam(self, image: Image.Image, box: list[float]) -> np.ndarray | None:
+        inputs = self.sam_processor(images=image, input_boxes=[[box]], return_tensors="pt").to(self.device)
+        out = self.sam(**inputs, multimask_output=False)
+        masks = self.sam_processor.image_processor.post_process_masks(
+            out.pred_masks.cpu(), inputs["original_sizes"].cpu(), inputs["reshaped_input_sizes"].cpu())
+        return masks[0][0, 0].numpy().astype(bool)
+
+    def _clipseg(self, image: Image.Image, phrase: str) -> MaskResult | None:
+        inputs = self.processor(text=[phrase], images=[image], padding=True, return_tensors="pt").to(self.device)
+        logits = self.model(**inputs).logits
+        prob = self.torch.sigmoid(logits.reshape(logits.shape[-2:])).float().cpu().numpy()
+        score = float(prob.max())
+        if score < self.cfg.clipseg_threshold:
+            return None
+        up = np.asarray(Image.fromarray((prob * 255).astype(np.uint8)).resize(image.size, Image.BILINEAR)) / 255.0
+        return _postprocess(up >= self.cfg.clipseg_threshold, self.cfg, score, phrase)
+
+
+def load_masker(cfg: MaskConfig, device: str = "cpu") -> Any:
+    return Masker(cfg, device)
