@@ -94,7 +94,7 @@ def test_base_refiner_handoff_and_seeded_reproduction(tiny):
             return MaskResult(m, [10, 10, 30, 30], 0.9, phrase)
 
     ed = SDXLEditor(SDXLConfig(base=tiny["base"], refiner=tiny["refiner"], base_steps=4, refiner_steps=2,
-                               resolution=64), masker=BoxMasker())
+                               resolution=64), masker=BoxMasker(), image_format="png")
     calls = {"base": 0, "refiner": 0}
     ed.inpaint.unet.register_forward_hook(lambda *a: calls.__setitem__("base", calls["base"] + 1))
     ed.ref_inpaint.unet.register_forward_hook(lambda *a: calls.__setitem__("refiner", calls["refiner"] + 1))
