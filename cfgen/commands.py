@@ -127,6 +127,48 @@ def inspect(run, out, n) -> None:
     click.echo(f"wrote {out} ({k} anchors)")
 
 
+@click.command()
+@click.option("--shards", multiple=True, required=True, help="final shards: brace lists, globs, directories")
+@click.option("--model", help="transformers CLIP/SigLIP id or directory")
+@click.option("--out", required=True, help="output directory (loads with CLIPModel.from_pretrained)")
+@click.option("--recipe", default="cf-vlm", show_default=True,
+              help="std-ft, textneg-ft, text-only-cf, image-only-cf, cf-vlm, cf-vlm-no-{align,csd,fcd}, or a YAML")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="YAML (section `train`)")
+@click.option("--max-steps", type=int)
+@click.option("--batch-size", type=int, help="effective batch (anchors)")
+@click.option("--micro-batch", type=int, help="per process per forward")
+@click.option("--lr", type=float)
+@click.option("--warmup-steps", type=int)
+@click.option("--k", type=int, help="counterfactuals per anchor to use")
+@click.option("--cf-ratio", type=float, help="fraction of anchors whose counterfactuals are used")
+@click.option("--alpha", type=float)
+@click.option("--beta", type=float)
+@click.option("--gamma", type=float)
+@click.option("--seed", type=int)
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]))
+@click.option("--num-workers", type=int)
+@click.option("--save-every", type=int)
+@click.option("--log-every", type=int)
+@click.option("--tensorboard/--no-tensorboard", default=None)
+@click.option("--resume", is_flag=True, default=None, help="continue from the latest checkpoint in --out")
+@one_line_errors
+def train(shards, recipe, config_path, **kw) -> None:
+    """Stage 3: fine-tune with alpha*L_align + beta*L_csd + gamma*L_fcd (multi-GPU: accelerate launch)."""
+    from .train.trainer import recipe_config, train as run_train
+    cfg = recipe_config(recipe, load_yaml(config_path, "train"), kw, {"shards": list(shards)})
+    click.echo(json.dumps(run_train(cfg)))
+
+
+@click.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", default=None, help="PNG path [RUN/loss.png]")
+@one_line_errors
+def plot(run, out) -> None:
+    """Loss curves (each component), temperature and lr of a training run, to PNG."""
+    from .train.plot import plot_run
+    click.echo(f"wrote {plot_run(run, out)}")
+
+
 def register(group: click.Group) -> None:
-    for cmd in (captions, images, filter_cmd, inspect):
+    for cmd in (captions, images, filter_cmd, inspect, train, plot):
         group.add_command(cmd)

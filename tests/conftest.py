@@ -40,3 +40,24 @@ def small_world(tmp_path_factory):
     out = tmp_path_factory.mktemp("world")
     generate_world(out, WorldConfig(n=300, n_test=60, per_shard=100, seed=1))
     return out
+
+
+@pytest.fixture(scope="session")
+def world_final(small_world, tmp_path_factory):
+    """The small world through captions (rules) and images (scene editor): final shards."""
+    from cfgen.captions.stage import CaptionsConfig, run_captions
+    from cfgen.images.stage import ImagesConfig, run_images
+    from cfgen.world import world_vocab
+    run = tmp_path_factory.mktemp("world_run")
+    run_captions(CaptionsConfig(input=[str(small_world / "train")], out=str(run), rules_vocab=world_vocab()))
+    run_images(ImagesConfig(run=str(run), filter=False))
+    return run
+
+
+@pytest.fixture(scope="session")
+def world_clip(tmp_path_factory):
+    """A tiny random-weight CLIP with the world's vocabulary, saved locally."""
+    from cfgen.models import build_clip
+    from cfgen.world import world_words
+    return build_clip(tmp_path_factory.mktemp("clip"), words=world_words(), image_size=32, patch_size=8,
+                      width=32, layers=2, text_width=32, text_layers=1, heads=2, embed_dim=32)

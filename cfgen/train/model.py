@@ -15,6 +15,22 @@ def _pooled(out: Any) -> torch.Tensor:
     return getattr(out, "pooler_output", out)
 
 
+class Preprocessor:
+    """The model's own image processor and tokenizer (picklable: used in loader workers)."""
+
+    def __init__(self, processor: Any, kind: str, max_length: int):
+        self.processor, self.kind, self.max_length = processor, kind, max_length
+
+    def pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        return self.processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
+
+    def tokens(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        pad = "max_length" if self.kind == "siglip" else True
+        enc = self.processor.tokenizer(list(texts), padding=pad, truncation=True,
+                                       max_length=self.max_length, return_tensors="pt")
+        return {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+
+
 class DualEncoder:
     """A CLIP/SigLIP model with its processor. `kind` is "clip" or "siglip"."""
 
@@ -25,6 +41,7 @@ class DualEncoder:
         mtype = model.config.model_type
         self.kind = "siglip" if mtype.startswith("siglip") else "clip"
         self.max_length = getattr(model.config.text_config, "max_position_embeddings", 77)
+        self.pre = Preprocessor(processor, self.kind, self.max_length)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", dtype: torch.dtype | None = None) -> "DualEncoder":
@@ -42,13 +59,10 @@ class DualEncoder:
 
     # ---------------------------------------------------------------- preprocessing
     def pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        return self.processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
+        return self.pre.pixels(images)
 
     def tokens(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        pad = "max_length" if self.kind == "siglip" else True
-        enc = self.processor.tokenizer(list(texts), padding=pad, truncation=True,
-                                       max_length=self.max_length, return_tensors="pt")
-        return {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        return self.pre.tokens(texts)
 
     # ---------------------------------------------------------------- features
     def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:

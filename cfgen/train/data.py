@@ -1,0 +1,138 @@
+"""Training data: a WebDataset pipeline over final shards -> micro-batches of anchors and
+their (up to K) counterfactuals, preprocessed with the model's own processor.
+
+Order is a pure function of (seed, epoch): shards and the shuffle buffer are seeded, so a
+resumed run skips exactly the samples already consumed in the epoch and sees the same data.
+Corrupt samples or shards are skipped with a warning and counted, never fatal.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any, Iterator
+
+import torch
+import webdataset as wds
+from PIL import Image
+
+log = logging.getLogger("cfgen.train")
+
+
+@dataclass
+class Batch:
+    pixel_values: torch.Tensor         # [N + M, 3, H, W]: N anchors, then M counterfactual images
+    input_ids: torch.Tensor            # [N + M, L]: N anchor captions, then M counterfactual captions
+    attention_mask: torch.Tensor
+    n: int                             # anchors
+    cf_owner: torch.Tensor             # [M] anchor index of each counterfactual
+    cf_slot: torch.Tensor              # [M] its slot k < K
+    mask: torch.Tensor                 # [N, K] valid counterfactual slots
+    local: torch.Tensor                # [N, K] valid slots whose edit is local (for L_fcd)
+    keys: list[str] = field(default_factory=list)
+
+
+class SkipCounter:
+    """A webdataset handler that logs and counts what it skips."""
+
+    def __init__(self) -> None:
+        self.skipped = 0
+
+    def __call__(self, exn: Exception) -> bool:
+        self.skipped += 1
+        log.warning("skipping corrupt training data: %s: %s", type(exn).__name__, exn)
+        return True
+
+
+def _use_cf(key: str, cf_ratio: float, seed: int) -> bool:
+    if cf_ratio >= 1.0:
+        return True
+    h = int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:4], "little")
+    return h / 2**32 < cf_ratio
+
+
+def _image(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as im:
+        return im.convert("RGB")
+
+
+class Decoder:
+    """Raw tar sample -> example dict (picklable for DataLoader workers)."""
+
+    def __init__(self, k: int, cf_ratio: float, seed: int, use_cf: bool = True):
+        self.k, self.cf_ratio, self.seed, self.use_cf = k, cf_ratio, seed, use_cf
+
+    def __call__(self, s: dict[str, Any]) -> dict[str, Any]:
+        ext = next(e for e in ("jpg", "png", "webp", "jpeg") if e in s)
+        meta = json.loads(s["json"]) if "json" in s else {}
+        cfs = []
+        if self.use_cf and _use_cf(s["__key__"], self.cf_ratio, self.seed):
+            for c in meta.get("cf", [])[: self.k]:
+                cfs.append((_image(s[f"cf{c['i']}.{ext}"]), s[f"cf{c['i']}.txt"].decode("utf-8"),
+                            c["edit"].get("scope") == "local"))
+        return {"key": s["__key__"], "image": _image(s[ext]), "caption": s["txt"].decode("utf-8"), "cfs": cfs}
+
+
+class Collator:
+    def __init__(self, pre: Any, k: int):
+        self.encoder, self.k = pre, k
+
+    def __call__(self, examples: list[dict[str, Any]]) -> Batch:
+        n = len(examples)
+        imgs = [e["image"] for e in examples]
+        txts = [e["caption"] for e in examples]
+        owner, slot = [], []
+        mask = torch.zeros(n, self.k, dtype=torch.bool)
+        local = torch.zeros(n, self.k, dtype=torch.bool)
+        for i, e in enumerate(examples):
+            for j, (im, t, is_local) in enumerate(e["cfs"]):
+                imgs.append(im)
+                txts.append(t)
+                owner.append(i)
+                slot.append(j)
+                mask[i, j] = True
+                local[i, j] = is_local
+        tok = self.encoder.tokens(txts)
+        return Batch(pixel_values=self.encoder.pixels(imgs), input_ids=tok["input_ids"],
+                     attention_mask=tok.get("attention_mask", torch.ones_like(tok["input_ids"])), n=n,
+                     cf_owner=torch.tensor(owner, dtype=torch.long), cf_slot=torch.tensor(slot, dtype=torch.long),
+                     mask=mask, local=local, keys=[e["key"] for e in examples])
+
+
+class _Skip:
+    """Drop the samples of the first `batches` micro-batches (this worker's share of them:
+    the DataLoader takes batches from its workers in turn)."""
+
+    def __init__(self, batches: int, micro_batch: int):
+        self.batches, self.micro_batch = batches, micro_batch
+
+    def __call__(self, src: Iterator[Any]) -> Iterator[Any]:
+        info = torch.utils.data.get_worker_info()
+        w, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        mine = max(0, -(-(self.batches - w) // n_workers))
+        return islice(src, mine * self.micro_batch, None)
+
+
+def make_loader(urls: list[str], pre: Any, *, k: int = 4, cf_ratio: float = 1.0, use_cf: bool = True,
+                micro_batch: int = 32, seed: int = 0, epoch: int = 0, skip_batches: int = 0,
+                shuffle_buffer: int = 1000, num_workers: int = 0, handler: SkipCounter | None = None,
+                rank: int = 0, world_size: int = 1) -> torch.utils.data.DataLoader:
+    """Micro-batches for one epoch, on this rank; `skip_batches` already consumed are skipped."""
+    rng = random.Random(f"{seed}-{epoch}")
+    shards = list(urls)
+    rng.shuffle(shards)
+    if world_size > 1:
+        shards = shards[rank::world_size]        # split by node; every rank needs >= 1 shard
+    handler = handler or SkipCounter()
+    ds = (wds.WebDataset(shards, shardshuffle=False, handler=handler, empty_check=False,
+                         nodesplitter=None, workersplitter=wds.split_by_worker)
+          .shuffle(shuffle_buffer, rng=random.Random(f"buf-{seed}-{epoch}"))
+          .compose(_Skip(skip_batches, micro_batch))
+          .map(Decoder(k, cf_ratio, seed, use_cf), handler=handler)
+          .batched(micro_batch, collation_fn=Collator(pre, k), partial=False))
+    return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=num_workers,
+                                       persistent_workers=False)

@@ -1,0 +1,92 @@
+"""The CF-VLM losses as small pure functions over L2-normalised embeddings (paper Sec. 3.2).
+
+S(I, T) is the cosine similarity (a dot product of normalised embeddings). Counterfactual
+slots a sample does not have are masked (`mask[n, k] = False`), never padded with fake data;
+`csd_loss` and `fcd_loss` average over the samples that have at least one valid slot.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+MAX_LOGIT_SCALE = math.log(100.0)
+
+
+def align_loss(img: torch.Tensor, txt: torch.Tensor, logit_scale: torch.Tensor,
+               extra_txt: torch.Tensor | None = None, extra_txt_mask: torch.Tensor | None = None,
+               extra_img: torch.Tensor | None = None, extra_img_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric InfoNCE over the N factual pairs (eq. 1):
+
+        L_align = -1/(2N) sum_i [ log softmax_j(S(I_i, T_j) / tau)_i + log softmax_j(S(I_j, T_i) / tau)_i ]
+
+    with 1/tau = exp(logit_scale). Optional hard negatives (NegCLIP / TripletCLIP style):
+    `extra_txt` [M, D] are appended as extra candidate captions for every image (e.g. the
+    counterfactual captions), `extra_img` [M, D] as extra candidate images for every caption;
+    masks [M] drop the slots a sample does not have.
+    """
+    scale = logit_scale.exp()
+    n = img.shape[0]
+    labels = torch.arange(n, device=img.device)
+    logits_i = scale * img @ txt.T                     # [N, N]: image i vs caption j
+    logits_t = logits_i.T.clone()                      # [N, N]: caption i vs image j
+    if extra_txt is not None and extra_txt.shape[0]:
+        ex = scale * img @ extra_txt.T
+        if extra_txt_mask is not None:
+            ex = ex.masked_fill(~extra_txt_mask[None, :], float("-inf"))
+        logits_i = torch.cat([logits_i, ex], dim=1)
+    if extra_img is not None and extra_img.shape[0]:
+        ex = scale * txt @ extra_img.T
+        if extra_img_mask is not None:
+            ex = ex.masked_fill(~extra_img_mask[None, :], float("-inf"))
+        logits_t = torch.cat([logits_t, ex], dim=1)
+    return (F.cross_entropy(logits_i, labels) + F.cross_entropy(logits_t, labels)) / 2
+
+
+def siglip_loss(img: torch.Tensor, txt: torch.Tensor, logit_scale: torch.Tensor,
+                logit_bias: torch.Tensor) -> torch.Tensor:
+    """SigLIP's pairwise sigmoid loss: -1/N sum_ij log sigmoid(z_ij (t S(I_i, T_j) + b)),
+    z_ij = 1 on the diagonal and -1 elsewhere (the align term for SigLIP models)."""
+    n = img.shape[0]
+    logits = logit_scale.exp() * img @ txt.T + logit_bias
+    z = 2 * torch.eye(n, device=img.device, dtype=logits.dtype) - 1
+    return -F.logsigmoid(z * logits).sum() / n
+
+
+def _masked_mean_over_samples(per_sample: torch.Tensor, has_any: torch.Tensor) -> torch.Tensor:
+    if not bool(has_any.any()):
+        return per_sample.sum() * 0.0
+    return per_sample[has_any].mean()
+
+
+def csd_loss(s_cf: torch.Tensor, s_anchor: torch.Tensor, mask: torch.Tensor, m1: float = 0.25) -> torch.Tensor:
+    """Counterfactual scenario discrimination (eq. 2):
+
+        L_csd = 1/K sum_k max(0, S(I_cf_k, T_cf_k) - S(I_a, T_a) + m1)
+
+    s_cf [N, K] = S(I_cf_k, T_cf_k); s_anchor [N] = S(I_a, T_a); mask [N, K] marks valid k.
+    The mean over k is over each sample's valid counterfactuals."""
+    hinge = torch.clamp(s_cf - s_anchor[:, None] + m1, min=0) * mask
+    n_valid = mask.sum(1)
+    per = hinge.sum(1) / n_valid.clamp(min=1)
+    return _masked_mean_over_samples(per, n_valid > 0)
+
+
+def fcd_loss(s_cf_anchor_txt: torch.Tensor, s_anchor: torch.Tensor, mask: torch.Tensor,
+             m2: float = 0.30) -> torch.Tensor:
+    """Fine-grained causal discrimination (eq. 3): only the hardest minimally edited image counts,
+
+        L_fcd = max(0, max_j S(I_cf_edit_j, T_a) - S(I_a, T_a) + m2)
+
+    s_cf_anchor_txt [N, J] = S(I_cf_j, T_a); mask [N, J] marks valid (local) edits."""
+    hardest = s_cf_anchor_txt.masked_fill(~mask, float("-inf")).max(1).values
+    has_any = mask.any(1)
+    per = torch.clamp(torch.where(has_any, hardest, s_anchor) - s_anchor + m2, min=0)
+    return _masked_mean_over_samples(per, has_any)
+
+
+def clamp_logit_scale(logit_scale: torch.nn.Parameter, max_value: float = MAX_LOGIT_SCALE) -> None:
+    """Keep 1/tau <= 100, as open_clip does after every optimiser step."""
+    with torch.no_grad():
+        logit_scale.clamp_(0, max_value)

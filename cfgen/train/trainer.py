@@ -1,0 +1,328 @@
+"""`cfgen train`: fine-tune a CLIP/SigLIP model with alpha*L_align + beta*L_csd + gamma*L_fcd.
+
+Reads top to bottom: config -> model, optimiser, schedule -> (resume) -> loop over micro-
+batches with gradient accumulation -> global-batch losses (features gathered across ranks with
+gradients) -> step, clamp temperature, log, checkpoint. Multi-GPU / multi-node via accelerate.
+Checkpoints are safetensors + JSON (no pickle) and `--resume` continues exactly: same data,
+same optimiser state, same parameters as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .losses import MAX_LOGIT_SCALE, align_loss, clamp_logit_scale, csd_loss, fcd_loss, siglip_loss
+
+log = logging.getLogger("cfgen.train")
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training stopped on a NaN/Inf loss; the message names the last usable checkpoint."""
+
+
+@dataclass
+class TrainConfig:
+    shards: list[str] = field(default_factory=list)
+    model: str = "openai/clip-vit-base-patch32"
+    out: str = "ckpt"
+    recipe: str = "cf-vlm"
+    alpha: float = 1.0
+    beta: float = 0.45
+    gamma: float = 0.55
+    m1: float = 0.25
+    m2: float = 0.30
+    text_negatives: str = "none"       # none | one | all: counterfactual captions as extra negatives
+    image_negatives: bool = False      # counterfactual images as extra negatives for anchor captions
+    use_cf: bool = True                # load counterfactuals at all (std-ft: False)
+    k: int = 4
+    cf_ratio: float = 1.0
+    lr: float = 1e-5
+    warmup_steps: int = 500
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-6
+    batch_size: int = 256              # effective (global) batch of anchors
+    micro_batch: int = 256             # per process per forward
+    max_steps: int = 1000
+    grad_clip: float = 1.0
+    precision: str = "auto"            # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32
+    seed: int = 0
+    save_every: int = 500
+    log_every: int = 10
+    num_workers: int = 4
+    shuffle_buffer: int = 1000
+    tensorboard: bool = False
+    resume: bool = False
+    train_temperature: bool = True
+
+    def needs_cf(self) -> bool:
+        return self.use_cf and (self.beta > 0 or self.gamma > 0 or self.text_negatives != "none"
+                                or self.image_negatives)
+
+
+class Features(torch.nn.Module):
+    """forward(pixels, ids, mask) -> normalised (image, text) features; the module accelerate wraps."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.siglip = model.config.model_type.startswith("siglip")
+
+    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
+                attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from .model import _pooled
+        img = _pooled(self.model.get_image_features(pixel_values=pixel_values))
+        kw = {} if self.siglip else {"attention_mask": attention_mask}
+        txt = _pooled(self.model.get_text_features(input_ids=input_ids, **kw))
+        return F.normalize(img.float(), dim=-1), F.normalize(txt.float(), dim=-1)
+
+
+def dense_cf(feats: torch.Tensor, n: int, owner: torch.Tensor, slot: torch.Tensor, k: int) -> torch.Tensor:
+    """Counterfactual features [M, D] -> [n, K, D] (zeros where a sample has no k-th counterfactual)."""
+    out = feats.new_zeros(n, k, feats.shape[-1])
+    if owner.numel():
+        out = out.index_put((owner, slot), feats[n:])
+    return out
+
+
+def gather(x: torch.Tensor, with_grad: bool = True) -> torch.Tensor:
+    """Concatenate a tensor across ranks (gradients flow back, as open_clip's gather_features)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()) \
+            or torch.distributed.get_world_size() == 1:
+        return x
+    if with_grad:
+        from torch.distributed import nn as dist_nn
+        return torch.cat(dist_nn.all_gather(x), dim=0)
+    parts = [torch.empty_like(x) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(parts, x)
+    return torch.cat(parts, dim=0)
+
+
+def compute_losses(img: torch.Tensor, txt: torch.Tensor, n: int, owner: torch.Tensor, slot: torch.Tensor,
+                   mask: torch.Tensor, local: torch.Tensor, logit_scale: torch.Tensor,
+                   logit_bias: torch.Tensor | None, cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """All loss terms on the global batch (identical on every rank)."""
+    k = mask.shape[1]
+    a_img, a_txt = gather(img[:n]), gather(txt[:n])
+    cf_img, cf_txt = gather(dense_cf(img, n, owner, slot, k)), gather(dense_cf(txt, n, owner, slot, k))
+    mask, local = gather(mask.to(img.device), False), gather(local.to(img.device), False)
+    out: dict[str, torch.Tensor] = {}
+    if logit_bias is not None:
+        out["align"] = siglip_loss(a_img, a_txt, logit_scale, logit_bias)
+    else:
+        ex_t = ex_tm = ex_i = ex_im = None
+        if cfg.text_negatives != "none":
+            tm = mask.clone()
+            if cfg.text_negatives == "one":
+                tm[:, 1:] = False
+            ex_t, ex_tm = cf_txt.reshape(-1, cf_txt.shape[-1]), tm.reshape(-1)
+        if cfg.image_negatives:
+            ex_i, ex_im = cf_img.reshape(-1, cf_img.shape[-1]), mask.reshape(-1)
+        out["align"] = align_loss(a_img, a_txt, logit_scale, ex_t, ex_tm, ex_i, ex_im)
+    s_anchor = (a_img * a_txt).sum(-1)
+    out["csd"] = csd_loss((cf_img * cf_txt).sum(-1), s_anchor, mask, cfg.m1)
+    out["fcd"] = fcd_loss((cf_img * a_txt[:, None]).sum(-1), s_anchor, local, cfg.m2)
+    out["total"] = cfg.alpha * out["align"] + cfg.beta * out["csd"] + cfg.gamma * out["fcd"]
+    return out
+
+
+# ------------------------------------------------------------------------------ checkpoints
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases, norms, embeddings' 1-d params and the temperature."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        skip = p.ndim < 2 or "norm" in name or "bias" in name or "logit_scale" in name or "logit_bias" in name
+        (no_decay if skip else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, processor: Any, opt: torch.optim.Optimizer,
+                    sched: Any, state: dict[str, Any]) -> None:
+    """model/ (save_pretrained), optimizer.safetensors + .json, scheduler.json, trainer_state.json."""
+    from safetensors.torch import save_file
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp / "model")
+    processor.save_pretrained(tmp / "model")
+    sd = opt.state_dict()
+    tensors = {f"{pid}.{k}": v.detach().cpu().contiguous() for pid, st in sd["state"].items()
+               for k, v in st.items() if torch.is_tensor(v)}
+    save_file(tensors or {"_empty": torch.zeros(1)}, tmp / "optimizer.safetensors")
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    (tmp / "optimizer.json").write_text(json.dumps({"param_groups": groups, "state_keys":
+                                                    {str(p): list(st) for p, st in sd["state"].items()}}))
+    (tmp / "scheduler.json").write_text(json.dumps(sched.state_dict()))
+    rng = {"torch": torch.get_rng_state()}
+    save_file(rng, tmp / "rng.safetensors")
+    (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+
+
+def load_checkpoint(path: Path, opt: torch.optim.Optimizer, sched: Any) -> dict[str, Any]:
+    from safetensors.torch import load_file
+    meta = json.loads((path / "optimizer.json").read_text())
+    tensors = load_file(path / "optimizer.safetensors")
+    state = {int(p): {k: tensors[f"{p}.{k}"] for k in keys} for p, keys in meta["state_keys"].items()}
+    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in meta["param_groups"]]
+    opt.load_state_dict({"state": state, "param_groups": groups})
+    sched.load_state_dict(json.loads((path / "scheduler.json").read_text()))
+    torch.set_rng_state(load_file(path / "rng.safetensors")["torch"])
+    return json.loads((path / "trainer_state.json").read_text())
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    cks = sorted((out / "checkpoints").glob("step-*[0-9]"))
+    return cks[-1] if cks else None
+
+
+# ------------------------------------------------------------------------------ the loop
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    from accelerate import Accelerator
+    from transformers import get_cosine_schedule_with_warmup
+    from ..io.reader import expand_inputs
+    from .data import SkipCounter, make_loader
+    from .model import DualEncoder
+
+    out = Path(cfg.out)
+    precision = cfg.precision
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() else "fp32"
+    acc = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
+    world, rank = acc.num_processes, acc.process_index
+    accum = max(1, cfg.batch_size // (cfg.micro_batch * world))
+    urls = [u for u in expand_inputs(cfg.shards) if u.endswith(".tar")]
+    if len(urls) < world:
+        raise ValueError(f"{len(urls)} shard(s) for {world} processes: every process needs at least one shard")
+    torch.manual_seed(cfg.seed)
+    resume_from = latest_checkpoint(out) if cfg.resume else None
+    enc = DualEncoder.load(resume_from / "model" if resume_from else cfg.model)
+    model = enc.model
+    model.logit_scale.requires_grad_(cfg.train_temperature)
+    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                            eps=cfg.eps)
+    sched = get_cosine_schedule_with_warmup(opt, cfg.warmup_steps, cfg.max_steps)
+    state = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "config": asdict(cfg)}
+    if resume_from is not None:
+        state = load_checkpoint(resume_from, opt, sched)
+        log.info("resumed from %s at step %d", resume_from, state["step"])
+    feats = Features(model)
+    feats, opt = acc.prepare(feats, opt)
+    raw = acc.unwrap_model(feats).model
+    bias = getattr(raw, "logit_bias", None) if raw.config.model_type.startswith("siglip") else None
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+    log_path = out / "train_log.jsonl"
+    if acc.is_main_process and log_path.exists():      # drop log lines past the resumed step
+        keep = [ln for ln in log_path.read_text().splitlines() if json.loads(ln)["step"] <= state["step"]]
+        log_path.write_text("".join(x + "\n" for x in keep))
+    tb = None
+    if cfg.tensorboard and acc.is_main_process:
+        from torch.utils.tensorboard import SummaryWriter
+        tb = SummaryWriter(str(out / "tb"))
+    skipped = SkipCounter()
+    from tqdm.auto import tqdm
+    bar = tqdm(total=cfg.max_steps, initial=state["step"], desc=f"train {cfg.recipe}", disable=not acc.is_main_process)
+    t_last, imgs_since = time.time(), 0
+    while state["step"] < cfg.max_steps:
+        loader = make_loader(urls, enc.pre, k=cfg.k, cf_ratio=cfg.cf_ratio, use_cf=cfg.needs_cf(),
+                             micro_batch=cfg.micro_batch, seed=cfg.seed, epoch=state["epoch"],
+                             skip_batches=state["batches_in_epoch"], shuffle_buffer=cfg.shuffle_buffer,
+                             num_workers=cfg.num_workers, handler=skipped, rank=rank, world_size=world)
+        it = iter(loader)
+        exhausted = False
+        while state["step"] < cfg.max_steps and not exhausted:
+            sums: dict[str, float] = {}
+            n_micro = 0
+            for micro in range(accum):
+                try:
+                    b = next(it)
+                except StopIteration:
+                    exhausted = True
+                    break
+                state["batches_in_epoch"] += 1
+                ctx = acc.no_sync(feats) if micro < accum - 1 else _null()
+                with ctx, acc.autocast():
+                    img, txt = feats(b.pixel_values.to(acc.device), b.input_ids.to(acc.device),
+                                     b.attention_mask.to(acc.device))
+                    losses = compute_losses(img, txt, b.n, b.cf_owner.to(acc.device), b.cf_slot.to(acc.device),
+                                            b.mask, b.local, raw.logit_scale, bias, cfg)
+                if not torch.isfinite(losses["total"]):
+                    ck = out / "checkpoints" / f"step-{state['step']:07d}-before-nonfinite"
+                    if acc.is_main_process:
+                        save_checkpoint(ck, raw, enc.processor, opt, sched, state)
+                    raise NonFiniteLoss(f"non-finite loss ({float(losses['total'])}) at step {state['step']}; "
+                                        f"parameters before it are saved in {ck}")
+                acc.backward(losses["total"] / accum)
+                for kname, v in losses.items():
+                    sums[kname] = sums.get(kname, 0.0) + float(v) / accum
+                imgs_since += int(b.pixel_values.shape[0]) * world
+                n_micro += 1
+            if n_micro < accum:          # epoch ended mid-step: the partial step is dropped
+                opt.zero_grad(set_to_none=True)
+                break
+            if cfg.grad_clip:
+                acc.clip_grad_norm_(feats.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            clamp_logit_scale(raw.logit_scale, MAX_LOGIT_SCALE)
+            state["step"] += 1
+            bar.update(1)
+            if acc.is_main_process and (state["step"] % cfg.log_every == 0 or state["step"] == cfg.max_steps):
+                dt = time.time() - t_last
+                rec = {"step": state["step"], "loss": sums["total"], "align": sums["align"], "csd": sums["csd"],
+                       "fcd": sums["fcd"], "temperature": float(1 / raw.logit_scale.exp()),
+                       "lr": sched.get_last_lr()[0], "images_per_s": imgs_since / max(dt, 1e-9),
+                       "epoch": state["epoch"], "skipped_corrupt": skipped.skipped}
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(rec) + "\n")
+                if tb is not None:
+                    for kname, v in rec.items():
+                        tb.add_scalar(kname, v, state["step"])
+                bar.set_postfix(loss=f"{rec['loss']:.3f}", ips=f"{rec['images_per_s']:.0f}")
+                t_last, imgs_since = time.time(), 0
+            if acc.is_main_process and cfg.save_every and state["step"] % cfg.save_every == 0:
+                save_checkpoint(out / "checkpoints" / f"step-{state['step']:07d}", raw, enc.processor, opt, sched, state)
+        if exhausted or state["step"] < cfg.max_steps:
+            state["epoch"] += 1
+            state["batches_in_epoch"] = 0
+    bar.close()
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        raw.save_pretrained(out)
+        enc.processor.save_pretrained(out)
+        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    if tb is not None:
+        tb.close()
+    return {"step": state["step"], "epoch": state["epoch"], "skipped_corrupt": skipped.skipped, "out": str(out)}
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: Any) -> None:
+        return None
+
+
+def recipe_config(recipe: str | None, *overrides: dict[str, Any] | None) -> TrainConfig:
+    """A TrainConfig from a recipe under pipelines/train/ (or a YAML path), then overrides."""
+    from ..config import build, load_yaml, resolve_recipe
+    base = load_yaml(resolve_recipe(recipe), "train") if recipe else {}
+    return build(TrainConfig, base, *overrides)
+
+
+__all__ = ["TrainConfig", "train", "compute_losses", "NonFiniteLoss", "recipe_config"]

@@ -1,0 +1,116 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cfgen.train.trainer import NonFiniteLoss, recipe_config, train
+from tests.test_resume import kill_when
+
+
+def _cfg(world_final, world_clip, out, **kw):
+    base = dict(shards=[str(world_final / "final")], model=str(world_clip), out=str(out), batch_size=32,
+                micro_batch=32, lr=2e-3, warmup_steps=2, num_workers=0, log_every=1, save_every=0,
+                shuffle_buffer=50, max_steps=30)
+    base.update(kw)
+    return recipe_config(kw.pop("recipe", "cf-vlm"), base)
+
+
+def _log(out):
+    return [json.loads(x) for x in (Path(out) / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_tiny_clip_trains_loss_falls_and_reloads(world_final, world_clip, tmp_path):
+    from transformers import CLIPModel
+    out = tmp_path / "ft"
+    r = train(_cfg(world_final, world_clip, out, max_steps=40))
+    assert r["step"] == 40
+    recs = _log(out)
+    first = sum(x["loss"] for x in recs[:3]) / 3
+    last = sum(x["loss"] for x in recs[-3:]) / 3
+    assert last < first - 0.2, (first, last)
+    assert all(x["csd"] >= 0 and x["fcd"] >= 0 for x in recs)
+    m = CLIPModel.from_pretrained(out)
+    ref = CLIPModel.from_pretrained(world_clip)
+    assert any(not torch.equal(a, b) for a, b in zip(m.parameters(), ref.parameters()))
+    assert 0 <= float(m.logit_scale) <= float(torch.log(torch.tensor(100.0))) + 1e-6
+
+
+def test_resume_after_sigkill_gives_the_same_parameters(world_final, world_clip, tmp_path):
+    from safetensors.torch import load_file
+    common = ["--shards", str(world_final / "final"), "--model", str(world_clip), "--batch-size", "16",
+              "--micro-batch", "8", "--lr", "1e-3", "--warmup-steps", "2", "--num-workers", "0",
+              "--max-steps", "12", "--save-every", "4", "--seed", "3"]
+    cmd = [sys.executable, "-m", "cfgen.cli", "train", *common]
+    subprocess.run(cmd + ["--out", str(tmp_path / "ref")], check=True, capture_output=True)
+    out = tmp_path / "killed"
+    kill_when(cmd + ["--out", str(out)], lambda: (out / "checkpoints" / "step-0000004").exists())
+    assert not (out / "model.safetensors").exists()
+    subprocess.run(cmd + ["--out", str(out), "--resume"], check=True, capture_output=True)
+    a, b = load_file(tmp_path / "ref" / "model.safetensors"), load_file(out / "model.safetensors")
+    assert a.keys() == b.keys()
+    worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+    assert worst < 1e-6, worst
+    steps = [x["step"] for x in _log(out)]
+    assert steps == sorted(set(steps)) and steps[-1] == 12          # no duplicated log lines
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_give_the_same_loss_and_grads_as_one(world_final, world_clip, tmp_path):
+    script = Path(__file__).parent / "ddp_worker.py"
+    port = str(_free_port())
+    single = subprocess.run([sys.executable, str(script), "0", "1", port, str(world_final), str(world_clip),
+                             str(tmp_path / "single.pt")], capture_output=True, text=True)
+    assert single.returncode == 0, single.stderr[-2000:]
+    procs = [subprocess.Popen([sys.executable, str(script), str(r), "2", port, str(world_final), str(world_clip),
+                               str(tmp_path / f"rank{r}.pt")], stderr=subprocess.PIPE, text=True) for r in range(2)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()[-2000:]
+    from safetensors.torch import load_file
+    one = load_file(tmp_path / "single.pt")
+    for r in range(2):
+        two = load_file(tmp_path / f"rank{r}.pt")
+        for k in ("total", "align", "csd", "fcd"):
+            assert torch.allclose(one[k], two[k], atol=1e-5), (k, one[k], two[k])
+        g1, g2 = one["grad"], two["grad"]
+        assert torch.allclose(g1, g2, atol=1e-5, rtol=1e-4), float((g1 - g2).abs().max())
+
+
+def test_nonfinite_loss_stops_with_a_usable_checkpoint(world_final, world_clip, tmp_path, monkeypatch):
+    from transformers import CLIPModel
+    import cfgen.train.trainer as tr
+    real = tr.compute_losses
+    calls = {"n": 0}
+
+    def poisoned(*a, **k):
+        out = real(*a, **k)
+        calls["n"] += 1
+        if calls["n"] == 4:
+            out["total"] = out["total"] * float("nan")
+        return out
+    monkeypatch.setattr(tr, "compute_losses", poisoned)
+    with pytest.raises(NonFiniteLoss, match="step 3"):
+        train(_cfg(world_final, world_clip, tmp_path / "nan", max_steps=10))
+    ck = tmp_path / "nan" / "checkpoints" / "step-0000003-before-nonfinite"
+    m = CLIPModel.from_pretrained(ck / "model")
+    assert all(torch.isfinite(p).all() for p in m.parameters())
+
+
+def test_corrupt_training_shard_is_skipped_and_counted(world_final, world_clip, tmp_path):
+    import shutil
+    d = tmp_path / "shards"
+    d.mkdir()
+    for p in (world_final / "final").glob("*.tar"):
+        shutil.copy(p, d / p.name)
+    (d / "part-99999.tar").write_bytes(b"\x00garbage" * 1000)
+    r = train(_cfg(world_final, world_clip, tmp_path / "c", shards=[str(d)], max_steps=12))
+    assert r["step"] == 12 and r["skipped_corrupt"] >= 1
