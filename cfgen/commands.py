@@ -169,6 +169,43 @@ def plot(run, out) -> None:
     click.echo(f"wrote {plot_run(run, out)}")
 
 
+@click.command(name="eval")
+@click.option("--model", "models", multiple=True, help="model directory or id (repeat to compare)")
+@click.option("--bench", "benches", multiple=True, help="NAME=PATH (aro-vg-relation, aro-vg-attribution, coco-order, "
+              "flickr30k-order, sugarcrepe, vl-checklist, conme, winoground, retrieval, zeroshot, world)")
+@click.option("--image-root", "roots", multiple=True, help="NAME=DIR: image directory of a benchmark")
+@click.option("--compare", "compare", multiple=True, type=click.Path(exists=True), help="results.json files to put side by side")
+@click.option("--out", default="eval_out", show_default=True, help="directory for results.{json,csv,md}")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--seed", default=0, show_default=True, help="seed of the order perturbations")
+@one_line_errors
+def eval_cmd(models, benches, roots, compare, out, device, seed) -> None:
+    """Score models on compositional benchmarks read from local files (never downloads)."""
+    from .eval.run import evaluate, markdown, rows, write_reports
+
+    def pairs(opts, what):
+        d = {}
+        for o in opts:
+            if "=" not in o:
+                raise ValueError(f"{what} must be NAME=PATH, got {o!r}")
+            k, v = o.split("=", 1)
+            d[k] = v
+        return d
+    results: dict = {}
+    for c in compare:
+        results.update(json.loads(open(c).read()))
+    bench_map = pairs(benches, "--bench")
+    if models and not bench_map:
+        raise ValueError("give at least one --bench NAME=PATH")
+    for m in models:
+        results[m] = evaluate(m, bench_map, pairs(roots, "--image-root"), device=device, seed=seed)
+    if not results:
+        raise ValueError("nothing to evaluate: give --model and --bench, or --compare")
+    click.echo(markdown(rows(results)))
+    files = write_reports(results, out)
+    click.echo(f"wrote {files['json']}, {files['csv']}, {files['md']}")
+
+
 def register(group: click.Group) -> None:
-    for cmd in (captions, images, filter_cmd, inspect, train, plot):
+    for cmd in (captions, images, filter_cmd, inspect, train, plot, eval_cmd):
         group.add_command(cmd)

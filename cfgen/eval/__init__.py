@@ -1,0 +1,1 @@
+"""Stage 4: compositional benchmarks in their official formats, and the reports."""

@@ -1,0 +1,404 @@
+"""Compositional benchmarks read from local files in their official formats (never downloaded).
+
+Every benchmark becomes multiple-choice items: one image (a path, optional crop box, or bytes),
+candidate captions, the index of the right one, and group labels. Scoring uses the one
+S(image, text) of `cfgen.train.model.DualEncoder`. An item counts as correct only when the
+right caption scores strictly higher than every other: ties count as wrong everywhere.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+from PIL import Image
+
+# ARO (Yuksekgonul et al. 2023): relations whose swapped caption may also be true, dropped
+# from the VG-Relation macro average as in the benchmark's published evaluation.
+ARO_SYMMETRIC_RELATIONS = frozenset([
+    'adjusting', 'attached to', 'between', 'bigger than', 'biting', 'boarding', 'brushing', 'chewing',
+    'cleaning', 'climbing', 'close to', 'coming from', 'coming out of', 'contain', 'crossing', 'dragging',
+    'draped over', 'drinking', 'drinking from', 'driving', 'driving down', 'driving on', 'eating from',
+    'eating in', 'enclosing', 'exiting', 'facing', 'filled with', 'floating in', 'floating on', 'flying',
+    'flying above', 'flying in', 'flying over', 'flying through', 'full of', 'going down', 'going into',
+    'going through', 'grazing in', 'growing in', 'growing on', 'guiding', 'hanging from', 'hanging in',
+    'hanging off', 'hanging over', 'higher than', 'holding onto', 'hugging', 'in between', 'jumping off',
+    'jumping on', 'jumping over', 'kept in', 'larger than', 'leading', 'leaning over', 'leaving', 'licking',
+    'longer than', 'looking in', 'looking into', 'looking out', 'looking over', 'looking through',
+    'lying next to', 'lying on top of', 'making', 'mixed with', 'mounted on', 'moving', 'on the back of',
+    'on the edge of', 'on the front of', 'on the other side of', 'opening', 'painted on', 'parked at',
+    'parked beside', 'parked by', 'parked in', 'parked in front of', 'parked near', 'parked next to',
+    'perched on', 'petting', 'piled on', 'playing', 'playing in', 'playing on', 'playing with', 'pouring',
+    'reaching for', 'reading', 'reflected on', 'riding on', 'running in', 'running on', 'running through',
+    'seen through', 'sitting behind', 'sitting beside', 'sitting by', 'sitting in front of', 'sitting near',
+    'sitting next to', 'sitting under', 'skiing down', 'skiing on', 'sleeping in', 'sleeping on',
+    'smiling at', 'sniffing', 'splashing', 'sprinkled on', 'stacked on', 'standing against',
+    'standing around', 'standing behind', 'standing beside', 'standing in front of', 'standing near',
+    'standing next to', 'staring at', 'stuck in', 'surrounding', 'swimming in', 'swinging', 'talking to',
+    'topped with', 'touching', 'traveling down', 'traveling on', 'tying', 'typing on', 'underneath',
+    'wading in', 'waiting for', 'walking across', 'walking by', 'walking down', 'walking next to',
+    'walking through', 'working in', 'working on', 'worn on', 'wrapped around', 'wrapped in', 'by', 'of',
+    'near', 'next to', 'with', 'beside', 'on the side of', 'around'])
+SUGARCREPE_FILES = ("add_att", "add_obj", "replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
+
+
+@dataclass
+class Item:
+    image: str | bytes                      # a path, or encoded bytes
+    texts: list[str]
+    correct: int = 0
+    box: tuple[float, float, float, float] | None = None     # crop (x0, y0, x1, y1)
+    groups: dict[str, str] = field(default_factory=dict)
+
+
+def load_image(item_image: str | bytes, box: tuple | None = None) -> Image.Image:
+    if isinstance(item_image, bytes):
+        im = Image.open(io.BytesIO(item_image)).convert("RGB")
+    else:
+        with Image.open(item_image) as f:
+            im = f.convert("RGB")
+    return im.crop(box) if box else im
+
+
+# ------------------------------------------------------------------------------- scoring
+class Scorer:
+    """Embeds each distinct image and caption once; S = cosine similarity."""
+
+    def __init__(self, encoder: Any, batch_size: int = 64):
+        self.enc, self.bs = encoder, batch_size
+
+    def embed_items(self, items: list[Item]) -> tuple[np.ndarray, dict[tuple, int], np.ndarray, dict[str, int]]:
+        from tqdm.auto import tqdm
+        img_keys: dict[tuple, int] = {}
+        for it in items:
+            img_keys.setdefault(_img_key(it), len(img_keys))
+        txt_keys: dict[str, int] = {}
+        for it in items:
+            for t in it.texts:
+                txt_keys.setdefault(t, len(txt_keys))
+        by_key = {k: it for it in items for k in [_img_key(it)]}
+        keys = list(img_keys)
+        img_emb = []
+        for b in tqdm(range(0, len(keys), self.bs), desc="images", leave=False):
+            imgs = [load_image(by_key[k].image, by_key[k].box) for k in keys[b:b + self.bs]]
+            img_emb.append(self.enc.embed_images(imgs, self.bs).numpy())
+        txt_emb = self.enc.embed_texts(list(txt_keys), 256).numpy() if txt_keys else np.zeros((0, 1))
+        return (np.concatenate(img_emb) if img_emb else np.zeros((0, 1))), img_keys, txt_emb, txt_keys
+
+    def item_scores(self, items: list[Item]) -> list[np.ndarray]:
+        ie, ik, te, tk = self.embed_items(items)
+        return [te[[tk[t] for t in it.texts]] @ ie[ik[_img_key(it)]] for it in items]
+
+
+def _img_key(it: Item) -> tuple:
+    ref = it.image if isinstance(it.image, str) else hash(it.image)
+    return (ref, it.box)
+
+
+def is_correct(scores: np.ndarray, correct: int) -> bool:
+    """Strictly highest: a tie with any other option counts as wrong."""
+    others = np.delete(scores, correct)
+    return bool(len(others) == 0 or scores[correct] > others.max())
+
+
+def accuracy_by(items: list[Item], corrects: list[bool], group: str) -> dict[str, tuple[float, int]]:
+    acc: dict[str, list[bool]] = {}
+    for it, c in zip(items, corrects):
+        acc.setdefault(it.groups.get(group, "all"), []).append(c)
+    return {g: (float(np.mean(v)), len(v)) for g, v in sorted(acc.items())}
+
+
+# ------------------------------------------------------------------------------- ARO
+def _json_in(path: Path, name: str) -> Path:
+    return path / name if path.is_dir() else path
+
+
+def load_vg_relation(path: str | Path, image_root: str | None = None) -> list[Item]:
+    p = _json_in(Path(path), "visual_genome_relation.json")
+    root = Path(image_root) if image_root else p.parent / "images"
+    return [Item(str(root / d["image_path"]), [d["true_caption"], d["false_caption"]], 0,
+                 (d["bbox_x"], d["bbox_y"], d["bbox_x"] + d["bbox_w"], d["bbox_y"] + d["bbox_h"]),
+                 {"relation": d["relation_name"]}) for d in json.loads(p.read_text())]
+
+
+def load_vg_attribution(path: str | Path, image_root: str | None = None) -> list[Item]:
+    p = _json_in(Path(path), "visual_genome_attribution.json")
+    root = Path(image_root) if image_root else p.parent / "images"
+    return [Item(str(root / d["image_path"]), [d["true_caption"], d["false_caption"]], 0,
+                 (d["bbox_x"], d["bbox_y"], d["bbox_x"] + d["bbox_w"], d["bbox_y"] + d["bbox_h"]),
+                 {"attributes": f"{d['attributes'][0]}_{d['attributes'][1]}"}) for d in json.loads(p.read_text())]
+
+
+def aro_relation_metrics(items: list[Item], corrects: list[bool]) -> dict[str, float]:
+    """Macro average over relations, symmetric relations dropped (the paper-style figure), and micro."""
+    per = accuracy_by(items, corrects, "relation")
+    kept = [a for r, (a, _) in per.items() if r not in ARO_SYMMETRIC_RELATIONS]
+    return {"macro": float(np.mean(kept)) if kept else float("nan"), "micro": float(np.mean(corrects)),
+            "relations": len(kept)}
+
+
+def aro_attribution_metrics(items: list[Item], corrects: list[bool], min_count: int = 25) -> dict[str, float]:
+    """Macro average over attribute pairs with at least `min_count` items, and micro."""
+    per = accuracy_by(items, corrects, "attributes")
+    kept = [a for _, (a, n) in per.items() if n >= min_count]
+    return {"macro": float(np.mean(kept)) if kept else float("nan"), "micro": float(np.mean(corrects)),
+            "pairs": len(kept)}
+
+
+def pre_caption(caption: str, max_words: int = 30) -> str:
+    caption = re.sub(r"([.!\"()*#:;~])", " ", caption.lower())
+    caption = re.sub(r"\s{2,}", " ", caption).rstrip("\n").strip(" ")
+    return " ".join(caption.split(" ")[:max_words])
+
+
+class Shuffler:
+    """ARO's four order perturbations, seeded."""
+
+    def __init__(self, seed: int = 0):
+        from ..captions.nlp import load_nlp
+        self.nlp, self.seed = load_nlp(), seed
+
+    def _rng(self, text: str, kind: str) -> random.Random:
+        return random.Random(f"{self.seed}:{kind}:{text}")
+
+    def nouns_and_adj(self, text: str) -> str:
+        doc = self.nlp(text)
+        toks = [t.text for t in doc]
+        idx = [i for i, t in enumerate(doc) if t.pos_ in ("NOUN", "ADJ")]
+        perm = idx[:]
+        self._rng(text, "na").shuffle(perm)
+        out = list(toks)
+        for i, j in zip(idx, perm):
+            out[i] = toks[j]
+        return " ".join(out)
+
+    def allbut_nouns_and_adj(self, text: str) -> str:
+        doc = self.nlp(text)
+        toks = [t.text for t in doc]
+        idx = [i for i, t in enumerate(doc) if t.pos_ not in ("NOUN", "ADJ")]
+        perm = idx[:]
+        self._rng(text, "ab").shuffle(perm)
+        out = list(toks)
+        for i, j in zip(idx, perm):
+            out[i] = toks[j]
+        return " ".join(out)
+
+    def within_trigrams(self, text: str) -> str:
+        words = text.split()
+        rng = self._rng(text, "wt")
+        tri = [words[i:i + 3] for i in range(0, len(words), 3)]
+        for t in tri:
+            rng.shuffle(t)
+        return " ".join(w for t in tri for w in t)
+
+    def trigrams(self, text: str) -> str:
+        words = text.split()
+        tri = [words[i:i + 3] for i in range(0, len(words), 3)]
+        self._rng(text, "tr").shuffle(tri)
+        return " ".join(w for t in tri for w in t)
+
+    def all(self, text: str) -> list[str]:
+        return [self.nouns_and_adj(text), self.allbut_nouns_and_adj(text), self.within_trigrams(text),
+                self.trigrams(text)]
+
+
+def load_order(path: str | Path, image_root: str | None = None, seed: int = 0, max_words: int = 30) -> list[Item]:
+    """COCO-Order / Flickr30k-Order: Karpathy test json ([{"image", "caption": [...]}]); the true
+    caption against its 4 seeded perturbations (precision@1)."""
+    p = Path(path)
+    data = json.loads(p.read_text())
+    root = Path(image_root) if image_root else p.parent
+    sh = Shuffler(seed)
+    items = []
+    for ann in data:
+        for cap in ann["caption"]:
+            opts = [pre_caption(cap, max_words)] + [pre_caption(x, max_words) for x in sh.all(cap)]
+            items.append(Item(str(root / ann["image"]), opts, 0))
+    return items
+
+
+# ------------------------------------------------------------------------------- SugarCrepe
+def load_sugarcrepe(path: str | Path, image_root: str | None = None) -> list[Item]:
+    """The 7 category files ({id: {filename, caption, negative_caption}}) on COCO val2017 images."""
+    p = Path(path)
+    root = Path(image_root) if image_root else p / "val2017"
+    items = []
+    found = False
+    for cat in SUGARCREPE_FILES:
+        f = p / f"{cat}.json"
+        if not f.exists():
+            continue
+        found = True
+        for d in json.loads(f.read_text()).values():
+            items.append(Item(str(root / d["filename"]), [d["caption"], d["negative_caption"]], 0, groups={"category": cat}))
+    if not found:
+        raise FileNotFoundError(f"no SugarCrepe category file ({', '.join(SUGARCREPE_FILES)}).json in {p}")
+    return items
+
+
+# ------------------------------------------------------------------------------- VL-CheckList
+def _vlc_roots(root: Path) -> dict[str, str]:
+    """ANNO_PATH -> IMG_ROOT from the corpus/ YAML files."""
+    import yaml
+    out: dict[str, str] = {}
+    for y in sorted((root / "corpus").rglob("*.yaml")):
+        d = yaml.safe_load(y.read_text()) or {}
+        if "ANNO_PATH" in d and "IMG_ROOT" in d:
+            out[str(Path(d["ANNO_PATH"]))] = d["IMG_ROOT"]
+    return out
+
+
+def load_vl_checklist(path: str | Path, image_root: str | None = None) -> list[Item]:
+    """data/<Type>/.../*.json lists of [image, {"POS": [...], "NEG": [...]}]; image roots from
+    corpus/ YAMLs. An item pairs POS[i] with NEG[i] (one item per pair)."""
+    root = Path(path)
+    roots = _vlc_roots(root)
+    base = Path(image_root) if image_root else root
+    items = []
+    for f in sorted((root / "data").rglob("*.json")):
+        rel = str(f.relative_to(root))
+        typ = f.relative_to(root / "data").parts[0]
+        img_root = base / roots.get(rel, "")
+        for img, caps in json.loads(f.read_text()):
+            for pos, neg in zip(caps["POS"], caps["NEG"]):
+                items.append(Item(str(img_root / img), [pos, neg], 0, groups={"type": typ, "file": rel}))
+    if not items:
+        raise FileNotFoundError(f"no VL-CheckList json under {root}/data")
+    return items
+
+
+# ------------------------------------------------------------------------------- ConMe
+_OPT = re.compile(r"\(?\b([AB])[\).:]\s*(.+?)(?=\s*\(?\b[AB][\).:]|$)", re.S)
+
+
+def load_conme(path: str | Path, image_root: str | None = None) -> list[Item]:
+    """replace-{att,obj,rel} CSVs. Columns: image, and either option columns (option_a/option_b,
+    or A/B) or a question with "A) ... B) ..." options; answer is A or B.
+
+    Scoring rule for a contrastive model: each option is scored on its own as a caption,
+    S(image, option); the option with the higher score is the answer (ties wrong). The question
+    stem is not scored (CLIP-style models have no question answering)."""
+    p = Path(path)
+    root = Path(image_root) if image_root else p
+    items = []
+    files = sorted(p.glob("replace-*.csv")) if p.is_dir() else [p]
+    if not files:
+        raise FileNotFoundError(f"no replace-*.csv in {p}")
+    for f in files:
+        cat = f.stem
+        with open(f, newline="") as fh:
+            for row in csv.DictReader(fh):
+                low = {k.lower().strip(): v for k, v in row.items() if k}
+                a = low.get("option_a", low.get("a"))
+                b = low.get("option_b", low.get("b"))
+                if a is None or b is None:
+                    opts = dict((m.group(1), m.group(2).strip()) for m in _OPT.finditer(low.get("question", "")))
+                    a, b = opts.get("A"), opts.get("B")
+                if a is None or b is None:
+                    continue
+                ans = (low.get("answer") or low.get("correct_option") or "A").strip().upper()[:1]
+                img = low.get("image") or low.get("image_path") or low.get("filename")
+                items.append(Item(str(root / img), [a, b], 0 if ans == "A" else 1, groups={"category": cat}))
+    return items
+
+
+# ------------------------------------------------------------------------------- Winoground
+def load_winoground(path: str | Path, image_root: str | None = None) -> list[dict[str, Any]]:
+    p = Path(path)
+    f = p / "examples.jsonl" if p.is_dir() else p
+    root = Path(image_root) if image_root else f.parent / "images"
+    out = []
+    for line in f.read_text().splitlines():
+        if line.strip():
+            d = json.loads(line)
+            out.append({"images": [str(_with_ext(root, d["image_0"])), str(_with_ext(root, d["image_1"]))],
+                        "captions": [d["caption_0"], d["caption_1"]], "id": d.get("id")})
+    return out
+
+
+def _with_ext(root: Path, name: str) -> Path:
+    p = root / name
+    if p.suffix:
+        return p
+    for ext in (".png", ".jpg", ".jpeg"):
+        if (root / (name + ext)).exists():
+            return root / (name + ext)
+    return root / (name + ".png")
+
+
+def winoground_metrics(s: np.ndarray) -> dict[str, bool]:
+    """s[c, i] = S(caption c, image i) for one example (2 x 2)."""
+    text = s[0, 0] > s[1, 0] and s[1, 1] > s[0, 1]
+    image = s[0, 0] > s[0, 1] and s[1, 1] > s[1, 0]
+    return {"text": bool(text), "image": bool(image), "group": bool(text and image)}
+
+
+# ------------------------------------------------------------------------------- retrieval
+def recall_at_k(sim: np.ndarray, gt: list[set[int]], ks: Iterable[int] = (1, 5, 10)) -> dict[int, float]:
+    """sim[q, c]: query q vs candidate c; gt[q]: the right candidates. A query is a hit at k when
+    fewer than k wrong candidates score at least as high as its best right one (ties are wrong)."""
+    wrong_ahead = []
+    for q in range(sim.shape[0]):
+        right = list(gt[q])
+        best = sim[q, right].max()
+        wrong = np.ones(sim.shape[1], bool)
+        wrong[right] = False
+        wrong_ahead.append(int((sim[q, wrong] >= best).sum()))
+    w = np.array(wrong_ahead)
+    return {k: float((w < k).mean()) for k in ks}
+
+
+def load_karpathy(path: str | Path, image_root: str | None = None) -> tuple[list[str], list[str], list[int]]:
+    p = Path(path)
+    data = json.loads(p.read_text())
+    root = Path(image_root) if image_root else p.parent
+    images, texts, owner = [], [], []
+    for i, ann in enumerate(data):
+        images.append(str(root / ann["image"]))
+        for c in ann["caption"]:
+            texts.append(c)
+            owner.append(i)
+    return images, texts, owner
+
+
+def load_image_folder(path: str | Path) -> tuple[list[str], list[int], list[str]]:
+    p = Path(path)
+    classes = sorted(d.name for d in p.iterdir() if d.is_dir())
+    names = classes
+    if (p / "classnames.txt").exists():
+        names = [ln.strip() for ln in (p / "classnames.txt").read_text().splitlines() if ln.strip()]
+    files, labels = [], []
+    for ci, c in enumerate(classes):
+        for f in sorted((p / c).iterdir()):
+            if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"):
+                files.append(str(f))
+                labels.append(ci)
+    return files, labels, [n.replace("_", " ") for n in names]
+
+
+# ------------------------------------------------------------------------------- scene world
+def load_world_test(path: str | Path) -> list[Item]:
+    """The scene world's held-out test: one item per (image, test type): true vs negative caption."""
+    from ..world.generate import load_test_items
+    p = Path(path)
+    tars = sorted(str(x) for x in ((p / "test") if (p / "test").is_dir() else p).glob("*.tar")) if p.is_dir() else [str(p)]
+    items = []
+    for d in load_test_items(tars):
+        for typ, neg in d["tests"].items():
+            items.append(Item(d["image"], [d["caption"], neg], 0,
+                              groups={"test": typ, "split": "unseen" if d["heldout"] else "seen"}))
+    return items
+
+
+LOADERS: dict[str, Callable[..., Any]] = {
+    "aro-vg-relation": load_vg_relation, "aro-vg-attribution": load_vg_attribution,
+    "coco-order": load_order, "flickr30k-order": load_order, "sugarcrepe": load_sugarcrepe,
+    "vl-checklist": load_vl_checklist, "conme": load_conme, "winoground": load_winoground,
+    "retrieval": load_karpathy, "zeroshot": load_image_folder, "world": load_world_test,
+}
