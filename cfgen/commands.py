@@ -206,6 +206,31 @@ def eval_cmd(models, benches, roots, compare, out, device, seed) -> None:
     click.echo(f"wrote {files['json']}, {files['csv']}, {files['md']}")
 
 
+@click.command()
+@click.option("--out", default="shards/demo", show_default=True)
+@click.option("--quick", is_flag=True, help="a small, one-seed run (seconds; used by the tests)")
+@click.option("--seeds", default=None, help="comma-separated training seeds [0,1,2]")
+@click.option("--n", type=int, help="world training anchors")
+@click.option("--pretrain-steps", type=int)
+@click.option("--finetune-steps", type=int)
+@click.option("--finetune-lr", type=float)
+@click.option("--recipes", default=None, help="comma-separated recipes")
+@one_line_errors
+def demo(out, quick, seeds, recipes, **kw) -> None:
+    """The whole method on the embedded scene world, on CPU: the comparison table of the recipes."""
+    from .demo import DemoConfig, run_demo
+    base = DemoConfig.quick(out) if quick else DemoConfig(out=out)
+    over = {k: v for k, v in kw.items() if v is not None}
+    if seeds:
+        over["seeds"] = [int(x) for x in seeds.split(",")]
+    if recipes:
+        over["recipes"] = recipes.split(",")
+    cfg = DemoConfig(**{**base.__dict__, **over})
+    r = run_demo(cfg, log=click.echo)
+    click.echo("\n" + r["markdown"])
+    click.echo(f"\nwall time {r['wall_s']} s {r['timings_s']}; table, per-seed results and plot in {r['out']}/results.*")
+
+
 def register(group: click.Group) -> None:
-    for cmd in (captions, images, filter_cmd, inspect, train, plot, eval_cmd):
+    for cmd in (captions, images, filter_cmd, inspect, train, plot, eval_cmd, demo):
         group.add_command(cmd)

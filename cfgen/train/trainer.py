@@ -267,7 +267,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                                         f"parameters before it are saved in {ck}")
                 acc.backward(losses["total"] / accum)
                 for kname, v in losses.items():
-                    sums[kname] = sums.get(kname, 0.0) + float(v) / accum
+                    sums[kname] = sums.get(kname, 0.0) + float(v.detach()) / accum
                 imgs_since += int(b.pixel_values.shape[0]) * world
                 n_micro += 1
             if n_micro < accum:          # epoch ended mid-step: the partial step is dropped

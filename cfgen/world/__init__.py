@@ -10,7 +10,7 @@ __all__ = ["COLORS", "SHAPES", "SIZES", "RELATIONS", "NotRenderable", "Obj", "Sc
 
 def world_vocab() -> dict[str, list[str]]:
     """Target words the scene renderer can draw, for the `rules` backend's `rules_vocab`."""
-    return {"color": list(COLORS), "shape": list(SHAPES), "size": list(SIZES)}
+    return {"color": list(COLORS), "shape": list(SHAPES), "size": list(SIZES), "quantity": ["two", "one"]}
 
 
 def world_words() -> list[str]:
