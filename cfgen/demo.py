@@ -30,6 +30,9 @@ class DemoConfig:
     n: int = 5000
     n_test: int = 1000
     world_seed: int = 0
+    world: dict[str, Any] = field(default_factory=lambda: {
+        "relations": ["to the left of", "to the right of"], "distractor_prob": 0.25, "size_mention_prob": 0.3,
+        "form_probs": [0.1, 0.8, 0.1]})
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     recipes: list[str] = field(default_factory=lambda: list(RECIPES))
     pretrain_steps: int = 500
@@ -39,7 +42,8 @@ class DemoConfig:
     finetune_batch: int = 32
     finetune_lr: float = 1e-4
     k: int = 4
-    clip_image_size: int = 32
+    clip_image_size: int = 64
+    clip_patch_size: int = 8
     num_workers: int = 0
 
     @classmethod
@@ -64,6 +68,16 @@ def _train(shards: list[str], model: str, out: Path, recipe: str, steps: int, ba
     train(tc)
 
 
+def _world_eval(model_dir: Path, world: Path) -> dict[str, float]:
+    from .eval.run import evaluate
+    res_file = model_dir / "world_eval.json"
+    if res_file.exists():
+        return json.loads(res_file.read_text())
+    r = evaluate(str(model_dir), {"world": str(world)})["world"]
+    res_file.write_text(json.dumps(r))
+    return r
+
+
 def ci95(values: list[float]) -> tuple[float, float]:
     """Mean and half-width of a 95% t-interval (0 half-width for one seed)."""
     m = float(np.mean(values))
@@ -75,7 +89,6 @@ def ci95(values: list[float]) -> tuple[float, float]:
 
 def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
     from .captions.stage import CaptionsConfig, run_captions
-    from .eval.run import evaluate
     from .images.stage import ImagesConfig, run_images
     from .models import build_clip
     from .world import world_vocab, world_words
@@ -91,7 +104,7 @@ def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
 
     t = time.time()
     world = out / "world"
-    info = generate_world(world, WorldConfig(n=cfg.n, n_test=cfg.n_test, seed=cfg.world_seed))
+    info = generate_world(world, WorldConfig(n=cfg.n, n_test=cfg.n_test, seed=cfg.world_seed, **cfg.world))
     tick("world", t)
     log(f"[demo] world: {cfg.n} anchors, {cfg.n_test} test items, held-out pairs {info['config']['heldout']}")
 
@@ -101,42 +114,42 @@ def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
     tick("captions", t)
     log(f"[demo] captions: {cap['extra'].get('rewrites_kept', 0)} rewrites kept for {cap['kept']} of {cap['in']} anchors")
 
-    results: dict[str, dict[int, dict[str, float]]] = {}
+    # One pretrained model (the stand-in for a released checkpoint); seeds vary the fine-tuning.
+    t = time.time()
+    models = out / "models"
+    pretrained = models / "pretrained"
+    if not (models / "init" / "config.json").exists():
+        build_clip(models / "init", words=world_words(), image_size=cfg.clip_image_size,
+                   patch_size=cfg.clip_patch_size, seed=cfg.world_seed)
+    _train([str(world / "train")], str(models / "init"), pretrained, "std-ft", cfg.pretrain_steps,
+           cfg.pretrain_batch, cfg.pretrain_lr, max(1, cfg.pretrain_steps // 10), cfg.world_seed, cfg)
+    tick("pretrain", t)
+    log(f"[demo] pretrained a small CLIP on factual pairs ({cfg.pretrain_steps} steps x {cfg.pretrain_batch})")
+
+    t = time.time()
+    # Scene edits are exact renders: the filter runs and stores its scores, with permissive thresholds
+    # (a weak pretrained CLIP cannot yet tell binding edits apart and would drop exactly those).
+    img = run_images(ImagesConfig(run=str(run), filter=True, filter_model=str(pretrained),
+                                  min_cf_score=-1.0, min_margin=-1.0, min_img_sim=-1.0, max_img_sim=1.01))
+    tick("images+filter", t)
+    log(f"[demo] images: {img['extra'].get('cf_kept', 0)} counterfactuals for {img['kept']} anchors "
+        f"({img['extra'].get('images_per_s', 0)} images/s); rejected: "
+        + ", ".join(f"{k.split('.', 1)[1]} {v}" for k, v in img["extra"].items() if k.startswith("cf_rejected.")))
+
+    results: dict[str, dict[int, dict[str, float]]] = {"pretrained": {}}
+    base = _world_eval(pretrained, world)
+    final = [str(run / "final")]
     for seed in cfg.seeds:
-        mdir = out / "models" / f"seed{seed}"
-        t = time.time()
-        init = mdir / "init"
-        if not (init / "config.json").exists():
-            build_clip(init, words=world_words(), image_size=cfg.clip_image_size, seed=seed)
-        _train([str(world / "train")], str(init), mdir / "pretrained", "std-ft", cfg.pretrain_steps,
-               cfg.pretrain_batch, cfg.pretrain_lr, max(1, cfg.pretrain_steps // 10), seed, cfg)
-        tick("pretrain", t)
-        if seed == cfg.seeds[0]:
-            t = time.time()
-            # Scene edits are exact renders: the filter runs and stores its scores, with permissive
-            # thresholds (a weak pretrained CLIP would otherwise drop the hardest binding edits).
-            img = run_images(ImagesConfig(run=str(run), filter=True, filter_model=str(mdir / "pretrained"),
-                                          min_cf_score=-1.0, min_margin=-1.0, min_img_sim=-1.0, max_img_sim=1.01))
-            tick("images+filter", t)
-            log(f"[demo] images: {img['extra'].get('cf_kept', 0)} counterfactuals for {img['kept']} anchors "
-                f"({img['extra'].get('images_per_s', 0)} images/s); rejected: "
-                + ", ".join(f"{k.split('.', 1)[1]} {v}" for k, v in img["extra"].items() if k.startswith("cf_rejected.")))
-        final = [str(run / "final")]
+        results["pretrained"][seed] = base
         for recipe in cfg.recipes:
             t = time.time()
-            _train(final, str(mdir / "pretrained"), mdir / recipe, recipe, cfg.finetune_steps, cfg.finetune_batch,
+            mdir = models / f"seed{seed}" / recipe
+            _train(final, str(pretrained), mdir, recipe, cfg.finetune_steps, cfg.finetune_batch,
                    cfg.finetune_lr, max(1, cfg.finetune_steps // 10), seed, cfg)
             tick("finetune", t)
-        t = time.time()
-        for name in ["pretrained"] + cfg.recipes:
-            res_file = mdir / name / "world_eval.json"
-            if res_file.exists():
-                r = json.loads(res_file.read_text())
-            else:
-                r = evaluate(str(mdir / name), {"world": str(world)})["world"]
-                res_file.write_text(json.dumps(r))
-            results.setdefault(name, {})[seed] = r
-        tick("eval", t)
+            t = time.time()
+            results.setdefault(recipe, {})[seed] = _world_eval(mdir, world)
+            tick("eval", t)
         log(f"[demo] seed {seed} done ({time.time() - t0:.0f}s)")
 
     table = summarize(results)

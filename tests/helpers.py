@@ -24,3 +24,18 @@ class SlowJob:
         st.add("kept")
         Ledger(run, "out").mark_done(unit, st)
         return st.to_dict()
+
+
+class DieOnceJob(SlowJob):
+    """Like SlowJob, but the process running unit `die_on` exits hard the first time."""
+
+    def __init__(self, run: str, die_on: int, pause: float = 0.05):
+        super().__init__(run, pause)
+        self.die_on = die_on
+
+    def __call__(self, unit, device="cpu"):
+        marker = Path(self.run) / f"died-{unit.index}"
+        if unit.index == self.die_on and not marker.exists():
+            marker.touch()
+            os._exit(137)
+        return super().__call__(unit, device)

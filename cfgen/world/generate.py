@@ -34,6 +34,8 @@ class WorldConfig:
     distractor_prob: float = 0.5
     size_mention_prob: float = 0.5
     jpeg_quality: int = 95
+    relations: list[str] = field(default_factory=lambda: list(RELATIONS))
+    form_probs: list[float] = field(default_factory=lambda: [0.15, 0.75, 0.10])   # single, pair, two
     heldout: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -68,8 +70,9 @@ def _sample(key: str, scene: Scene, cfg: WorldConfig, **extra: Any) -> dict[str,
 
 def train_sample(cfg: WorldConfig, idx: int, shard: int) -> dict[str, Any]:
     allowed, _ = cfg.combos()
-    scene = sample_scene(_rng(cfg, "train", idx), allowed, distractor_prob=cfg.distractor_prob,
-                         size_mention_prob=cfg.size_mention_prob)
+    scene = sample_scene(_rng(cfg, "train", idx), allowed, form_probs=tuple(cfg.form_probs),
+                         distractor_prob=cfg.distractor_prob, size_mention_prob=cfg.size_mention_prob,
+                         relations=tuple(cfg.relations))
     return _sample(f"{shard:05d}{idx % cfg.per_shard:04d}", scene, cfg)
 
 
@@ -97,7 +100,7 @@ def test_sample(cfg: WorldConfig, idx: int, shard: int) -> dict[str, Any]:
     unseen = idx % 2 == 0
     scene = sample_scene(rng, allowed, must_include=held if unseen else None,
                          form_probs=(0.0, 1.0, 0.0), distractor_prob=cfg.distractor_prob,
-                         size_mention_prob=cfg.size_mention_prob)
+                         size_mention_prob=cfg.size_mention_prob, relations=tuple(cfg.relations))
     return _sample(f"{shard:05d}{idx % cfg.per_shard:04d}", scene, cfg,
                    tests=negatives(scene, rng), heldout=unseen)
 

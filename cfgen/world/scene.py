@@ -207,7 +207,8 @@ def _random_obj(rng: random.Random, allowed: list[tuple[str, str]]) -> Obj:
 def sample_scene(rng: random.Random, allowed: list[tuple[str, str]],
                  must_include: list[tuple[str, str]] | None = None,
                  form_probs: tuple[float, float, float] = (0.15, 0.75, 0.10),
-                 distractor_prob: float = 0.5, size_mention_prob: float = 0.5) -> Scene:
+                 distractor_prob: float = 0.5, size_mention_prob: float = 0.5,
+                 relations: tuple[str, ...] = tuple(RELATIONS)) -> Scene:
     """A random scene whose objects all use `allowed` colour-shape pairs.
 
     `must_include`: the first named object is drawn from these (used for held-out tests).
@@ -232,7 +233,7 @@ def sample_scene(rng: random.Random, allowed: list[tuple[str, str]],
         else:
             rel = ""
             if form == "pair":
-                rels = valid_relations(placed[0], placed[1])
+                rels = [r for r in valid_relations(placed[0], placed[1]) if r in relations]
                 if not rels:
                     continue
                 rel = rng.choice(rels)
