@@ -35,12 +35,12 @@ class DemoConfig:
         "form_probs": [0.1, 0.8, 0.1]})
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     recipes: list[str] = field(default_factory=lambda: list(RECIPES))
-    pretrain_steps: int = 500
+    pretrain_steps: int = 800
     pretrain_batch: int = 64
     pretrain_lr: float = 1e-3
-    finetune_steps: int = 150
+    finetune_steps: int = 250
     finetune_batch: int = 32
-    finetune_lr: float = 1e-4
+    finetune_lr: float = 5e-4
     k: int = 4
     clip_image_size: int = 64
     clip_patch_size: int = 8
