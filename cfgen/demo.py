@@ -38,7 +38,7 @@ class DemoConfig:
     pretrain_steps: int = 800
     pretrain_batch: int = 64
     pretrain_lr: float = 1e-3
-    finetune_steps: int = 250
+    finetune_steps: int = 150
     finetune_batch: int = 32
     finetune_lr: float = 5e-4
     k: int = 4
