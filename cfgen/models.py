@@ -42,7 +42,7 @@ def write_clip_tokenizer(out: str | Path, words: Iterable[str] = ()) -> None:
     vocab.setdefault(BOS, len(vocab))
     vocab.setdefault(EOS, len(vocab))
     (out / "vocab.json").write_text(json.dumps(vocab))
-    (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    (out / "merges.txt").write_text("#version: 0.2\n" + "".join(m + "\n" for m in merges))
 
 
 def build_clip(out: str | Path, words: Iterable[str] = (), image_size: int = 32, patch_size: int = 4,

@@ -7,6 +7,15 @@ from .distribute import get_distributor
 from .io.ledger import Ledger
 from .io.reader import Unit
 
+_PROCESS_CACHE: dict[Any, Any] = {}
+
+
+def process_cached(key: Any, make: Any) -> Any:
+    """One model (backend, editor, scorer) per worker process, reused across its units."""
+    if key not in _PROCESS_CACHE:
+        _PROCESS_CACHE[key] = make()
+    return _PROCESS_CACHE[key]
+
 
 def run_units(job: Any, units: list[Unit], ledger: Ledger, *, distributor: str = "local",
               workers: int = 1, gpus: list[str] | None = None, retries: int = 2, desc: str = "units",

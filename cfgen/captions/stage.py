@@ -95,9 +95,6 @@ def judge(anchor: Anchor, gen: Generation, k: int, validator: Validator) -> list
     return out
 
 
-_BACKENDS: dict[tuple, Any] = {}
-
-
 class CaptionsJob:
     """Process one unit: read anchors, generate, validate, write the part and its stats."""
 
@@ -105,10 +102,9 @@ class CaptionsJob:
         self.cfg = cfg
 
     def backend(self, device: str) -> Any:
-        key = (tuple(sorted((k, str(v)) for k, v in asdict(self.cfg).items())), device)
-        if key not in _BACKENDS:      # one model per worker process, reused across units
-            _BACKENDS[key] = make_backend(self.cfg, device)
-        return _BACKENDS[key]
+        from ..stage import process_cached
+        key = ("captions", tuple(sorted((k, str(v)) for k, v in asdict(self.cfg).items())), device)
+        return process_cached(key, lambda: make_backend(self.cfg, device))
 
     def __call__(self, unit: Unit, device: str = "cpu") -> dict[str, Any]:
         t0 = time.time()

@@ -167,27 +167,23 @@ class Shuffler:
     def _rng(self, text: str, kind: str) -> random.Random:
         return random.Random(f"{self.seed}:{kind}:{text}")
 
-    def nouns_and_adj(self, text: str) -> str:
+    def _permute_pos(self, text: str, kind: str, nouns_and_adj: bool) -> str:
+        """Permute the nouns and adjectives among themselves, or every other word among themselves."""
         doc = self.nlp(text)
         toks = [t.text for t in doc]
-        idx = [i for i, t in enumerate(doc) if t.pos_ in ("NOUN", "ADJ")]
+        idx = [i for i, t in enumerate(doc) if (t.pos_ in ("NOUN", "ADJ")) == nouns_and_adj]
         perm = idx[:]
-        self._rng(text, "na").shuffle(perm)
+        self._rng(text, kind).shuffle(perm)
         out = list(toks)
         for i, j in zip(idx, perm):
             out[i] = toks[j]
         return " ".join(out)
 
+    def nouns_and_adj(self, text: str) -> str:
+        return self._permute_pos(text, "na", True)
+
     def allbut_nouns_and_adj(self, text: str) -> str:
-        doc = self.nlp(text)
-        toks = [t.text for t in doc]
-        idx = [i for i, t in enumerate(doc) if t.pos_ not in ("NOUN", "ADJ")]
-        perm = idx[:]
-        self._rng(text, "ab").shuffle(perm)
-        out = list(toks)
-        for i, j in zip(idx, perm):
-            out[i] = toks[j]
-        return " ".join(out)
+        return self._permute_pos(text, "ab", False)
 
     def within_trigrams(self, text: str) -> str:
         words = text.split()

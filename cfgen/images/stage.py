@@ -22,6 +22,7 @@ from ..datamodel import FAILED, KEPT, REJECTED, Counterfactual, Edit, Rewrite, S
 from ..io.ledger import Ledger, UnitStats, read_manifest
 from ..io.reader import InputConfig, Unit, read_unit
 from ..io.writer import AtomicTarWriter, atomic_write_parquet
+from ..stage import process_cached
 from .editors import EditResult, decode_rgb, edit_seed, encode_image
 from .filter import FilterConfig, verdict
 
@@ -62,15 +63,6 @@ class ImagesConfig:
                             min_img_sim=self.min_img_sim, max_img_sim=self.max_img_sim)
 
 
-_CACHE: dict[tuple, Any] = {}
-
-
-def _cached(key: tuple, make):
-    if key not in _CACHE:        # one model per worker process, reused across units
-        _CACHE[key] = make()
-    return _CACHE[key]
-
-
 def make_editor(cfg: ImagesConfig, device: str) -> Any:
     if cfg.editor == "scene":
         from .editors import SceneEditor
@@ -98,11 +90,11 @@ class EditJob:
         table = pq.read_table(cap_path)
         rewrites = table_to_rewrites(table)
         upstream = {r["key"]: (r["status"], r["reason"]) for r in table.to_pylist() if r["i"] < 0}
-        editor = _cached(("editor", json.dumps(asdict(cfg), sort_keys=True), device), lambda: make_editor(cfg, device))
+        editor = process_cached(("editor", json.dumps(asdict(cfg), sort_keys=True), device), lambda: make_editor(cfg, device))
         scorer = None
         if cfg.filter:
             from .filter import ClipScorer
-            scorer = _cached(("scorer", cfg.filter_model, device), lambda: ClipScorer(cfg.filter_model, device))
+            scorer = process_cached(("scorer", cfg.filter_model, device), lambda: ClipScorer(cfg.filter_model, device))
         stats = UnitStats(unit.index)
         rows: list[dict[str, Any]] = []
         cf_rej: Counter = Counter()
