@@ -114,3 +114,27 @@ def test_corrupt_training_shard_is_skipped_and_counted(world_final, world_clip, 
     (d / "part-99999.tar").write_bytes(b"\x00garbage" * 1000)
     r = train(_cfg(world_final, world_clip, tmp_path / "c", shards=[str(d)], max_steps=12))
     assert r["step"] == 12 and r["skipped_corrupt"] >= 1
+
+
+def test_siglip_model_trains_with_the_sigmoid_loss(world_final, world_clip, tmp_path):
+    """A tiny SigLIP (with the CLIP test tokenizer/processor) goes through the same trainer."""
+    from transformers import AutoProcessor, SiglipConfig, SiglipModel
+    from cfgen.train.model import DualEncoder
+    proc = AutoProcessor.from_pretrained(world_clip)
+    n_vocab = len(proc.tokenizer)
+    cfg = SiglipConfig(text_config=dict(vocab_size=n_vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                        num_attention_heads=2, max_position_embeddings=32,
+                                        pad_token_id=proc.tokenizer.pad_token_id),
+                       vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                          num_attention_heads=2, image_size=32, patch_size=8))
+    torch.manual_seed(0)
+    SiglipModel(cfg).save_pretrained(tmp_path / "siglip")
+    proc.save_pretrained(tmp_path / "siglip")
+    enc = DualEncoder.load(tmp_path / "siglip")
+    assert enc.kind == "siglip" and enc.logit_bias is not None
+    out = tmp_path / "ft"
+    train(_cfg(world_final, tmp_path / "siglip", out, max_steps=25, lr=3e-3))
+    recs = _log(out)
+    assert recs[-1]["loss"] < recs[0]["loss"]
+    m = SiglipModel.from_pretrained(out)
+    assert float(m.logit_scale) <= float(torch.log(torch.tensor(100.0))) + 1e-6
