@@ -24,9 +24,7 @@ def scene(n: int, fig: dict) -> None:
 
 
 def clip_filter(n: int, fig: dict, device: str) -> None:
-    import torch
     from PIL import Image
-    from transformers import CLIPConfig, CLIPModel
     from cfgen.images.filter import ClipScorer
     from cfgen.models import build_clip
     with tempfile.TemporaryDirectory() as d:

@@ -18,7 +18,6 @@ def main() -> None:
     ap.add_argument("--anchors", type=int, default=400)
     a = ap.parse_args()
     import torch
-    import torch.nn.functional as F
     from cfgen.captions.stage import CaptionsConfig, run_captions
     from cfgen.images.stage import ImagesConfig, run_images
     from cfgen.models import build_clip

@@ -199,7 +199,6 @@ def test_openai_backend_against_a_local_server(tmp_path, fake_server, mode, stru
     cfg = CaptionsConfig(input=[str(tmp_path / "in")], out=str(tmp_path / "run"), backend="openai",
                          model="fake", base_url=fake_server(mode), structured=structured,
                          request_retries=2, concurrency=2)
-    cfg_backoff = dict(backoff=0.01)
     from cfgen.captions import stage
     from cfgen.stage import _PROCESS_CACHE as process_cache
     orig = stage.make_backend

@@ -1,5 +1,3 @@
-import io
-
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds

@@ -11,7 +11,7 @@ import yaml
 from PIL import Image
 
 from cfgen.eval import benchmarks as B
-from cfgen.eval.run import markdown, rows, run_bench, write_reports
+from cfgen.eval.run import run_bench, write_reports
 
 COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
 

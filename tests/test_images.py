@@ -6,13 +6,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 import webdataset as wds
 
 from cfgen.captions.stage import CaptionsConfig, run_captions
 from cfgen.datamodel import Sample
-from cfgen.images.editors import decode_rgb
+from cfgen.io.images import decode_rgb
 from cfgen.images.stage import ImagesConfig, run_filter, run_images
 from cfgen.world.scene import COLORS, SHAPES, SIZES
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from cfgen.captions.stage import CaptionsConfig, run_captions
 from cfgen.datamodel import Sample
-from cfgen.images.editors import decode_rgb
+from cfgen.io.images import decode_rgb
 from cfgen.images.stage import ImagesConfig, run_images
 from tests.conftest import write_tar
 
@@ -82,7 +82,6 @@ def test_local_edit_without_a_mask_becomes_global(photo_run, tiny):
 
 
 def test_base_refiner_handoff_and_seeded_reproduction(tiny):
-    import torch
     from cfgen.datamodel import Anchor, Edit, Rewrite
     from cfgen.images.masks import MaskResult
     from cfgen.images.sdxl import SDXLConfig, SDXLEditor

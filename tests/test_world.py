@@ -1,23 +1,14 @@
-import hashlib
+import json
 import random
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-import numpy as np
+import pytest
 import webdataset as wds
 
 from cfgen.world.generate import WorldConfig, generate_world, load_test_items
 from cfgen.world.scene import (NotRenderable, apply_caption, caption, diff_mask, parse_caption,
-                               render, sample_scene, scene_combos)
-import json
-import pytest
-
-
-def _digest(d: Path) -> dict[str, str]:
-    return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(d.rglob("*")) if p.is_file()}
+                               render, sample_scene)
+from tests.test_resume import _digest
 
 
 def test_plain_webdataset_reads_world(small_world):

@@ -8,7 +8,6 @@ right caption scores strictly higher than every other: ties count as wrong every
 from __future__ import annotations
 
 import csv
-import io
 import json
 import random
 import re
@@ -18,6 +17,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 from PIL import Image
+
+from ..io.images import decode_rgb
 
 # ARO (Yuksekgonul et al. 2023): relations whose swapped caption may also be true, dropped
 # from the VG-Relation macro average as in the benchmark's published evaluation.
@@ -59,7 +60,7 @@ class Item:
 
 def load_image(item_image: str | bytes, box: tuple | None = None) -> Image.Image:
     if isinstance(item_image, bytes):
-        im = Image.open(io.BytesIO(item_image)).convert("RGB")
+        im = decode_rgb(item_image)
     else:
         with Image.open(item_image) as f:
             im = f.convert("RGB")

@@ -7,15 +7,13 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-from PIL import Image
-
 from ..datamodel import Anchor, Rewrite
+from ..io.images import decode_rgb, encode_image
 
 
 @dataclass
@@ -39,20 +37,6 @@ class Editor(Protocol):
 def edit_seed(seed: int, key: str, i: int) -> int:
     """Seed of counterfactual (key, i): any single image can be reproduced alone."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{key}:{i}".encode()).digest()[:4], "little") & 0x7FFFFFFF
-
-
-def decode_rgb(data: bytes) -> Image.Image:
-    with Image.open(io.BytesIO(data)) as im:
-        return im.convert("RGB")
-
-
-def encode_image(img: Image.Image | np.ndarray, fmt: str = "jpg", quality: int = 95) -> bytes:
-    if isinstance(img, np.ndarray):
-        img = Image.fromarray(img)
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG" if fmt in ("jpg", "jpeg") else fmt.upper(),
-             **({"quality": quality} if fmt in ("jpg", "jpeg", "webp") else {}))
-    return buf.getvalue()
 
 
 class SceneEditor:

@@ -11,7 +11,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from ..datamodel import Sample
-from .editors import decode_rgb
+from ..io.images import decode_rgb
 
 
 def contact_sheet(run: str | Path, out: str | Path, n: int = 8, thumb: int = 160, max_cf: int = 4) -> int:

@@ -17,7 +17,8 @@ from typing import Any
 from PIL import Image
 
 from ..datamodel import Anchor, Rewrite
-from .editors import EditResult, decode_rgb, encode_image
+from ..io.images import decode_rgb, encode_image
+from .editors import EditResult
 from .masks import MaskConfig, MaskResult, grounding_phrase
 
 

@@ -23,7 +23,8 @@ from ..io.ledger import Ledger, UnitStats, read_manifest
 from ..io.reader import InputConfig, Unit, read_unit
 from ..io.writer import AtomicTarWriter, atomic_write_parquet
 from ..stage import process_cached
-from .editors import EditResult, decode_rgb, edit_seed, encode_image
+from ..io.images import decode_rgb, encode_image
+from .editors import EditResult, edit_seed
 from .filter import FilterConfig, verdict
 
 EDIT_STAGE, FINAL_STAGE = "images", "final"
@@ -246,10 +247,10 @@ def _resize(data: bytes, cfg: ImagesConfig) -> bytes:
 
 
 def _input_config(run: str) -> tuple[list[Unit], InputConfig]:
+    from ..captions.stage import CaptionsConfig
+    from ..config import build
     units, info = read_manifest(run)
-    c = info.get("captions", {})
-    return units, InputConfig(image_col=c.get("image_col", "image"), caption_col=c.get("caption_col", "caption"),
-                              id_col=c.get("id_col"), rows_per_unit=c.get("rows_per_unit", 10_000))
+    return units, build(CaptionsConfig, info.get("captions", {})).input_config()
 
 
 def run_images(cfg: ImagesConfig, gpus: list[str] | None = None, device: str = "cpu") -> dict[str, Any]:

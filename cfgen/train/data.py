@@ -8,7 +8,6 @@ Corrupt samples or shards are skipped with a warning and counted, never fatal.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import random
@@ -18,7 +17,7 @@ from typing import Any, Iterator
 
 import torch
 import webdataset as wds
-from PIL import Image
+from ..io.images import decode_rgb
 
 log = logging.getLogger("cfgen.train")
 
@@ -55,11 +54,6 @@ def _use_cf(key: str, cf_ratio: float, seed: int) -> bool:
     return h / 2**32 < cf_ratio
 
 
-def _image(data: bytes) -> Image.Image:
-    with Image.open(io.BytesIO(data)) as im:
-        return im.convert("RGB")
-
-
 class Decoder:
     """Raw tar sample -> example dict (picklable for DataLoader workers)."""
 
@@ -72,9 +66,9 @@ class Decoder:
         cfs = []
         if self.use_cf and _use_cf(s["__key__"], self.cf_ratio, self.seed):
             for c in meta.get("cf", [])[: self.k]:
-                cfs.append((_image(s[f"cf{c['i']}.{ext}"]), s[f"cf{c['i']}.txt"].decode("utf-8"),
+                cfs.append((decode_rgb(s[f"cf{c['i']}.{ext}"]), s[f"cf{c['i']}.txt"].decode("utf-8"),
                             c["edit"].get("scope") == "local"))
-        return {"key": s["__key__"], "image": _image(s[ext]), "caption": s["txt"].decode("utf-8"), "cfs": cfs}
+        return {"key": s["__key__"], "image": decode_rgb(s[ext]), "caption": s["txt"].decode("utf-8"), "cfs": cfs}
 
 
 class Collator:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import nullcontext
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -253,7 +254,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     exhausted = True
                     break
                 state["batches_in_epoch"] += 1
-                ctx = acc.no_sync(feats) if micro < accum - 1 else _null()
+                ctx = acc.no_sync(feats) if micro < accum - 1 else nullcontext()
                 with ctx, acc.autocast():
                     img, txt = feats(b.pixel_values.to(acc.device), b.input_ids.to(acc.device),
                                      b.attention_mask.to(acc.device))
@@ -308,14 +309,6 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if tb is not None:
         tb.close()
     return {"step": state["step"], "epoch": state["epoch"], "skipped_corrupt": skipped.skipped, "out": str(out)}
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: Any) -> None:
-        return None
 
 
 def recipe_config(recipe: str | None, *overrides: dict[str, Any] | None) -> TrainConfig:

@@ -17,8 +17,8 @@ from typing import Any, Iterator
 from tqdm.auto import tqdm
 
 from ..io.writer import AtomicTarWriter, atomic_write_json, remove_stale_tmp
-from .scene import (COLORS, RELATIONS, SHAPES, Scene, caption, encode, heldout_combos, render,
-                    sample_scene)
+from ..io.images import encode_image
+from .scene import COLORS, RELATIONS, SHAPES, Scene, caption, heldout_combos, render, sample_scene
 
 TEST_TYPES = ("binding_swap", "relation_swap", "replace_color", "replace_shape")
 
@@ -62,7 +62,7 @@ def _meta(key: str, cap: str, img: bytes, cfg: WorldConfig, scene: Scene, **extr
 
 def _sample(key: str, scene: Scene, cfg: WorldConfig, **extra: Any) -> dict[str, Any]:
     cap = caption(scene)
-    img = encode(render(scene, cfg.image_size), "jpg", cfg.jpeg_quality)
+    img = encode_image(render(scene, cfg.image_size), "jpg", cfg.jpeg_quality)
     meta = _meta(key, cap, img, cfg, scene, **extra)
     return {"__key__": key, "jpg": img, "txt": cap.encode(),
             "json": json.dumps(meta, sort_keys=True).encode()}

@@ -7,7 +7,6 @@ the grammar can be parsed back, any rewrite the grammar can express can be rende
 """
 from __future__ import annotations
 
-import io
 import random
 import re
 from dataclasses import asdict, dataclass, field, replace
@@ -167,13 +166,6 @@ def render(scene: Scene, size: int = 64) -> np.ndarray:
         else:
             raise ValueError(f"unknown shape {o.shape}")
     return np.asarray(im)
-
-
-def encode(arr: np.ndarray, fmt: str = "jpg", quality: int = 95) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="JPEG" if fmt in ("jpg", "jpeg") else fmt.upper(),
-                              **({"quality": quality} if fmt in ("jpg", "jpeg", "webp") else {}))
-    return buf.getvalue()
 
 
 def diff_mask(a: np.ndarray, b: np.ndarray) -> np.ndarray:
