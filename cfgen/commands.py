@@ -10,8 +10,14 @@ from .errors import one_line_errors
 from .config import build, load_yaml
 
 
-def _summary_lines(summary: dict[str, Any]) -> str:
-    return json.dumps(summary, indent=1, sort_keys=True)
+def _report(summary: dict[str, Any], run: str) -> None:
+    """Print the stage summary; any failed unit makes the command fail (exit 1), naming the units."""
+    click.echo(json.dumps(summary, indent=1, sort_keys=True))
+    failed = summary.get("units_failed") or {}
+    if failed:
+        first = next(iter(failed.items()))
+        raise click.ClickException(f"{len(failed)} unit(s) failed in {run} (listed in failed.json; "
+                                   f"rerun the command to retry them), e.g. {first[0]}: {first[1]}"[:500])
 
 
 @click.command()
@@ -62,8 +68,7 @@ def captions(inputs, out, config_path, limit, dry_run, **kw) -> None:
             if g.error:
                 click.echo(f"   [failed] {g.error}")
         return
-    summary = run_captions(cfg)
-    click.echo(_summary_lines(summary))
+    _report(run_captions(cfg), cfg.out)
 
 
 def _images_options(f):
@@ -102,8 +107,7 @@ def images(run, config_path, filter_, gpus, device, **kw) -> None:
     from .images.stage import run_images
     cfg = _images_cfg(config_path, run, filter_, kw)
     gpu_list = parse_gpus(gpus)
-    summary = run_images(cfg, gpus=gpu_list or None, device=device or ("cuda" if gpu_list else "cpu"))
-    click.echo(_summary_lines(summary))
+    _report(run_images(cfg, gpus=gpu_list or None, device=device or ("cuda" if gpu_list else "cpu")), run)
 
 
 @click.command(name="filter")
@@ -112,7 +116,7 @@ def images(run, config_path, filter_, gpus, device, **kw) -> None:
 def filter_cmd(run, config_path, filter_, **kw) -> None:
     """Re-filter generated counterfactuals with new thresholds (no image is regenerated)."""
     from .images.stage import run_filter
-    click.echo(_summary_lines(run_filter(_images_cfg(config_path, run, filter_, kw), redo=True)))
+    _report(run_filter(_images_cfg(config_path, run, filter_, kw), redo=True), run)
 
 
 @click.command()
@@ -131,8 +135,9 @@ def inspect(run, out, n) -> None:
 @click.option("--shards", multiple=True, required=True, help="final shards: brace lists, globs, directories")
 @click.option("--model", help="transformers CLIP/SigLIP id or directory")
 @click.option("--out", required=True, help="output directory (loads with CLIPModel.from_pretrained)")
-@click.option("--recipe", default="cf-vlm", show_default=True,
-              help="std-ft, textneg-ft, text-only-cf, image-only-cf, cf-vlm, cf-vlm-no-{align,csd,fcd}, or a YAML")
+@click.option("--recipe", default=None,
+              help="std-ft, textneg-ft, text-only-cf, image-only-cf, cf-vlm, cf-vlm-plus, cf-vlm-no-{align,csd,fcd}, "
+                   "or a YAML; applied over --config [the recipe --config names, else cf-vlm]")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="YAML (section `train`)")
 @click.option("--max-steps", type=int)
 @click.option("--batch-size", type=int, help="effective batch (anchors)")
@@ -155,7 +160,8 @@ def inspect(run, out, n) -> None:
 def train(shards, recipe, config_path, **kw) -> None:
     """Stage 3: fine-tune with alpha*L_align + beta*L_csd + gamma*L_fcd (multi-GPU: accelerate launch)."""
     from .train.trainer import recipe_config, train as run_train
-    cfg = recipe_config(recipe, load_yaml(config_path, "train"), kw, {"shards": list(shards)})
+    base = load_yaml(config_path, "train")
+    cfg = recipe_config(recipe or base.get("recipe") or "cf-vlm", kw, {"shards": list(shards)}, config=base)
     click.echo(json.dumps(run_train(cfg)))
 
 
@@ -208,24 +214,32 @@ def eval_cmd(models, benches, roots, compare, out, device, seed) -> None:
 
 @click.command()
 @click.option("--out", default="shards/demo", show_default=True)
-@click.option("--quick", is_flag=True, help="a small, one-seed run (seconds; used by the tests)")
-@click.option("--seeds", default=None, help="comma-separated training seeds [0,1,2]")
+@click.option("--quick", is_flag=True, help="a small two-seed run (about a minute; used by the tests and CI)")
+@click.option("--seeds", default=None, help="comma-separated training seeds [0,1,2,3,4]")
+@click.option("--world-seed", type=int, help="seed of the scene world (held-out pairs, scenes, test items) [0]")
 @click.option("--n", type=int, help="world training anchors")
 @click.option("--pretrain-steps", type=int)
 @click.option("--finetune-steps", type=int)
 @click.option("--finetune-lr", type=float)
-@click.option("--recipes", default=None, help="comma-separated recipes")
+@click.option("--workers", type=int, help="fine-tunes run in parallel processes [2]")
+@click.option("--recipes", default=None, help="comma-separated recipes [std-ft,textneg-ft,cf-vlm,cf-vlm-plus]")
+@click.option("--ablations", is_flag=True, help="also run the paper's ablations (Tables 3 and 4)")
 @one_line_errors
-def demo(out, quick, seeds, recipes, **kw) -> None:
+def demo(out, quick, seeds, recipes, ablations, pretrain_steps, **kw) -> None:
     """The whole method on the embedded scene world, on CPU: the comparison table of the recipes."""
-    from .demo import DemoConfig, run_demo
+    import dataclasses
+    from .demo import ABLATIONS, DemoConfig, run_demo
     base = DemoConfig.quick(out) if quick else DemoConfig(out=out)
     over = {k: v for k, v in kw.items() if v is not None}
     if seeds:
         over["seeds"] = [int(x) for x in seeds.split(",")]
     if recipes:
         over["recipes"] = recipes.split(",")
-    cfg = DemoConfig(**{**base.__dict__, **over})
+    if ablations:
+        over["recipes"] = list(over.get("recipes", base.recipes)) + [r for r in ABLATIONS]
+    if pretrain_steps:
+        over["pretrain"] = dataclasses.replace(base.pretrain, steps=pretrain_steps)
+    cfg = dataclasses.replace(base, **over)
     r = run_demo(cfg, log=click.echo)
     click.echo("\n" + r["markdown"])
     click.echo(f"\nwall time {r['wall_s']} s {r['timings_s']}; table, per-seed results and plot in {r['out']}/results.*")

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 EDIT_TYPES: tuple[str, ...] = (
     "color", "material", "shape", "size", "position", "state", "category",
-    "parts", "movement", "quantity", "emotion", "causal",
+    "parts", "movement", "quantity", "emotion", "causal", "swap",
 )
 SCOPES: tuple[str, ...] = ("local", "global")
 KEPT, REJECTED, FAILED = "kept", "rejected", "failed"

@@ -1,23 +1,31 @@
 """`cfgen demo`: the whole method on the embedded scene world, on a CPU, with no download.
 
-world -> captions (rules backend) -> pretrain a small CLIP on factual pairs only (the stand-in
-for a pretrained model) -> images (scene editor, CLIP filter with that model) -> final shards
--> fine-tune it with each recipe for the same number of steps from the same start -> evaluate
-all on the world's held-out compositional test -> table (mean and 95% CI over seeds) + plot.
+world -> captions (rules backend) -> pretrain the stand-in CLIP on the world's web split
+(`world/pretrain.py`) -> images (scene editor, CLIP filter with that model) -> final shards ->
+fine-tune it with each recipe, for every seed, from the same start with the same data order ->
+evaluate on the world's held-out compositional test -> per-recipe table and paired differences
+against std-ft and textneg-ft (same seed), with 95% t-intervals over seeds.
 Every step is skipped when its output already exists, so a rerun continues where it stopped.
+The held-out split, its items and their scoring are fixed by the world config alone.
 """
 from __future__ import annotations
 
 import json
 import math
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-RECIPES = ["std-ft", "textneg-ft", "cf-vlm", "cf-vlm-no-align", "cf-vlm-no-csd", "cf-vlm-no-fcd"]
+from .world.pretrain import PretrainConfig
+
+RECIPES = ["std-ft", "textneg-ft", "cf-vlm", "cf-vlm-plus"]
+ABLATIONS = ["text-only-cf", "image-only-cf", "cf-vlm-no-align", "cf-vlm-no-csd", "cf-vlm-no-fcd"]
+BASELINES = ("std-ft", "textneg-ft")
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 COLUMNS = [("unseen:binding_swap", "binding (unseen)"), ("unseen:relation_swap", "relation (unseen)"),
            ("unseen:replace_color", "repl. color (unseen)"), ("unseen:replace_shape", "repl. shape (unseen)"),
@@ -27,59 +35,29 @@ COLUMNS = [("unseen:binding_swap", "binding (unseen)"), ("unseen:relation_swap",
 @dataclass
 class DemoConfig:
     out: str = "shards/demo"
-    n: int = 5000
+    n: int = 3000
     n_test: int = 1000
     world_seed: int = 0
     world: dict[str, Any] = field(default_factory=lambda: {
         "relations": ["to the left of", "to the right of"], "distractor_prob": 0.25, "size_mention_prob": 0.3,
         "form_probs": [0.1, 0.8, 0.1]})
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     recipes: list[str] = field(default_factory=lambda: list(RECIPES))
-    pretrain_steps: int = 800
-    pretrain_batch: int = 64
-    pretrain_lr: float = 1e-3
-    finetune_steps: int = 150
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    finetune_steps: int = 60
     finetune_batch: int = 32
-    finetune_lr: float = 5e-4
+    finetune_lr: float = 2e-4
     k: int = 4
-    clip_image_size: int = 64
-    clip_patch_size: int = 8
-    num_workers: int = 0
+    workers: int = 2                 # fine-tunes run in parallel processes, one thread each
 
     @classmethod
     def quick(cls, out: str) -> "DemoConfig":
-        return cls(out=out, n=400, n_test=200, seeds=[0], pretrain_steps=40, finetune_steps=10,
-                   pretrain_batch=32, finetune_batch=16)
-
-
-def _done(model_dir: Path) -> bool:
-    return (model_dir / "train_config.json").exists()
-
-
-def _train(shards: list[str], model: str, out: Path, recipe: str, steps: int, batch: int, lr: float,
-           warmup: int, seed: int, cfg: DemoConfig) -> None:
-    from .train.trainer import recipe_config, train
-    if _done(out):
-        return
-    tc = recipe_config(recipe, {"shards": shards, "model": model, "out": str(out), "max_steps": steps,
-                                "batch_size": batch, "micro_batch": batch, "lr": lr, "warmup_steps": warmup,
-                                "seed": seed, "num_workers": cfg.num_workers, "save_every": 0,
-                                "log_every": max(1, steps // 20), "shuffle_buffer": 500, "k": cfg.k})
-    train(tc)
-
-
-def _world_eval(model_dir: Path, world: Path) -> dict[str, float]:
-    from .eval.run import evaluate
-    res_file = model_dir / "world_eval.json"
-    if res_file.exists():
-        return json.loads(res_file.read_text())
-    r = evaluate(str(model_dir), {"world": str(world)})["world"]
-    res_file.write_text(json.dumps(r))
-    return r
+        return cls(out=out, n=300, n_test=200, seeds=[0, 1], finetune_steps=6, finetune_batch=16,
+                   pretrain=PretrainConfig(steps=30, n=512, batch=32, eval_every=15))
 
 
 def ci95(values: list[float]) -> tuple[float, float]:
-    """Mean and half-width of a 95% t-interval (0 half-width for one seed)."""
+    """Mean and half-width of a 95% t-interval (NaN half-width for one value)."""
     m = float(np.mean(values))
     if len(values) < 2:
         return m, float("nan")
@@ -87,12 +65,30 @@ def ci95(values: list[float]) -> tuple[float, float]:
     return m, half
 
 
+def _finetune_job(args: tuple[list[str], str, str, str, int, dict[str, Any], str, int]) -> dict[str, float]:
+    """One fine-tune + its evaluation (a process-pool task; results cached in the model directory)."""
+    shards, pretrained, mdir, recipe, seed, over, world, threads = args
+    import torch
+    from .eval.run import evaluate
+    from .train.trainer import recipe_config, train
+    if threads:
+        torch.set_num_threads(threads)
+    mdir_p = Path(mdir)
+    if not (mdir_p / "train_config.json").exists():
+        train(recipe_config(recipe, {"shards": shards, "model": pretrained, "out": mdir, "seed": seed, **over}))
+    res_file = mdir_p / "world_eval.json"
+    if not res_file.exists():
+        res_file.write_text(json.dumps(evaluate(mdir, {"world": world})["world"]))
+    return json.loads(res_file.read_text())
+
+
 def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
     from .captions.stage import CaptionsConfig, run_captions
+    from .eval.run import evaluate
     from .images.stage import ImagesConfig, run_images
-    from .models import build_clip
-    from .world import world_vocab, world_words
+    from .world import world_vocab
     from .world.generate import WorldConfig, generate_world
+    from .world.pretrain import pretrain_stand_in
 
     t0 = time.time()
     out = Path(cfg.out)
@@ -104,9 +100,11 @@ def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
 
     t = time.time()
     world = out / "world"
-    info = generate_world(world, WorldConfig(n=cfg.n, n_test=cfg.n_test, seed=cfg.world_seed, **cfg.world))
+    wcfg = WorldConfig(n=cfg.n, n_test=cfg.n_test, seed=cfg.world_seed, **cfg.world)
+    info = generate_world(world, wcfg)
     tick("world", t)
-    log(f"[demo] world: {cfg.n} anchors, {cfg.n_test} test items, held-out pairs {info['config']['heldout']}")
+    log(f"[demo] world seed {cfg.world_seed}: {cfg.n} anchors, {cfg.n_test} test items, "
+        f"held-out pairs {info['config']['heldout']}")
 
     t = time.time()
     run = out / "run"
@@ -114,53 +112,53 @@ def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
     tick("captions", t)
     log(f"[demo] captions: {cap['extra'].get('rewrites_kept', 0)} rewrites kept for {cap['kept']} of {cap['in']} anchors")
 
-    # One pretrained model (the stand-in for a released checkpoint); seeds vary the fine-tuning.
     t = time.time()
-    models = out / "models"
-    pretrained = models / "pretrained"
-    if not (models / "init" / "config.json").exists():
-        build_clip(models / "init", words=world_words(), image_size=cfg.clip_image_size,
-                   patch_size=cfg.clip_patch_size, seed=cfg.world_seed)
-    _train([str(world / "train")], str(models / "init"), pretrained, "std-ft", cfg.pretrain_steps,
-           cfg.pretrain_batch, cfg.pretrain_lr, max(1, cfg.pretrain_steps // 10), cfg.world_seed, cfg)
+    pretrained = out / "models" / "pretrained"
+    pre = pretrain_stand_in(pretrained, world, wcfg, cfg.pretrain, seed=cfg.world_seed, log=log)
     tick("pretrain", t)
-    log(f"[demo] pretrained a small CLIP on factual pairs ({cfg.pretrain_steps} steps x {cfg.pretrain_batch})")
+    log(f"[demo] stand-in CLIP pretrained on the web split ({cfg.pretrain.steps} steps x {cfg.pretrain.batch})")
 
     t = time.time()
     # Scene edits are exact renders: the filter runs and stores its scores, with permissive thresholds
-    # (a weak pretrained CLIP cannot yet tell binding edits apart and would drop exactly those).
+    # (the stand-in cannot yet tell binding edits apart and would drop exactly those).
     img = run_images(ImagesConfig(run=str(run), filter=True, filter_model=str(pretrained),
                                   min_cf_score=-1.0, min_margin=-1.0, min_img_sim=-1.0, max_img_sim=1.01))
     tick("images+filter", t)
-    log(f"[demo] images: {img['extra'].get('cf_kept', 0)} counterfactuals for {img['kept']} anchors "
-        f"({img['extra'].get('images_per_s', 0)} images/s); rejected: "
+    log(f"[demo] images: {img['extra'].get('cf_kept', 0)} counterfactuals for {img['kept']} anchors; rejected: "
         + ", ".join(f"{k.split('.', 1)[1]} {v}" for k, v in img["extra"].items() if k.startswith("cf_rejected.")))
 
-    results: dict[str, dict[int, dict[str, float]]] = {"pretrained": {}}
-    base = _world_eval(pretrained, world)
-    final = [str(run / "final")]
-    for seed in cfg.seeds:
-        results["pretrained"][seed] = base
-        for recipe in cfg.recipes:
-            t = time.time()
-            mdir = models / f"seed{seed}" / recipe
-            _train(final, str(pretrained), mdir, recipe, cfg.finetune_steps, cfg.finetune_batch,
-                   cfg.finetune_lr, max(1, cfg.finetune_steps // 10), seed, cfg)
-            tick("finetune", t)
-            t = time.time()
-            results.setdefault(recipe, {})[seed] = _world_eval(mdir, world)
-            tick("eval", t)
-        log(f"[demo] seed {seed} done ({time.time() - t0:.0f}s)")
+    t = time.time()
+    over = {"max_steps": cfg.finetune_steps, "batch_size": cfg.finetune_batch, "micro_batch": cfg.finetune_batch,
+            "lr": cfg.finetune_lr, "warmup_steps": max(1, cfg.finetune_steps // 10), "num_workers": 0,
+            "save_every": 0, "log_every": max(1, cfg.finetune_steps // 20), "shuffle_buffer": 500, "k": cfg.k}
+    jobs = [(seed, recipe) for seed in cfg.seeds for recipe in cfg.recipes]
+    args = [([str(run / "final")], str(pretrained), str(out / "models" / f"seed{s}" / r), r, s, over, str(world),
+             1 if cfg.workers > 1 else 0) for s, r in jobs]
+    if cfg.workers > 1:
+        with ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn")) as pool:
+            evals = list(pool.map(_finetune_job, args))
+    else:
+        evals = [_finetune_job(a) for a in args]
+    tick("finetune+eval", t)
+    base_file = pretrained / "world_eval.json"
+    if not base_file.exists():
+        base_file.write_text(json.dumps(evaluate(str(pretrained), {"world": str(world)})["world"]))
+    base = json.loads(base_file.read_text())
+    results: dict[str, dict[int, dict[str, float]]] = {"pretrained": {s: base for s in cfg.seeds}}
+    for (seed, recipe), r in zip(jobs, evals):
+        results.setdefault(recipe, {})[seed] = r
 
     table = summarize(results)
-    md = table_markdown(table, cfg)
+    paired = paired_differences(results)
+    wall = round(time.time() - t0, 1)
+    md = table_markdown(table, paired, cfg, wall)
     (out / "results.md").write_text(md + "\n")
-    (out / "results.json").write_text(json.dumps({"per_seed": results, "table": table, "config": asdict(cfg),
-                                                  "timings_s": timings, "wall_s": round(time.time() - t0, 1)},
-                                                 indent=1))
+    (out / "results.json").write_text(json.dumps({
+        "per_seed": results, "table": table, "paired": paired, "config": asdict(cfg),
+        "pretrain_profile": pre["profile"], "pretrain_curve": pre["curve"], "timings_s": timings,
+        "wall_s": wall}, indent=1))
     plot_table(table, out / "results.png")
-    return {"table": table, "markdown": md, "wall_s": round(time.time() - t0, 1), "timings_s": timings,
-            "out": str(out)}
+    return {"table": table, "paired": paired, "markdown": md, "wall_s": wall, "timings_s": timings, "out": str(out)}
 
 
 def summarize(results: dict[str, dict[int, dict[str, float]]]) -> dict[str, dict[str, tuple[float, float]]]:
@@ -168,14 +166,41 @@ def summarize(results: dict[str, dict[int, dict[str, float]]]) -> dict[str, dict
             for name, per_seed in results.items()}
 
 
-def table_markdown(table: dict[str, dict[str, tuple[float, float]]], cfg: DemoConfig) -> str:
+def paired_differences(results: dict[str, dict[int, dict[str, float]]]) -> dict[str, dict[str, tuple[float, float]]]:
+    """recipe - baseline on the same seed (same start, same data order), mean and 95% CI, in points."""
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for baseline in BASELINES:
+        if baseline not in results:
+            continue
+        for name, per_seed in results.items():
+            if name in ("pretrained", baseline) or (name in BASELINES and baseline == "textneg-ft"):
+                continue
+            seeds = sorted(set(per_seed) & set(results[baseline]))
+            out[f"{name} - {baseline}"] = {
+                col: ci95([100 * (per_seed[s][col] - results[baseline][s][col]) for s in seeds]) for col, _ in COLUMNS}
+    return out
+
+
+def _cell(m: float, h: float, sign: bool = False) -> str:
+    return (f"{m:+.1f}" if sign else f"{m:.1f}") + ("" if h != h else f" ± {h:.1f}")
+
+
+def table_markdown(table: dict[str, dict[str, tuple[float, float]]], paired: dict[str, dict[str, tuple[float, float]]],
+                   cfg: DemoConfig, wall_s: float) -> str:
     head = "| recipe | " + " | ".join(lbl for _, lbl in COLUMNS) + " |"
-    lines = [f"Held-out compositional test of the scene world: accuracy % (mean ± 95% CI over seeds {cfg.seeds}; "
-             f"pretrain {cfg.pretrain_steps} steps, fine-tune {cfg.finetune_steps} steps x {cfg.finetune_batch}).",
-             "", head, "|" + "---|" * (len(COLUMNS) + 1)]
+    rule = "|" + "---|" * (len(COLUMNS) + 1)
+    lines = [f"Held-out compositional test of the scene world (world seed {cfg.world_seed}): accuracy % "
+             f"(mean ± 95% CI over training seeds {cfg.seeds}; stand-in pretrained {cfg.pretrain.steps} steps, "
+             f"fine-tune {cfg.finetune_steps} steps x {cfg.finetune_batch} anchors, K = {cfg.k}; wall {wall_s:.0f} s).",
+             "", head, rule]
     for name, cols in table.items():
-        cells = [f"{m:.1f}" + ("" if h != h else f" ± {h:.1f}") for m, h in (cols[c] for c, _ in COLUMNS)]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(_cell(*cols[c]) for c, _ in COLUMNS) + " |")
+    if paired:
+        lines += ["", "Paired differences, points (same seed, start and data order; mean ± 95% CI; "
+                  "an interval that excludes 0 is a difference at the 5% level):", "",
+                  head.replace("| recipe |", "| difference |"), rule]
+        for name, cols in paired.items():
+            lines.append(f"| {name} | " + " | ".join(_cell(*cols[c], sign=True) for c, _ in COLUMNS) + " |")
     return "\n".join(lines)
 
 
@@ -199,3 +224,6 @@ def plot_table(table: dict[str, dict[str, tuple[float, float]]], path: Path) -> 
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+__all__ = ["DemoConfig", "run_demo", "ci95", "paired_differences", "RECIPES", "ABLATIONS"]

@@ -1,4 +1,4 @@
-"""User-facing errors: one clear line, non-zero exit."""
+"""User-facing errors: one clear line naming the file, option or model involved; non-zero exit."""
 from __future__ import annotations
 
 import functools
@@ -7,14 +7,26 @@ from typing import Any, Callable
 import click
 
 
+def describe(e: BaseException) -> str:
+    """One line for a user error; OS errors name their file (never a bare errno)."""
+    if isinstance(e, OSError) and (e.filename or e.strerror):
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror or type(e).__name__}"
+    if isinstance(e, KeyError):
+        return f"missing key {e.args[0]!r}" if e.args else "missing key"
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text
+
+
 def one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """User errors (bad paths, bad settings) end with one clear line and exit code 1."""
+    """User errors (bad paths, bad settings, unreadable files, models that cannot load) end with
+    one clear line and exit code 1."""
     @functools.wraps(fn)
     def wrapper(*a: Any, **kw: Any) -> Any:
+        from PIL import UnidentifiedImageError
         from .io.reader import InputError
         try:
             return fn(*a, **kw)
-        except (InputError, FileNotFoundError, ValueError, KeyError) as e:
-            msg = e.args[0] if e.args else str(e)
-            raise click.ClickException(str(msg)) from None
+        except (InputError, OSError, ValueError, KeyError, UnidentifiedImageError) as e:
+            raise click.ClickException(describe(e)) from None
     return wrapper

@@ -64,7 +64,7 @@ def test_parse_structured_tolerates_fences_and_garbage():
      "A young woman holding a racket missed the ball, and the ball dropped to the ground.",
      "causal", "global", "hit ... flew outward", "missed ... dropped to the ground"),
     ("a red circle to the left of a blue square", "a blue circle to the left of a red square",
-     "color", "local", "red ... blue", "blue ... red"),
+     "swap", "local", "red ... blue", "blue ... red"),
 ])
 def test_validator_accepts_single_edits(orig, rw, typ, scope, frm, to):
     v = validate(orig, rw)

@@ -2,6 +2,19 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+
+def test_paired_differences_use_the_same_seed():
+    from cfgen.demo import paired_differences
+    cols = ["unseen:binding_swap", "unseen:relation_swap", "unseen:replace_color", "unseen:replace_shape",
+            "seen:binding_swap", "seen:relation_swap"]
+    std = {s: {c: 0.5 + 0.1 * s for c in cols} for s in range(3)}          # seeds differ a lot...
+    cf = {s: {c: 0.52 + 0.1 * s for c in cols} for s in range(3)}          # ...the paired gap is exactly 2 points
+    p = paired_differences({"pretrained": std, "std-ft": std, "cf-vlm": cf})
+    mean, half = p["cf-vlm - std-ft"]["unseen:binding_swap"]
+    assert mean == pytest.approx(2.0) and half == pytest.approx(0.0, abs=1e-9)
+
 
 def test_demo_quick_runs_end_to_end(tmp_path):
     out = tmp_path / "demo"
@@ -9,12 +22,15 @@ def test_demo_quick_runs_end_to_end(tmp_path):
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "| recipe | binding (unseen)" in r.stdout and "| cf-vlm |" in r.stdout
+    assert "| cf-vlm - std-ft |" in r.stdout and "| cf-vlm-plus - textneg-ft |" in r.stdout
     res = json.loads((out / "results.json").read_text())
-    assert set(res["table"]) == {"pretrained", "std-ft", "textneg-ft", "cf-vlm", "cf-vlm-no-align",
-                                 "cf-vlm-no-csd", "cf-vlm-no-fcd"}
+    assert set(res["table"]) == {"pretrained", "std-ft", "textneg-ft", "cf-vlm", "cf-vlm-plus"}
     for name, cols in res["table"].items():
         for mean, _ in cols.values():
             assert 0.0 <= mean <= 100.0
+    seeds = res["config"]["seeds"]
+    assert all(set(map(int, res["per_seed"][r])) == set(seeds) for r in res["table"])
+    assert res["pretrain_curve"] and "unseen:replace_shape" in res["pretrain_profile"]
     assert (out / "results.png").stat().st_size > 0 and (out / "results.md").exists()
     for recipe in ("cf-vlm", "std-ft"):
         log = (out / "models" / "seed0" / recipe / "train_log.jsonl").read_text().splitlines()

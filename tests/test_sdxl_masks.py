@@ -10,6 +10,8 @@ from PIL import Image
 from cfgen.captions.stage import CaptionsConfig, run_captions
 from cfgen.datamodel import Sample
 from cfgen.io.images import decode_rgb
+from cfgen.images.masks import MaskConfig
+from cfgen.images.sdxl import SDXLConfig
 from cfgen.images.stage import ImagesConfig, run_images
 from tests.conftest import write_tar
 
@@ -43,9 +45,10 @@ def photo_run(tmp_path):
 
 def _cfg(run, tiny, **masks) -> ImagesConfig:
     return ImagesConfig(run=str(run), editor="sdxl", filter=False, image_format="png",
-                        sdxl=dict(base=tiny["base"], refiner=tiny["refiner"], base_steps=2, refiner_steps=1,
-                                  resolution=64, crop=True, batch_size=2),
-                        masks=dict(detector=tiny["owlv2"], kind="owlv2", sam=tiny["sam"], box_threshold=0.0, **masks))
+                        sdxl=SDXLConfig(base=tiny["base"], refiner=tiny["refiner"], base_steps=2, refiner_steps=1,
+                                        resolution=64, crop=True, batch_size=2),
+                        masks=MaskConfig(detector=tiny["owlv2"], kind="owlv2", sam=tiny["sam"], box_threshold=0.0,
+                                         **masks))
 
 
 def test_sdxl_inpaint_and_img2img_end_to_end(photo_run, tiny):
@@ -74,7 +77,7 @@ def test_sdxl_inpaint_and_img2img_end_to_end(photo_run, tiny):
 
 def test_local_edit_without_a_mask_becomes_global(photo_run, tiny):
     cfg = _cfg(photo_run, tiny)
-    cfg.masks["box_threshold"] = 1.01          # nothing is ever found
+    cfg.masks.box_threshold = 1.01          # nothing is ever found
     run_images(cfg)
     rows = pq.read_table(photo_run / "images" / "part-00000.parquet").to_pylist()
     local = [r for r in rows if r["edit_scope"] == "local"]

@@ -42,7 +42,7 @@ def test_heldout_combinations_never_in_training(small_world):
 
 def test_captions_vary_in_order_relation_and_form():
     rng = random.Random(0)
-    allowed = [(c, s) for c in ("red", "blue", "green") for s in ("circle", "square")]
+    allowed = [(c, s) for c in ("red", "blue", "green") for s in ("ring", "square")]
     scenes = [sample_scene(rng, allowed) for _ in range(300)]
     assert {s.rel for s in scenes if s.form == "pair"} == {"to the left of", "to the right of", "above", "below"}
     assert {s.form for s in scenes} == {"single", "pair", "two"}
@@ -57,7 +57,7 @@ def _edit(scene, target):
 
 def test_edits_change_only_the_edited_region():
     rng = random.Random(5)
-    allowed = [(c, s) for c in ("red", "blue", "green", "yellow") for s in ("circle", "square", "triangle")]
+    allowed = [(c, s) for c in ("red", "blue", "green", "yellow") for s in ("ring", "square", "triangle")]
     checked = 0
     for _ in range(200):
         s = sample_scene(rng, allowed, form_probs=(0, 1, 0))
@@ -78,7 +78,7 @@ def test_edits_change_only_the_edited_region():
 
 def test_relation_swap_quantity_and_binding_swap():
     rng = random.Random(2)
-    allowed = [("red", "circle"), ("blue", "square")]
+    allowed = [("red", "ring"), ("blue", "square")]
     s = sample_scene(rng, allowed, form_probs=(0, 1, 0), distractor_prob=0)
     opp = {"to the left of": "to the right of", "to the right of": "to the left of", "above": "below", "below": "above"}
     e = _edit(s, caption(s).replace(s.rel, opp[s.rel]))

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..resources import prompts_dir
 from .parse import REWRITES_JSON_SCHEMA, parse_numbered, parse_structured
-
-PROMPTS_DIR = Path(__file__).resolve().parent.parent.parent / "prompts"
 
 
 @dataclass
@@ -33,7 +32,7 @@ class Backend(Protocol):
 
 
 def default_prompt(structured: bool = False) -> Path:
-    return PROMPTS_DIR / ("rewrite_structured.txt" if structured else "rewrite.txt")
+    return prompts_dir() / ("rewrite_structured.txt" if structured else "rewrite.txt")
 
 
 def render_prompt(template: str, caption: str, k: int) -> str:

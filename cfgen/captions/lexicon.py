@@ -26,7 +26,7 @@ COLOR = _group("red blue green yellow black white gray grey brown orange pink pu
 MATERIAL = _group("wooden metal metallic plastic glass stone brick leather paper ceramic concrete "
                   "steel iron cotton woolen marble rubber silk denim straw bamboo".split())
 SHAPE_ADJ = _group("round square rectangular circular triangular oval curved pointed flat".split())
-SHAPE_NOUN = _group("circle square triangle diamond star heart rectangle oval".split())
+SHAPE_NOUN = _group("circle square triangle diamond star heart rectangle oval ring cross".split())
 SHAPE = {w: list(dict.fromkeys(SHAPE_ADJ.get(w, []) + SHAPE_NOUN.get(w, [])))
          for w in {**SHAPE_ADJ, **SHAPE_NOUN}}
 SIZE = _pairs([("small", "large"), ("big", "small"), ("little", "big"), ("tiny", "huge"),

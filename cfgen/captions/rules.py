@@ -63,7 +63,20 @@ def _options(doc) -> list[Option]:
                 opts.extend(_number_options(doc, words, i))
             elif w in L.ARTICLES:
                 opts.extend(_article_options(doc, words, i))
-    return opts
+    return opts + _swap_options(words, opts)
+
+
+def _swap_options(words: list[str], opts: list[Option]) -> list[Option]:
+    """Attribute and object swaps between two places ("a red cube and a blue ball" -> "a blue cube
+    and a red ball"): the words stay, their binding changes. Typed `swap` by the validator."""
+    out = []
+    single = [o for o in opts if o.stop == o.start + 1 and o.type in ("color", "material", "size", "shape", "category")]
+    for x in range(len(single)):
+        for y in range(x + 1, len(single)):
+            o, p = single[x], single[y]
+            if o.type == p.type and words[o.start] != words[p.start]:
+                out.append(Option("swap", o.start, o.stop, [words[p.start]], {p.start: words[o.start]}))
+    return out
 
 
 def _head_noun(doc, i: int) -> int | None:
@@ -134,10 +147,11 @@ def _realize(doc, opt: Option, choice: str) -> str:
         new[k] = ""
     for k, v in (opt.extra or {}).items():
         new[k] = v
-    # fix a/an before the changed word
-    if opt.start > 0 and toks[opt.start - 1].lower() in L.ARTICLES and opt.type != "quantity":
-        art = "an" if choice[:1].lower() in "aeiou" else "a"
-        new[opt.start - 1] = art.capitalize() if toks[opt.start - 1][0].isupper() else art
+    # fix a/an before every changed word
+    for p in [opt.start, *(opt.extra or {})] if opt.type != "quantity" else []:
+        if p > 0 and toks[p - 1].lower() in L.ARTICLES and new[p]:
+            art = "an" if new[p][:1].lower() in "aeiou" else "a"
+            new[p - 1] = art.capitalize() if toks[p - 1][0].isupper() else art
     if toks[opt.start][:1].isupper() and new[opt.start]:
         new[opt.start] = new[opt.start][0].upper() + new[opt.start][1:]
     out = "".join(w + (s if w else "") for w, s in zip(new, ws))

@@ -7,7 +7,7 @@ Shared by every backend, the images stage and users:
 
 The diff is token-level. Agreement changes that a real edit drags along (a -> an, is -> are,
 dog -> dogs) are not counted as edits. Two changed places are accepted only as an attribute
-swap between two objects, or as a causal flip (cause and effect verbs both change).
+swap between two objects (type `swap`: the binding changes, not the attributes), or as a causal flip (cause and effect verbs both change).
 """
 from __future__ import annotations
 
@@ -106,8 +106,8 @@ class Validator:
             (i1, f1, t1), (i2, f2, t2) = blocks
             if f1 and f2 and f1 == t2 and f2 == t1:
                 typ = self._type(original, a, i1, f1, f2)
-                if typ and typ not in ("causal", "position"):
-                    return Verdict(True, edit=Edit(typ, f"{' '.join(f1)} ... {' '.join(f2)}",
+                if typ and typ not in ("causal", "position"):      # a binding swap: its own type
+                    return Verdict(True, edit=Edit("swap", f"{' '.join(f1)} ... {' '.join(f2)}",
                                                    f"{' '.join(t1)} ... {' '.join(t2)}", "local"))
             types = [self._type(original, a, i, f, t) for i, f, t in blocks]
             verbish = [self._is_verb(original, a, i, f) for i, f, _ in blocks]

@@ -22,10 +22,13 @@ from ..datamodel import FAILED, KEPT, REJECTED, Counterfactual, Edit, Rewrite, S
 from ..io.ledger import Ledger, UnitStats, read_manifest
 from ..io.reader import InputConfig, Unit, read_unit
 from ..io.writer import AtomicTarWriter, atomic_write_parquet
+from ..hub import require_model
 from ..stage import process_cached
 from ..io.images import decode_rgb, encode_image
 from .editors import EditResult, edit_seed
 from .filter import FilterConfig, verdict
+from .masks import MaskConfig
+from .sdxl import SDXLConfig
 
 EDIT_STAGE, FINAL_STAGE = "images", "final"
 SCORE_KEYS = ("s_cf_tcf", "s_cf_ta", "margin", "s_img", "s_a_ta")
@@ -52,12 +55,21 @@ class ImagesConfig:
     store_size: int | None = None            # resize final images (shortest side) to training size
     image_format: str = "jpg"
     max_cf: int = 4
-    sdxl: dict[str, Any] = field(default_factory=dict)     # SDXLConfig fields
-    masks: dict[str, Any] = field(default_factory=dict)    # MaskConfig fields
+    sdxl: SDXLConfig = field(default_factory=SDXLConfig)
+    masks: MaskConfig = field(default_factory=MaskConfig)
     workers: int = 1
     distributor: str = "local"
     ray_address: str | None = None
     retries: int = 2
+
+    def models(self) -> dict[str, str]:
+        """Every model this configuration will load, by the option that names it."""
+        out = {"filter_model": self.filter_model} if self.filter else {}
+        if self.editor == "sdxl":
+            out.update({f"sdxl.{k}": getattr(self.sdxl, k) for k in ("base", "refiner", "vae")
+                        if getattr(self.sdxl, k)})
+            out.update({f"masks.{k}": getattr(self.masks, k) for k in ("detector", "sam") if getattr(self.masks, k)})
+        return out
 
     def filter_config(self) -> FilterConfig:
         return FilterConfig(model=self.filter_model, min_cf_score=self.min_cf_score, min_margin=self.min_margin,
@@ -69,9 +81,8 @@ def make_editor(cfg: ImagesConfig, device: str) -> Any:
         from .editors import SceneEditor
         return SceneEditor(image_format=cfg.image_format)
     if cfg.editor == "sdxl":
-        from .sdxl import SDXLConfig, SDXLEditor
-        from .masks import MaskConfig
-        return SDXLEditor(SDXLConfig(**cfg.sdxl), MaskConfig(**cfg.masks), device=device,
+        from .sdxl import SDXLEditor
+        return SDXLEditor(cfg.sdxl, cfg.masks, device=device,
                           image_format=cfg.image_format)
     raise ValueError(f"unknown editor {cfg.editor!r} (scene, sdxl)")
 
@@ -260,10 +271,17 @@ def run_images(cfg: ImagesConfig, gpus: list[str] | None = None, device: str = "
     ready = [u for u in units if cap.is_done(u)]
     if not ready:
         raise ValueError(f"{cfg.run}: no finished captions parts; run `cfgen captions` first")
-    run_units(EditJob(cfg, icfg), ready, Ledger(cfg.run, EDIT_STAGE), distributor=cfg.distributor,
-              workers=cfg.workers, gpus=gpus, retries=cfg.retries, desc="images", device=device,
-              item_key="cf_generated", ray_address=cfg.ray_address)
-    return run_filter(cfg, units)
+    edits = Ledger(cfg.run, EDIT_STAGE)
+    if edits.pending(ready):
+        for option, name in cfg.models().items():
+            require_model(name, f"images option {option}")
+    edit_summary = run_units(EditJob(cfg, icfg), ready, edits, distributor=cfg.distributor,
+                             workers=cfg.workers, gpus=gpus, retries=cfg.retries, desc="images", device=device,
+                             item_key="cf_generated", ray_address=cfg.ray_address)
+    summary = run_filter(cfg, units)
+    summary["units_failed"] = {**{f"images/{k}": v for k, v in edit_summary["units_failed"].items()},
+                               **{f"final/{k}": v for k, v in summary["units_failed"].items()}}
+    return summary
 
 
 def run_filter(cfg: ImagesConfig, units: list[Unit] | None = None, redo: bool = False) -> dict[str, Any]:

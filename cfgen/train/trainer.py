@@ -42,6 +42,7 @@ class TrainConfig:
     m2: float = 0.30
     text_negatives: str = "none"       # none | one | all: counterfactual captions as extra negatives
     image_negatives: bool = False      # counterfactual images as extra negatives for anchor captions
+    cf_in_batch: bool = False          # counterfactual pairs join the contrastive batch as pairs of their own
     use_cf: bool = True                # load counterfactuals at all (std-ft: False)
     k: int = 4
     cf_ratio: float = 1.0
@@ -51,8 +52,8 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.98
     eps: float = 1e-6
-    batch_size: int = 256              # effective (global) batch of anchors
-    micro_batch: int = 256             # per process per forward
+    batch_size: int = 256              # effective (global) batch of anchors, on any number of processes
+    micro_batch: int = 0               # anchors per process per forward (0: batch_size / processes)
     max_steps: int = 1000
     grad_clip: float = 1.0
     precision: str = "auto"            # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32
@@ -67,7 +68,7 @@ class TrainConfig:
 
     def needs_cf(self) -> bool:
         return self.use_cf and (self.beta > 0 or self.gamma > 0 or self.text_negatives != "none"
-                                or self.image_negatives)
+                                or self.image_negatives or self.cf_in_batch)
 
 
 class Features(torch.nn.Module):
@@ -88,11 +89,30 @@ class Features(torch.nn.Module):
 
 
 def dense_cf(feats: torch.Tensor, n: int, owner: torch.Tensor, slot: torch.Tensor, k: int) -> torch.Tensor:
-    """Counterfactual features [M, D] -> [n, K, D] (zeros where a sample has no k-th counterfactual)."""
-    out = feats.new_zeros(n, k, feats.shape[-1])
-    if owner.numel():
-        out = out.index_put((owner, slot), feats[n:])
-    return out
+    """Counterfactual features [M, D] -> [n, K, D] (zeros where a sample has no k-th counterfactual).
+
+    Always built from `feats`, even when M = 0, so the result stays in the autograd graph and the
+    backward of the cross-rank gather runs its collective on every rank."""
+    return feats.new_zeros(n, k, feats.shape[-1]).index_put((owner, slot), feats[n:])
+
+
+def accumulation_steps(batch_size: int, micro_batch: int, world: int) -> tuple[int, int]:
+    """(micro_batch, accumulation steps) so that micro_batch * world * accum == batch_size exactly."""
+    micro = micro_batch or batch_size // world
+    if micro <= 0 or batch_size % (micro * world):
+        raise ValueError(f"batch_size {batch_size} is not a multiple of micro_batch {micro} x {world} process(es); "
+                         f"choose micro_batch so that micro_batch x processes divides batch_size")
+    return micro, batch_size // (micro * world)
+
+
+def all_ranks_have(flag: bool, device: torch.device) -> bool:
+    """True when every rank has `flag`: ranks leave an epoch together, so their collectives stay paired."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()) \
+            or torch.distributed.get_world_size() == 1:
+        return flag
+    t = torch.tensor([1 if flag else 0], device=device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+    return bool(t.item())
 
 
 def gather(x: torch.Tensor, with_grad: bool = True) -> torch.Tensor:
@@ -128,7 +148,10 @@ def compute_losses(img: torch.Tensor, txt: torch.Tensor, n: int, owner: torch.Te
             ex_t, ex_tm = cf_txt.reshape(-1, cf_txt.shape[-1]), tm.reshape(-1)
         if cfg.image_negatives:
             ex_i, ex_im = cf_img.reshape(-1, cf_img.shape[-1]), mask.reshape(-1)
-        out["align"] = align_loss(a_img, a_txt, logit_scale, ex_t, ex_tm, ex_i, ex_im)
+        b_img, b_txt = a_img, a_txt
+        if cfg.cf_in_batch:        # each (I_cf, T_cf) is a pair of its own: its anchor's hard negative both ways
+            b_img, b_txt = torch.cat([a_img, cf_img[mask]]), torch.cat([a_txt, cf_txt[mask]])
+        out["align"] = align_loss(b_img, b_txt, logit_scale, ex_t, ex_tm, ex_i, ex_im)
     s_anchor = (a_img * a_txt).sum(-1)
     out["csd"] = csd_loss((cf_img * cf_txt).sum(-1), s_anchor, mask, cfg.m1)
     out["fcd"] = fcd_loss((cf_img * a_txt[:, None]).sum(-1), s_anchor, local, cfg.m2)
@@ -148,13 +171,48 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """This process's RNG states (Python, NumPy, torch CPU and every CUDA device): tensors + JSON."""
+    import random
+    import numpy as np
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors.update({f"cuda{i}": t for i, t in enumerate(torch.cuda.get_rng_state_all())})
+    np_state = np.random.get_state()
+    meta = {"python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]]}
+    return tensors, meta
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    import random
+    import numpy as np
+    torch.set_rng_state(tensors["torch"])
+    cuda = [tensors[k] for k in sorted((k for k in tensors if k.startswith("cuda")), key=lambda k: int(k[4:]))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    v, st, g = meta["python"]
+    random.setstate((v, tuple(st), g))
+    n = meta["numpy"]
+    np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), *n[2:]))
+
+
+def save_rng(ckpt_tmp: Path, rank: int) -> None:
+    """Every rank writes its own RNG state into the checkpoint being built."""
+    from safetensors.torch import save_file
+    ckpt_tmp.mkdir(parents=True, exist_ok=True)
+    tensors, meta = rng_state()
+    save_file(tensors, ckpt_tmp / f"rng-rank{rank}.safetensors")
+    (ckpt_tmp / f"rng-rank{rank}.json").write_text(json.dumps(meta))
+
+
 def save_checkpoint(path: Path, model: torch.nn.Module, processor: Any, opt: torch.optim.Optimizer,
                     sched: Any, state: dict[str, Any]) -> None:
-    """model/ (save_pretrained), optimizer.safetensors + .json, scheduler.json, trainer_state.json."""
+    """model/ (save_pretrained), optimizer.safetensors + .json, scheduler.json, trainer_state.json.
+    The RNG files of every rank are already in the temp directory (`save_rng`)."""
     from safetensors.torch import save_file
     tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(tmp / "model")
     processor.save_pretrained(tmp / "model")
     sd = opt.state_dict()
@@ -165,14 +223,12 @@ def save_checkpoint(path: Path, model: torch.nn.Module, processor: Any, opt: tor
     (tmp / "optimizer.json").write_text(json.dumps({"param_groups": groups, "state_keys":
                                                     {str(p): list(st) for p, st in sd["state"].items()}}))
     (tmp / "scheduler.json").write_text(json.dumps(sched.state_dict()))
-    rng = {"torch": torch.get_rng_state()}
-    save_file(rng, tmp / "rng.safetensors")
     (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
 
 
-def load_checkpoint(path: Path, opt: torch.optim.Optimizer, sched: Any) -> dict[str, Any]:
+def load_checkpoint(path: Path, opt: torch.optim.Optimizer, sched: Any, rank: int = 0) -> dict[str, Any]:
     from safetensors.torch import load_file
     meta = json.loads((path / "optimizer.json").read_text())
     tensors = load_file(path / "optimizer.safetensors")
@@ -180,7 +236,10 @@ def load_checkpoint(path: Path, opt: torch.optim.Optimizer, sched: Any) -> dict[
     groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in meta["param_groups"]]
     opt.load_state_dict({"state": state, "param_groups": groups})
     sched.load_state_dict(json.loads((path / "scheduler.json").read_text()))
-    torch.set_rng_state(load_file(path / "rng.safetensors")["torch"])
+    rng_file = path / f"rng-rank{rank}.safetensors"
+    if not rng_file.exists():
+        raise ValueError(f"{path} has no RNG state for rank {rank}: resume with the number of processes it was saved with")
+    set_rng_state(load_file(rng_file), json.loads((path / f"rng-rank{rank}.json").read_text()))
     return json.loads((path / "trainer_state.json").read_text())
 
 
@@ -203,7 +262,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         precision = "bf16" if torch.cuda.is_available() else "fp32"
     acc = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
     world, rank = acc.num_processes, acc.process_index
-    accum = max(1, cfg.batch_size // (cfg.micro_batch * world))
+    micro, accum = accumulation_steps(cfg.batch_size, cfg.micro_batch, world)
     urls = [u for u in expand_inputs(cfg.shards) if u.endswith(".tar")]
     if len(urls) < world:
         raise ValueError(f"{len(urls)} shard(s) for {world} processes: every process needs at least one shard")
@@ -215,9 +274,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                             eps=cfg.eps)
     sched = get_cosine_schedule_with_warmup(opt, cfg.warmup_steps, cfg.max_steps)
-    state = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "config": asdict(cfg)}
+    state = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "anchors_seen": 0, "config": asdict(cfg)}
     if resume_from is not None:
-        state = load_checkpoint(resume_from, opt, sched)
+        state = load_checkpoint(resume_from, opt, sched, rank)
         log.info("resumed from %s at step %d", resume_from, state["step"])
     feats = Features(model)
     feats, opt = acc.prepare(feats, opt)
@@ -239,7 +298,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     t_last, imgs_since = time.time(), 0
     while state["step"] < cfg.max_steps:
         loader = make_loader(urls, enc.pre, k=cfg.k, cf_ratio=cfg.cf_ratio, use_cf=cfg.needs_cf(),
-                             micro_batch=cfg.micro_batch, seed=cfg.seed, epoch=state["epoch"],
+                             micro_batch=micro, seed=cfg.seed, epoch=state["epoch"],
                              skip_batches=state["batches_in_epoch"], shuffle_buffer=cfg.shuffle_buffer,
                              num_workers=cfg.num_workers, handler=skipped, rank=rank, world_size=world)
         it = iter(loader)
@@ -247,26 +306,28 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         while state["step"] < cfg.max_steps and not exhausted:
             sums: dict[str, float] = {}
             n_micro = 0
-            for micro in range(accum):
-                try:
-                    b = next(it)
-                except StopIteration:
+            for m in range(accum):
+                b = next(it, None)
+                if not all_ranks_have(b is not None, acc.device):
                     exhausted = True
                     break
                 state["batches_in_epoch"] += 1
-                ctx = acc.no_sync(feats) if micro < accum - 1 else nullcontext()
-                with ctx, acc.autocast():
-                    img, txt = feats(b.pixel_values.to(acc.device), b.input_ids.to(acc.device),
-                                     b.attention_mask.to(acc.device))
-                    losses = compute_losses(img, txt, b.n, b.cf_owner.to(acc.device), b.cf_slot.to(acc.device),
-                                            b.mask, b.local, raw.logit_scale, bias, cfg)
+                ctx = acc.no_sync(feats) if m < accum - 1 else nullcontext()
+                with ctx:
+                    with acc.autocast():
+                        img, txt = feats(b.pixel_values.to(acc.device), b.input_ids.to(acc.device),
+                                         b.attention_mask.to(acc.device))
+                    # losses in fp32, outside autocast: logits at scale up to 100 lose too much in bf16
+                    losses = compute_losses(img.float(), txt.float(), b.n, b.cf_owner.to(acc.device),
+                                            b.cf_slot.to(acc.device), b.mask, b.local, raw.logit_scale, bias, cfg)
                 if not torch.isfinite(losses["total"]):
                     ck = out / "checkpoints" / f"step-{state['step']:07d}-before-nonfinite"
+                    save_rng(ck.with_name(ck.name + ".tmp"), rank)
                     if acc.is_main_process:
                         save_checkpoint(ck, raw, enc.processor, opt, sched, state)
                     raise NonFiniteLoss(f"non-finite loss ({float(losses['total'])}) at step {state['step']}; "
                                         f"parameters before it are saved in {ck}")
-                acc.backward(losses["total"] / accum)
+                    acc.backward(losses["total"] / accum)
                 for kname, v in losses.items():
                     sums[kname] = sums.get(kname, 0.0) + float(v.detach()) / accum
                 imgs_since += int(b.pixel_values.shape[0]) * world
@@ -281,13 +342,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             opt.zero_grad(set_to_none=True)
             clamp_logit_scale(raw.logit_scale, MAX_LOGIT_SCALE)
             state["step"] += 1
+            state["anchors_seen"] = state.get("anchors_seen", 0) + cfg.batch_size
             bar.update(1)
             if acc.is_main_process and (state["step"] % cfg.log_every == 0 or state["step"] == cfg.max_steps):
                 dt = time.time() - t_last
                 rec = {"step": state["step"], "loss": sums["total"], "align": sums["align"], "csd": sums["csd"],
                        "fcd": sums["fcd"], "temperature": float(1 / raw.logit_scale.exp()),
                        "lr": sched.get_last_lr()[0], "images_per_s": imgs_since / max(dt, 1e-9),
-                       "epoch": state["epoch"], "skipped_corrupt": skipped.skipped}
+                       "epoch": state["epoch"], "skipped_corrupt": skipped.skipped, "global_batch": cfg.batch_size,
+                       "anchors_seen": state["anchors_seen"]}
                 with open(log_path, "a") as f:
                     f.write(json.dumps(rec) + "\n")
                 if tb is not None:
@@ -295,8 +358,16 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                         tb.add_scalar(kname, v, state["step"])
                 bar.set_postfix(loss=f"{rec['loss']:.3f}", ips=f"{rec['images_per_s']:.0f}")
                 t_last, imgs_since = time.time(), 0
-            if acc.is_main_process and cfg.save_every and state["step"] % cfg.save_every == 0:
-                save_checkpoint(out / "checkpoints" / f"step-{state['step']:07d}", raw, enc.processor, opt, sched, state)
+            if cfg.save_every and state["step"] % cfg.save_every == 0:
+                ck = out / "checkpoints" / f"step-{state['step']:07d}"
+                if acc.is_main_process:
+                    shutil.rmtree(ck.with_name(ck.name + ".tmp"), ignore_errors=True)
+                acc.wait_for_everyone()
+                save_rng(ck.with_name(ck.name + ".tmp"), rank)
+                acc.wait_for_everyone()
+                if acc.is_main_process:
+                    save_checkpoint(ck, raw, enc.processor, opt, sched, state)
+                acc.wait_for_everyone()
         if exhausted or state["step"] < cfg.max_steps:
             state["epoch"] += 1
             state["batches_in_epoch"] = 0
@@ -311,11 +382,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     return {"step": state["step"], "epoch": state["epoch"], "skipped_corrupt": skipped.skipped, "out": str(out)}
 
 
-def recipe_config(recipe: str | None, *overrides: dict[str, Any] | None) -> TrainConfig:
-    """A TrainConfig from a recipe under pipelines/train/ (or a YAML path), then overrides."""
+def recipe_config(recipe: str | None, *overrides: dict[str, Any] | None,
+                  config: dict[str, Any] | None = None) -> TrainConfig:
+    """A TrainConfig: `config` (a run's settings, e.g. paper.yaml's train section), then the recipe
+    (a file of loss settings under pipelines/train/, or a YAML path; by default the one `config`
+    names), then overrides. The result, saved as train_config.json, is exactly the run."""
     from ..config import build, load_yaml, resolve_recipe
+    recipe = recipe or (config or {}).get("recipe")
     base = load_yaml(resolve_recipe(recipe), "train") if recipe else {}
-    return build(TrainConfig, base, *overrides)
+    return build(TrainConfig, config, base, *overrides)
 
 
 __all__ = ["TrainConfig", "train", "compute_losses", "NonFiniteLoss", "recipe_config"]

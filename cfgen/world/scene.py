@@ -1,6 +1,8 @@
 """A procedural scene world with exact captions, exact counterfactual renders and exact masks.
 
 Scenes hold 1-4 flat-colored objects (shape, color, size, position) on a plain background.
+The shapes (square, ring, cross, triangle) differ at the scale of a ViT patch, so a small
+model can learn to see them; filled look-alikes (circle vs. diamond) it barely could.
 Captions come from a small grammar that names one object, two objects and a spatial relation,
 or two identical objects ("two small red circles"); unnamed objects are distractors. Because
 the grammar can be parsed back, any rewrite the grammar can express can be rendered exactly.
@@ -19,7 +21,7 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
     "yellow": (230, 210, 40), "purple": (140, 60, 180), "orange": (240, 140, 30),
 }
-SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond")
+SHAPES: tuple[str, ...] = ("square", "ring", "cross", "triangle")
 SIZES: dict[str, float] = {"small": 0.17, "large": 0.29}     # diameter as a fraction of the side
 RELATIONS: dict[str, str] = {
     "to the left of": "to the right of", "to the right of": "to the left of",
@@ -155,14 +157,16 @@ def render(scene: Scene, size: int = 64) -> np.ndarray:
         cx, cy = o.x * size, o.y * size
         box = [cx - r, cy - r, cx + r, cy + r]
         col = COLORS[o.color]
-        if o.shape == "circle":
-            d.ellipse(box, fill=col)
-        elif o.shape == "square":
+        if o.shape == "square":
             d.rectangle([cx - r * 0.85, cy - r * 0.85, cx + r * 0.85, cy + r * 0.85], fill=col)
         elif o.shape == "triangle":
             d.polygon([(cx, cy - r), (cx + r, cy + r * 0.8), (cx - r, cy + r * 0.8)], fill=col)
-        elif o.shape == "diamond":
-            d.polygon([(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)], fill=col)
+        elif o.shape == "ring":
+            d.ellipse(box, outline=col, width=max(1, round(r * 0.45)))
+        elif o.shape == "cross":
+            t = r * 0.36
+            d.rectangle([cx - r, cy - t, cx + r, cy + t], fill=col)
+            d.rectangle([cx - t, cy - r, cx + t, cy + r], fill=col)
         else:
             raise ValueError(f"unknown shape {o.shape}")
     return np.asarray(im)

@@ -1,0 +1,1 @@
+"""images stage: editors, grounded masks, the CLIP filter, final shards."""

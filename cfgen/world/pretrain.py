@@ -1,0 +1,155 @@
+"""The demo's stand-in for a released CLIP checkpoint: a small CLIP pretrained on a "web" split
+of the scene world, calibrated so that, like real CLIP, it recognises objects and attributes
+well and is weak at binding and spatial relations.
+
+What makes the profile realistic (each measured; see the README's calibration table):
+- shapes a small ViT can see (square, ring, cross, triangle differ at patch scale);
+- web-like captions: with probability `object_only_prob` a caption names the objects and the
+  relation but not their colours ("a ring to the left of a large square"), as alt-text often
+  does; without these, colour alone solves every in-batch contrast and shape is never learned;
+- the web split covers every colour-shape pair (real CLIP has seen red triangles); the held-out
+  pairs are held out of the fine-tuning data and its counterfactuals, never of pretraining.
+
+Pretraining runs in memory (rendered pixels, tokens computed once), with the same align loss
+as the trainer, and records a curve of the held-out profile every `eval_every` steps.
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..io.images import decode_rgb, encode_image
+from .generate import WorldConfig, load_test_items
+from .scene import COLORS, article, caption, render, sample_scene
+
+
+@dataclass
+class PretrainConfig:
+    steps: int = 1200
+    batch: int = 64
+    lr: float = 1e-3
+    warmup: int = 100
+    n: int = 20_000                    # web-split scenes (cycled over)
+    object_only_prob: float = 0.5      # captions that name objects without their colours
+    image_size: int = 64
+    patch_size: int = 8
+    width: int = 64
+    layers: int = 3
+    text_width: int = 64
+    text_layers: int = 2
+    eval_every: int = 200
+    threads: int = 0                   # torch threads (0: torch's default)
+
+
+def web_caption(text: str, rng: random.Random, object_only_prob: float) -> str:
+    """A world caption, or with probability `object_only_prob` the same caption without colours."""
+    if rng.random() >= object_only_prob:
+        return text
+    words = [w for w in text.split() if w not in COLORS]
+    for i, w in enumerate(words[:-1]):
+        if w in ("a", "an"):
+            words[i] = article(words[i + 1])
+    return " ".join(words)
+
+
+def web_corpus(world: WorldConfig, cfg: PretrainConfig) -> tuple[list[Any], list[str]]:
+    """The web split: every colour-shape pair, the world's scene and caption distribution."""
+    allowed, held = world.combos()
+    images, texts = [], []
+    for i in range(cfg.n):
+        rng = random.Random(f"world-{world.seed}-web-{i}")
+        scene = sample_scene(rng, allowed + held, form_probs=tuple(world.form_probs),
+                             distractor_prob=world.distractor_prob, size_mention_prob=world.size_mention_prob,
+                             relations=tuple(world.relations))
+        images.append(decode_rgb(encode_image(render(scene, world.image_size), "jpg", world.jpeg_quality)))
+        texts.append(web_caption(caption(scene), rng, cfg.object_only_prob))
+    return images, texts
+
+
+@torch.no_grad()
+def profile(model: Any, pre: Any, items: list[dict[str, Any]], pixels: torch.Tensor) -> dict[str, float]:
+    """Held-out test accuracy (%) per split and test type: S(image, true) > S(image, negative)."""
+    was = model.training
+    model.eval()
+    img = F.normalize(_feat(model.get_image_features(pixel_values=pixels)), dim=-1)
+    cols: dict[str, list[bool]] = {}
+    for typ in ("binding_swap", "relation_swap", "replace_color", "replace_shape"):
+        idx = [i for i, it in enumerate(items) if typ in it["tests"]]
+        texts = [items[i]["caption"] for i in idx] + [items[i]["tests"][typ] for i in idx]
+        tok = pre.tokens(texts)
+        txt = F.normalize(_feat(model.get_text_features(**tok)), dim=-1)
+        pos, neg = txt[: len(idx)], txt[len(idx):]
+        ok = ((img[idx] * pos).sum(-1) > (img[idx] * neg).sum(-1)).tolist()
+        for i, o in zip(idx, ok):
+            cols.setdefault(f"{'unseen' if items[i]['heldout'] else 'seen'}:{typ}", []).append(o)
+    model.train(was)
+    return {k: round(100 * float(np.mean(v)), 1) for k, v in sorted(cols.items())}
+
+
+def _feat(out: Any) -> torch.Tensor:
+    return getattr(out, "pooler_output", out)
+
+
+def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig, cfg: PretrainConfig,
+                      seed: int = 0, log: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Build, pretrain and save the stand-in CLIP in `out` (skipped when it is already there)."""
+    from transformers import get_cosine_schedule_with_warmup
+    from ..models import build_clip
+    from ..train.losses import align_loss, clamp_logit_scale
+    from ..train.model import DualEncoder
+    from . import world_words
+    out = Path(out)
+    done = out / "pretrain.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    t0 = time.time()
+    init = out.with_name(out.name + ".init")
+    build_clip(init, words=world_words(), image_size=cfg.image_size, patch_size=cfg.patch_size, width=cfg.width,
+               layers=cfg.layers, text_width=cfg.text_width, text_layers=cfg.text_layers, seed=seed)
+    enc = DualEncoder.load(init)
+    model, pre = enc.model, enc.pre
+    images, texts = web_corpus(world, cfg)
+    pixels = torch.cat([pre.pixels(images[i:i + 2000]) for i in range(0, len(images), 2000)])
+    tok = pre.tokens(texts)
+    tests = list(load_test_items(sorted(str(p) for p in (Path(world_dir) / "test").glob("*.tar"))))
+    test_px = pre.pixels([decode_rgb(t["image"]) for t in tests])
+    torch.manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
+    sched = get_cosine_schedule_with_warmup(opt, cfg.warmup, cfg.steps)
+    g = torch.Generator().manual_seed(seed)
+    n_batches = cfg.n // cfg.batch
+    curve: list[dict[str, Any]] = []
+    model.train()
+    for step in range(cfg.steps):
+        if step % n_batches == 0:
+            order = torch.randperm(cfg.n, generator=g)
+        idx = order[(step % n_batches) * cfg.batch:(step % n_batches + 1) * cfg.batch]
+        img = F.normalize(_feat(model.get_image_features(pixel_values=pixels[idx])), dim=-1)
+        txt = F.normalize(_feat(model.get_text_features(input_ids=tok["input_ids"][idx],
+                                                        attention_mask=tok["attention_mask"][idx])), dim=-1)
+        loss = align_loss(img, txt, model.logit_scale)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        clamp_logit_scale(model.logit_scale)
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+            rec = {"step": step + 1, "loss": round(float(loss.detach()), 4), **profile(model, pre, tests, test_px)}
+            curve.append(rec)
+            log(f"[pretrain] step {rec['step']}: " + ", ".join(f"{k} {v}" for k, v in rec.items() if ":" in k))
+    enc.save(out)
+    info = {"config": asdict(cfg), "seed": seed, "seconds": round(time.time() - t0, 1), "curve": curve,
+            "profile": curve[-1]}
+    done.write_text(json.dumps(info, indent=1))
+    return info

@@ -1,0 +1,85 @@
+"""Two trainer processes (gloo) on deliberately unequal shards, with accumulation and across an
+epoch boundary: both ranks make the same number of steps and collective calls, and finish."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _unequal_shards(world_final: Path, dst: Path) -> list[str]:
+    """Three final shards re-cut to 70 / 10 / 20 samples: after the rank split one rank has far less."""
+    import webdataset as wds
+    samples = list(wds.WebDataset(sorted(str(p) for p in (world_final / "final").glob("*.tar")), shardshuffle=False))
+    dst.mkdir(parents=True)
+    out, start = [], 0
+    for i, n in enumerate((70, 10, 20)):
+        path = dst / f"part-{i:05d}.tar"
+        with wds.TarWriter(str(path)) as w:
+            for s in samples[start:start + n]:
+                w.write({k: v for k, v in s.items() if k != "__url__" and k != "__local_path__"})
+        start += n
+        out.append(str(path))
+    return out
+
+
+@pytest.mark.slow
+def test_two_ranks_on_unequal_shards_stay_in_lock_step(world_final, world_clip, tmp_path):
+    shards = _unequal_shards(world_final, tmp_path / "shards")
+    out = tmp_path / "ddp"
+    port = _port()
+    cmd = [sys.executable, "-m", "cfgen.cli", "train", "--shards", str(tmp_path / "shards"), "--model", str(world_clip),
+           "--out", str(out), "--recipe", "cf-vlm", "--batch-size", "16", "--micro-batch", "4", "--max-steps", "12",
+           "--num-workers", "0", "--log-every", "1", "--save-every", "0", "--warmup-steps", "1", "--lr", "1e-3"]
+    procs = []
+    for rank in range(2):
+        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = [p.communicate(timeout=300) for p in procs]
+    for p, (o, e) in zip(procs, results):
+        assert p.returncode == 0, e[-3000:]
+    logs = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    assert logs[-1]["step"] == 12
+    assert logs[-1]["epoch"] >= 1                       # crossed at least one epoch boundary
+    assert logs[-1]["global_batch"] == 16 and logs[-1]["anchors_seen"] == 12 * 16
+    assert json.loads((out / "train_config.json").read_text())["batch_size"] == 16
+
+
+def test_effective_batch_is_exact_or_refused():
+    from cfgen.train.trainer import accumulation_steps
+    assert accumulation_steps(256, 0, 8) == (32, 1)
+    assert accumulation_steps(256, 16, 8) == (16, 2)
+    assert accumulation_steps(256, 32, 1) == (32, 8)
+    with pytest.raises(ValueError, match="not a multiple"):
+        accumulation_steps(256, 256, 8)                 # would train with 2,048 anchors per step
+    with pytest.raises(ValueError, match="not a multiple"):
+        accumulation_steps(100, 32, 1)
+
+
+def test_counterfactual_features_stay_in_the_graph_without_counterfactuals():
+    from cfgen.train.trainer import dense_cf
+    feats = torch.randn(3, 8, requires_grad=True)      # three anchors, no counterfactual
+    out = dense_cf(feats, 3, torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), 4)
+    assert out.shape == (3, 4, 8) and out.requires_grad and out.grad_fn is not None
+
+
+def test_rng_state_round_trips_every_generator(tmp_path):
+    import random
+    import numpy as np
+    from safetensors.torch import load_file
+    from cfgen.train.trainer import save_rng, set_rng_state
+    save_rng(tmp_path, 0)
+    expect = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+    set_rng_state(load_file(tmp_path / "rng-rank0.safetensors"), json.loads((tmp_path / "rng-rank0.json").read_text()))
+    assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expect
