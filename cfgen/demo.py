@@ -44,9 +44,9 @@ class DemoConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     recipes: list[str] = field(default_factory=lambda: list(RECIPES))
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
-    finetune_steps: int = 60
+    finetune_steps: int = 150
     finetune_batch: int = 32
-    finetune_lr: float = 2e-4
+    finetune_lr: float = 1e-3
     k: int = 4
     workers: int = 2                 # fine-tunes run in parallel processes, one thread each
 

@@ -25,17 +25,39 @@ class Job(Protocol):
     def __call__(self, unit: Unit, device: str) -> dict[str, Any]: ...
 
 
-def parse_gpus(spec: str | None) -> list[str]:
-    """`0-7`, `0,2,5`, `all` -> list of CUDA device ids (as strings)."""
+def parse_gpus(spec: str | None, visible: str | None = None) -> list[str]:
+    """`0-7`, `0,2,5`, `all` -> the CUDA_VISIBLE_DEVICES value of each worker.
+
+    Indices count within the devices this job may use: under an existing CUDA_VISIBLE_DEVICES
+    (SLURM, shared nodes, MIG UUIDs) slot i is the i-th entry of that list, never physical GPU i.
+    """
     if not spec:
         return []
     spec = spec.strip()
+    if visible is None:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    owned = [v.strip() for v in visible.split(",") if v.strip()] if visible is not None else None
     if spec == "all":
+        if owned is not None:
+            if not owned:
+                raise ValueError("--gpus all: CUDA_VISIBLE_DEVICES is empty (use --device cpu)")
+            return owned
         import torch
         n = torch.cuda.device_count()
         if n == 0:
             raise ValueError("--gpus all: no CUDA device visible (use --device cpu)")
         return [str(i) for i in range(n)]
+    idx = _indices(spec)
+    if owned is None:
+        return idx
+    bad = [i for i in idx if int(i) >= len(owned)]
+    if bad:
+        raise ValueError(f"--gpus {spec}: this job may use {len(owned)} device(s) "
+                         f"(CUDA_VISIBLE_DEVICES={visible}); no index {bad[0]}")
+    return [owned[int(i)] for i in idx]
+
+
+def _indices(spec: str) -> list[str]:
     out: list[str] = []
     for part in spec.split(","):
         part = part.strip()

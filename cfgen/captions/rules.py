@@ -63,18 +63,20 @@ def _options(doc) -> list[Option]:
                 opts.extend(_number_options(doc, words, i))
             elif w in L.ARTICLES:
                 opts.extend(_article_options(doc, words, i))
-    return opts + _swap_options(words, opts)
+    return opts + _swap_options(doc, words, opts)
 
 
-def _swap_options(words: list[str], opts: list[Option]) -> list[Option]:
-    """Attribute and object swaps between two places ("a red cube and a blue ball" -> "a blue cube
+def _swap_options(doc, words: list[str], opts: list[Option]) -> list[Option]:
+    """Attribute swaps between two places ("a red cube and a blue ball" -> "a blue cube
     and a red ball"): the words stay, their binding changes. Typed `swap` by the validator."""
     out = []
-    single = [o for o in opts if o.stop == o.start + 1 and o.type in ("color", "material", "size", "shape", "category")]
+    single = [o for o in opts if o.stop == o.start + 1 and o.type in ("color", "material", "size", "shape")]
     for x in range(len(single)):
         for y in range(x + 1, len(single)):
             o, p = single[x], single[y]
-            if o.type == p.type and words[o.start] != words[p.start]:
+            between = range(o.start + 1, p.start)
+            if o.type == p.type and words[o.start] != words[p.start] \
+                    and any(doc[i].pos_ in ("NOUN", "PROPN") for i in between):     # two objects, not "black and white"
                 out.append(Option("swap", o.start, o.stop, [words[p.start]], {p.start: words[o.start]}))
     return out
 

@@ -170,8 +170,24 @@ def plan(cfg: CaptionsConfig) -> list[Unit]:
     return units
 
 
+def preflight(cfg: CaptionsConfig, gpus: list[str] | None = None) -> None:
+    """Stage errors found before any unit runs (rather than one failure row per caption)."""
+    if cfg.backend == "vllm":
+        if max(cfg.workers, len(gpus or [])) > 1 or cfg.distributor == "ray":
+            raise ValueError("captions --backend vllm runs in one process (vLLM cannot start its engine inside a "
+                             "worker process): use --workers 1 and --tensor-parallel-size N for N GPUs")
+        try:
+            from vllm.sampling_params import StructuredOutputsParams  # noqa: F401
+        except ImportError as e:
+            raise ValueError(f"captions --backend vllm needs vLLM >= 0.11 (pip install 'cfgen[gpu]'): {e}") from None
+    if cfg.backend == "transformers":
+        from ..hub import require_model
+        require_model(cfg.model, "captions option --model")
+
+
 def run_captions(cfg: CaptionsConfig, gpus: list[str] | None = None) -> dict[str, Any]:
     from ..stage import run_units
+    preflight(cfg, gpus)
     units = plan(cfg)
     return run_units(CaptionsJob(cfg), units, Ledger(cfg.out, STAGE), distributor=cfg.distributor,
                      workers=cfg.workers, gpus=gpus, retries=cfg.retries, desc="captions",

@@ -320,13 +320,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     # losses in fp32, outside autocast: logits at scale up to 100 lose too much in bf16
                     losses = compute_losses(img.float(), txt.float(), b.n, b.cf_owner.to(acc.device),
                                             b.cf_slot.to(acc.device), b.mask, b.local, raw.logit_scale, bias, cfg)
-                if not torch.isfinite(losses["total"]):
-                    ck = out / "checkpoints" / f"step-{state['step']:07d}-before-nonfinite"
-                    save_rng(ck.with_name(ck.name + ".tmp"), rank)
-                    if acc.is_main_process:
-                        save_checkpoint(ck, raw, enc.processor, opt, sched, state)
-                    raise NonFiniteLoss(f"non-finite loss ({float(losses['total'])}) at step {state['step']}; "
-                                        f"parameters before it are saved in {ck}")
+                    if not torch.isfinite(losses["total"]):
+                        ck = out / "checkpoints" / f"step-{state['step']:07d}-before-nonfinite"
+                        save_rng(ck.with_name(ck.name + ".tmp"), rank)
+                        if acc.is_main_process:
+                            save_checkpoint(ck, raw, enc.processor, opt, sched, state)
+                        raise NonFiniteLoss(f"non-finite loss ({float(losses['total'])}) at step {state['step']}; "
+                                            f"parameters before it are saved in {ck}")
                     acc.backward(losses["total"] / accum)
                 for kname, v in losses.items():
                     sums[kname] = sums.get(kname, 0.0) + float(v.detach()) / accum
