@@ -73,6 +73,25 @@ def _indices(spec: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+class WorkerBroken(RuntimeError):
+    """The worker's device is unusable (a sticky CUDA error): the process must be replaced, and
+    the unit it held is retried on a fresh one."""
+
+
+def is_oom(e: BaseException) -> bool:
+    return type(e).__name__ == "OutOfMemoryError" or "out of memory" in str(e).lower()
+
+
+def is_fatal_device_error(e: BaseException) -> bool:
+    """A CUDA error that poisons the process (illegal memory access, device-side assert, Xid),
+    as opposed to an out-of-memory, which the next, smaller batch can survive."""
+    if is_oom(e):
+        return False
+    text = f"{type(e).__name__}: {e}"
+    return any(s in text for s in ("CUDA error", "AcceleratorError", "illegal memory access",
+                                   "device-side assert", "CUBLAS_STATUS", "cuDNN error", "NCCL error"))
+
+
 def _short(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"[:500]
 
@@ -128,6 +147,9 @@ def _worker_main(job: Job, inbox: Any, outbox: Any, wid: int, gpu: str | None, d
         try:
             stats = job(unit, device)
             outbox.put(("done", wid, unit.index, stats))
+        except WorkerBroken:
+            traceback.print_exc()
+            os._exit(70)        # the coordinator sees a dead worker and retries its unit on a fresh one
         except Exception as e:
             outbox.put(("error", wid, unit.index, _short(e) + "\n" + traceback.format_exc(limit=3)))
 

@@ -80,3 +80,50 @@ def test_vllm_with_several_workers_is_refused(tmp_path):
     from cfgen.captions.stage import CaptionsConfig, preflight
     with pytest.raises(ValueError, match="tensor-parallel-size"):
         preflight(CaptionsConfig(backend="vllm", workers=4))
+
+
+class _FlakyEditor:
+    """Raises the given error on the first call with the full batch, then edits one by one."""
+
+    def __init__(self, error):
+        self.error, self.calls = error, []
+
+    def edit(self, anchor, rewrites, seeds, batch_size=None):
+        self.calls.append(batch_size)
+        if batch_size is None:
+            raise self.error
+        return ["ok"] * len(rewrites)
+
+
+def test_oom_retries_one_by_one_and_a_sticky_cuda_error_breaks_the_worker():
+    from cfgen.distribute import WorkerBroken
+    from cfgen.images.stage import edit_anchor
+
+    class OutOfMemoryError(RuntimeError):
+        pass
+    ed = _FlakyEditor(OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert edit_anchor(ed, None, [1, 2], [0, 0]) == ["ok", "ok"]
+    assert ed.calls == [None, 1] and ed.oom_retries == 1
+    with pytest.raises(WorkerBroken):
+        edit_anchor(_FlakyEditor(RuntimeError("CUDA error: an illegal memory access was encountered")), None, [1], [0])
+    with pytest.raises(ValueError):
+        edit_anchor(_FlakyEditor(ValueError("bad prompt")), None, [1], [0])
+
+
+def _broken_job(unit, device):
+    from cfgen.distribute import WorkerBroken
+    import os
+    marker = os.environ["CFGEN_TEST_MARKER"]
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise WorkerBroken("CUDA error: illegal memory access")
+    return {"unit": unit.index, "in": 1, "kept": 1, "rejected": {}, "failed": {}}
+
+
+def test_a_broken_worker_is_replaced_and_its_unit_retried(tmp_path, monkeypatch):
+    from cfgen.distribute import distribute_local
+    from cfgen.io.reader import Unit
+    monkeypatch.setenv("CFGEN_TEST_MARKER", str(tmp_path / "broken-once"))
+    units = [Unit(index=0, path="x", kind="wds")]
+    failures = distribute_local(_broken_job, units, workers=1, retries=2)
+    assert failures == {} and (tmp_path / "broken-once").exists()

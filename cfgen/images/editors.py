@@ -31,7 +31,8 @@ class EditResult:
 class Editor(Protocol):
     name: str
 
-    def edit(self, anchor: Anchor, rewrites: list[Rewrite], seeds: list[int]) -> list[EditResult]: ...
+    def edit(self, anchor: Anchor, rewrites: list[Rewrite], seeds: list[int],
+             batch_size: int | None = None) -> list[EditResult]: ...
 
 
 def edit_seed(seed: int, key: str, i: int) -> int:
@@ -53,7 +54,8 @@ class SceneEditor:
         self.image_format = image_format
         self.quality = quality
 
-    def edit(self, anchor: Anchor, rewrites: list[Rewrite], seeds: list[int]) -> list[EditResult]:
+    def edit(self, anchor: Anchor, rewrites: list[Rewrite], seeds: list[int],
+             batch_size: int | None = None) -> list[EditResult]:
         from ..world.scene import NotRenderable, Scene, apply_caption, diff_mask, mask_box, render
         scene_d = anchor.meta.get("scene")
         if scene_d is None:

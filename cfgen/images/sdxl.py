@@ -100,7 +100,8 @@ class SDXLEditor:
         return cls(**pipe.components, requires_aesthetics_score=pipe.config.requires_aesthetics_score).to(self.device)
 
     # ------------------------------------------------------------------ public
-    def edit(self, anchor: Anchor, rewrites: list[Rewrite], seeds: list[int]) -> list[EditResult]:
+    def edit(self, anchor: Anchor, rewrites: list[Rewrite], seeds: list[int],
+             batch_size: int | None = None) -> list[EditResult]:
         img = decode_rgb(anchor.image)
         local: list[tuple[Rewrite, int, MaskResult]] = []
         glob: list[tuple[Rewrite, int, dict[str, Any]]] = []
@@ -114,11 +115,12 @@ class SDXLEditor:
                 note = {"mask": "not_found"} if (r.edit and r.edit.scope == "local") else {}
                 glob.append((r, s, note))
         results: dict[int, EditResult] = {}
-        for b in range(0, len(local), self.cfg.batch_size):
-            for res in self._local(img, local[b:b + self.cfg.batch_size]):
+        bs = batch_size or self.cfg.batch_size
+        for b in range(0, len(local), bs):
+            for res in self._local(img, local[b:b + bs]):
                 results[res.i] = res
-        for b in range(0, len(glob), self.cfg.batch_size):
-            for res in self._global(img, glob[b:b + self.cfg.batch_size]):
+        for b in range(0, len(glob), bs):
+            for res in self._global(img, glob[b:b + bs]):
                 results[res.i] = res
         return [results[r.i] for r in rewrites]
 

@@ -22,6 +22,7 @@ from ..datamodel import FAILED, KEPT, REJECTED, Counterfactual, Edit, Rewrite, S
 from ..io.ledger import Ledger, UnitStats, read_manifest
 from ..io.reader import InputConfig, Unit, read_unit
 from ..io.writer import AtomicTarWriter, atomic_write_parquet
+from ..distribute import WorkerBroken, is_fatal_device_error, is_oom
 from ..hub import require_model
 from ..stage import process_cached
 from ..io.images import decode_rgb, encode_image
@@ -87,6 +88,29 @@ def make_editor(cfg: ImagesConfig, device: str) -> Any:
     raise ValueError(f"unknown editor {cfg.editor!r} (scene, sdxl)")
 
 
+def edit_anchor(editor: Any, anchor: Any, rewrites: list[Any], seeds: list[int]) -> list[EditResult]:
+    """One anchor's edits. Out of memory: free the cache and retry one image at a time (seeded per
+    image, so the result is the same). A sticky CUDA error: WorkerBroken, the process is replaced."""
+    editor.oom_retries = 0
+    try:
+        return editor.edit(anchor, rewrites, seeds)
+    except Exception as e:
+        if is_fatal_device_error(e):
+            raise WorkerBroken(f"{type(e).__name__}: {e}"[:300]) from e
+        if not is_oom(e):
+            raise
+    import torch
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    editor.oom_retries = 1
+    try:
+        return editor.edit(anchor, rewrites, seeds, batch_size=1)
+    except Exception as e:
+        if is_fatal_device_error(e):
+            raise WorkerBroken(f"{type(e).__name__}: {e}"[:300]) from e
+        raise
+
+
 class EditJob:
     """Generate and score every kept rewrite of one unit."""
 
@@ -110,7 +134,7 @@ class EditJob:
         stats = UnitStats(unit.index)
         rows: list[dict[str, Any]] = []
         cf_rej: Counter = Counter()
-        n_gen = 0
+        n_gen = n_oom = 0
         tmp = AtomicTarWriter(ledger.dir / f"{unit.name}.tar")
         try:
             for rec in read_unit(unit, self.input_cfg):
@@ -125,7 +149,10 @@ class EditJob:
                     continue
                 seeds = [edit_seed(cfg.seed, a.key, r.i) for r in kept]
                 try:
-                    results = editor.edit(a, kept, seeds)
+                    results = edit_anchor(editor, a, kept, seeds)
+                    n_oom += getattr(editor, "oom_retries", 0)
+                except WorkerBroken:
+                    raise
                 except Exception as e:      # one anchor never stops the unit
                     results = [EditResult(r.i, status=FAILED, reason=f"editor_error: {type(e).__name__}: {e}"[:300],
                                           seed=s) for r, s in zip(kept, seeds)]
@@ -158,7 +185,8 @@ class EditJob:
             raise
         atomic_write_parquet(ledger.dir / f"{unit.name}.parquet", pa.Table.from_pylist(rows, schema=EDIT_SCHEMA))
         dt = time.time() - t0
-        stats.extra = {"cf_generated": n_gen, "cf_rejected": dict(cf_rej), "seconds": round(dt, 3),
+        stats.extra = {"cf_generated": n_gen, "cf_rejected": dict(cf_rej), "oom_retried_anchors": n_oom,
+                       "seconds": round(dt, 3),
                        "images_per_s": round(n_gen / max(dt, 1e-9), 3), "device": device, "editor": cfg.editor}
         ledger.mark_done(unit, stats)
         return stats.to_dict()

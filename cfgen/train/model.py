@@ -22,7 +22,35 @@ class Preprocessor:
         self.processor, self.kind, self.max_length = processor, kind, max_length
 
     def pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        return self.processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
+        images = list(images)
+        fast = self._fast_size()
+        if fast and images and all(im.mode == "RGB" and im.size == (fast, fast) for im in images):
+            return self._normalize(images)
+        return self.processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
+
+    def _fast_size(self) -> int | None:
+        """The square size at which the processor only rescales and normalises (its resize and
+        centre crop are identities), so a batched tensor path gives the same pixels: shards
+        stored at training resolution skip the per-image processor."""
+        ip = self.processor.image_processor
+        size, crop = getattr(ip, "size", None), getattr(ip, "crop_size", None)
+        short = getattr(size, "shortest_edge", None) if size is not None and not isinstance(size, dict) \
+            else (size or {}).get("shortest_edge")
+        if crop is not None and not isinstance(crop, dict):
+            crop = {"height": crop.height, "width": crop.width}
+        if not (short and crop and crop.get("height") == crop.get("width") == short
+                and getattr(ip, "do_rescale", False) and getattr(ip, "do_normalize", False)):
+            return None
+        return int(short)
+
+    def _normalize(self, images: list[Image.Image]) -> torch.Tensor:
+        import numpy as np
+        ip = self.processor.image_processor
+        x = torch.from_numpy(np.stack([np.asarray(im, dtype=np.float32) for im in images])).permute(0, 3, 1, 2)
+        x = x * float(ip.rescale_factor)
+        mean = torch.tensor(ip.image_mean, dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(ip.image_std, dtype=torch.float32).view(1, 3, 1, 1)
+        return ((x - mean) / std).contiguous()
 
     def tokens(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         pad = "max_length" if self.kind == "siglip" else True
