@@ -6,15 +6,19 @@ wheel as `cfgen.prompts` and `cfgen.pipelines`. An installed wheel finds them th
 """
 from __future__ import annotations
 
-from importlib import resources
+from importlib.util import find_spec
 from pathlib import Path
 
 
 def _dir(name: str) -> Path:
+    """The data folder `name` (no __init__.py there: a namespace package when installed)."""
     try:
-        return Path(str(resources.files(f"cfgen.{name}")))
+        spec = find_spec(f"cfgen.{name}")
     except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / name
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    return Path(__file__).resolve().parent.parent / name
 
 
 def prompts_dir() -> Path:
