@@ -42,6 +42,12 @@ class WorldConfig:
         if not self.heldout:
             self.heldout = [list(c) for c in heldout_combos(self.seed, self.n_heldout)]
 
+    def scene(self, rng: random.Random, allowed: list[tuple[str, str]], **over: Any) -> Scene:
+        """A scene drawn with this world's caption forms, distractors, size mentions and relations."""
+        kw: dict[str, Any] = dict(form_probs=tuple(self.form_probs), distractor_prob=self.distractor_prob,
+                                  size_mention_prob=self.size_mention_prob, relations=tuple(self.relations))
+        return sample_scene(rng, allowed, **{**kw, **over})
+
     def combos(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         held = [tuple(c) for c in self.heldout]
         allowed = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in held]
@@ -70,9 +76,7 @@ def _sample(key: str, scene: Scene, cfg: WorldConfig, **extra: Any) -> dict[str,
 
 def train_sample(cfg: WorldConfig, idx: int, shard: int) -> dict[str, Any]:
     allowed, _ = cfg.combos()
-    scene = sample_scene(_rng(cfg, "train", idx), allowed, form_probs=tuple(cfg.form_probs),
-                         distractor_prob=cfg.distractor_prob, size_mention_prob=cfg.size_mention_prob,
-                         relations=tuple(cfg.relations))
+    scene = cfg.scene(_rng(cfg, "train", idx), allowed)
     return _sample(f"{shard:05d}{idx % cfg.per_shard:04d}", scene, cfg)
 
 
@@ -98,9 +102,7 @@ def test_sample(cfg: WorldConfig, idx: int, shard: int) -> dict[str, Any]:
     allowed, held = cfg.combos()
     rng = _rng(cfg, "test", idx)
     unseen = idx % 2 == 0
-    scene = sample_scene(rng, allowed, must_include=held if unseen else None,
-                         form_probs=(0.0, 1.0, 0.0), distractor_prob=cfg.distractor_prob,
-                         size_mention_prob=cfg.size_mention_prob, relations=tuple(cfg.relations))
+    scene = cfg.scene(rng, allowed, must_include=held if unseen else None, form_probs=(0.0, 1.0, 0.0))
     return _sample(f"{shard:05d}{idx % cfg.per_shard:04d}", scene, cfg,
                    tests=negatives(scene, rng), heldout=unseen)
 

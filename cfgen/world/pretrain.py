@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from ..io.images import decode_rgb, encode_image
 from .generate import WorldConfig, load_test_items
-from .scene import COLORS, article, caption, render, sample_scene
+from .scene import COLORS, article, caption, render
 
 
 @dataclass
@@ -66,9 +66,7 @@ def web_corpus(world: WorldConfig, cfg: PretrainConfig) -> tuple[list[Any], list
     images, texts = [], []
     for i in range(cfg.n):
         rng = random.Random(f"world-{world.seed}-web-{i}")
-        scene = sample_scene(rng, allowed + held, form_probs=tuple(world.form_probs),
-                             distractor_prob=world.distractor_prob, size_mention_prob=world.size_mention_prob,
-                             relations=tuple(world.relations))
+        scene = world.scene(rng, allowed + held)
         images.append(decode_rgb(encode_image(render(scene, world.image_size), "jpg", world.jpeg_quality)))
         texts.append(web_caption(caption(scene), rng, cfg.object_only_prob))
     return images, texts
