@@ -136,7 +136,23 @@ def distribute_sequential(job: Job, units: list[Unit], *, workers: int = 1, gpus
     return failures
 
 
-def _worker_main(job: Job, inbox: Any, outbox: Any, wid: int, gpu: str | None, device: str) -> None:
+def _exit_with_parent(parent: int, every: float = 1.0) -> None:
+    """A worker whose coordinator is gone (killed, even with SIGKILL) exits instead of holding its
+    GPU and memory: checked by a daemon thread, as the worker may be blocked in a long unit."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            if os.getppid() != parent:
+                os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="cfgen-parent-watch").start()
+
+
+def _worker_main(job: Job, inbox: Any, outbox: Any, wid: int, gpu: str | None, device: str,
+                 parent: int | None = None) -> None:
+    if parent is not None:
+        _exit_with_parent(parent)
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
         device = "cuda:0"
@@ -182,7 +198,8 @@ def distribute_local(job: Job, units: list[Unit], *, workers: int = 1, gpus: lis
         wid = next_wid
         next_wid += 1
         inbox = ctx.Queue()
-        p = ctx.Process(target=_worker_main, args=(job, inbox, outbox, wid, slot, device), daemon=True)
+        p = ctx.Process(target=_worker_main, args=(job, inbox, outbox, wid, slot, device, os.getpid()),
+                        daemon=True)
         p.start()
         procs[wid], inboxes[wid], holding[wid] = p, inbox, None
         p.slot = slot  # type: ignore[attr-defined]

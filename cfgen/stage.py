@@ -25,5 +25,12 @@ def run_units(job: Any, units: list[Unit], ledger: Ledger, *, distributor: str =
     todo = ledger.pending(units)
     failures = get_distributor(distributor)(job, todo, workers=workers, gpus=gpus, retries=retries,
                                             desc=desc, device=device, item_key=item_key, **dist_kw) if todo else {}
-    ledger.record_failures({i: e for i, e in failures.items() if not ledger.is_done(units[i])})
-    return ledger.summary()
+    by_index = {u.index: u for u in units}
+    failed = {i: e for i, e in failures.items() if not ledger.is_done(by_index[i])}
+    try:
+        ledger.record_failures(failed)
+    except OSError as e:          # a full disk must not hide the failures: they are still reported
+        failed = {**failed, -1: f"could not write {ledger.dir}/failed.json: {e.strerror}"}
+    summary = ledger.summary()
+    summary["units_failed"] = {(f"part-{i:05d}" if i >= 0 else "failed.json"): e for i, e in sorted(failed.items())}
+    return summary

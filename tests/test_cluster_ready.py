@@ -33,9 +33,9 @@ def test_a_failed_unit_makes_the_stage_exit_non_zero_and_is_listed(world_final, 
     (run / "captions" / "part-00001.parquet").write_bytes(b"not a parquet file")   # this unit cannot be read
     r = _cli("images", "--run", str(run), "--no-filter", "--workers", "1")
     assert r.returncode == 1
-    assert "part-00001" in r.stdout and "part-00001" in r.stderr
+    assert "captions/part-00001" in r.stdout and "part-00001" in r.stderr
     assert "unit(s) failed" in r.stderr
-    assert (run / "images" / "failed.json").exists()
+    assert (run / "final" / "part-00000.tar").exists() and not (run / "final" / "part-00001.tar").exists()
 
 
 def test_missing_input_names_the_file(tmp_path):

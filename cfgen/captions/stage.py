@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from ..datamodel import FAILED, KEPT, REJECTED, Anchor, Rewrite, rewrites_to_table
-from ..io.ledger import Ledger, UnitStats, read_manifest, write_manifest
+from ..io.ledger import Ledger, UnitStats, input_identity, read_manifest, run_lock, write_manifest
 from ..io.keys import sanitize_key
-from ..io.reader import InputConfig, Unit, expand_inputs, plan_units, read_unit
+from ..io.reader import InputConfig, Unit, clean_text, expand_inputs, plan_units, read_unit
 from ..io.writer import atomic_write_parquet
 from .backends import Generation, default_prompt
 from .validate import Validator
@@ -82,7 +82,7 @@ def judge(anchor: Anchor, gen: Generation, k: int, validator: Validator) -> list
     out: list[Rewrite] = []
     kept: list[str] = []
     for i, c in enumerate(gen.candidates):
-        text = c.get("text", "")
+        text = clean_text(str(c.get("text", "")))[0]
         if i >= k:
             out.append(Rewrite(anchor.key, i, text, REJECTED, "over_k"))
             continue
@@ -113,7 +113,9 @@ class CaptionsJob:
         stats = UnitStats(unit.index)
         rows: list[tuple] = []
         anchors: list[Anchor] = []
+        n_cleaned = 0
         for rec in read_unit(unit, cfg.input_config()):
+            n_cleaned += bool(rec.extra.get("caption_cleaned"))
             if rec.anchor is None:
                 stats.add(rec.status, rec.reason)
                 rows.append((Anchor(key=sanitize_key(rec.source_id), caption="", source_id=rec.source_id),
@@ -153,19 +155,27 @@ class CaptionsJob:
                     if not rws:
                         rows.append((a, None, REJECTED, "no_valid_rewrite"))
         stats.extra = {"rewrites": n_rw, "rewrites_kept": n_kept, "kept_by_type": dict(by_type),
-                       "rewrite_rejects": dict(reasons), "seconds": round(time.time() - t0, 3),
+                       "rewrite_rejects": dict(reasons), "captions_cleaned": n_cleaned,
+                       "seconds": round(time.time() - t0, 3),
                        "backend": cfg.backend}
-        atomic_write_parquet(ledger.dir / f"{unit.name}.parquet", rewrites_to_table(rows))
-        ledger.mark_done(unit, stats)
+        part = ledger.dir / f"{unit.name}.parquet"
+        atomic_write_parquet(part, rewrites_to_table(rows))
+        ledger.mark_done(unit, stats, outputs=[part])
         return stats.to_dict()
 
 
 def plan(cfg: CaptionsConfig) -> list[Unit]:
+    """Units of the inputs; a run directory that belongs to other inputs (other files, or the same
+    files with other contents) is refused."""
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {cfg.out} is a file, not a run directory")
     units = plan_units(expand_inputs(cfg.input), cfg.input_config())
-    if (Path(cfg.out) / "manifest.json").exists():
-        old, _ = read_manifest(cfg.out)
-        if old != units:
-            raise ValueError(f"{cfg.out} was started with other inputs; use a new --out")
+    if (out / "manifest.json").exists():
+        old, info = read_manifest(cfg.out)
+        if old != units or info.get("inputs") != input_identity(units):
+            raise ValueError(f"{cfg.out} belongs to a run with other inputs (its manifest.json lists other "
+                             "files or contents); use a new --out")
     write_manifest(cfg.out, units, {"captions": asdict(cfg)})
     return units
 
@@ -188,7 +198,10 @@ def preflight(cfg: CaptionsConfig, gpus: list[str] | None = None) -> None:
 def run_captions(cfg: CaptionsConfig, gpus: list[str] | None = None) -> dict[str, Any]:
     from ..stage import run_units
     preflight(cfg, gpus)
-    units = plan(cfg)
-    return run_units(CaptionsJob(cfg), units, Ledger(cfg.out, STAGE), distributor=cfg.distributor,
-                     workers=cfg.workers, gpus=gpus, retries=cfg.retries, desc="captions",
-                     item_key="rewrites", ray_address=cfg.ray_address)
+    if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+        raise ValueError(f"--out {cfg.out} is a file, not a run directory")
+    with run_lock(cfg.out):
+        units = plan(cfg)
+        return run_units(CaptionsJob(cfg), units, Ledger(cfg.out, STAGE), distributor=cfg.distributor,
+                         workers=cfg.workers, gpus=gpus, retries=cfg.retries, desc="captions",
+                         item_key="rewrites", ray_address=cfg.ray_address)

@@ -385,6 +385,7 @@ def load_world_test(path: str | Path) -> list[Item]:
     from ..world.generate import load_test_items
     p = Path(path)
     tars = sorted(str(x) for x in ((p / "test") if (p / "test").is_dir() else p).glob("*.tar")) if p.is_dir() else [str(p)]
+    tars = [str(Path(t).resolve()) for t in tars]
     items = []
     for d in load_test_items(tars):
         for typ, neg in d["tests"].items():

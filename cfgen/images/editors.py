@@ -64,9 +64,12 @@ class SceneEditor:
         scene = Scene.from_dict(scene_d)
         world = anchor.meta.get("world", {})
         held = {tuple(c) for c in world.get("heldout", [])}
-        size = int(world.get("image_size", 64))
-        base = render(scene, size)
         anchor_px = np.asarray(decode_rgb(anchor.image))
+        size = anchor_px.shape[1]            # the image's own size, never the metadata's claim
+        if anchor_px.shape[0] != size or int(world.get("image_size", size)) != size:
+            return [EditResult(r.i, status="rejected", reason="image_size_mismatch", seed=s)
+                    for r, s in zip(rewrites, seeds)]
+        base = render(scene, size)
         out = []
         for r, seed in zip(rewrites, seeds):
             try:

@@ -16,12 +16,19 @@ from ..io.images import decode_rgb
 
 def contact_sheet(run: str | Path, out: str | Path, n: int = 8, thumb: int = 160, max_cf: int = 4) -> int:
     import webdataset as wds
-    tars = sorted(str(p) for p in (Path(run) / "final").glob("part-*.tar"))
+    tars = sorted(str(p.resolve()) for p in (Path(run) / "final").glob("part-*.tar"))
     if not tars:
         raise FileNotFoundError(f"no final shards under {run}/final")
     samples = []
     for raw in wds.WebDataset(tars, shardshuffle=False, empty_check=False):
-        samples.append(Sample.from_wds(raw))
+        where = f"{raw.get('__url__', run)}: sample {raw.get('__key__')!r}"
+        try:
+            s = Sample.from_wds(raw)
+            for data in [s.image] + [c.image for c in s.cfs[:max_cf]]:
+                decode_rgb(data)
+        except Exception as e:
+            raise ValueError(f"{where} is corrupt ({type(e).__name__}: {str(e)[:80]})") from None
+        samples.append(s)
         if len(samples) >= n:
             break
     cell_w, text_h = thumb + 10, 64

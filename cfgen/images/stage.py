@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..datamodel import FAILED, KEPT, REJECTED, Counterfactual, Edit, Rewrite, Sample, table_to_rewrites
-from ..io.ledger import Ledger, UnitStats, read_manifest
+from ..io.ledger import Ledger, UnitStats, check_inputs, read_manifest, run_lock
 from ..io.reader import InputConfig, Unit, read_unit
 from ..io.writer import AtomicTarWriter, atomic_write_parquet
 from ..distribute import WorkerBroken, is_fatal_device_error, is_oom
@@ -125,6 +125,7 @@ class EditJob:
         cap_path = Path(cfg.run) / "captions" / f"{unit.name}.parquet"
         table = pq.read_table(cap_path)
         rewrites = table_to_rewrites(table)
+        captions = {r["key"]: r["caption"] for r in table.to_pylist()}
         upstream = {r["key"]: (r["status"], r["reason"]) for r in table.to_pylist() if r["i"] < 0}
         editor = process_cached(("editor", json.dumps(asdict(cfg), sort_keys=True), device), lambda: make_editor(cfg, device))
         scorer = None
@@ -142,6 +143,9 @@ class EditJob:
                     stats.add(rec.status, rec.reason)
                     continue
                 a = rec.anchor
+                if captions.get(a.key, a.caption) != a.caption:     # the input changed under the run
+                    stats.add(FAILED, "caption_mismatch")
+                    continue
                 kept = [r for r in rewrites.get(a.key, []) if r.status == KEPT][: cfg.max_cf]
                 if not kept:
                     status, reason = upstream.get(a.key, (REJECTED, "no_kept_rewrite"))
@@ -183,12 +187,13 @@ class EditJob:
         except BaseException:
             tmp.abort()
             raise
-        atomic_write_parquet(ledger.dir / f"{unit.name}.parquet", pa.Table.from_pylist(rows, schema=EDIT_SCHEMA))
+        part = ledger.dir / f"{unit.name}.parquet"
+        atomic_write_parquet(part, pa.Table.from_pylist(rows, schema=EDIT_SCHEMA))
         dt = time.time() - t0
         stats.extra = {"cf_generated": n_gen, "cf_rejected": dict(cf_rej), "oom_retried_anchors": n_oom,
                        "seconds": round(dt, 3),
                        "images_per_s": round(n_gen / max(dt, 1e-9), 3), "device": device, "editor": cfg.editor}
-        ledger.mark_done(unit, stats)
+        ledger.mark_done(unit, stats, outputs=[part, tmp.path], inputs=[cap_path])
         return stats.to_dict()
 
 
@@ -232,9 +237,9 @@ class FinalizeJob:
         by_type: Counter = Counter()
         n_cf = 0
         seen: set[str] = set()
+        tar = src.dir / f"{unit.name}.tar"
         with AtomicTarWriter(ledger.dir / f"{unit.name}.tar") as w:
-            tar = src.dir / f"{unit.name}.tar"
-            for s in wds.WebDataset(str(tar), shardshuffle=False, empty_check=False):
+            for s in wds.WebDataset(str(tar.resolve()), shardshuffle=False, empty_check=False):
                 key = s["__key__"]
                 seen.add(key)
                 meta = json.loads(s["json"])
@@ -271,7 +276,7 @@ class FinalizeJob:
         stats.extra = {"cf_kept": n_cf, "cf_filtered": dict(filtered), "kept_by_type": dict(by_type),
                        "cf_generated": edit_stats.get("cf_generated", 0), "edit_seconds": secs,
                        "cf_rejected": edit_stats.get("cf_rejected", {})}
-        ledger.mark_done(unit, stats)
+        ledger.mark_done(unit, stats, outputs=[w.path], inputs=[tar, src.dir / f"{unit.name}.parquet"])
         return stats.to_dict()
 
 
@@ -285,16 +290,22 @@ def _resize(data: bytes, cfg: ImagesConfig) -> bytes:
     return encode_image(im.resize((round(im.width * scale), round(im.height * scale))), cfg.image_format)
 
 
-def _input_config(run: str) -> tuple[list[Unit], InputConfig]:
+def _input_config(run: str) -> tuple[list[Unit], InputConfig, dict[str, Any]]:
     from ..captions.stage import CaptionsConfig
     from ..config import build
     units, info = read_manifest(run)
-    return units, build(CaptionsConfig, info.get("captions", {})).input_config()
+    return units, build(CaptionsConfig, info.get("captions", {})).input_config(), info
 
 
 def run_images(cfg: ImagesConfig, gpus: list[str] | None = None, device: str = "cpu") -> dict[str, Any]:
+    with run_lock(cfg.run):
+        return _run_images(cfg, gpus, device)
+
+
+def _run_images(cfg: ImagesConfig, gpus: list[str] | None, device: str) -> dict[str, Any]:
     from ..stage import run_units
-    units, icfg = _input_config(cfg.run)
+    units, icfg, info = _input_config(cfg.run)
+    check_inputs(cfg.run, units, info.get("inputs", {}))
     cap = Ledger(cfg.run, "captions")
     ready = [u for u in units if cap.is_done(u)]
     if not ready:
@@ -306,17 +317,22 @@ def run_images(cfg: ImagesConfig, gpus: list[str] | None = None, device: str = "
     edit_summary = run_units(EditJob(cfg, icfg), ready, edits, distributor=cfg.distributor,
                              workers=cfg.workers, gpus=gpus, retries=cfg.retries, desc="images", device=device,
                              item_key="cf_generated", ray_address=cfg.ray_address)
-    summary = run_filter(cfg, units)
-    summary["units_failed"] = {**{f"images/{k}": v for k, v in edit_summary["units_failed"].items()},
+    summary = _run_filter(cfg, units)
+    summary["units_failed"] = {**{f"captions/{u.name}": "captions part missing or changed: rerun `cfgen captions`"
+                                  for u in units if u not in ready},
+                               **{f"images/{k}": v for k, v in edit_summary["units_failed"].items()},
                                **{f"final/{k}": v for k, v in summary["units_failed"].items()}}
     return summary
 
 
-def run_filter(cfg: ImagesConfig, units: list[Unit] | None = None, redo: bool = False) -> dict[str, Any]:
+def run_filter(cfg: ImagesConfig, redo: bool = False) -> dict[str, Any]:
     """(Re)build final shards from generated images and stored scores; no image is regenerated."""
+    with run_lock(cfg.run):
+        return _run_filter(cfg, _input_config(cfg.run)[0], redo)
+
+
+def _run_filter(cfg: ImagesConfig, units: list[Unit], redo: bool = False) -> dict[str, Any]:
     from ..stage import run_units
-    if units is None:
-        units, _ = _input_config(cfg.run)
     final = Ledger(cfg.run, FINAL_STAGE)
     if redo:
         for u in units:

@@ -7,8 +7,14 @@ import numpy as np
 from PIL import Image
 
 
-def decode_rgb(data: bytes) -> Image.Image:
+MAX_PIXELS = 40_000_000     # decoded width x height accepted anywhere (a PNG of 600 KB can hold 156 MP)
+
+
+def decode_rgb(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decoded RGB; ValueError before decoding an image larger than `max_pixels`."""
     with Image.open(io.BytesIO(data)) as im:
+        if im.width * im.height > max_pixels:
+            raise ValueError(f"image_too_large: {im.width}x{im.height} pixels")
         return im.convert("RGB")
 
 

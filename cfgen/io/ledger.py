@@ -1,22 +1,39 @@
 """The run ledger: which units of a stage are done, with their stats.
 
-A unit is done when its stats file exists; the stats file is written (atomically) only after
-all of the unit's outputs have been renamed into place, so a killed run leaves the unit
-unfinished and a rerun redoes it from scratch. Units that failed every retry are listed in
-`failed.json` with their error and are retried on the next run.
+A unit is done when its stats file exists and the files it records are intact; the stats file
+is written (atomically) only after all of the unit's outputs have been renamed into place, with
+the size and sha256 of each output and of each input it was made from, so a killed run leaves
+the unit unfinished, and a deleted, truncated or replaced file makes a rerun redo the unit.
+Units that failed every retry are listed in `failed.json` with their error and are retried on
+the next run. One stage at a time writes a run directory (`run_lock`).
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from ..datamodel import FAILED, KEPT, REJECTED
-from .reader import Unit
+from .reader import InputError, Unit, fingerprint
 from .writer import atomic_write_json, remove_stale_tmp
+
+log = logging.getLogger("cfgen")
+FILES_KEY = "files"          # stats entry: {"outputs": {path: [size, sha256]}, "inputs": {...}}
+
+
+def file_digest(path: str | os.PathLike) -> list[Any]:
+    """[size, sha256] of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return [os.path.getsize(path), h.hexdigest()]
 
 
 @dataclass
@@ -64,19 +81,52 @@ class Ledger:
         self.stage = stage
         self.dir = self.run_dir / stage
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._digests: dict[tuple[str, int, int], list[Any]] = {}
 
     def stats_path(self, unit: Unit) -> Path:
         return self.dir / f"{unit.name}.stats.json"
 
     def is_done(self, unit: Unit) -> bool:
-        return self.stats_path(unit).exists()
+        """Stats present and every recorded output and input file unchanged; otherwise the stale
+        stats are removed so the unit is redone."""
+        path = self.stats_path(unit)
+        if not path.exists():
+            return False
+        try:
+            files = json.loads(path.read_text()).get(FILES_KEY, {})
+            bad = next((f for group in ("outputs", "inputs") for f, want in files.get(group, {}).items()
+                        if self._digest(self.run_dir / f) != want), None)
+        except (OSError, ValueError) as e:
+            bad = f"{path.name} ({type(e).__name__})"
+        if bad is None:
+            return True
+        log.warning("%s/%s: %s is missing or changed since the unit was done; redoing the unit",
+                    self.stage, unit.name, bad)
+        path.unlink(missing_ok=True)
+        return False
+
+    def _digest(self, path: Path) -> list[Any] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in self._digests:
+            self._digests[key] = file_digest(path)
+        return self._digests[key]
 
     def pending(self, units: Iterable[Unit]) -> list[Unit]:
         return [u for u in units if not self.is_done(u)]
 
-    def mark_done(self, unit: Unit, stats: UnitStats) -> None:
+    def mark_done(self, unit: Unit, stats: UnitStats, outputs: Iterable[Path] = (),
+                  inputs: Iterable[Path] = ()) -> None:
+        """Record the unit as done, with the digest of each output and input file (paths inside
+        the run directory)."""
         if not stats.balanced():
             raise AssertionError(f"{unit.name}: counts do not add up: {stats.to_dict()}")
+        rel = lambda p: str(Path(p).resolve().relative_to(self.run_dir.resolve()))  # noqa: E731
+        stats.extra[FILES_KEY] = {"outputs": {rel(p): file_digest(p) for p in outputs},
+                                  "inputs": {rel(p): file_digest(p) for p in inputs}}
         atomic_write_json(self.stats_path(unit), stats.to_dict())
 
     def clean(self) -> int:
@@ -104,6 +154,7 @@ class Ledger:
                                "failed": Counter()}
         sums: Counter = Counter()
         for s in self.all_stats():
+            s.extra.pop(FILES_KEY, None)
             tot["units_done"] += 1
             tot["in"] += s.n_in
             tot["kept"] += s.kept
@@ -123,9 +174,53 @@ class Ledger:
         return tot
 
 
+def input_identity(units: list[Unit]) -> dict[str, Any]:
+    """{input path: size and head/tail sha256} of every input file of a run."""
+    return {p: fingerprint(p) for p in dict.fromkeys(u.path for u in units)}
+
+
+def check_inputs(run_dir: str | os.PathLike, units: list[Unit], recorded: dict[str, Any]) -> None:
+    """Refuse to continue a run whose inputs are not the ones it was started with. (An input that
+    cannot be read now fails its own unit, to be retried when it is back.)"""
+    for path, want in recorded.items():
+        try:
+            have = fingerprint(path)
+        except OSError:
+            continue
+        if have != want:
+            raise InputError(f"{path} changed since run {run_dir} was planned (size or content differ); "
+                             "start a new run with a new --out")
+
+
 def write_manifest(run_dir: str | os.PathLike, units: list[Unit], info: dict[str, Any]) -> None:
     atomic_write_json(Path(run_dir) / "manifest.json",
-                      {"units": [u.to_dict() for u in units], **info})
+                      {"units": [u.to_dict() for u in units], "inputs": input_identity(units), **info})
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | os.PathLike) -> Iterator[None]:
+    """Hold the run directory's lock while a stage writes it; a second writer gets one clear line.
+    (flock: released by the kernel if the holder dies; on network file systems that lack it,
+    do not start two stages on one run.)"""
+    import fcntl
+    path = Path(run_dir) / ".cfgen.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise InputError(f"{run_dir} is being written by another cfgen process (pid {holder}); "
+                             "wait for it to finish or use another run directory") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def read_manifest(run_dir: str | os.PathLike) -> tuple[list[Unit], dict[str, Any]]:

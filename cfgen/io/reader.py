@@ -7,11 +7,14 @@ input sample, good or bad, so that every sample is accounted for downstream.
 from __future__ import annotations
 
 import glob
+import hashlib
 import io
 import json
 import os
 import re
+import stat
 import tarfile
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -27,6 +30,8 @@ from .keys import sanitize_key
 TAR_EXTS = (".tar",)
 TABLE_EXTS = (".parquet", ".csv", ".jsonl", ".json")
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+COMPRESSED_EXTS = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst", ".zip")
+PIL_FORMAT = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 _KEY_RE = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")   # webdataset's key/extension split
 
 
@@ -43,6 +48,8 @@ class InputConfig:
     rows_per_unit: int = 10_000
     max_caption_chars: int = 2_000
     check_images: bool = True         # decode every image (catches corrupt and truncated files)
+    max_image_pixels: int = 40_000_000    # decoded width x height; larger images: image_too_large
+    max_image_bytes: int = 50_000_000     # table image files; larger: image_file_too_large
 
 
 @dataclass(frozen=True)
@@ -83,16 +90,29 @@ def _is_input_file(p: str) -> bool:
     return p.endswith(TAR_EXTS + TABLE_EXTS)
 
 
+def _regular(path: str, what: str) -> str:
+    """The absolute path of a regular file (never a FIFO, device or directory): paths are stored
+    absolute so a run can be continued from any working directory."""
+    if not os.path.isfile(path):
+        raise InputError(f"{what} is not a regular file: {path}")
+    return os.path.abspath(path)
+
+
 def expand_inputs(specs: list[str] | str) -> list[str]:
-    """Brace lists (`{00000..00009}.tar`), globs and directories -> a sorted list of files."""
+    """Brace lists (`{00000..00009}.tar`), globs and directories -> a sorted list of absolute
+    paths of regular files. Compressed archives are refused by name (decompress them first)."""
     if isinstance(specs, str):
         specs = [specs]
     out: list[str] = []
     for spec in specs:
         for item in braceexpand.braceexpand(spec):
             if os.path.isdir(item):
-                found = sorted(str(p) for p in Path(item).rglob("*")
-                               if p.is_file() and _is_input_file(str(p)))
+                files = sorted(str(p) for p in Path(item).rglob("*") if not p.is_dir())
+                packed = [p for p in files if p.lower().endswith(COMPRESSED_EXTS)]
+                if packed:
+                    raise InputError(f"compressed archive in {item}: {packed[0]} (decompress .tar.gz/.zip inputs "
+                                     "to .tar first)")
+                found = [_regular(p, "input") for p in files if _is_input_file(p)]
                 if not found:
                     raise InputError(f"no .tar/.parquet/.csv/.jsonl input files in directory {item}")
                 out.extend(found)
@@ -100,9 +120,11 @@ def expand_inputs(specs: list[str] | str) -> list[str]:
                 found = sorted(glob.glob(item))
                 if not found:
                     raise InputError(f"glob matched no files: {item}")
-                out.extend(found)
+                out.extend(_regular(p, "input") for p in found if not os.path.isdir(p))
             elif os.path.exists(item):
-                out.append(item)
+                if item.lower().endswith(COMPRESSED_EXTS):
+                    raise InputError(f"compressed archive: {item} (decompress .tar.gz/.zip inputs to .tar first)")
+                out.append(_regular(item, "input"))
             else:
                 raise InputError(f"input not found: {item}")
     if not out:
@@ -111,29 +133,69 @@ def expand_inputs(specs: list[str] | str) -> list[str]:
     return [p for p in out if not (p in seen or seen.add(p))]
 
 
-def _table_rows(path: str) -> int:
-    if path.endswith(".parquet"):
-        return pq.ParquetFile(path).metadata.num_rows
-    return len(_load_table(path))
+def fingerprint(path: str, block: int = 1 << 20) -> dict[str, Any]:
+    """Identity of an input file: size and sha256 of its first and last MiB (cheap on TB datasets,
+    and it changes when a shard is replaced, truncated or appended to)."""
+    size = os.path.getsize(path)
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        h.update(f.read(block))
+        if size > block:
+            f.seek(max(block, size - block))
+            h.update(f.read(block))
+    return {"size": size, "sha256_head_tail": h.hexdigest()}
 
 
 def _load_table(path: str) -> pd.DataFrame:
+    """Read a table; any problem is an InputError naming the file (and the line, where known)."""
+    try:
+        if path.endswith(".parquet"):
+            return pd.read_parquet(path)
+        if path.endswith(".csv"):
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
+        return pd.read_json(path, lines=path.endswith(".jsonl"), dtype=False, encoding="utf-8")
+    except UnicodeDecodeError as e:
+        with open(path, "rb") as f:
+            line = f.read(e.start).count(b"\n") + 1
+        raise InputError(f"{path}: line {line}: not UTF-8 (byte {e.object[e.start:e.start + 1]!r})") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: empty table file") from None
+    except Exception as e:
+        raise InputError(f"{path}: unreadable table: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+def _table_columns(path: str) -> tuple[int, list[str]]:
     if path.endswith(".parquet"):
-        return pd.read_parquet(path)
-    if path.endswith(".csv"):
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
-    return pd.read_json(path, lines=path.endswith(".jsonl"), dtype=False)
+        try:
+            f = pq.ParquetFile(path)
+            return f.metadata.num_rows, list(f.schema_arrow.names)
+        except Exception as e:
+            raise InputError(f"{path}: unreadable table: {e}") from None
+    df = _load_table(path)
+    return len(df), [str(c) for c in df.columns]
 
 
 def plan_units(paths: list[str], cfg: InputConfig | None = None) -> list[Unit]:
-    """Split input files into numbered work units."""
+    """Split input files into numbered work units.
+
+    A table that cannot be read becomes one unit of its own, which fails with the file's problem
+    while the good inputs proceed; a readable table without the configured columns stops the
+    plan, naming the file and its columns."""
     cfg = cfg or InputConfig()
     units: list[Unit] = []
     for p in paths:
         if p.endswith(TAR_EXTS):
             units.append(Unit(len(units), p, "wds"))
         elif p.endswith(TABLE_EXTS):
-            n = _table_rows(p)
+            try:
+                n, cols = _table_columns(p)
+            except InputError:
+                units.append(Unit(len(units), p, "table", 0, None))
+                continue
+            missing = [c for c in (cfg.image_col, cfg.caption_col, cfg.id_col) if c and c not in cols]
+            if missing:
+                raise InputError(f"{p}: no column {missing[0]!r} (columns: {', '.join(cols)}); "
+                                 "set --image-col/--caption-col/--id-col")
             for start in range(0, max(n, 1), cfg.rows_per_unit):
                 units.append(Unit(len(units), p, "table", start, min(start + cfg.rows_per_unit, n)))
         else:
@@ -142,7 +204,10 @@ def plan_units(paths: list[str], cfg: InputConfig | None = None) -> list[Unit]:
 
 
 def read_unit(unit: Unit, cfg: InputConfig | None = None) -> Iterator[ReadRecord]:
-    """Yield one record per input sample of the unit, never raising on bad data."""
+    """Yield one record per input sample of the unit, never raising on bad data.
+
+    An input file that cannot be opened at all (moved, unmounted, not readable) raises instead:
+    the unit fails and is retried by the next run, rather than being recorded as done."""
     cfg = cfg or InputConfig()
     seen: set[str] = set()
     src = _read_tar(unit.path) if unit.kind == "wds" else _read_table(unit, cfg)
@@ -157,25 +222,34 @@ def read_unit(unit: Unit, cfg: InputConfig | None = None) -> Iterator[ReadRecord
 
 
 def _read_tar(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Group consecutive tar members by key, like webdataset.
+    """Group consecutive tar members by key, like webdataset, accounting for every member.
 
-    An unreadable or truncated tar yields a `__error__` record for what could not be read
-    instead of raising; a tar cut at a member boundary is caught by its missing end marker.
-    """
+    A member whose name has no key/extension, that is not a regular file, or that repeats an
+    extension of its sample makes a rejected record; an unreadable or truncated tar yields a
+    `__error__` record for what could not be read; a tar cut at a member boundary is caught by
+    its missing end marker."""
     current: str | None = None
     fields: dict[str, Any] = {}
     try:
-        size = os.path.getsize(path)
+        fh = open(path, "rb")
+    except OSError as e:
+        raise InputError(f"{path}: cannot open input ({e.strerror or type(e).__name__})") from None
+    try:
+        size = os.fstat(fh.fileno()).st_size
         end = 0
-        with open(path, "rb") as fh, tarfile.open(fileobj=fh, mode="r:") as tf:
+        with fh, tarfile.open(fileobj=fh, mode="r:") as tf:
             for m in tf:
                 end = m.offset_data + ((m.size + 511) // 512) * 512
                 if m.offset_data + m.size > size:
                     raise tarfile.ReadError(f"member {m.name!r} is cut short")
+                if m.isdir():
+                    continue
                 if not m.isfile():
+                    yield m.name, {"__reject__": "not_a_regular_member"}
                     continue
                 match = _KEY_RE.match(m.name)
                 if not match:
+                    yield m.name, {"__reject__": "unrecognised_member_name"}
                     continue
                 key, ext = match.group(1), match.group(2).lower()
                 f = tf.extractfile(m)
@@ -184,6 +258,8 @@ def _read_tar(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
                     if current is not None:
                         yield current, fields
                     current, fields = key, {}
+                if ext in fields:
+                    fields["__reject__"] = "duplicate_member"
                 fields[ext] = data
             fh.seek(end)
             tail = fh.read(1024)
@@ -199,12 +275,23 @@ def _read_tar(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
         yield current, fields
 
 
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`; anything else is a ValueError with a
+    reason (a FIFO would block forever, /dev/zero would fill memory)."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError("not_a_regular_file")
+    if st.st_size > max_bytes:
+        raise ValueError("image_file_too_large")
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError("image_file_too_large")
+    return data
+
+
 def _read_table(unit: Unit, cfg: InputConfig) -> Iterator[tuple[str, dict[str, Any]]]:
-    try:
-        df = _load_table(unit.path)
-    except Exception as e:
-        yield f"{os.path.basename(unit.path)}#unreadable", {"__error__": f"unreadable_table: {e}"}
-        return
+    df = _load_table(unit.path)
     for col in (cfg.image_col, cfg.caption_col):
         if col not in df.columns:
             raise InputError(f"{unit.path}: no column {col!r} (columns: {', '.join(map(str, df.columns))}); "
@@ -224,9 +311,11 @@ def _read_table(unit: Unit, cfg: InputConfig) -> Iterator[tuple[str, dict[str, A
             p = Path(img_path) if os.path.isabs(img_path) else root / img_path
             ext = p.suffix.lower().lstrip(".") or "jpg"
             try:
-                fields["jpg" if ext == "jpeg" else ext] = p.read_bytes()
+                fields["jpg" if ext == "jpeg" else ext] = read_regular(p, cfg.max_image_bytes)
             except OSError:
                 fields["__missing_image__"] = str(p)
+            except ValueError as e:
+                fields["__reject__"] = str(e)
         yield sid, fields
 
 
@@ -236,9 +325,37 @@ def _plain(v: Any) -> Any:
     return str(v)
 
 
+def clean_text(text: str) -> tuple[str, bool]:
+    """Remove control and format characters (Unicode Cc/Cf: NUL, ANSI escapes, bidi overrides,
+    zero-width marks) and collapse whitespace. Returns the text and whether anything was removed."""
+    kept = "".join(" " if ch in "\t\n\r\f\v" else ch for ch in text
+                   if ch in "\t\n\r\f\v" or unicodedata.category(ch) not in ("Cc", "Cf"))
+    stripped = sum(1 for ch in text if ch not in "\t\n\r\f\v" and unicodedata.category(ch) in ("Cc", "Cf"))
+    return " ".join(kept.split()), stripped > 0
+
+
+def normalize_image(data: bytes, ext: str, max_pixels: int) -> bytes:
+    """The image as upright RGB in the format its extension declares: EXIF rotation applied,
+    CMYK/grey/alpha converted, TIFF or PNG bytes named .jpg re-encoded. A clean image is returned
+    unchanged. ValueError `image_too_large` above `max_pixels` (checked before decoding)."""
+    from PIL import ImageOps
+    from .images import encode_image
+    with Image.open(io.BytesIO(data)) as im:
+        if im.width * im.height > max_pixels:
+            raise ValueError("image_too_large")
+        rotated = im.getexif().get(0x0112, 1) not in (0, 1)
+        if im.format == PIL_FORMAT[ext] and im.mode == "RGB" and not rotated:
+            im.load()
+            return data
+        up = ImageOps.exif_transpose(im) if rotated else im
+        return encode_image(up.convert("RGB"), ext)
+
+
 def _check(source_id: str, fields: dict[str, Any], cfg: InputConfig) -> ReadRecord:
     if "__error__" in fields:
         return ReadRecord(source_id, None, FAILED, fields["__error__"])
+    if "__reject__" in fields:
+        return ReadRecord(source_id, None, REJECTED, fields["__reject__"])
     ext = next((e for e in IMAGE_EXTS if e in fields), None)
     if ext is None:
         return ReadRecord(source_id, None, REJECTED, "missing_image")
@@ -248,18 +365,26 @@ def _check(source_id: str, fields: dict[str, Any], cfg: InputConfig) -> ReadReco
         caption = fields["txt"].decode("utf-8")
     except UnicodeDecodeError:
         return ReadRecord(source_id, None, REJECTED, "non_utf8_caption")
-    caption = " ".join(caption.split())
+    caption, cleaned = clean_text(caption)
     if not caption:
         return ReadRecord(source_id, None, REJECTED, "empty_caption")
     if len(caption) > cfg.max_caption_chars:
         return ReadRecord(source_id, None, REJECTED, "caption_too_long")
     image = fields[ext]
-    if cfg.check_images:
-        try:
-            with Image.open(io.BytesIO(image)) as im:
-                im.load()
-        except Exception:
-            return ReadRecord(source_id, None, REJECTED, "corrupt_image")
+    ext = "jpg" if ext == "jpeg" else ext
+    try:
+        if cfg.check_images:
+            image = normalize_image(image, ext, cfg.max_image_pixels)
+        else:
+            with Image.open(io.BytesIO(image)) as im:      # header only: the size cap still holds
+                if im.width * im.height > cfg.max_image_pixels:
+                    raise ValueError("image_too_large")
+    except ValueError as e:
+        if str(e) == "image_too_large":
+            return ReadRecord(source_id, None, REJECTED, "image_too_large")
+        return ReadRecord(source_id, None, REJECTED, "corrupt_image")
+    except Exception:
+        return ReadRecord(source_id, None, REJECTED, "corrupt_image")
     meta: dict[str, Any] = {}
     if "json" in fields:
         try:
@@ -271,6 +396,5 @@ def _check(source_id: str, fields: dict[str, Any], cfg: InputConfig) -> ReadReco
     if "__row__" in fields:
         meta = {"row": fields["__row__"]}
     key = sanitize_key(source_id)
-    anchor = Anchor(key=key, caption=caption, image=image, image_ext="jpg" if ext == "jpeg" else ext,
-                    source_id=source_id, meta=meta)
-    return ReadRecord(source_id, anchor)
+    anchor = Anchor(key=key, caption=caption, image=image, image_ext=ext, source_id=source_id, meta=meta)
+    return ReadRecord(source_id, anchor, extra={"caption_cleaned": True} if cleaned else {})

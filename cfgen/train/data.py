@@ -22,6 +22,25 @@ from ..io.images import decode_rgb
 log = logging.getLogger("cfgen.train")
 
 
+URL_SCHEMES = ("pipe:", "http://", "https://", "s3://", "gs://", "hf://")
+
+
+def shard_urls(specs: list[str]) -> list[str]:
+    """The shards to train on. A spec the user wrote as a URL or `pipe:` command is passed to
+    WebDataset as is; everything else (files, brace lists, globs, directories) becomes absolute
+    local paths, so no file name found by listing a directory is ever run as a command."""
+    from ..io.reader import expand_inputs
+    out: list[str] = []
+    for spec in specs:
+        if spec.startswith(URL_SCHEMES):
+            out.append(spec)
+        else:
+            out.extend(p for p in expand_inputs(spec) if p.endswith(".tar"))
+    if not out:
+        raise ValueError(f"no .tar shards in --shards {' '.join(specs)}")
+    return out
+
+
 @dataclass
 class Batch:
     pixel_values: torch.Tensor         # [N + M, 3, H, W]: N anchors, then M counterfactual images

@@ -243,17 +243,56 @@ def load_checkpoint(path: Path, opt: torch.optim.Optimizer, sched: Any, rank: in
     return json.loads((path / "trainer_state.json").read_text())
 
 
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a checkpoint cannot be resumed from (a file missing, truncated or unparsable), or None."""
+    from safetensors.torch import load_file
+    need = ["optimizer.json", "scheduler.json", "trainer_state.json", "optimizer.safetensors", "rng-rank0.safetensors"]
+    for name in need:
+        if not (path / name).is_file():
+            return f"{name} is missing"
+    weights = sorted((path / "model").glob("*.safetensors"))
+    if not weights:
+        return "model/*.safetensors is missing"
+    for f in [*path.glob("*.json"), *(path / "model").glob("*.json")]:
+        try:
+            json.loads(f.read_text())
+        except (OSError, ValueError) as e:
+            return f"{f.name} is unreadable ({type(e).__name__})"
+    for f in [*path.glob("*.safetensors"), *weights]:
+        try:
+            load_file(f)
+        except Exception as e:
+            return f"{f.name} is unreadable ({str(e)[:80] or type(e).__name__})"
+    return None
+
+
 def latest_checkpoint(out: Path) -> Path | None:
-    cks = sorted((out / "checkpoints").glob("step-*[0-9]"))
-    return cks[-1] if cks else None
+    """The newest intact checkpoint; damaged newer ones are skipped, with a warning naming them."""
+    for ck in sorted((out / "checkpoints").glob("step-*[0-9]"), reverse=True):
+        problem = checkpoint_problem(ck)
+        if problem is None:
+            return ck
+        log.warning("checkpoint %s is damaged (%s); falling back to an earlier one", ck, problem)
+    return None
+
+
+def read_log(path: Path, upto: int) -> list[str]:
+    """Lines of train_log.jsonl up to step `upto`; a torn line (killed mid-write) is skipped."""
+    keep = []
+    for ln in path.read_text().splitlines():
+        try:
+            if json.loads(ln)["step"] <= upto:
+                keep.append(ln)
+        except (ValueError, KeyError, TypeError):
+            log.warning("%s: skipping a torn line: %.60s", path, ln)
+    return keep
 
 
 # ------------------------------------------------------------------------------ the loop
 def train(cfg: TrainConfig) -> dict[str, Any]:
     from accelerate import Accelerator
     from transformers import get_cosine_schedule_with_warmup
-    from ..io.reader import expand_inputs
-    from .data import SkipCounter, make_loader
+    from .data import SkipCounter, make_loader, shard_urls
     from .model import DualEncoder
 
     out = Path(cfg.out)
@@ -263,11 +302,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     acc = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
     world, rank = acc.num_processes, acc.process_index
     micro, accum = accumulation_steps(cfg.batch_size, cfg.micro_batch, world)
-    urls = [u for u in expand_inputs(cfg.shards) if u.endswith(".tar")]
+    urls = shard_urls(cfg.shards)
     if len(urls) < world:
         raise ValueError(f"{len(urls)} shard(s) for {world} processes: every process needs at least one shard")
     torch.manual_seed(cfg.seed)
     resume_from = latest_checkpoint(out) if cfg.resume else None
+    if cfg.resume and resume_from is None:
+        log.warning("--resume: no intact checkpoint in %s/checkpoints; starting from the beginning", out)
     enc = DualEncoder.load(resume_from / "model" if resume_from else cfg.model)
     model = enc.model
     model.logit_scale.requires_grad_(cfg.train_temperature)
@@ -286,7 +327,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
     log_path = out / "train_log.jsonl"
     if acc.is_main_process and log_path.exists():      # drop log lines past the resumed step
-        keep = [ln for ln in log_path.read_text().splitlines() if json.loads(ln)["step"] <= state["step"]]
+        keep = read_log(log_path, state["step"])
         log_path.write_text("".join(x + "\n" for x in keep))
     tb = None
     if cfg.tensorboard and acc.is_main_process:
@@ -303,6 +344,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                              num_workers=cfg.num_workers, handler=skipped, rank=rank, world_size=world)
         it = iter(loader)
         exhausted = False
+        fresh_epoch, step_at_start = state["batches_in_epoch"] == 0, state["step"]
         while state["step"] < cfg.max_steps and not exhausted:
             sums: dict[str, float] = {}
             n_micro = 0
@@ -368,6 +410,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 if acc.is_main_process:
                     save_checkpoint(ck, raw, enc.processor, opt, sched, state)
                 acc.wait_for_everyone()
+        if fresh_epoch and state["step"] == step_at_start:
+            raise ValueError(f"a whole epoch over {len(urls)} shard(s) ({urls[0]}, ...) gave no training step of "
+                             f"{micro} x {accum} anchors per process ({skipped.skipped} corrupt sample(s) or shard(s) "
+                             "skipped): too few readable samples for --batch-size/--micro-batch")
         if exhausted or state["step"] < cfg.max_steps:
             state["epoch"] += 1
             state["batches_in_epoch"] = 0

@@ -145,7 +145,7 @@ def load_world_config(world_dir: str | Path) -> WorldConfig:
 def load_test_items(paths: list[str]) -> Iterator[dict[str, Any]]:
     """Test items: {key, image (bytes), caption, tests: {type: negative}, heldout}."""
     import webdataset as wds
-    for s in wds.WebDataset(paths, shardshuffle=False):
+    for s in wds.WebDataset([str(Path(p).resolve()) for p in paths], shardshuffle=False):
         meta = json.loads(s["json"])
         yield {"key": s["__key__"], "image": s["jpg"], "caption": s["txt"].decode(),
                "tests": meta["tests"], "heldout": meta["heldout"]}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from ..io.images import decode_rgb, encode_image
 from .generate import WorldConfig, load_test_items
-from .scene import COLORS, article, caption, render
+from .scene import COLORS, SHAPES, Scene, article, caption, render
 
 
 @dataclass
@@ -39,6 +39,7 @@ class PretrainConfig:
     warmup: int = 100
     n: int = 20_000                    # web-split scenes (cycled over)
     object_only_prob: float = 0.5      # captions that name objects without their colours
+    twin_prob: float = 0.0             # a scene's batch neighbour is its twin with one object's shape changed
     image_size: int = 64
     patch_size: int = 8
     width: int = 64
@@ -60,13 +61,31 @@ def web_caption(text: str, rng: random.Random, object_only_prob: float) -> str:
     return " ".join(words)
 
 
+def shape_twin(scene: Scene, rng: random.Random) -> Scene:
+    """The same scene with one named object's shape changed (both objects of a "two" scene).
+
+    Near-duplicate web images that differ in what the object is: the contrast that makes a
+    model look at shape, without ever contrasting which colour goes with which object."""
+    objs = list(scene.objects)
+    i = 0 if scene.form != "pair" else rng.randrange(2)
+    new = rng.choice([s for s in SHAPES if s != objs[i].shape])
+    for j in ([0, 1] if scene.form == "two" else [i]):
+        objs[j] = replace(objs[j], shape=new)
+    return replace(scene, objects=objs)
+
+
 def web_corpus(world: WorldConfig, cfg: PretrainConfig) -> tuple[list[Any], list[str]]:
-    """The web split: every colour-shape pair, the world's scene and caption distribution."""
+    """The web split: every colour-shape pair, the world's scene and caption distribution.
+    Entries 2j and 2j+1 are shape twins with probability `twin_prob` (kept in one batch)."""
     allowed, held = world.combos()
     images, texts = [], []
     for i in range(cfg.n):
         rng = random.Random(f"world-{world.seed}-web-{i}")
-        scene = world.scene(rng, allowed + held)
+        if i % 2 and cfg.twin_prob and rng.random() < cfg.twin_prob:
+            scene = shape_twin(prev, rng)
+        else:
+            scene = world.scene(rng, allowed + held)
+        prev = scene
         images.append(decode_rgb(encode_image(render(scene, world.image_size), "jpg", world.jpeg_quality)))
         texts.append(web_caption(caption(scene), rng, cfg.object_only_prob))
     return images, texts
@@ -125,12 +144,13 @@ def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
     sched = get_cosine_schedule_with_warmup(opt, cfg.warmup, cfg.steps)
     g = torch.Generator().manual_seed(seed)
-    n_batches = cfg.n // cfg.batch
+    n_batches = cfg.n // cfg.batch          # batches take pairs (2j, 2j+1) together: twins meet in a batch
     curve: list[dict[str, Any]] = []
     model.train()
     for step in range(cfg.steps):
         if step % n_batches == 0:
-            order = torch.randperm(cfg.n, generator=g)
+            pairs = torch.randperm(cfg.n // 2, generator=g)
+            order = torch.stack([2 * pairs, 2 * pairs + 1], 1).reshape(-1)
         idx = order[(step % n_batches) * cfg.batch:(step % n_batches + 1) * cfg.batch]
         img = F.normalize(_feat(model.get_image_features(pixel_values=pixels[idx])), dim=-1)
         txt = F.normalize(_feat(model.get_text_features(input_ids=tok["input_ids"][idx],
