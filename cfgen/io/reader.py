@@ -31,6 +31,7 @@ TAR_EXTS = (".tar",)
 TABLE_EXTS = (".parquet", ".csv", ".jsonl", ".json")
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 COMPRESSED_EXTS = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst", ".zip")
+NEWLINE = b"\n"
 PIL_FORMAT = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 _KEY_RE = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")   # webdataset's key/extension split
 
@@ -154,10 +155,15 @@ def _load_table(path: str) -> pd.DataFrame:
         if path.endswith(".csv"):
             return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
         return pd.read_json(path, lines=path.endswith(".jsonl"), dtype=False, encoding="utf-8")
-    except UnicodeDecodeError as e:
+    except UnicodeDecodeError:
         with open(path, "rb") as f:
-            line = f.read(e.start).count(b"\n") + 1
-        raise InputError(f"{path}: line {line}: not UTF-8 (byte {e.object[e.start:e.start + 1]!r})") from None
+            data = f.read()
+        try:
+            data.decode("utf-8")
+            where = ""
+        except UnicodeDecodeError as e:        # the parser's offsets are per buffer: locate it in the file
+            where = f"line {data.count(NEWLINE, 0, e.start) + 1}: "
+        raise InputError(f"{path}: {where}not UTF-8") from None
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: empty table file") from None
     except Exception as e:
