@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
@@ -17,7 +18,22 @@ EDIT_TYPES: tuple[str, ...] = (
     "parts", "movement", "quantity", "emotion", "causal", "swap",
 )
 SCOPES: tuple[str, ...] = ("local", "global")
-KEPT, REJECTED, FAILED = "kept", "rejected", "failed"
+
+
+class Status(str, Enum):
+    """The outcome of a sample, a rewrite or an edit. A `str` so that tables, JSON and stats hold
+    the plain word ("kept"); code compares members, never string prefixes."""
+
+    KEPT = "kept"
+    REJECTED = "rejected"          # bad input or a result that failed a check: not retried
+    FAILED = "failed"              # infrastructure failed (backend, I/O): a rerun may succeed
+    GENERATED = "generated"        # an image was made (the filter decides whether it is kept)
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
+KEPT, REJECTED, FAILED, GENERATED = Status.KEPT, Status.REJECTED, Status.FAILED, Status.GENERATED
 
 
 @dataclass(frozen=True)
@@ -62,7 +78,7 @@ class Rewrite:
     key: str
     i: int
     text: str
-    status: str                   # kept | rejected
+    status: Status                # KEPT | REJECTED
     reason: str = ""
     edit: Edit | None = None
 
@@ -184,12 +200,12 @@ def table_to_rewrites(table: pa.Table) -> dict[str, list[Rewrite]]:
             continue
         edit = (Edit(r["edit_type"], r["edit_from"], r["edit_to"], r["edit_scope"])
                 if r["edit_type"] else None)
-        out[r["key"]].append(Rewrite(key=r["key"], i=r["i"], text=r["text"], status=r["status"],
+        out[r["key"]].append(Rewrite(key=r["key"], i=r["i"], text=r["text"], status=Status(r["status"]),
                                      reason=r["reason"] or "", edit=edit))
     return out
 
 
 __all__ = [
-    "EDIT_TYPES", "SCOPES", "KEPT", "REJECTED", "FAILED", "Edit", "Anchor", "Rewrite",
+    "EDIT_TYPES", "SCOPES", "Status", "KEPT", "REJECTED", "FAILED", "GENERATED", "Edit", "Anchor", "Rewrite",
     "Counterfactual", "Sample", "REWRITE_SCHEMA", "rewrites_to_table", "table_to_rewrites",
 ]

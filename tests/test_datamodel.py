@@ -62,3 +62,16 @@ def test_rewrites_table_round_trip(tmp_path):
     assert back["k2"] == []
     assert back["k1"][0].edit == Edit("color", "red", "blue", "local") and back["k1"][0].status == "kept"
     assert back["k1"][1].reason == "no_change" and back["k1"][1].edit is None
+
+
+def test_outcomes_are_enum_members_stored_as_plain_words():
+    import json
+    from cfgen.captions.backends import Generation
+    from cfgen.datamodel import Anchor, Rewrite, Status, rewrites_to_table, table_to_rewrites
+    assert json.dumps({"s": Status.KEPT}) == '{"s": "kept"}' and f"{Status.FAILED}" == "failed"
+    a = Anchor("k", "a red car")
+    t = rewrites_to_table([(a, Rewrite("k", 0, "a blue car", Status.REJECTED, "multi_edit"), Status.REJECTED, "x")])
+    assert t.column("status").to_pylist() == ["rejected"]
+    assert table_to_rewrites(t)["k"][0].status is Status.REJECTED
+    assert Generation.failed("http_503: busy").status is Status.FAILED
+    assert Generation(error="unparseable").status is Status.REJECTED

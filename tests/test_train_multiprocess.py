@@ -33,27 +33,55 @@ def _unequal_shards(world_final: Path, dst: Path) -> list[str]:
     return out
 
 
-@pytest.mark.slow
-def test_two_ranks_on_unequal_shards_stay_in_lock_step(world_final, world_clip, tmp_path):
-    shards = _unequal_shards(world_final, tmp_path / "shards")
-    out = tmp_path / "ddp"
+def _launch(shards: Path, clip: Path, out: Path, *extra: str) -> list[subprocess.Popen]:
     port = _port()
-    cmd = [sys.executable, "-m", "cfgen.cli", "train", "--shards", str(tmp_path / "shards"), "--model", str(world_clip),
+    cmd = [sys.executable, "-m", "cfgen.cli", "train", "--shards", str(shards), "--model", str(clip),
            "--out", str(out), "--recipe", "cf-vlm", "--batch-size", "16", "--micro-batch", "4", "--max-steps", "12",
-           "--num-workers", "0", "--log-every", "1", "--save-every", "0", "--warmup-steps", "1", "--lr", "1e-3"]
+           "--num-workers", "0", "--log-every", "1", "--warmup-steps", "1", "--lr", "1e-3", *extra]
     procs = []
     for rank in range(2):
         env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
                    MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1")
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return procs
+
+
+def _finish(procs: list[subprocess.Popen]) -> None:
     results = [p.communicate(timeout=300) for p in procs]
     for p, (o, e) in zip(procs, results):
         assert p.returncode == 0, e[-3000:]
+
+
+@pytest.mark.slow
+def test_two_ranks_on_unequal_shards_stay_in_lock_step_and_resume_exactly(world_final, world_clip, tmp_path):
+    import signal
+    import time
+    from safetensors.torch import load_file
+    _unequal_shards(world_final, tmp_path / "shards")
+    out = tmp_path / "ddp"
+    _finish(_launch(tmp_path / "shards", world_clip, out, "--save-every", "0"))
     logs = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     assert logs[-1]["step"] == 12
     assert logs[-1]["epoch"] >= 1                       # crossed at least one epoch boundary
     assert logs[-1]["global_batch"] == 16 and logs[-1]["anchors_seen"] == 12 * 16
     assert json.loads((out / "train_config.json").read_text())["batch_size"] == 16
+
+    # SIGKILL both ranks after the step-4 checkpoint, resume: the same parameters as uninterrupted
+    killed = tmp_path / "killed"
+    procs = _launch(tmp_path / "shards", world_clip, killed, "--save-every", "4")
+    deadline = time.time() + 300
+    while not (killed / "checkpoints" / "step-0000004").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    for p in procs:
+        p.send_signal(signal.SIGKILL)
+        p.communicate()
+    assert not (killed / "model.safetensors").exists()
+    _finish(_launch(tmp_path / "shards", world_clip, killed, "--save-every", "4", "--resume"))
+    a, b = load_file(out / "model.safetensors"), load_file(killed / "model.safetensors")
+    worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+    assert worst < 1e-5, worst
+    steps = [json.loads(x)["step"] for x in (killed / "train_log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 13))
 
 
 def test_effective_batch_is_exact_or_refused():

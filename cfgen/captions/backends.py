@@ -15,14 +15,23 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..resources import prompts_dir
+from ..datamodel import Status
 from .parse import REWRITES_JSON_SCHEMA, parse_numbered, parse_structured
 
 
 @dataclass
 class Generation:
+    """A backend's answer for one caption: candidates, or an error whose `status` says whether it
+    is the model's output (REJECTED, e.g. unparseable) or the infrastructure (FAILED, retried)."""
+
     candidates: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
     raw: str = ""
+    status: Status = Status.REJECTED
+
+    @classmethod
+    def failed(cls, error: str) -> "Generation":
+        return cls(error=error[:300], status=Status.FAILED)
 
 
 class Backend(Protocol):
@@ -93,7 +102,7 @@ class TransformersBackend:
                 texts = self.tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
                 out.extend(to_generation(t, self.structured) for t in texts)
             except Exception as e:
-                out.extend(Generation(error=f"backend_error: {type(e).__name__}: {e}"[:300]) for _ in caps)
+                out.extend(Generation.failed(f"backend_error: {type(e).__name__}: {e}") for _ in caps)
         return out
 
 
@@ -140,14 +149,14 @@ class OpenAIBackend:
                 last = f"http_{r.status_code}"
                 continue
             if r.status_code >= 400:
-                return Generation(error=f"http_{r.status_code}: {r.text[:200]}")
+                return Generation.failed(f"http_{r.status_code}: {r.text[:200]}")
             try:
                 text = r.json()["choices"][0]["message"]["content"] or ""
             except Exception:
                 last = "bad_response"
                 continue
             return to_generation(text, self.structured)
-        return Generation(error=f"backend_error: {last} after {self.retries + 1} tries")
+        return Generation.failed(f"backend_error: {last} after {self.retries + 1} tries")
 
     def generate(self, captions: list[str], keys: list[str]) -> list[Generation]:
         with ThreadPoolExecutor(self.concurrency) as ex:
@@ -185,5 +194,5 @@ class VLLMBackend:
         try:
             outs = self.llm.chat(convs, [self._sampling(k) for k in keys], use_tqdm=False)
         except Exception as e:
-            return [Generation(error=f"backend_error: {type(e).__name__}: {e}"[:300]) for _ in captions]
+            return [Generation.failed(f"backend_error: {type(e).__name__}: {e}") for _ in captions]
         return [to_generation(o.outputs[0].text if o.outputs else "", self.structured) for o in outs]

@@ -132,12 +132,11 @@ class CaptionsJob:
             try:
                 gens = backend.generate([a.caption for a in batch], [a.key for a in batch])
             except Exception as e:          # a backend bug must not lose the unit's accounting
-                gens = [Generation(error=f"backend_error: {type(e).__name__}: {e}"[:300]) for _ in batch]
+                gens = [Generation.failed(f"backend_error: {type(e).__name__}: {e}") for _ in batch]
             for a, g in zip(batch, gens):
                 if g.error and not g.candidates:
-                    status = FAILED if g.error.startswith(("backend_error", "http_", "timeout")) else REJECTED
-                    stats.add(status, g.error.split(":")[0])
-                    rows.append((a, None, status, g.error))
+                    stats.add(g.status, g.error.split(":")[0])
+                    rows.append((a, None, g.status, g.error))
                     continue
                 rws = judge(a, g, cfg.k, validator)
                 for r in rws:

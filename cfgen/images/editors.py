@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-from ..datamodel import Anchor, Rewrite
+from ..datamodel import Anchor, Rewrite, Status
 from ..io.images import decode_rgb, encode_image
 
 
@@ -20,7 +20,7 @@ from ..io.images import decode_rgb, encode_image
 class EditResult:
     i: int                       # rewrite index
     image: bytes | None = None   # encoded counterfactual image
-    status: str = "generated"    # generated | rejected | failed
+    status: Status = Status.GENERATED
     reason: str = ""
     mask_box: list[int] | None = None
     scope: str = ""              # the scope actually used (a local edit with no mask becomes global)
@@ -59,7 +59,7 @@ class SceneEditor:
         from ..world.scene import NotRenderable, Scene, apply_caption, diff_mask, mask_box, render
         scene_d = anchor.meta.get("scene")
         if scene_d is None:
-            return [EditResult(r.i, status="rejected", reason="no_scene_metadata", seed=s)
+            return [EditResult(r.i, status=Status.REJECTED, reason="no_scene_metadata", seed=s)
                     for r, s in zip(rewrites, seeds)]
         scene = Scene.from_dict(scene_d)
         world = anchor.meta.get("world", {})
@@ -67,7 +67,7 @@ class SceneEditor:
         anchor_px = np.asarray(decode_rgb(anchor.image))
         size = anchor_px.shape[1]            # the image's own size, never the metadata's claim
         if anchor_px.shape[0] != size or int(world.get("image_size", size)) != size:
-            return [EditResult(r.i, status="rejected", reason="image_size_mismatch", seed=s)
+            return [EditResult(r.i, status=Status.REJECTED, reason="image_size_mismatch", seed=s)
                     for r, s in zip(rewrites, seeds)]
         base = render(scene, size)
         out = []
@@ -75,16 +75,16 @@ class SceneEditor:
             try:
                 new = apply_caption(scene, r.text, random.Random(seed))
             except NotRenderable as e:
-                out.append(EditResult(r.i, status="rejected", reason="not_renderable", seed=seed,
+                out.append(EditResult(r.i, status=Status.REJECTED, reason="not_renderable", seed=seed,
                                       extra={"detail": str(e)}))
                 continue
             if {o.combo for o in new.objects} & held:
-                out.append(EditResult(r.i, status="rejected", reason="heldout_combination", seed=seed))
+                out.append(EditResult(r.i, status=Status.REJECTED, reason="heldout_combination", seed=seed))
                 continue
             cf = render(new, size)
             m = diff_mask(base, cf)
             if not m.any():
-                out.append(EditResult(r.i, status="rejected", reason="no_visible_change", seed=seed))
+                out.append(EditResult(r.i, status=Status.REJECTED, reason="no_visible_change", seed=seed))
                 continue
             pixels = np.where(m[..., None], cf, anchor_px)
             out.append(EditResult(r.i, image=encode_image(pixels, self.image_format, self.quality),

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..datamodel import FAILED, KEPT, REJECTED, Counterfactual, Edit, Rewrite, Sample, table_to_rewrites
+from ..datamodel import FAILED, GENERATED, KEPT, REJECTED, Status, Counterfactual, Edit, Rewrite, Sample, table_to_rewrites
 from ..io.ledger import Ledger, UnitStats, check_inputs, read_manifest, run_lock
 from ..io.reader import InputConfig, Unit, read_unit
 from ..io.writer import AtomicTarWriter, atomic_write_parquet
@@ -126,7 +126,7 @@ class EditJob:
         table = pq.read_table(cap_path)
         rewrites = table_to_rewrites(table)
         captions = {r["key"]: r["caption"] for r in table.to_pylist()}
-        upstream = {r["key"]: (r["status"], r["reason"]) for r in table.to_pylist() if r["i"] < 0}
+        upstream = {r["key"]: (Status(r["status"]), r["reason"]) for r in table.to_pylist() if r["i"] < 0}
         editor = process_cached(("editor", json.dumps(asdict(cfg), sort_keys=True), device), lambda: make_editor(cfg, device))
         scorer = None
         if cfg.filter:
@@ -160,7 +160,7 @@ class EditJob:
                 except Exception as e:      # one anchor never stops the unit
                     results = [EditResult(r.i, status=FAILED, reason=f"editor_error: {type(e).__name__}: {e}"[:300],
                                           seed=s) for r, s in zip(kept, seeds)]
-                gen = [x for x in results if x.status == "generated"]
+                gen = [x for x in results if x.status == GENERATED]
                 scores: list[dict[str, float]] = [{} for _ in gen]
                 if scorer is not None and gen:
                     by_i = {r.i: r for r in kept}
@@ -171,7 +171,7 @@ class EditJob:
                           "json": json.dumps({"source_id": a.source_id, "meta": a.meta}, sort_keys=True).encode()}
                 for r, x in zip(kept, results):
                     rows.append(_row(a.key, a.caption, r, x, sc.get(x.i, {})))
-                    if x.status == "generated":
+                    if x.status == GENERATED:
                         sample[f"cf{x.i}.{cfg.image_format}"] = x.image
                     else:
                         cf_rej[x.reason.split(":")[0]] += 1
@@ -245,7 +245,7 @@ class FinalizeJob:
                 meta = json.loads(s["json"])
                 cfs = []
                 for r in by_key.get(key, []):
-                    if r["status"] != "generated":
+                    if r["status"] != GENERATED:
                         continue
                     sc = {k: r[k] for k in SCORE_KEYS if r[k] is not None}
                     keep, why = verdict(sc, fcfg) if (cfg.filter and sc) else (True, "")

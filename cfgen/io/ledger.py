@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ..datamodel import FAILED, KEPT, REJECTED
+from ..datamodel import FAILED, KEPT, REJECTED, Status
 from .reader import InputError, Unit, fingerprint
 from .writer import atomic_write_json, remove_stale_tmp
 
@@ -47,7 +47,7 @@ class UnitStats:
     failed: Counter = field(default_factory=Counter)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def add(self, status: str, reason: str = "") -> None:
+    def add(self, status: Status, reason: str = "") -> None:
         self.n_in += 1
         if status == KEPT:
             self.kept += 1

@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from PIL import Image
 
-from ..datamodel import Anchor, FAILED, REJECTED
+from ..datamodel import Anchor, FAILED, REJECTED, Status
 from .keys import sanitize_key
 
 TAR_EXTS = (".tar",)
@@ -82,7 +82,7 @@ class ReadRecord:
 
     source_id: str
     anchor: Anchor | None = None
-    status: str = ""          # "" when ok, else rejected | failed
+    status: Status | None = None      # None when ok, else REJECTED | FAILED
     reason: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -144,13 +144,15 @@ def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
     sched = get_cosine_schedule_with_warmup(opt, cfg.warmup, cfg.steps)
     g = torch.Generator().manual_seed(seed)
-    n_batches = cfg.n // cfg.batch          # batches take pairs (2j, 2j+1) together: twins meet in a batch
+    n_batches = cfg.n // cfg.batch          # with twins, batches take pairs (2j, 2j+1): twins meet in a batch
     curve: list[dict[str, Any]] = []
     model.train()
     for step in range(cfg.steps):
-        if step % n_batches == 0:
+        if step % n_batches == 0 and cfg.twin_prob:
             pairs = torch.randperm(cfg.n // 2, generator=g)
             order = torch.stack([2 * pairs, 2 * pairs + 1], 1).reshape(-1)
+        elif step % n_batches == 0:
+            order = torch.randperm(cfg.n, generator=g)
         idx = order[(step % n_batches) * cfg.batch:(step % n_batches + 1) * cfg.batch]
         img = F.normalize(_feat(model.get_image_features(pixel_values=pixels[idx])), dim=-1)
         txt = F.normalize(_feat(model.get_text_features(input_ids=tok["input_ids"][idx],
