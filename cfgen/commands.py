@@ -178,16 +178,19 @@ def plot(run, out) -> None:
 @click.command(name="eval")
 @click.option("--model", "models", multiple=True, help="model directory or id (repeat to compare)")
 @click.option("--bench", "benches", multiple=True, help="NAME=PATH (aro-vg-relation, aro-vg-attribution, coco-order, "
-              "flickr30k-order, sugarcrepe, vl-checklist, conme, winoground, retrieval, zeroshot, world)")
+              "flickr30k-order, sugarcrepe, vl-checklist, vl-checklist-allpairs, conme, winoground, retrieval, "
+              "zeroshot, world)")
 @click.option("--image-root", "roots", multiple=True, help="NAME=DIR: image directory of a benchmark")
+@click.option("--coco-root", type=click.Path(file_okay=False), help="COCO val2017 folder (SugarCrepe's images)")
+@click.option("--skip-missing", is_flag=True, help="score the rest when images are missing or unreadable (counted)")
 @click.option("--compare", "compare", multiple=True, type=click.Path(exists=True), help="results.json files to put side by side")
 @click.option("--out", default="eval_out", show_default=True, help="directory for results.{json,csv,md}")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--seed", default=0, show_default=True, help="seed of the order perturbations")
 @one_line_errors
-def eval_cmd(models, benches, roots, compare, out, device, seed) -> None:
+def eval_cmd(models, benches, roots, coco_root, skip_missing, compare, out, device, seed) -> None:
     """Score models on compositional benchmarks read from local files (never downloads)."""
-    from .eval.run import evaluate, markdown, rows, write_reports
+    from .eval.run import evaluate, markdown, read_items, rows, write_reports
 
     def pairs(opts, what):
         d = {}
@@ -198,18 +201,30 @@ def eval_cmd(models, benches, roots, compare, out, device, seed) -> None:
             d[k] = v
         return d
     results: dict = {}
+    items: dict = {}
     for c in compare:
-        results.update(json.loads(open(c).read()))
+        try:
+            results.update(json.loads(open(c).read()))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{c}: line {e.lineno}: malformed JSON ({e.msg})") from None
+        items.update(read_items(c))
     bench_map = pairs(benches, "--bench")
     if models and not bench_map:
         raise ValueError("give at least one --bench NAME=PATH")
+    image_roots = pairs(roots, "--image-root")
+    if coco_root:
+        image_roots.setdefault("sugarcrepe", coco_root)
     for m in models:
-        results[m] = evaluate(m, bench_map, pairs(roots, "--image-root"), device=device, seed=seed)
+        r = evaluate(m, bench_map, image_roots, device=device, seed=seed, skip_missing=skip_missing)
+        results[m] = {b: x.table() for b, x in r.items()}
+        items[m] = {b: x.items for b, x in r.items()}
     if not results:
         raise ValueError("nothing to evaluate: give --model and --bench, or --compare")
     click.echo(markdown(rows(results)))
-    files = write_reports(results, out)
-    click.echo(f"wrote {files['json']}, {files['csv']}, {files['md']}")
+    files = write_reports(results, out, items=items if len(items) == len(results) else None)
+    if "compare" in files:
+        click.echo("\n" + files["compare"].read_text())
+    click.echo("wrote " + ", ".join(str(f) for f in files.values()))
 
 
 @click.command()

@@ -78,7 +78,7 @@ def _finetune_job(args: tuple[list[str], str, str, str, int, dict[str, Any], str
         train(recipe_config(recipe, {"shards": shards, "model": pretrained, "out": mdir, "seed": seed, **over}))
     res_file = mdir_p / "world_eval.json"
     if not res_file.exists():
-        res_file.write_text(json.dumps(evaluate(mdir, {"world": world})["world"]))
+        res_file.write_text(json.dumps(evaluate(mdir, {"world": world})["world"].metrics))
     return json.loads(res_file.read_text())
 
 
@@ -142,7 +142,7 @@ def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
     tick("finetune+eval", t)
     base_file = pretrained / "world_eval.json"
     if not base_file.exists():
-        base_file.write_text(json.dumps(evaluate(str(pretrained), {"world": str(world)})["world"]))
+        base_file.write_text(json.dumps(evaluate(str(pretrained), {"world": str(world)})["world"].metrics))
     base = json.loads(base_file.read_text())
     results: dict[str, dict[int, dict[str, float]]] = {"pretrained": {s: base for s in cfg.seeds}}
     for (seed, recipe), r in zip(jobs, evals):

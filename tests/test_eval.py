@@ -46,6 +46,10 @@ def img(path: Path, color: str, size=(16, 12)) -> str:
     return path.name
 
 
+def _m(*a, **k):
+    return run_bench(*a, **k).metrics
+
+
 @pytest.fixture()
 def scorer():
     return B.Scorer(ColorEncoder())
@@ -105,14 +109,14 @@ def test_aro_vg_relation_and_attribution_files(tmp_path, scorer):
         rel.append({"image_id": str(i), "relation_name": r, "image_path": name, "bbox_x": 5, "bbox_y": 5,
                     "bbox_w": 20, "bbox_h": 10, "true_caption": t, "false_caption": f})
     (root / "visual_genome_relation.json").write_text(json.dumps(rel))
-    m = run_bench(scorer, "aro-vg-relation", str(root))
+    m = _m(scorer, "aro-vg-relation", str(root))
     assert m == {"macro": pytest.approx(0.75), "micro": pytest.approx(0.5), "relations": 2}
     items = B.load_vg_relation(root)
     assert items[0].box == (5, 5, 25, 15) and B.load_image(items[0].image, items[0].box).size == (20, 10)
     att = [{"image_id": "0", "attributes": ["red", "blue"], "image_path": "0.jpg", "bbox_x": 0, "bbox_y": 0,
             "bbox_w": 10, "bbox_h": 10, "true_caption": "the red car", "false_caption": "the blue car"}] * 25
     (root / "visual_genome_attribution.json").write_text(json.dumps(att))
-    assert run_bench(scorer, "aro-vg-attribution", str(root))["macro"] == pytest.approx(1.0)
+    assert _m(scorer, "aro-vg-attribution", str(root))["macro"] == pytest.approx(1.0)
 
 
 def test_coco_order_file(tmp_path, scorer):
@@ -123,7 +127,7 @@ def test_coco_order_file(tmp_path, scorer):
     assert len(items) == 2 and all(len(i.texts) == 5 and i.correct == 0 for i in items)
     assert items[0].texts[0] == "a red bus on a road"
     # every option names the same colour: all tie -> ties count as wrong
-    assert run_bench(scorer, "coco-order", str(tmp_path / "coco_karpathy_test.json"))["precision@1"] == 0.0
+    assert _m(scorer, "coco-order", str(tmp_path / "coco_karpathy_test.json"))["precision@1"] == 0.0
 
 
 def test_sugarcrepe_files(tmp_path, scorer):
@@ -133,7 +137,7 @@ def test_sugarcrepe_files(tmp_path, scorer):
         tie = {"caption": "a green field", "negative_caption": "a green meadow"}
         (tmp_path / f"{cat}.json").write_text(json.dumps({"0": {"filename": "1.jpg", **good},
                                                           "1": {"filename": "1.jpg", **(tie if cat == "swap_att" else good)}}))
-    m = run_bench(scorer, "sugarcrepe", str(tmp_path))
+    m = _m(scorer, "sugarcrepe", str(tmp_path))
     assert m["add_att"] == 1.0 and m["swap_att"] == 0.5
     assert m["avg"] == pytest.approx((6 * 1.0 + 0.5) / 7)
 
@@ -149,7 +153,7 @@ def test_vl_checklist_files_and_corpus_roots(tmp_path, scorer):
         y = root / "corpus" / typ / "x.yaml"
         y.parent.mkdir(parents=True)
         y.write_text(yaml.safe_dump({"ANNO_PATH": f"data/{typ}/vg/x.json", "IMG_ROOT": "imgs/vg/"}))
-    m = run_bench(scorer, "vl-checklist", str(root))
+    m = _m(scorer, "vl-checklist", str(root))
     assert (m["Attribute"], m["Object"], m["Relation"]) == (1.0, 1.0, 0.0)
     assert m["avg"] == pytest.approx(2 / 3) and m["file:data/Attribute/vg/x.json"] == 1.0
 
@@ -165,7 +169,7 @@ def test_conme_csvs(tmp_path, scorer):
         w = csv.writer(f)
         w.writerow(["image", "option_a", "option_b", "answer"])
         w.writerow(["i.jpg", "a blue kite", "a red kite", "A"])
-    m = run_bench(scorer, "conme", str(tmp_path))
+    m = _m(scorer, "conme", str(tmp_path))
     assert m["replace-att"] == 1.0 and m["replace-obj"] == 0.0 and m["avg"] == 0.5
 
 
@@ -174,7 +178,7 @@ def test_winoground_file(tmp_path, scorer):
     img(tmp_path / "images" / "ex_1.png", "blue")
     (tmp_path / "examples.jsonl").write_text(json.dumps(
         {"id": 0, "caption_0": "a red ball", "caption_1": "a blue ball", "image_0": "ex_0", "image_1": "ex_1"}) + "\n")
-    assert run_bench(scorer, "winoground", str(tmp_path)) == {"text": 1.0, "image": 1.0, "group": 1.0}
+    assert _m(scorer, "winoground", str(tmp_path)) == {"text": 1.0, "image": 1.0, "group": 1.0}
 
 
 def test_retrieval_and_zeroshot(tmp_path, scorer):
@@ -182,22 +186,27 @@ def test_retrieval_and_zeroshot(tmp_path, scorer):
         img(tmp_path / "imgs" / f"{c}.jpg", c)
     (tmp_path / "test.json").write_text(json.dumps([{"image": f"imgs/{c}.jpg", "caption": [f"a {c} thing", "something"]}
                                                     for c in COLORS]))
-    m = run_bench(scorer, "retrieval", str(tmp_path / "test.json"))
+    m = _m(scorer, "retrieval", str(tmp_path / "test.json"))
     assert m["i2t_R@1"] == 1.0 and m["t2i_R@1"] == pytest.approx(0.5)       # "something" matches nothing
     for c in COLORS:
         img(tmp_path / "folder" / f"{c}_things" / "1.jpg", c)
     (tmp_path / "folder" / "templates.txt").write_text("a photo of a {}.\n")
-    z = run_bench(scorer, "zeroshot", str(tmp_path / "folder"))
+    z = _m(scorer, "zeroshot", str(tmp_path / "folder"))
     assert z == {"top1": 1.0, "top5": 1.0}           # class "blue_things" -> prompt "a photo of a blue things."
 
 
 def test_world_test_and_reports(small_world, world_clip, tmp_path):
     from cfgen.eval.run import evaluate
-    r = evaluate(str(world_clip), {"world": str(small_world)})
-    assert {"unseen:binding_swap", "seen:relation_swap", "unseen:replace_color"} <= set(r["world"])
-    assert all(0.0 <= v <= 1.0 for v in r["world"].values())
-    files = write_reports({"a": r, "b": r}, tmp_path / "rep")
+    res = evaluate(str(world_clip), {"world": str(small_world)})
+    r = {"world": res["world"].table()}
+    assert {"unseen:binding_swap", "seen:relation_swap", "unseen:replace_color"} <= set(res["world"].metrics)
+    assert all(0.0 <= v <= 1.0 for v in res["world"].metrics.values())
+    assert sum(res["world"].n.values()) == len(res["world"].items) > 0
+    files = write_reports({"a": r, "b": r}, tmp_path / "rep", items={"a": {"world": res["world"].items},
+                                                                       "b": {"world": res["world"].items}})
     assert json.loads(files["json"].read_text())["a"] == r
+    cmp = json.loads((tmp_path / "rep" / "compare.json").read_text())
+    assert cmp and all(c["diff"] == 0.0 and not c["significant"] for c in cmp)
     assert "delta b" in files["csv"].read_text().splitlines()[0]
     assert "| world | unseen:binding_swap |" in files["md"].read_text()
     out = subprocess.run([sys.executable, "-m", "cfgen.cli", "eval", "--compare", str(files["json"]), "--out",

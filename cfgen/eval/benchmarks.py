@@ -7,8 +7,10 @@ right caption scores strictly higher than every other: ties count as wrong every
 """
 from __future__ import annotations
 
+import ast
 import csv
 import json
+import os
 import random
 import re
 from dataclasses import dataclass, field
@@ -49,6 +51,30 @@ ARO_SYMMETRIC_RELATIONS = frozenset([
 SUGARCREPE_FILES = ("add_att", "add_obj", "replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
 
 
+class BenchFileError(ValueError):
+    """A benchmark file that cannot be read: the message names the file (and line)."""
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BenchFileError(f"{path}: file not found") from None
+    except json.JSONDecodeError as e:
+        raise BenchFileError(f"{path}: line {e.lineno}: malformed JSON ({e.msg})") from None
+    except UnicodeDecodeError:
+        raise BenchFileError(f"{path}: not UTF-8") from None
+
+
+def read_yaml(path: Path) -> Any:
+    import yaml
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise BenchFileError(f"{path}: line {mark.line + 1 if mark else '?'}: malformed YAML") from None
+
+
 @dataclass
 class Item:
     image: str | bytes                      # a path, or encoded bytes
@@ -56,6 +82,7 @@ class Item:
     correct: int = 0
     box: tuple[float, float, float, float] | None = None     # crop (x0, y0, x1, y1)
     groups: dict[str, str] = field(default_factory=dict)
+    id: str = ""                            # stable within the benchmark: pairs items across models
 
 
 def load_image(item_image: str | bytes, box: tuple | None = None) -> Image.Image:
@@ -86,8 +113,15 @@ class Scorer:
         by_key = {k: it for it in items for k in [_img_key(it)]}
         keys = list(img_keys)
         img_emb = []
+        self.unreadable: dict[tuple, str] = {}
         for b in tqdm(range(0, len(keys), self.bs), desc="images", leave=False):
-            imgs = [load_image(by_key[k].image, by_key[k].box) for k in keys[b:b + self.bs]]
+            imgs = []
+            for k in keys[b:b + self.bs]:
+                try:
+                    imgs.append(load_image(by_key[k].image, by_key[k].box))
+                except Exception as e:          # scored as nothing; the caller drops or reports it
+                    self.unreadable[k] = f"{type(e).__name__}"
+                    imgs.append(Image.new("RGB", (8, 8)))
             img_emb.append(self.enc.embed_images(imgs, self.bs).numpy())
         txt_emb = self.enc.embed_texts(list(txt_keys), 256).numpy() if txt_keys else np.zeros((0, 1))
         return (np.concatenate(img_emb) if img_emb else np.zeros((0, 1))), img_keys, txt_emb, txt_keys
@@ -95,6 +129,11 @@ class Scorer:
     def item_scores(self, items: list[Item]) -> list[np.ndarray]:
         ie, ik, te, tk = self.embed_items(items)
         return [te[[tk[t] for t in it.texts]] @ ie[ik[_img_key(it)]] for it in items]
+
+
+def missing_images(items: list[Item]) -> list[str]:
+    """Image paths of items that are not regular files."""
+    return sorted({it.image for it in items if isinstance(it.image, str) and not os.path.isfile(it.image)})
 
 
 def _img_key(it: Item) -> tuple:
@@ -125,7 +164,7 @@ def load_vg_relation(path: str | Path, image_root: str | None = None) -> list[It
     root = Path(image_root) if image_root else p.parent / "images"
     return [Item(str(root / d["image_path"]), [d["true_caption"], d["false_caption"]], 0,
                  (d["bbox_x"], d["bbox_y"], d["bbox_x"] + d["bbox_w"], d["bbox_y"] + d["bbox_h"]),
-                 {"relation": d["relation_name"]}) for d in json.loads(p.read_text())]
+                 {"relation": d["relation_name"]}, id=str(i)) for i, d in enumerate(read_json(p))]
 
 
 def load_vg_attribution(path: str | Path, image_root: str | None = None) -> list[Item]:
@@ -133,7 +172,8 @@ def load_vg_attribution(path: str | Path, image_root: str | None = None) -> list
     root = Path(image_root) if image_root else p.parent / "images"
     return [Item(str(root / d["image_path"]), [d["true_caption"], d["false_caption"]], 0,
                  (d["bbox_x"], d["bbox_y"], d["bbox_x"] + d["bbox_w"], d["bbox_y"] + d["bbox_h"]),
-                 {"attributes": f"{d['attributes'][0]}_{d['attributes'][1]}"}) for d in json.loads(p.read_text())]
+                 {"attributes": f"{d['attributes'][0]}_{d['attributes'][1]}"}, id=str(i))
+            for i, d in enumerate(read_json(p))]
 
 
 def aro_relation_metrics(items: list[Item], corrects: list[bool]) -> dict[str, float]:
@@ -209,22 +249,26 @@ def load_order(path: str | Path, image_root: str | None = None, seed: int = 0, m
     """COCO-Order / Flickr30k-Order: Karpathy test json ([{"image", "caption": [...]}]); the true
     caption against its 4 seeded perturbations (precision@1)."""
     p = Path(path)
-    data = json.loads(p.read_text())
+    data = read_json(p)
     root = Path(image_root) if image_root else p.parent
     sh = Shuffler(seed)
     items = []
     for ann in data:
         for cap in ann["caption"]:
             opts = [pre_caption(cap, max_words)] + [pre_caption(x, max_words) for x in sh.all(cap)]
-            items.append(Item(str(root / ann["image"]), opts, 0))
+            items.append(Item(str(root / ann["image"]), opts, 0, id=str(len(items))))
     return items
 
 
 # ------------------------------------------------------------------------------- SugarCrepe
 def load_sugarcrepe(path: str | Path, image_root: str | None = None) -> list[Item]:
-    """The 7 category files ({id: {filename, caption, negative_caption}}) on COCO val2017 images."""
+    """The 7 category files ({id: {filename, caption, negative_caption}}) of the official data folder;
+    images from COCO val2017 (`image_root`, i.e. `--coco-root`; by default DATA_DIR/val2017)."""
     p = Path(path)
     root = Path(image_root) if image_root else p / "val2017"
+    if not root.is_dir():
+        raise BenchFileError(f"SugarCrepe images: no folder {root}; give the COCO val2017 folder with "
+                             "--coco-root DIR (or --image-root sugarcrepe=DIR)")
     items = []
     found = False
     for cat in SUGARCREPE_FILES:
@@ -232,8 +276,9 @@ def load_sugarcrepe(path: str | Path, image_root: str | None = None) -> list[Ite
         if not f.exists():
             continue
         found = True
-        for d in json.loads(f.read_text()).values():
-            items.append(Item(str(root / d["filename"]), [d["caption"], d["negative_caption"]], 0, groups={"category": cat}))
+        for k, d in read_json(f).items():
+            items.append(Item(str(root / d["filename"]), [d["caption"], d["negative_caption"]], 0,
+                              groups={"category": cat}, id=f"{cat}:{k}"))
     if not found:
         raise FileNotFoundError(f"no SugarCrepe category file ({', '.join(SUGARCREPE_FILES)}).json in {p}")
     return items
@@ -242,66 +287,139 @@ def load_sugarcrepe(path: str | Path, image_root: str | None = None) -> list[Ite
 # ------------------------------------------------------------------------------- VL-CheckList
 def _vlc_roots(root: Path) -> dict[str, str]:
     """ANNO_PATH -> IMG_ROOT from the corpus/ YAML files."""
-    import yaml
     out: dict[str, str] = {}
     for y in sorted((root / "corpus").rglob("*.yaml")):
-        d = yaml.safe_load(y.read_text()) or {}
-        if "ANNO_PATH" in d and "IMG_ROOT" in d:
+        d = read_yaml(y) or {}
+        if isinstance(d, dict) and "ANNO_PATH" in d and "IMG_ROOT" in d:
             out[str(Path(d["ANNO_PATH"]))] = d["IMG_ROOT"]
     return out
 
 
-def load_vl_checklist(path: str | Path, image_root: str | None = None) -> list[Item]:
-    """data/<Type>/.../*.json lists of [image, {"POS": [...], "NEG": [...]}]; image roots from
-    corpus/ YAMLs. An item pairs POS[i] with NEG[i] (one item per pair)."""
+VLC_MAX_NUM = 2000      # the official config's MAX_NUM: itc scores the first MAX_NUM / 2 entries per corpus
+
+
+def load_vl_checklist(path: str | Path, image_root: str | None = None, all_pairs: bool = False,
+                      skipped: dict[str, int] | None = None) -> list[Item]:
+    """data/<Type>/.../*.json lists of [image, {"POS": [...], "NEG": [...]}]; image roots from the
+    corpus/ YAMLs.
+
+    Official ITC protocol (default): one item per entry, POS[0] against NEG[0]; the cap of
+    MAX_NUM / 2 entries per corpus file is applied by the caller after images are checked, as
+    the official loader drops entries without an image before it truncates. `all_pairs`: every
+    POS[i] against NEG[i] (not the official protocol); options without a partner are counted
+    in `skipped` as `unpaired_option`."""
     root = Path(path)
     roots = _vlc_roots(root)
     base = Path(image_root) if image_root else root
+    skipped = skipped if skipped is not None else {}
     items = []
     for f in sorted((root / "data").rglob("*.json")):
         rel = str(f.relative_to(root))
         typ = f.relative_to(root / "data").parts[0]
         img_root = base / roots.get(rel, "")
-        for img, caps in json.loads(f.read_text()):
-            for pos, neg in zip(caps["POS"], caps["NEG"]):
-                items.append(Item(str(img_root / img), [pos, neg], 0, groups={"type": typ, "file": rel}))
+        for e, entry in enumerate(read_json(f)):
+            try:
+                img, caps = entry
+                pos, neg = list(caps["POS"]), list(caps["NEG"])
+            except (TypeError, ValueError, KeyError):
+                skipped["malformed_entry"] = skipped.get("malformed_entry", 0) + 1
+                continue
+            if not pos or not neg:
+                skipped["no_pos_or_neg"] = skipped.get("no_pos_or_neg", 0) + 1
+                continue
+            pairs = list(zip(pos, neg)) if all_pairs else [(pos[0], neg[0])]
+            if all_pairs and len(pos) != len(neg):
+                skipped["unpaired_option"] = skipped.get("unpaired_option", 0) + abs(len(pos) - len(neg))
+            for j, (p_, n_) in enumerate(pairs):
+                items.append(Item(str(img_root / img), [p_, n_], 0, groups={"type": typ, "file": rel},
+                                  id=f"{rel}:{e}:{j}"))
     if not items:
         raise FileNotFoundError(f"no VL-CheckList json under {root}/data")
     return items
+
+
+def cap_per_file(items: list[Item], max_num: int = VLC_MAX_NUM) -> list[Item]:
+    """The official itc cap: the first max_num / 2 entries of each corpus file."""
+    seen: dict[str, set[str]] = {}
+    out = []
+    for it in items:
+        entries = seen.setdefault(it.groups["file"], set())
+        entry = it.id.rsplit(":", 1)[0]
+        if entry not in entries and len(entries) >= max_num // 2:
+            continue
+        entries.add(entry)
+        out.append(it)
+    return out
 
 
 # ------------------------------------------------------------------------------- ConMe
 _OPT = re.compile(r"\(?\b([AB])[\).:]\s*(.+?)(?=\s*\(?\b[AB][\).:]|$)", re.S)
 
 
-def load_conme(path: str | Path, image_root: str | None = None) -> list[Item]:
-    """replace-{att,obj,rel} CSVs. Columns: image, and either option columns (option_a/option_b,
-    or A/B) or a question with "A) ... B) ..." options; answer is A or B.
+def _conme_options(low: dict[str, str]) -> tuple[list[str], int] | None:
+    """(options, index of the right one) from a ConMe row, or None. Real columns first:
+    correct_option / incorrect_option (generated files), text_options (human-filtered files:
+    a list literal, the right option named by `answer`/`correct_option`), then A/B layouts."""
+    if low.get("correct_option") and low.get("incorrect_option"):
+        return [low["correct_option"], low["incorrect_option"]], 0
+    if low.get("text_options"):
+        try:
+            opts = [str(x) for x in ast.literal_eval(low["text_options"])]
+        except (ValueError, SyntaxError):
+            return None
+        ans = (low.get("answer") or "").strip()
+        right = low.get("correct_option") or ""
+        if len(opts) >= 2 and right in opts:
+            return opts, opts.index(right)
+        if len(opts) >= 2 and ans[:1].upper() in "ABCD" and ans and "ABCD".index(ans[:1].upper()) < len(opts):
+            return opts, "ABCD".index(ans[:1].upper())
+        return None
+    a = low.get("option_a", low.get("a"))
+    b = low.get("option_b", low.get("b"))
+    if a is None or b is None:
+        opts = dict((m.group(1), m.group(2).strip()) for m in _OPT.finditer(low.get("question", "")))
+        a, b = opts.get("A"), opts.get("B")
+    if a is None or b is None:
+        return None
+    ans = (low.get("answer") or "A").strip().upper()[:1]
+    return [a, b], 0 if ans == "A" else 1
+
+
+def load_conme(path: str | Path, image_root: str | None = None,
+               skipped: dict[str, int] | None = None) -> list[Item]:
+    """ConMe replace-{att,obj,rel} CSVs, both kinds: the generated files (columns image, question,
+    answer, base_question, correct_option, incorrect_option, question_format) and the
+    `*_HUMAN_FILTER.csv` files (id, text_options, ...). Each file is its own category, named by
+    its stem, so a score always says which kind it comes from. Rows without parseable options
+    are counted in `skipped` (`no_parseable_options`), never dropped silently.
 
     Scoring rule for a contrastive model: each option is scored on its own as a caption,
     S(image, option); the option with the higher score is the answer (ties wrong). The question
     stem is not scored (CLIP-style models have no question answering)."""
     p = Path(path)
     root = Path(image_root) if image_root else p
+    skipped = skipped if skipped is not None else {}
     items = []
     files = sorted(p.glob("replace-*.csv")) if p.is_dir() else [p]
     if not files:
         raise FileNotFoundError(f"no replace-*.csv in {p}")
     for f in files:
         cat = f.stem
-        with open(f, newline="") as fh:
-            for row in csv.DictReader(fh):
-                low = {k.lower().strip(): v for k, v in row.items() if k}
-                a = low.get("option_a", low.get("a"))
-                b = low.get("option_b", low.get("b"))
-                if a is None or b is None:
-                    opts = dict((m.group(1), m.group(2).strip()) for m in _OPT.finditer(low.get("question", "")))
-                    a, b = opts.get("A"), opts.get("B")
-                if a is None or b is None:
-                    continue
-                ans = (low.get("answer") or low.get("correct_option") or "A").strip().upper()[:1]
-                img = low.get("image") or low.get("image_path") or low.get("filename")
-                items.append(Item(str(root / img), [a, b], 0 if ans == "A" else 1, groups={"category": cat}))
+        try:
+            with open(f, newline="", encoding="utf-8") as fh:
+                rows = list(csv.DictReader(fh))
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise BenchFileError(f"{f}: unreadable CSV ({type(e).__name__})") from None
+        for r, row in enumerate(rows):
+            low = {k.lower().strip(): (v or "") for k, v in row.items() if k}
+            got = _conme_options(low)
+            img = low.get("image") or low.get("image_path") or low.get("filename")
+            if got is None or not img:
+                skipped["no_parseable_options" if got is None else "no_image_column"] = \
+                    skipped.get("no_parseable_options" if got is None else "no_image_column", 0) + 1
+                continue
+            opts, right = got
+            items.append(Item(str(root / img), opts, right, groups={"category": cat}, id=f"{cat}:{r}"))
     return items
 
 
@@ -311,9 +429,12 @@ def load_winoground(path: str | Path, image_root: str | None = None) -> list[dic
     f = p / "examples.jsonl" if p.is_dir() else p
     root = Path(image_root) if image_root else f.parent / "images"
     out = []
-    for line in f.read_text().splitlines():
+    for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
         if line.strip():
-            d = json.loads(line)
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise BenchFileError(f"{f}: line {n}: malformed JSON ({e.msg})") from None
             out.append({"images": [str(_with_ext(root, d["image_0"])), str(_with_ext(root, d["image_1"]))],
                         "captions": [d["caption_0"], d["caption_1"]], "id": d.get("id")})
     return out
@@ -353,7 +474,7 @@ def recall_at_k(sim: np.ndarray, gt: list[set[int]], ks: Iterable[int] = (1, 5, 
 
 def load_karpathy(path: str | Path, image_root: str | None = None) -> tuple[list[str], list[str], list[int]]:
     p = Path(path)
-    data = json.loads(p.read_text())
+    data = read_json(p)
     root = Path(image_root) if image_root else p.parent
     images, texts, owner = [], [], []
     for i, ann in enumerate(data):
@@ -389,7 +510,7 @@ def load_world_test(path: str | Path) -> list[Item]:
     items = []
     for d in load_test_items(tars):
         for typ, neg in d["tests"].items():
-            items.append(Item(d["image"], [d["caption"], neg], 0,
+            items.append(Item(d["image"], [d["caption"], neg], 0, id=f"{d['key']}:{typ}",
                               groups={"test": typ, "split": "unseen" if d["heldout"] else "seen"}))
     return items
 
@@ -397,6 +518,6 @@ def load_world_test(path: str | Path) -> list[Item]:
 LOADERS: dict[str, Callable[..., Any]] = {
     "aro-vg-relation": load_vg_relation, "aro-vg-attribution": load_vg_attribution,
     "coco-order": load_order, "flickr30k-order": load_order, "sugarcrepe": load_sugarcrepe,
-    "vl-checklist": load_vl_checklist, "conme": load_conme, "winoground": load_winoground,
+    "vl-checklist": load_vl_checklist, "vl-checklist-allpairs": load_vl_checklist, "conme": load_conme, "winoground": load_winoground,
     "retrieval": load_karpathy, "zeroshot": load_image_folder, "world": load_world_test,
 }

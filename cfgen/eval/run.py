@@ -1,8 +1,13 @@
-"""`cfgen eval`: score models on benchmarks; write the table as JSON, CSV and Markdown."""
+"""`cfgen eval`: score models on benchmarks; write the table as JSON, CSV and Markdown, a long
+table (one row per model, benchmark and metric, with n), per-item results, and paired bootstrap
+intervals for the difference between models."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,58 +16,129 @@ import numpy as np
 from . import benchmarks as B
 
 
-def _mc(scorer: B.Scorer, items: list[B.Item]) -> list[bool]:
-    return [B.is_correct(s, it.correct) for s, it in zip(scorer.item_scores(items), items)]
+@dataclass
+class BenchResult:
+    """One benchmark's metrics, the number of items behind each, what was skipped and why, and
+    every scored item (id, category, correct) for paired comparisons."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    n: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    items: list[tuple[str, str, bool]] = field(default_factory=list)
+
+    def table(self) -> dict[str, float]:
+        """Metrics plus `n:<metric>` counts and `skipped:<reason>` counts, as results.json holds them."""
+        return {**self.metrics, **{f"n:{k}": v for k, v in self.n.items()},
+                **{f"skipped:{k}": v for k, v in self.skipped.items()}}
 
 
-def _per_group(items: list[B.Item], corrects: list[bool], group: str, prefix: str = "") -> dict[str, float]:
+def _usable(scorer: B.Scorer, items: list[B.Item], res: BenchResult, skip_missing: bool) -> list[B.Item]:
+    """Items whose image exists; a missing image stops the run (naming it) unless skip_missing."""
+    missing = set(B.missing_images(items))
+    if missing and not skip_missing:
+        first = sorted(missing)[0]
+        raise ValueError(f"{first}: image not found ({len(missing) - 1} other image(s) of this benchmark missing); "
+                         "fix --image-root/--coco-root, or --skip-missing to score the rest")
+    if missing:
+        res.skipped["missing_image"] = sum(1 for it in items if isinstance(it.image, str) and it.image in missing)
+    return [it for it in items if not (isinstance(it.image, str) and it.image in missing)]
+
+
+def _mc(scorer: B.Scorer, items: list[B.Item], res: BenchResult, skip_missing: bool,
+        group: str | None = None) -> tuple[list[B.Item], list[bool]]:
+    """Score multiple-choice items; corrupt images stop the run or are skipped and counted."""
+    scores = scorer.item_scores(items)
+    bad = getattr(scorer, "unreadable", {})
+    if bad:
+        keys = [B._img_key(it) for it in items]
+        first = next(it for it, k in zip(items, keys) if k in bad)
+        if not skip_missing:
+            raise ValueError(f"{first.image}: unreadable image ({bad[B._img_key(first)]}; "
+                             f"{len(bad) - 1} other(s)); --skip-missing to score the rest")
+        keep = [k not in bad for k in keys]
+        res.skipped["corrupt_image"] = len(keep) - sum(keep)
+        items = [it for it, ok in zip(items, keep) if ok]
+        scores = [s for s, ok in zip(scores, keep) if ok]
+    corrects = [B.is_correct(s, it.correct) for s, it in zip(scores, items)]
+    res.items.extend((it.id, it.groups.get(group, "all") if group else "all", c) for it, c in zip(items, corrects))
+    return items, corrects
+
+
+def _per_group(items: list[B.Item], corrects: list[bool], group: str, res: BenchResult, prefix: str = "",
+               avg: bool = True) -> None:
     per = B.accuracy_by(items, corrects, group)
-    out = {f"{prefix}{g}": a for g, (a, _) in per.items()}
-    out[f"{prefix}avg"] = float(np.mean([a for a, _ in per.values()])) if per else float("nan")
-    return out
+    for g, (a, n) in per.items():
+        res.metrics[f"{prefix}{g}"] = a
+        res.n[f"{prefix}{g}"] = n
+    if avg and per:
+        res.metrics[f"{prefix}avg"] = float(np.mean([a for a, _ in per.values()]))
+        res.n[f"{prefix}avg"] = sum(n for _, n in per.values())
 
 
-def run_bench(scorer: B.Scorer, name: str, path: str, image_root: str | None = None, seed: int = 0) -> dict[str, float]:
-    """Metrics of one benchmark (accuracies as fractions in [0, 1])."""
+def run_bench(scorer: B.Scorer, name: str, path: str, image_root: str | None = None, seed: int = 0,
+              skip_missing: bool = False) -> BenchResult:
+    """Metrics of one benchmark (accuracies as fractions in [0, 1]), with counts and skips."""
     kind = name.split(":")[0]
-    if kind == "aro-vg-relation":
-        items = B.load_vg_relation(path, image_root)
-        return B.aro_relation_metrics(items, _mc(scorer, items))
-    if kind == "aro-vg-attribution":
-        items = B.load_vg_attribution(path, image_root)
-        return B.aro_attribution_metrics(items, _mc(scorer, items))
-    if kind in ("coco-order", "flickr30k-order"):
-        items = B.load_order(path, image_root, seed=seed)
-        return {"precision@1": float(np.mean(_mc(scorer, items)))}
-    if kind == "sugarcrepe":
-        items = B.load_sugarcrepe(path, image_root)
-        return _per_group(items, _mc(scorer, items), "category")
-    if kind == "vl-checklist":
-        items = B.load_vl_checklist(path, image_root)
-        c = _mc(scorer, items)
-        out = _per_group(items, c, "type")
-        out.update({f"file:{k}": v for k, v in _per_group(items, c, "file").items() if k != "avg"})
-        return out
-    if kind == "conme":
-        items = B.load_conme(path, image_root)
-        return _per_group(items, _mc(scorer, items), "category")
-    if kind == "winoground":
+    res = BenchResult()
+    if kind in ("aro-vg-relation", "aro-vg-attribution"):
+        rel = kind == "aro-vg-relation"
+        items = _usable(scorer, (B.load_vg_relation if rel else B.load_vg_attribution)(path, image_root), res,
+                        skip_missing)
+        items, c = _mc(scorer, items, res, skip_missing, "relation" if rel else "attributes")
+        res.metrics = (B.aro_relation_metrics if rel else B.aro_attribution_metrics)(items, c)
+        res.n = {"micro": len(items)}
+    elif kind in ("coco-order", "flickr30k-order"):
+        items = _usable(scorer, B.load_order(path, image_root, seed=seed), res, skip_missing)
+        items, c = _mc(scorer, items, res, skip_missing)
+        res.metrics, res.n = {"precision@1": float(np.mean(c)) if c else 0.0}, {"precision@1": len(c)}
+    elif kind == "sugarcrepe":
+        items = _usable(scorer, B.load_sugarcrepe(path, image_root), res, skip_missing)
+        _per_group(*_mc(scorer, items, res, skip_missing, "category"), "category", res)
+    elif kind in ("vl-checklist", "vl-checklist-allpairs"):
+        items = B.load_vl_checklist(path, image_root, all_pairs=kind.endswith("allpairs"), skipped=res.skipped)
+        items = _usable(scorer, items, res, skip_missing)
+        if not kind.endswith("allpairs"):
+            n_all = len(items)
+            items = B.cap_per_file(items)
+            if n_all > len(items):
+                res.skipped["over_max_num"] = n_all - len(items)
+        items, c = _mc(scorer, items, res, skip_missing, "type")
+        _per_group(items, c, "type", res)
+        _per_group(items, c, "file", res, prefix="file:", avg=False)
+    elif kind == "conme":
+        items = _usable(scorer, B.load_conme(path, image_root, skipped=res.skipped), res, skip_missing)
+        if not items:
+            raise ValueError(f"{path}: no ConMe row with parseable options ({res.skipped})")
+        _per_group(*_mc(scorer, items, res, skip_missing, "category"), "category", res)
+    elif kind == "winoground":
         ex = B.load_winoground(path, image_root)
-        res = {"text": [], "image": [], "group": []}
-        for e in ex:
+        missing = B.missing_images([B.Item(x, []) for e in ex for x in e["images"]])
+        if missing and not skip_missing:
+            raise ValueError(f"{missing[0]}: image not found ({len(missing) - 1} other(s) missing); --skip-missing")
+        ok = [e for e in ex if not set(e["images"]) & set(missing)]
+        if len(ok) < len(ex):
+            res.skipped["missing_image"] = len(ex) - len(ok)
+        out: dict[str, list[bool]] = {"text": [], "image": [], "group": []}
+        for e in ok:
             s = scorer.enc.score([B.load_image(x) for x in e["images"]], e["captions"]).numpy().T
             for k, v in B.winoground_metrics(s).items():
-                res[k].append(v)
-        return {k: float(np.mean(v)) for k, v in res.items()}
-    if kind == "retrieval":
+                out[k].append(v)
+            res.items.append((str(e["id"]), "group", out["group"][-1]))
+        res.metrics = {k: float(np.mean(v)) if v else 0.0 for k, v in out.items()}
+        res.n = {k: len(v) for k, v in out.items()}
+    elif kind == "retrieval":
         images, texts, owner = B.load_karpathy(path, image_root)
+        missing = B.missing_images([B.Item(x, []) for x in images])
+        if missing:
+            raise ValueError(f"{missing[0]}: image not found ({len(missing) - 1} other(s) missing)")
         ie = scorer.enc.embed_images([B.load_image(x) for x in images]).numpy()
         te = scorer.enc.embed_texts(texts).numpy()
         sim = ie @ te.T
         i2t = B.recall_at_k(sim, [{j for j, o in enumerate(owner) if o == i} for i in range(len(images))])
         t2i = B.recall_at_k(sim.T, [{o} for o in owner])
-        return {**{f"i2t_R@{k}": v for k, v in i2t.items()}, **{f"t2i_R@{k}": v for k, v in t2i.items()}}
-    if kind == "zeroshot":
+        res.metrics = {**{f"i2t_R@{k}": v for k, v in i2t.items()}, **{f"t2i_R@{k}": v for k, v in t2i.items()}}
+        res.n = {**{f"i2t_R@{k}": len(images) for k in i2t}, **{f"t2i_R@{k}": len(texts) for k in t2i}}
+    elif kind == "zeroshot":
         files, labels, names = B.load_image_folder(path)
         templates = ["a photo of a {}."]
         tf = Path(path) / "templates.txt"
@@ -76,26 +152,75 @@ def run_bench(scorer: B.Scorer, name: str, path: str, image_root: str | None = N
         logits = ie @ np.stack([c.numpy() for c in cls]).T
         top = np.argsort(-logits, axis=1)
         lab = np.array(labels)
-        return {"top1": float((top[:, 0] == lab).mean()), "top5": float((top[:, :5] == lab[:, None]).any(1).mean())}
-    if kind == "world":
-        items = B.load_world_test(path)
-        c = _mc(scorer, items)
-        out: dict[str, float] = {}
+        res.metrics = {"top1": float((top[:, 0] == lab).mean()), "top5": float((top[:, :5] == lab[:, None]).any(1).mean())}
+        res.n = {"top1": len(files), "top5": len(files)}
+        res.items = [(os.path.relpath(f, path), "top1", bool(t == y)) for f, t, y in zip(files, top[:, 0], lab)]
+    elif kind == "world":
+        items, c = _mc(scorer, B.load_world_test(path), res, skip_missing, "test")
+        res.items = [(i, f"{it.groups['split']}:{g}", x) for (i, g, x), it in zip(res.items, items)]
         for split in ("unseen", "seen"):
             sub = [(it, x) for it, x in zip(items, c) if it.groups["split"] == split]
-            per = B.accuracy_by([i for i, _ in sub], [x for _, x in sub], "test")
-            out.update({f"{split}:{t}": a for t, (a, _) in per.items()})
-        return out
-    raise ValueError(f"unknown benchmark {kind!r} (one of: {', '.join(B.LOADERS)})")
+            for t, (a, n) in B.accuracy_by([i for i, _ in sub], [x for _, x in sub], "test").items():
+                res.metrics[f"{split}:{t}"] = a
+                res.n[f"{split}:{t}"] = n
+    else:
+        raise ValueError(f"unknown benchmark {kind!r} (one of: {', '.join(B.LOADERS)})")
+    return res
 
 
 def evaluate(model: str, benches: dict[str, str], image_roots: dict[str, str] | None = None,
-             device: str = "cpu", seed: int = 0, encoder: Any = None) -> dict[str, dict[str, float]]:
+             device: str = "cpu", seed: int = 0, encoder: Any = None,
+             skip_missing: bool = False) -> dict[str, BenchResult]:
     from ..train.model import DualEncoder
     enc = encoder or DualEncoder.load(model, device=device)
     enc.model.eval()
     scorer = B.Scorer(enc)
-    return {name: run_bench(scorer, name, path, (image_roots or {}).get(name), seed) for name, path in benches.items()}
+    return {name: run_bench(scorer, name, path, (image_roots or {}).get(name), seed, skip_missing)
+            for name, path in benches.items()}
+
+
+def config_hash(model: str) -> str:
+    """sha256 (12 hex) of the model directory's train_config.json, else config.json, else the name."""
+    for f in ("train_config.json", "config.json"):
+        p = Path(model) / f
+        if p.is_file():
+            return hashlib.sha256(p.read_bytes()).hexdigest()[:12]
+    return hashlib.sha256(model.encode()).hexdigest()[:12]
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Difference of accuracies b - a on the same items, with a 95% percentile bootstrap interval
+    (items resampled jointly for both models)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    d = b - a
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(d), size=(n_boot, len(d)))
+    boots = d[idx].mean(1)
+    return float(d.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+
+
+def compare_items(items: dict[str, dict[str, list[tuple[str, str, bool]]]]) -> list[dict[str, Any]]:
+    """{model: {bench: [(id, category, correct)]}} -> per (bench, category) the difference of every
+    other model to the first, on the items both scored, with its paired bootstrap interval."""
+    models = list(items)
+    out = []
+    for m in models[1:]:
+        for bench, rows_a in items[models[0]].items():
+            b = {(i, c): x for i, c, x in items[m].get(bench, [])}
+            cats: dict[str, tuple[list[bool], list[bool]]] = {}
+            for i, c, x in rows_a:
+                if (i, c) in b:
+                    for key in (c, "all"):
+                        cats.setdefault(key, ([], []))
+                        cats[key][0].append(x)
+                        cats[key][1].append(b[(i, c)])
+            for cat, (xa, xb) in sorted(cats.items()):
+                if cat == "all" and len(cats) == 2:
+                    continue                       # one category: "all" repeats it
+                diff, lo, hi = paired_bootstrap(np.array(xa), np.array(xb))
+                out.append({"benchmark": bench, "category": cat, "base": models[0], "model": m, "n": len(xa),
+                            "diff": diff, "ci_low": lo, "ci_high": hi, "significant": bool(lo > 0 or hi < 0)})
+    return out
 
 
 # ------------------------------------------------------------------------------- reports
@@ -115,7 +240,7 @@ def rows(results: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any]
         for m in models:
             v = results[m].get(b, {}).get(k)
             r[m] = v
-            if m != models[0] and v is not None and base is not None:
+            if m != models[0] and v is not None and base is not None and not k.startswith(("n:", "skipped:")):
                 r[f"delta {m}"] = v - base
         out.append(r)
     return out
@@ -138,15 +263,51 @@ def markdown(rs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_reports(results: dict[str, dict[str, dict[str, float]]], out: str | Path) -> dict[str, Path]:
+def write_reports(results: dict[str, dict[str, dict[str, float]]], out: str | Path,
+                  items: dict[str, dict[str, list[tuple[str, str, bool]]]] | None = None) -> dict[str, Path]:
+    """results.{json,csv,md}; results_long.{csv,parquet} (model, model path, config hash,
+    benchmark, metric, value, n); with `items`: items.parquet and, for two or more models,
+    compare.{json,md} (paired bootstrap 95% intervals per category)."""
+    import pandas as pd
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rs = rows(results)
-    (out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True))
+    (out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True, allow_nan=False))
+    long = [{"model": Path(m).name or m, "model_path": m, "config_hash": config_hash(m), "benchmark": b,
+             "metric": k, "value": v, "n": mets.get(f"n:{k}")}
+            for m, benches in results.items() for b, mets in benches.items() for k, v in mets.items()
+            if not k.startswith(("n:", "skipped:"))]
+    pd.DataFrame(long).to_csv(out / "results_long.csv", index=False)
+    pd.DataFrame(long).to_parquet(out / "results_long.parquet", index=False)
+    files = {"long_csv": out / "results_long.csv", "long_parquet": out / "results_long.parquet"}
+    if items:
+        pd.DataFrame([{"model": m, "benchmark": b, "item": i, "category": c, "correct": x}
+                      for m, bs in items.items() for b, rows_ in bs.items() for i, c, x in rows_]
+                     ).to_parquet(out / "items.parquet", index=False)
+        files["items"] = out / "items.parquet"
+        if len(items) > 1:
+            cmp_rows = compare_items(items)
+            (out / "compare.json").write_text(json.dumps(cmp_rows, indent=1))
+            (out / "compare.md").write_text(markdown([{**r, "diff": f"{100 * r['diff']:+.1f}",
+                                                       "95% CI": f"[{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}]"}
+                                                      for r in cmp_rows]) + "\n")
+            files["compare"] = out / "compare.md"
     cols = list(dict.fromkeys(c for r in rs for c in r))
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         w.writerows(rs)
     (out / "results.md").write_text(markdown(rs) + "\n")
-    return {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md"}
+    return {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md", **files}
+
+
+def read_items(results_json: str | Path) -> dict[str, dict[str, list[tuple[str, str, bool]]]]:
+    """The per-item results saved beside a results.json (for `--compare`), or {}."""
+    import pandas as pd
+    p = Path(results_json).with_name("items.parquet")
+    if not p.is_file():
+        return {}
+    out: dict[str, dict[str, list[tuple[str, str, bool]]]] = {}
+    for r in pd.read_parquet(p).itertuples():
+        out.setdefault(r.model, {}).setdefault(r.benchmark, []).append((r.item, r.category, bool(r.correct)))
+    return out
