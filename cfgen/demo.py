@@ -132,7 +132,7 @@ def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
             "lr": cfg.finetune_lr, "warmup_steps": max(1, cfg.finetune_steps // 10), "num_workers": 0,
             "save_every": 0, "log_every": max(1, cfg.finetune_steps // 20), "shuffle_buffer": 500, "k": cfg.k}
     jobs = [(seed, recipe) for seed in cfg.seeds for recipe in cfg.recipes]
-    args = [([str(run / "final")], str(pretrained), str(out / "models" / f"seed{s}" / r), r, s, over, str(world),
+    args = [([str(run / "final")], str(pretrained), str(out / "models" / f"seed{s}" / Path(r).stem), r, s, over, str(world),
              1 if cfg.workers > 1 else 0) for s, r in jobs]
     if cfg.workers > 1:
         with ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn")) as pool:

@@ -124,3 +124,15 @@ def test_clipseg_and_grounding_phrase(tiny):
     m = Masker(MaskConfig(detector=tiny["clipseg"], kind="clipseg", clipseg_threshold=0.0))(img, "red dog")
     assert m is not None and m.mask.size == img.size and np.asarray(m.mask).max() > 0
     assert Masker(MaskConfig(detector=tiny["clipseg"], kind="clipseg", clipseg_threshold=1.01))(img, "x") is None
+
+
+def test_integral_image_dilation_equals_pil_maxfilter():
+    import numpy as np
+    from PIL import Image, ImageFilter
+    from cfgen.images.masks import dilate
+    rng = np.random.default_rng(0)
+    for h, w, d in [(40, 60, 3), (33, 17, 5), (64, 64, 0), (20, 20, 12)]:
+        b = rng.random((h, w)) < 0.02
+        b[0, 0] = b[-1, -1] = True                     # borders too
+        ref = np.asarray(Image.fromarray(b.astype(np.uint8) * 255, "L").filter(ImageFilter.MaxFilter(2 * d + 1))) > 0
+        assert np.array_equal(dilate(b, d), ref), (h, w, d)

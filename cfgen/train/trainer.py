@@ -40,6 +40,7 @@ class TrainConfig:
     gamma: float = 0.55
     m1: float = 0.25
     m2: float = 0.30
+    hinge_space: str = "cosine"        # cosine (paper) | logit: hinges on S / tau, margins in logits
     text_negatives: str = "none"       # none | one | all: counterfactual captions as extra negatives
     image_negatives: bool = False      # counterfactual images as extra negatives for anchor captions
     cf_in_batch: bool = False          # counterfactual pairs join the contrastive batch as pairs of their own
@@ -65,6 +66,10 @@ class TrainConfig:
     tensorboard: bool = False
     resume: bool = False
     train_temperature: bool = True
+
+    def __post_init__(self) -> None:
+        if self.hinge_space not in ("cosine", "logit"):
+            raise ValueError(f"train option hinge_space must be cosine or logit, not {self.hinge_space!r}")
 
     def needs_cf(self) -> bool:
         return self.use_cf and (self.beta > 0 or self.gamma > 0 or self.text_negatives != "none"
@@ -152,9 +157,11 @@ def compute_losses(img: torch.Tensor, txt: torch.Tensor, n: int, owner: torch.Te
         if cfg.cf_in_batch:        # each (I_cf, T_cf) is a pair of its own: its anchor's hard negative both ways
             b_img, b_txt = torch.cat([a_img, cf_img[mask]]), torch.cat([a_txt, cf_txt[mask]])
         out["align"] = align_loss(b_img, b_txt, logit_scale, ex_t, ex_tm, ex_i, ex_im)
-    s_anchor = (a_img * a_txt).sum(-1)
-    out["csd"] = csd_loss((cf_img * cf_txt).sum(-1), s_anchor, mask, cfg.m1)
-    out["fcd"] = fcd_loss((cf_img * a_txt[:, None]).sum(-1), s_anchor, local, cfg.m2)
+    # the hinges see S (paper) or S / tau, the scale InfoNCE works at (tau not trained through them)
+    hs = logit_scale.exp().detach() if cfg.hinge_space == "logit" else 1.0
+    s_anchor = hs * (a_img * a_txt).sum(-1)
+    out["csd"] = csd_loss(hs * (cf_img * cf_txt).sum(-1), s_anchor, mask, cfg.m1)
+    out["fcd"] = fcd_loss(hs * (cf_img * a_txt[:, None]).sum(-1), s_anchor, local, cfg.m2)
     out["total"] = cfg.alpha * out["align"] + cfg.beta * out["csd"] + cfg.gamma * out["fcd"]
     return out
 
