@@ -136,3 +136,33 @@ def test_integral_image_dilation_equals_pil_maxfilter():
         b[0, 0] = b[-1, -1] = True                     # borders too
         ref = np.asarray(Image.fromarray(b.astype(np.uint8) * 255, "L").filter(ImageFilter.MaxFilter(2 * d + 1))) > 0
         assert np.array_equal(dilate(b, d), ref), (h, w, d)
+
+
+def test_base_and_refiner_run_exactly_40_and_15_steps_under_sdxl_leading_spacing():
+    from diffusers import EulerDiscreteScheduler
+    from cfgen.images.sdxl import exact_handoff
+    sched = EulerDiscreteScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                                   beta_schedule="scaled_linear", timestep_spacing="leading", steps_offset=1)
+
+    def split(fraction):          # diffusers' own cut: timesteps >= round(T * (1 - fraction)) go to Base
+        sched.set_timesteps(55)
+        cut = int(round(1000 - fraction * 1000))
+        base = sum(1 for t in sched.timesteps if t >= cut)
+        return base, 55 - base
+    assert split(40 / 55) == (39, 16)                  # the nominal fraction: one step off
+    assert split(exact_handoff(sched, 55, 40)) == (40, 15)
+
+
+def test_grounding_runs_once_per_anchor_for_all_its_phrases(tiny):
+    from cfgen.images.masks import MaskConfig, Masker
+    m = Masker(MaskConfig(detector=tiny["owlv2"], kind="owlv2", sam=tiny["sam"], box_threshold=0.0))
+    calls = {"det": 0, "sam": 0}
+    m.model.register_forward_hook(lambda *a: calls.__setitem__("det", calls["det"] + 1))
+    m.sam.register_forward_hook(lambda *a: calls.__setitem__("sam", calls["sam"] + 1))
+    img = decode_rgb(_png(2))
+    out = m.many(img, ["red dog", "wooden table", "red dog"])
+    assert calls == {"det": 1, "sam": 1}
+    assert len(out) == 3 and out[0] is not None and out[0].phrase == "red dog" and out[1].phrase == "wooden table"
+    assert np.array_equal(np.asarray(out[0].mask), np.asarray(out[2].mask))
+    single = m(img, "wooden table")                       # the one-phrase path gives the same mask
+    assert np.array_equal(np.asarray(single.mask), np.asarray(out[1].mask))

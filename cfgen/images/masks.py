@@ -102,47 +102,68 @@ class Masker:
             self.sam_processor = SamProcessor.from_pretrained(cfg.sam)
 
     def __call__(self, image: Image.Image, phrase: str) -> MaskResult | None:
+        return self.many(image, [phrase])[0]
+
+    def many(self, image: Image.Image, phrases: list[str]) -> list[MaskResult | None]:
+        """Masks of several phrases on one image: each distinct phrase once, the detector's image
+        features once (OWLv2 takes every phrase as a query of one forward), one SAM call for all
+        the boxes found."""
+        uniq = list(dict.fromkeys(phrases))
         with self.torch.no_grad():
             if self.cfg.kind == "clipseg":
-                return self._clipseg(image, phrase)
-            found = self._detect(image, phrase)
-            if found is None:
-                return None
-            box, score = found
-            binary = self._sam(image, box) if self.sam is not None else None
-            if binary is None or not binary.any():
-                binary = np.zeros((image.height, image.width), bool)
-                x0, y0, x1, y1 = [int(round(v)) for v in box]
-                binary[max(y0, 0):y1, max(x0, 0):x1] = True
-            return _postprocess(binary, self.cfg, score, phrase)
+                got = {p: self._clipseg(image, p) for p in uniq}
+                return [got[p] for p in phrases]
+            found = self._detect_owlv2(image, uniq) if self.cfg.kind == "owlv2" else \
+                {p: self._detect_dino(image, p) for p in uniq}
+            hits = [p for p in uniq if found[p] is not None]
+            binaries = self._sam(image, [found[p][0] for p in hits]) if self.sam is not None and hits else {}
+            got: dict[str, MaskResult | None] = {p: None for p in uniq}
+            for j, p in enumerate(hits):
+                box, score = found[p]
+                binary = binaries[j] if binaries is not None and len(binaries) else None
+                if binary is None or not binary.any():
+                    binary = np.zeros((image.height, image.width), bool)
+                    x0, y0, x1, y1 = [int(round(v)) for v in box]
+                    binary[max(y0, 0):y1, max(x0, 0):x1] = True
+                got[p] = _postprocess(binary, self.cfg, score, p)
+        return [got[p] for p in phrases]
 
-    def _detect(self, image: Image.Image, phrase: str) -> tuple[list[float], float] | None:
-        w, h = image.size
-        if self.cfg.kind == "owlv2":
-            inputs = self.processor(text=[[phrase]], images=image, return_tensors="pt").to(self.device)
-            out = self.model(**inputs)
-            side = max(w, h)        # OWLv2 pads to a square: boxes are relative to the padded image
-            res = self.processor.post_process_grounded_object_detection(
-                out, threshold=self.cfg.box_threshold, target_sizes=[(side, side)], text_labels=[[phrase]])[0]
-        else:
-            inputs = self.processor(images=image, text=phrase.lower().rstrip(".") + ".", return_tensors="pt").to(self.device)
-            out = self.model(**inputs)
-            res = self.processor.post_process_grounded_object_detection(
-                out, inputs["input_ids"], threshold=self.cfg.box_threshold, text_threshold=self.cfg.text_threshold,
-                target_sizes=[(h, w)])[0]
+    @staticmethod
+    def _best(boxes: list[list[float]], scores: list[float], w: int, h: int) -> tuple[list[float], float] | None:
         best = None
-        for box, score in zip(res["boxes"].tolist(), res["scores"].tolist()):
+        for box, score in zip(boxes, scores):
             x0, y0, x1, y1 = max(0.0, box[0]), max(0.0, box[1]), min(float(w), box[2]), min(float(h), box[3])
             if x1 - x0 >= 1 and y1 - y0 >= 1 and (best is None or score > best[1]):
                 best = ([x0, y0, x1, y1], float(score))
         return best
 
-    def _sam(self, image: Image.Image, box: list[float]) -> np.ndarray | None:
-        inputs = self.sam_processor(images=image, input_boxes=[[box]], return_tensors="pt").to(self.device)
+    def _detect_owlv2(self, image: Image.Image, phrases: list[str]) -> dict[str, tuple[list[float], float] | None]:
+        w, h = image.size
+        inputs = self.processor(text=[phrases], images=image, return_tensors="pt").to(self.device)
+        out = self.model(**inputs)
+        side = max(w, h)            # OWLv2 pads to a square: boxes are relative to the padded image
+        res = self.processor.post_process_grounded_object_detection(
+            out, threshold=self.cfg.box_threshold, target_sizes=[(side, side)], text_labels=[phrases])[0]
+        labels, boxes, scores = res["labels"].tolist(), res["boxes"].tolist(), res["scores"].tolist()
+        return {p: self._best([b for b, l in zip(boxes, labels) if l == q], [s for s, l in zip(scores, labels) if l == q],
+                              w, h) for q, p in enumerate(phrases)}
+
+    def _detect_dino(self, image: Image.Image, phrase: str) -> tuple[list[float], float] | None:
+        w, h = image.size
+        inputs = self.processor(images=image, text=phrase.lower().rstrip(".") + ".", return_tensors="pt").to(self.device)
+        out = self.model(**inputs)
+        res = self.processor.post_process_grounded_object_detection(
+            out, inputs["input_ids"], threshold=self.cfg.box_threshold, text_threshold=self.cfg.text_threshold,
+            target_sizes=[(h, w)])[0]
+        return self._best(res["boxes"].tolist(), res["scores"].tolist(), w, h)
+
+    def _sam(self, image: Image.Image, boxes: list[list[float]]) -> Any:
+        """One SAM forward for all boxes of an image: [n_boxes, H, W] bool."""
+        inputs = self.sam_processor(images=image, input_boxes=[boxes], return_tensors="pt").to(self.device)
         out = self.sam(**inputs, multimask_output=False)
         masks = self.sam_processor.image_processor.post_process_masks(
             out.pred_masks.cpu(), inputs["original_sizes"].cpu(), inputs["reshaped_input_sizes"].cpu())
-        return masks[0][0, 0].numpy().astype(bool)
+        return masks[0][:, 0].numpy().astype(bool)
 
     def _clipseg(self, image: Image.Image, phrase: str) -> MaskResult | None:
         inputs = self.processor(text=[phrase], images=[image], padding=True, return_tensors="pt").to(self.device)

@@ -42,7 +42,21 @@ class SDXLConfig:
 
     @property
     def handoff(self) -> float:
+        """Nominal fraction of the schedule run by Base (see `exact_handoff` for what is used)."""
         return self.base_steps / (self.base_steps + self.refiner_steps)
+
+
+def exact_handoff(scheduler: Any, total: int, base: int) -> float:
+    """The `denoising_end` / `denoising_start` that gives Base exactly `base` of `total` steps.
+
+    diffusers cuts the schedule at timestep round(T * (1 - fraction)); with SDXL's "leading"
+    spacing the nominal 40/55 cuts at 273 and Base runs 39 steps, the Refiner 16. Cutting half
+    way between Base's last and the Refiner's first timestep makes the split exact."""
+    scheduler.set_timesteps(total)
+    ts = [float(t) for t in scheduler.timesteps]
+    if not 0 < base < len(ts):
+        return base / total
+    return 1.0 - (ts[base - 1] + ts[base]) / 2 / scheduler.config.num_train_timesteps
 
 
 def _round8(x: float) -> int:
@@ -105,10 +119,11 @@ class SDXLEditor:
         img = decode_rgb(anchor.image)
         local: list[tuple[Rewrite, int, MaskResult]] = []
         glob: list[tuple[Rewrite, int, dict[str, Any]]] = []
-        for r, s in zip(rewrites, seeds):
-            m = None
-            if r.edit is not None and r.edit.scope == "local" and self.masker is not None:
-                m = self.masker(img, grounding_phrase(anchor.caption, r.edit))
+        wants = [self.masker is not None and r.edit is not None and r.edit.scope == "local" for r in rewrites]
+        phrases = [grounding_phrase(anchor.caption, r.edit) for r, w in zip(rewrites, wants) if w]
+        found = iter(self._masks(img, phrases) if phrases else [])
+        for r, s, w in zip(rewrites, seeds, wants):
+            m = next(found) if w else None
             if m is not None:
                 local.append((r, s, m))
             else:
@@ -125,6 +140,11 @@ class SDXLEditor:
         return [results[r.i] for r in rewrites]
 
     # ------------------------------------------------------------------ internals
+    def _masks(self, img: Image.Image, phrases: list[str]) -> list[MaskResult | None]:
+        """All of an anchor's masks in one grounding pass (a masker without `many`: one call each)."""
+        many = getattr(self.masker, "many", None)
+        return many(img, phrases) if many else [self.masker(img, p) for p in phrases]
+
     def _gens(self, seeds: list[int]) -> list[Any]:
         dev = "cpu" if not self.device.startswith("cuda") else self.device
         return [self.torch.Generator(dev).manual_seed(s) for s in seeds]
@@ -138,11 +158,12 @@ class SDXLEditor:
         if second is None:
             return first(**common, **kw, num_inference_steps=c.base_steps, generator=self._gens(seeds)).images
         total = c.base_steps + c.refiner_steps
-        latents = first(**common, **kw, num_inference_steps=total, denoising_end=c.handoff, output_type="latent",
+        handoff = exact_handoff(first.scheduler, total, c.base_steps)
+        latents = first(**common, **kw, num_inference_steps=total, denoising_end=handoff, output_type="latent",
                         generator=self._gens(seeds)).images
         kw2 = {k: v for k, v in kw.items() if k != "strength"}
         kw2["image"] = latents
-        return second(**common, **kw2, num_inference_steps=total, denoising_start=c.handoff,
+        return second(**common, **kw2, num_inference_steps=total, denoising_start=handoff,
                       generator=self._gens([s + 1 for s in seeds])).images
 
     def _local(self, img: Image.Image, items: list[tuple[Rewrite, int, MaskResult]]) -> list[EditResult]:
