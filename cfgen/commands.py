@@ -32,6 +32,7 @@ def _report(summary: dict[str, Any], run: str) -> None:
 @click.option("--model", help="model id or directory (transformers, openai, vllm)")
 @click.option("--base-url", help="OpenAI-compatible server URL")
 @click.option("--tensor-parallel-size", type=int)
+@click.option("--concurrency", type=int, help="openai backend: requests in flight [64]")
 @click.option("--seed", type=int)
 @click.option("--batch-size", type=int)
 @click.option("--workers", type=int, help="CPU worker processes")

@@ -256,3 +256,34 @@ def test_vllm_backend_on_gpu(tmp_path):
     gens = b.generate(PHOTO_CAPTIONS[:4], ["a", "b", "c", "d"])
     assert all(isinstance(g, Generation) for g in gens)
     assert sum(len(g.candidates) for g in gens) >= 4
+
+
+def test_vllm_gets_one_call_per_unit_and_the_recipes_engine_options(tmp_path, monkeypatch):
+    """A stand-in `vllm` module records what the backend asks of it (no GPU needed)."""
+    import sys
+    import types
+    from cfgen.captions.stage import CaptionsConfig, CaptionsJob, plan
+    calls = {"init": None, "chat": []}
+
+    class LLM:
+        def __init__(self, **kw):
+            calls["init"] = kw
+
+        def chat(self, convs, params, use_tqdm=False):
+            calls["chat"].append(len(convs))
+            out = types.SimpleNamespace(text="1. a blue car on a road\n2. a red truck on a road")
+            return [types.SimpleNamespace(outputs=[out]) for _ in convs]
+    fake = types.ModuleType("vllm")
+    fake.LLM, fake.SamplingParams = LLM, lambda **kw: kw
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    members = []
+    for i in range(300):
+        members += [(f"{i:06d}.jpg", jpeg_bytes()), (f"{i:06d}.txt", b"a red car on a road")]
+    write_tar(tmp_path / "in" / "a.tar", members)
+    cfg = CaptionsConfig(input=[str(tmp_path / "in")], out=str(tmp_path / "run"), backend="vllm", k=2,
+                         batch_size=64, vllm_engine={"max_num_seqs": 1024, "max_model_len": 4096})
+    stats = CaptionsJob(cfg)(plan(cfg)[0])
+    assert calls["chat"] == [300]                       # the whole unit in one call, not 5 x 64
+    assert calls["init"]["max_num_seqs"] == 1024 and calls["init"]["max_model_len"] == 4096
+    assert calls["init"]["enable_prefix_caching"] is True
+    assert stats["in"] == 300 and stats["kept"] == 300

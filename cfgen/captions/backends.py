@@ -164,21 +164,25 @@ class OpenAIBackend:
 
 
 class VLLMBackend:
-    """Offline batch inference with `vllm.LLM` (GPU only; prefix caching on: the prompt is shared)."""
+    """Offline batch inference with `vllm.LLM` (GPU only; prefix caching on: the prompt is shared).
+
+    The stage hands it a whole unit per call (`whole_unit`), so vLLM's scheduler keeps its batch
+    full; engine options (`max_num_seqs`, `gpu_memory_utilization`, `max_model_len`, ...) come
+    from the recipe's `captions.vllm_engine` and otherwise keep vLLM's own defaults."""
 
     name = "vllm"
+    whole_unit = True
 
     def __init__(self, model: str, template: str, k: int = 4, seed: int = 0, structured: bool = False,
                  tensor_parallel_size: int = 1, max_new_tokens: int = 512, temperature: float = 0.8,
-                 top_p: float = 0.95, max_num_seqs: int = 256, gpu_memory_utilization: float = 0.9):
+                 top_p: float = 0.95, engine: dict[str, Any] | None = None):
         try:
             import vllm
         except ImportError as e:
             raise RuntimeError("the vllm backend needs vLLM and a GPU: pip install 'cfgen[gpu]'") from e
         self.vllm = vllm
-        self.llm = vllm.LLM(model=model, tensor_parallel_size=tensor_parallel_size, seed=seed,
-                            enable_prefix_caching=True, max_num_seqs=max_num_seqs,
-                            gpu_memory_utilization=gpu_memory_utilization)
+        self.llm = vllm.LLM(**{"model": model, "tensor_parallel_size": tensor_parallel_size, "seed": seed,
+                               "enable_prefix_caching": True, **(engine or {})})
         self.template, self.k, self.seed, self.structured = template, k, seed, structured
         self.params = dict(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
 

@@ -34,10 +34,11 @@ class CaptionsConfig:
     max_new_tokens: int = 512
     base_url: str = "http://localhost:8000/v1"
     api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 16
+    concurrency: int = 64                     # openai: requests in flight (a 72B server batches them)
     timeout: float = 120.0
     request_retries: int = 4
     tensor_parallel_size: int = 1
+    vllm_engine: dict[str, Any] = field(default_factory=dict)   # extra vllm.LLM options (max_num_seqs, ...)
     rules_vocab: dict[str, list[str]] | None = None
     image_col: str = "image"
     caption_col: str = "caption"
@@ -73,7 +74,7 @@ def make_backend(cfg: CaptionsConfig, device: str = "cpu") -> Any:
                              **common)
     if cfg.backend == "vllm":
         from .backends import VLLMBackend
-        return VLLMBackend(cfg.model, tensor_parallel_size=cfg.tensor_parallel_size, **common)
+        return VLLMBackend(cfg.model, tensor_parallel_size=cfg.tensor_parallel_size, engine=cfg.vllm_engine, **common)
     raise ValueError(f"unknown backend {cfg.backend!r} (rules, transformers, openai, vllm)")
 
 
@@ -127,8 +128,10 @@ class CaptionsJob:
         reasons: Counter = Counter()
         by_type: Counter = Counter()
         n_rw = n_kept = 0
-        for b in range(0, len(anchors), cfg.batch_size):
-            batch = anchors[b:b + cfg.batch_size]
+        # vLLM schedules a whole unit best in one call (a call waits for its slowest sequence)
+        step = max(len(anchors), 1) if getattr(backend, "whole_unit", False) else cfg.batch_size
+        for b in range(0, len(anchors), step):
+            batch = anchors[b:b + step]
             try:
                 gens = backend.generate([a.caption for a in batch], [a.key for a in batch])
             except Exception as e:          # a backend bug must not lose the unit's accounting
