@@ -97,17 +97,34 @@ class _FlakyEditor:
 
 def test_oom_retries_one_by_one_and_a_sticky_cuda_error_breaks_the_worker():
     from cfgen.distribute import WorkerBroken
-    from cfgen.images.stage import edit_anchor
+    from cfgen.images.stage import edit_anchors
 
     class OutOfMemoryError(RuntimeError):
         pass
     ed = _FlakyEditor(OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
-    assert edit_anchor(ed, None, [1, 2], [0, 0]) == ["ok", "ok"]
+    assert edit_anchors(ed, [(None, [1, 2], [0, 0])]) == [["ok", "ok"]]
     assert ed.calls == [None, 1] and ed.oom_retries == 1
     with pytest.raises(WorkerBroken):
-        edit_anchor(_FlakyEditor(RuntimeError("CUDA error: an illegal memory access was encountered")), None, [1], [0])
-    with pytest.raises(ValueError):
-        edit_anchor(_FlakyEditor(ValueError("bad prompt")), None, [1], [0])
+        edit_anchors(_FlakyEditor(RuntimeError("CUDA error: an illegal memory access was encountered")), [(None, [1], [0])])
+    out = edit_anchors(_FlakyEditor(ValueError("bad prompt")), [(None, [1], [0])])
+    assert isinstance(out[0], ValueError)                 # one anchor's error fails that anchor alone
+
+
+class _BatchingEditor(_FlakyEditor):
+    """edit_many fails for the group (e.g. out of memory): each anchor is then redone alone."""
+
+    def edit_many(self, jobs, batch_size=None):
+        raise self.error
+
+
+def test_a_failing_cross_anchor_batch_falls_back_to_anchor_by_anchor():
+    from cfgen.images.stage import edit_anchors
+
+    class OutOfMemoryError(RuntimeError):
+        pass
+    ed = _BatchingEditor(OutOfMemoryError("CUDA out of memory"))
+    assert edit_anchors(ed, [(None, [1], [0]), (None, [2, 3], [0, 0])]) == [["ok"], ["ok", "ok"]]
+    assert ed.calls == [None, 1, None, 1] and ed.oom_retries == 2
 
 
 def _broken_job(unit, device):

@@ -166,3 +166,35 @@ def test_grounding_runs_once_per_anchor_for_all_its_phrases(tiny):
     assert np.array_equal(np.asarray(out[0].mask), np.asarray(out[2].mask))
     single = m(img, "wooden table")                       # the one-phrase path gives the same mask
     assert np.array_equal(np.asarray(single.mask), np.asarray(out[1].mask))
+
+
+def test_sdxl_batches_edits_across_anchors_up_to_the_batch_size(photo_run, tiny, tmp_path):
+    """Two anchors of K = 2 edits each: with batch_size 4 the image stage fills one batch of 4
+    (it was at most one anchor's edits before), and each image matches its one-by-one render."""
+    import json
+    from cfgen.images.sdxl import SDXLEditor
+    from cfgen.images.stage import EditJob, _input_config
+    cfg = _cfg(photo_run, tiny)
+    cfg.sdxl.batch_size = 4
+    cfg.masks.box_threshold = 1.01            # no mask found: every edit is global, one generation size
+    units, icfg, _ = _input_config(cfg.run)
+    ed = SDXLEditor(cfg.sdxl, cfg.masks, image_format="png")
+    import cfgen.stage as st
+    st._PROCESS_CACHE.clear()
+    st._PROCESS_CACHE[("editor", json.dumps(__import__("dataclasses").asdict(cfg), sort_keys=True), "cpu")] = ed
+    stats = EditJob(cfg, icfg)(units[0])
+    st._PROCESS_CACHE.clear()
+    assert ed.batch_sizes == [4], ed.batch_sizes
+    assert stats["in"] == 2 and stats["cf_generated"] == 4
+    rows = pq.read_table(photo_run / "images" / "part-00000.parquet").to_pylist()
+    batched = {(r["key"], r["i"]): r["seed"] for r in rows}
+    tar = {s["__key__"]: s for s in wds.WebDataset(str(photo_run / "images" / "part-00000.tar"), shardshuffle=False)}
+    from cfgen.datamodel import table_to_rewrites
+    rewrites = table_to_rewrites(pq.read_table(photo_run / "captions" / "part-00000.parquet"))
+    from cfgen.io.reader import read_unit
+    for rec in read_unit(units[0], icfg):
+        kept = [r for r in rewrites[rec.anchor.key] if r.status == "kept"]
+        alone = ed.edit(rec.anchor, kept, [batched[(rec.anchor.key, r.i)] for r in kept])
+        for r, x in zip(kept, alone):
+            got = np.asarray(decode_rgb(tar[rec.anchor.key][f"cf{r.i}.png"])).astype(int)
+            assert np.abs(got - np.asarray(decode_rgb(x.image)).astype(int)).max() <= 2

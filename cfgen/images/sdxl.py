@@ -104,6 +104,7 @@ class SDXLEditor:
             self.inpaint.unet = self.img2img.unet = torch.compile(self.inpaint.unet)
             if self.ref_inpaint is not None:
                 self.ref_inpaint.unet = self.ref_img2img.unet = torch.compile(self.ref_inpaint.unet)
+        self.batch_sizes: list[int] = []       # every generation batch's size (benchmarks and tests read it)
         self.masker = masker
         if self.masker is None and mask_cfg is not None:
             from .masks import Masker
@@ -116,28 +117,39 @@ class SDXLEditor:
     # ------------------------------------------------------------------ public
     def edit(self, anchor: Anchor, rewrites: list[Rewrite], seeds: list[int],
              batch_size: int | None = None) -> list[EditResult]:
-        img = decode_rgb(anchor.image)
-        local: list[tuple[Rewrite, int, MaskResult]] = []
-        glob: list[tuple[Rewrite, int, dict[str, Any]]] = []
-        wants = [self.masker is not None and r.edit is not None and r.edit.scope == "local" for r in rewrites]
-        phrases = [grounding_phrase(anchor.caption, r.edit) for r, w in zip(rewrites, wants) if w]
-        found = iter(self._masks(img, phrases) if phrases else [])
-        for r, s, w in zip(rewrites, seeds, wants):
-            m = next(found) if w else None
-            if m is not None:
-                local.append((r, s, m))
-            else:
-                note = {"mask": "not_found"} if (r.edit and r.edit.scope == "local") else {}
-                glob.append((r, s, note))
-        results: dict[int, EditResult] = {}
+        return self.edit_many([(anchor, rewrites, seeds)], batch_size)[0]
+
+    def edit_many(self, jobs: list[tuple[Anchor, list[Rewrite], list[int]]],
+                  batch_size: int | None = None) -> list[list[EditResult]]:
+        """Edits of several anchors, batched across anchors: local and global edits are grouped by
+        generation size and run `batch_size` at a time (an anchor has at most K edits, so batching
+        within one anchor never fills a batch of 8). Each image keeps its own seeded generator."""
+        local: list[tuple[int, Image.Image, Rewrite, int, MaskResult]] = []
+        glob: list[tuple[int, Image.Image, Rewrite, int, dict[str, Any]]] = []
+        for j, (anchor, rewrites, seeds) in enumerate(jobs):
+            img = decode_rgb(anchor.image)
+            wants = [self.masker is not None and r.edit is not None and r.edit.scope == "local" for r in rewrites]
+            phrases = [grounding_phrase(anchor.caption, r.edit) for r, w in zip(rewrites, wants) if w]
+            found = iter(self._masks(img, phrases) if phrases else [])
+            for r, s, w in zip(rewrites, seeds, wants):
+                m = next(found) if w else None
+                if m is not None:
+                    local.append((j, img, r, s, m))
+                else:
+                    glob.append((j, img, r, s, {"mask": "not_found"} if (r.edit and r.edit.scope == "local") else {}))
+        results: dict[tuple[int, int], EditResult] = {}
         bs = batch_size or self.cfg.batch_size
-        for b in range(0, len(local), bs):
-            for res in self._local(img, local[b:b + bs]):
-                results[res.i] = res
-        for b in range(0, len(glob), bs):
-            for res in self._global(img, glob[b:b + bs]):
-                results[res.i] = res
-        return [results[r.i] for r in rewrites]
+        for run, items, size_of in ((self._local, local, self._local_size), (self._global, glob, self._global_size)):
+            groups: dict[tuple[int, int], list[Any]] = {}
+            for it in items:
+                groups.setdefault(size_of(it[1]), []).append(it)
+            for size, group in groups.items():
+                for b in range(0, len(group), bs):
+                    batch = group[b:b + bs]
+                    self.batch_sizes.append(len(batch))
+                    for it, res in zip(batch, run(batch, size)):
+                        results[(it[0], res.i)] = res
+        return [[results[(j, r.i)] for r in rewrites] for j, (_, rewrites, _) in enumerate(jobs)]
 
     # ------------------------------------------------------------------ internals
     def _masks(self, img: Image.Image, phrases: list[str]) -> list[MaskResult | None]:
@@ -166,21 +178,24 @@ class SDXLEditor:
         return second(**common, **kw2, num_inference_steps=total, denoising_start=handoff,
                       generator=self._gens([s + 1 for s in seeds])).images
 
-    def _local(self, img: Image.Image, items: list[tuple[Rewrite, int, MaskResult]]) -> list[EditResult]:
+    def _local_size(self, img: Image.Image) -> tuple[int, int]:
         c = self.cfg
-        W, H = img.size
-        if c.crop:
-            boxes = [crop_box(m.box, W, H, c.crop_context) for _, _, m in items]
-            size = (_round8(c.resolution), _round8(c.resolution))
-        else:
-            boxes = [(0, 0, W, H)] * len(items)
-            size = gen_size(W, H, c.resolution)
-        srcs = [img.crop(b).resize(size, Image.LANCZOS) for b in boxes]
-        masks = [m.mask.crop(b).resize(size, Image.BILINEAR) for (_, _, m), b in zip(items, boxes)]
-        outs = self._run(self.inpaint, self.ref_inpaint, size, [r.text for r, _, _ in items], [s for _, s, _ in items],
-                         image=srcs, mask_image=masks, strength=c.strength)
+        return (_round8(c.resolution), _round8(c.resolution)) if c.crop else gen_size(*img.size, c.resolution)
+
+    def _global_size(self, img: Image.Image) -> tuple[int, int]:
+        return gen_size(*img.size, self.cfg.resolution)
+
+    def _local(self, items: list[tuple[int, Image.Image, Rewrite, int, MaskResult]],
+               size: tuple[int, int]) -> list[EditResult]:
+        c = self.cfg
+        boxes = [crop_box(m.box, *img.size, c.crop_context) if c.crop else (0, 0, *img.size)
+                 for _, img, _, _, m in items]
+        srcs = [img.crop(b).resize(size, Image.LANCZOS) for (_, img, _, _, _), b in zip(items, boxes)]
+        masks = [m.mask.crop(b).resize(size, Image.BILINEAR) for (_, _, _, _, m), b in zip(items, boxes)]
+        outs = self._run(self.inpaint, self.ref_inpaint, size, [r.text for _, _, r, _, _ in items],
+                         [s for _, _, _, s, _ in items], image=srcs, mask_image=masks, strength=c.strength)
         results = []
-        for (r, s, m), b, out in zip(items, boxes, outs):
+        for (_, img, r, s, m), b, out in zip(items, boxes, outs):
             region = out.resize((b[2] - b[0], b[3] - b[1]), Image.LANCZOS)
             pasted = img.copy()
             pasted.paste(region, b[:2], m.mask.crop(b))      # exact anchor pixels where the mask is 0
@@ -188,11 +203,11 @@ class SDXLEditor:
                                       seed=s, extra={"phrase": m.phrase, "mask_score": m.score, "crop": list(b)}))
         return results
 
-    def _global(self, img: Image.Image, items: list[tuple[Rewrite, int, dict[str, Any]]]) -> list[EditResult]:
-        size = gen_size(*img.size, self.cfg.resolution)
-        src = img.resize(size, Image.LANCZOS)
-        outs = self._run(self.img2img, self.ref_img2img, size, [r.text for r, _, _ in items], [s for _, s, _ in items],
-                         image=[src] * len(items), strength=self.cfg.global_strength)
+    def _global(self, items: list[tuple[int, Image.Image, Rewrite, int, dict[str, Any]]],
+                size: tuple[int, int]) -> list[EditResult]:
+        outs = self._run(self.img2img, self.ref_img2img, size, [r.text for _, _, r, _, _ in items],
+                         [s for _, _, _, s, _ in items], image=[img.resize(size, Image.LANCZOS) for _, img, _, _, _ in items],
+                         strength=self.cfg.global_strength)
         return [EditResult(r.i, image=encode_image(o.resize(img.size, Image.LANCZOS), self.image_format), scope="global",
-                           seed=s, extra=note) for (r, s, note), o in zip(items, outs)]
+                           seed=s, extra=note) for (_, img, r, s, note), o in zip(items, outs)]
 

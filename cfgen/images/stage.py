@@ -88,10 +88,33 @@ def make_editor(cfg: ImagesConfig, device: str) -> Any:
     raise ValueError(f"unknown editor {cfg.editor!r} (scene, sdxl)")
 
 
-def edit_anchor(editor: Any, anchor: Any, rewrites: list[Any], seeds: list[int]) -> list[EditResult]:
-    """One anchor's edits. Out of memory: free the cache and retry one image at a time (seeded per
-    image, so the result is the same). A sticky CUDA error: WorkerBroken, the process is replaced."""
+def edit_anchors(editor: Any, jobs: list[tuple[Any, list[Any], list[int]]]) -> list[list[EditResult] | Exception]:
+    """Edits of a group of anchors, batched across them when the editor can (`edit_many`).
+
+    Out of memory: free the cache and redo each anchor alone, one image at a time (seeded per
+    image, so the result is the same); `editor.oom_retries` counts the anchors redone. A sticky
+    CUDA error: WorkerBroken, the process is replaced. Any other error of a group is retried
+    anchor by anchor, so one bad anchor fails alone (its exception is returned in its place)."""
     editor.oom_retries = 0
+    many = getattr(editor, "edit_many", None)
+    if many is not None and len(jobs) > 1:
+        try:
+            return list(many(jobs))
+        except Exception as e:
+            if is_fatal_device_error(e):
+                raise WorkerBroken(f"{type(e).__name__}: {e}"[:300]) from e
+    out: list[list[EditResult] | Exception] = []
+    for anchor, rewrites, seeds in jobs:
+        try:
+            out.append(_edit_one(editor, anchor, rewrites, seeds))
+        except WorkerBroken:
+            raise
+        except Exception as e:
+            out.append(e)
+    return out
+
+
+def _edit_one(editor: Any, anchor: Any, rewrites: list[Any], seeds: list[int]) -> list[EditResult]:
     try:
         return editor.edit(anchor, rewrites, seeds)
     except Exception as e:
@@ -102,7 +125,7 @@ def edit_anchor(editor: Any, anchor: Any, rewrites: list[Any], seeds: list[int])
     import torch
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    editor.oom_retries = 1
+    editor.oom_retries = getattr(editor, "oom_retries", 0) + 1
     try:
         return editor.edit(anchor, rewrites, seeds, batch_size=1)
     except Exception as e:
@@ -137,27 +160,16 @@ class EditJob:
         cf_rej: Counter = Counter()
         n_gen = n_oom = 0
         tmp = AtomicTarWriter(ledger.dir / f"{unit.name}.tar")
-        try:
-            for rec in read_unit(unit, self.input_cfg):
-                if rec.anchor is None:
-                    stats.add(rec.status, rec.reason)
-                    continue
-                a = rec.anchor
-                if captions.get(a.key, a.caption) != a.caption:     # the input changed under the run
-                    stats.add(FAILED, "caption_mismatch")
-                    continue
-                kept = [r for r in rewrites.get(a.key, []) if r.status == KEPT][: cfg.max_cf]
-                if not kept:
-                    status, reason = upstream.get(a.key, (REJECTED, "no_kept_rewrite"))
-                    stats.add(status if status in (REJECTED, FAILED) else REJECTED, reason or "no_kept_rewrite")
-                    continue
-                seeds = [edit_seed(cfg.seed, a.key, r.i) for r in kept]
-                try:
-                    results = edit_anchor(editor, a, kept, seeds)
-                    n_oom += getattr(editor, "oom_retries", 0)
-                except WorkerBroken:
-                    raise
-                except Exception as e:      # one anchor never stops the unit
+        group_edits = max(1, getattr(getattr(editor, "cfg", None), "batch_size", 1))
+        pending: list[tuple[Any, list[Rewrite], list[int]]] = []
+
+        def flush() -> None:
+            nonlocal n_gen, n_oom
+            outs = edit_anchors(editor, pending)
+            n_oom += getattr(editor, "oom_retries", 0)
+            for (a, kept, seeds), results in zip(pending, outs):
+                if isinstance(results, Exception):       # one anchor never stops the unit
+                    e = results
                     results = [EditResult(r.i, status=FAILED, reason=f"editor_error: {type(e).__name__}: {e}"[:300],
                                           seed=s) for r, s in zip(kept, seeds)]
                 gen = [x for x in results if x.status == GENERATED]
@@ -183,6 +195,27 @@ class EditJob:
                     stats.add(FAILED, results[0].reason.split(":")[0])
                 else:
                     stats.add(REJECTED, "no_cf_generated")
+            pending.clear()
+
+        try:
+            for rec in read_unit(unit, self.input_cfg):
+                if rec.anchor is None:
+                    stats.add(rec.status, rec.reason)
+                    continue
+                a = rec.anchor
+                if captions.get(a.key, a.caption) != a.caption:     # the input changed under the run
+                    stats.add(FAILED, "caption_mismatch")
+                    continue
+                kept = [r for r in rewrites.get(a.key, []) if r.status == KEPT][: cfg.max_cf]
+                if not kept:
+                    status, reason = upstream.get(a.key, (REJECTED, "no_kept_rewrite"))
+                    stats.add(status if status in (REJECTED, FAILED) else REJECTED, reason or "no_kept_rewrite")
+                    continue
+                pending.append((a, kept, [edit_seed(cfg.seed, a.key, r.i) for r in kept]))
+                if sum(len(k) for _, k, _ in pending) >= group_edits:     # enough edits for a full batch
+                    flush()
+            if pending:
+                flush()
             tmp.close()
         except BaseException:
             tmp.abort()
