@@ -175,8 +175,10 @@ def build_sdxl(base_out: str | Path, refiner_out: str | Path | None = None, full
 
 
 # ---------------------------------------------------------------------------------- grounding
-def build_grounding(out: str | Path, kind: str = "owlv2", seed: int = 0) -> Path:
-    """Tiny random-weight OWLv2, SAM or CLIPSeg with processors, saved for `from_pretrained`."""
+def build_grounding(out: str | Path, kind: str = "owlv2", seed: int = 0, full: bool = False) -> Path:
+    """Tiny random-weight OWLv2, SAM or CLIPSeg with processors, saved for `from_pretrained`;
+    `full`: the published base sizes (OWLv2 B/16 at 960 px, SAM ViT-B at 1024 px, CLIPSeg
+    rd64), for benchmarks."""
     import torch
     from transformers import CLIPTokenizer
     out = Path(out)
@@ -191,7 +193,24 @@ def build_grounding(out: str | Path, kind: str = "owlv2", seed: int = 0) -> Path
         tok.pad_token = "!"
         text = dict(small_text, vocab_size=len(tok), bos_token_id=tok.convert_tokens_to_ids(BOS),
                     eos_token_id=tok.convert_tokens_to_ids(EOS), pad_token_id=tok.convert_tokens_to_ids("!"))
-    if kind == "owlv2":
+    if full and kind in ("owlv2", "clipseg"):
+        text = dict(vocab_size=49408, bos_token_id=text["bos_token_id"], eos_token_id=text["eos_token_id"],
+                    pad_token_id=text["pad_token_id"])
+    if full and kind == "owlv2":
+        from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessorPil, Owlv2Processor
+        model = Owlv2ForObjectDetection(Owlv2Config(text_config=text, vision_config=dict(image_size=960, patch_size=16)))
+        proc = Owlv2Processor(image_processor=Owlv2ImageProcessorPil(size={"height": 960, "width": 960}), tokenizer=tok)
+    elif full and kind == "sam":
+        from transformers import SamConfig, SamImageProcessorPil, SamModel, SamProcessor
+        model = SamModel(SamConfig())
+        proc = SamProcessor(image_processor=SamImageProcessorPil())
+    elif full and kind == "clipseg":
+        from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor, ViTImageProcessorPil
+        model = CLIPSegForImageSegmentation(CLIPSegConfig(text_config=text))
+        proc = CLIPSegProcessor(image_processor=ViTImageProcessorPil(size={"height": 352, "width": 352},
+                                                                     image_mean=[0.485, 0.456, 0.406],
+                                                                     image_std=[0.229, 0.224, 0.225]), tokenizer=tok)
+    elif kind == "owlv2":
         from transformers import (Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessorPil,
                                   Owlv2Processor)
         model = Owlv2ForObjectDetection(Owlv2Config(text_config=text, vision_config=small_vision, projection_dim=32))
