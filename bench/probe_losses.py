@@ -27,7 +27,7 @@ def main() -> None:
     feats = Features(enc.model)
     cfg = TrainConfig()                               # the paper's cf-vlm weights and margins
     params = [p for p in enc.model.parameters() if p.requires_grad]
-    urls = sorted(str(p) for p in (out / "run" / "final").glob("*.tar"))
+    urls = sorted(str(p.resolve()) for p in (out / "run" / "final").glob("*.tar"))
     rows = []
     for i, b in enumerate(make_loader(urls, enc.pre, k=cfg.k, micro_batch=32, seed=0, shuffle_buffer=200)):
         if i == a.batches:

@@ -147,5 +147,5 @@ def make_loader(urls: list[str], pre: Any, *, k: int = 4, cf_ratio: float = 1.0,
           .compose(_Skip(skip_batches, micro_batch))
           .map(Decoder(k, cf_ratio, seed, use_cf), handler=handler)
           .batched(micro_batch, collation_fn=Collator(pre, k), partial=False))
-    return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=num_workers,
-                                       persistent_workers=False)
+    return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=num_workers, persistent_workers=False,
+                                       pin_memory=torch.cuda.is_available())

@@ -353,7 +353,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         exhausted = False
         fresh_epoch, step_at_start = state["batches_in_epoch"] == 0, state["step"]
         while state["step"] < cfg.max_steps and not exhausted:
-            sums: dict[str, float] = {}
+            sums: dict[str, torch.Tensor] = {}         # on the device: no host sync per micro-step
             n_micro = 0
             for m in range(accum):
                 b = next(it, None)
@@ -362,28 +362,28 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     break
                 state["batches_in_epoch"] += 1
                 ctx = acc.no_sync(feats) if m < accum - 1 else nullcontext()
+                dev = dict(device=acc.device, non_blocking=True)
                 with ctx:
                     with acc.autocast():
-                        img, txt = feats(b.pixel_values.to(acc.device), b.input_ids.to(acc.device),
-                                         b.attention_mask.to(acc.device))
+                        img, txt = feats(b.pixel_values.to(**dev), b.input_ids.to(**dev), b.attention_mask.to(**dev))
                     # losses in fp32, outside autocast: logits at scale up to 100 lose too much in bf16
-                    losses = compute_losses(img.float(), txt.float(), b.n, b.cf_owner.to(acc.device),
-                                            b.cf_slot.to(acc.device), b.mask, b.local, raw.logit_scale, bias, cfg)
-                    if not torch.isfinite(losses["total"]):
-                        ck = out / "checkpoints" / f"step-{state['step']:07d}-before-nonfinite"
-                        save_rng(ck.with_name(ck.name + ".tmp"), rank)
-                        if acc.is_main_process:
-                            save_checkpoint(ck, raw, enc.processor, opt, sched, state)
-                        raise NonFiniteLoss(f"non-finite loss ({float(losses['total'])}) at step {state['step']}; "
-                                            f"parameters before it are saved in {ck}")
+                    losses = compute_losses(img.float(), txt.float(), b.n, b.cf_owner.to(**dev),
+                                            b.cf_slot.to(**dev), b.mask, b.local, raw.logit_scale, bias, cfg)
                     acc.backward(losses["total"] / accum)
                 for kname, v in losses.items():
-                    sums[kname] = sums.get(kname, 0.0) + float(v.detach()) / accum
+                    sums[kname] = sums.get(kname, 0.0) + v.detach() / accum
                 imgs_since += int(b.pixel_values.shape[0]) * world
                 n_micro += 1
             if n_micro < accum:          # epoch ended mid-step: the partial step is dropped
                 opt.zero_grad(set_to_none=True)
                 break
+            if not torch.isfinite(sums["total"]):      # one host sync per step, before the update
+                ck = out / "checkpoints" / f"step-{state['step']:07d}-before-nonfinite"
+                save_rng(ck.with_name(ck.name + ".tmp"), rank)
+                if acc.is_main_process:
+                    save_checkpoint(ck, raw, enc.processor, opt, sched, state)
+                raise NonFiniteLoss(f"non-finite loss ({float(sums['total'])}) at step {state['step']}; "
+                                    f"parameters before it are saved in {ck}")
             if cfg.grad_clip:
                 acc.clip_grad_norm_(feats.parameters(), cfg.grad_clip)
             opt.step()
@@ -395,8 +395,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             bar.update(1)
             if acc.is_main_process and (state["step"] % cfg.log_every == 0 or state["step"] == cfg.max_steps):
                 dt = time.time() - t_last
-                rec = {"step": state["step"], "loss": sums["total"], "align": sums["align"], "csd": sums["csd"],
-                       "fcd": sums["fcd"], "temperature": float(1 / raw.logit_scale.exp()),
+                rec = {"step": state["step"], "loss": float(sums["total"]), "align": float(sums["align"]),
+                       "csd": float(sums["csd"]), "fcd": float(sums["fcd"]),
+                       "temperature": float(1 / raw.logit_scale.detach().exp()),
                        "lr": sched.get_last_lr()[0], "images_per_s": imgs_since / max(dt, 1e-9),
                        "epoch": state["epoch"], "skipped_corrupt": skipped.skipped, "global_batch": cfg.batch_size,
                        "anchors_seen": state["anchors_seen"]}
