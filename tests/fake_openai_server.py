@@ -49,7 +49,8 @@ class H(BaseHTTPRequestHandler):
             content = "Sure! Here are the rewrites:\n" + "\n".join(f"{i + 1}. {r}" for i, r in enumerate(rws))
         resp = {"id": "x", "object": "chat.completion", "model": body["model"],
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                             "finish_reason": "stop"}]}
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(content.split())}}
         self._send(200, json.dumps(resp).encode())
 
     def _send(self, code, data):

@@ -287,3 +287,13 @@ def test_vllm_gets_one_call_per_unit_and_the_recipes_engine_options(tmp_path, mo
     assert calls["init"]["max_num_seqs"] == 1024 and calls["init"]["max_model_len"] == 4096
     assert calls["init"]["enable_prefix_caching"] is True
     assert stats["in"] == 300 and stats["kept"] == 300
+
+
+def test_openai_load_generator_against_a_local_server(fake_server):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_openai", Path(__file__).parents[1] / "bench" / "bench_openai.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    r = mod.run(fake_server("ok"), "fake", n=24, concurrency=8)
+    assert r["errors"] == 0 and r["captions_per_s"] > 0 and r["completion_tokens_per_s"] > 0
+    assert r["latency_p50_s"] <= r["latency_p95_s"]

@@ -198,3 +198,16 @@ def test_sdxl_batches_edits_across_anchors_up_to_the_batch_size(photo_run, tiny,
         for r, x in zip(kept, alone):
             got = np.asarray(decode_rgb(tar[rec.anchor.key][f"cf{r.i}.png"])).astype(int)
             assert np.abs(got - np.asarray(decode_rgb(x.image)).astype(int)).max() <= 2
+
+
+def test_fp16_variant_weights_load_and_sizes_are_bucketed(tiny, tmp_path):
+    from diffusers import StableDiffusionXLPipeline, StableDiffusionXLImg2ImgPipeline
+    from cfgen.images.sdxl import SDXLConfig, SDXLEditor, gen_size
+    StableDiffusionXLPipeline.from_pretrained(tiny["base"]).save_pretrained(tmp_path / "b", variant="fp16")
+    StableDiffusionXLImg2ImgPipeline.from_pretrained(tiny["refiner"]).save_pretrained(tmp_path / "r", variant="fp16")
+    assert list((tmp_path / "b" / "unet").glob("*.fp16.safetensors"))
+    ed = SDXLEditor(SDXLConfig(base=str(tmp_path / "b"), refiner=str(tmp_path / "r"), variant="fp16", resolution=64))
+    assert ed.ref_inpaint is not None
+    sizes8 = {gen_size(w, 480, 1024) for w in range(400, 1300, 7)}
+    sizes64 = {gen_size(w, 480, 1024, 64) for w in range(400, 1300, 7)}
+    assert len(sizes64) < len(sizes8) / 4 and all(a % 64 == 0 and b % 64 == 0 for a, b in sizes64)

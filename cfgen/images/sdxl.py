@@ -38,6 +38,8 @@ class SDXLConfig:
     batch_size: int = 4
     dtype: str = "float16"                 # float16 | bfloat16 | float32 (CPU always float32)
     compile: bool = False                  # torch.compile the UNets
+    size_bucket: int = 8                   # round generation sizes to this (64 with compile: few shapes)
+    variant: str | None = None             # weight variant to load, e.g. "fp16" (half the download)
     negative_prompt: str = "blurry, distorted, deformed, low quality"
 
     @property
@@ -59,13 +61,15 @@ def exact_handoff(scheduler: Any, total: int, base: int) -> float:
     return 1.0 - (ts[base - 1] + ts[base]) / 2 / scheduler.config.num_train_timesteps
 
 
-def _round8(x: float) -> int:
-    return max(8, int(round(x / 8)) * 8)
+def _round8(x: float, bucket: int = 8) -> int:
+    return max(bucket, int(round(x / bucket)) * bucket)
 
 
-def gen_size(w: int, h: int, res: int) -> tuple[int, int]:
+def gen_size(w: int, h: int, res: int, bucket: int = 8) -> tuple[int, int]:
+    """Generation size: longer side `res`, both sides rounded to `bucket` (8 is the VAE's
+    factor; 64 keeps the number of distinct shapes, hence torch.compile recompiles, small)."""
     s = res / max(w, h)
-    return _round8(w * s), _round8(h * s)
+    return _round8(w * s, bucket), _round8(h * s, bucket)
 
 
 def crop_box(mask_box: list[int], w: int, h: int, context: float) -> tuple[int, int, int, int]:
@@ -90,12 +94,15 @@ class SDXLEditor:
         on_gpu = device.startswith("cuda")
         dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(cfg.dtype, torch.float32) if on_gpu else torch.float32
         extra = {"vae": AutoencoderKL.from_pretrained(cfg.vae, dtype=dtype)} if cfg.vae else {}
+        if cfg.variant:
+            extra["variant"] = cfg.variant
         self.inpaint = StableDiffusionXLInpaintPipeline.from_pretrained(cfg.base, dtype=dtype, **extra).to(device)
         self.img2img = self._twin(StableDiffusionXLImg2ImgPipeline, self.inpaint)
         self.ref_inpaint = self.ref_img2img = None
         if cfg.refiner:
             self.ref_inpaint = StableDiffusionXLInpaintPipeline.from_pretrained(
-                cfg.refiner, text_encoder_2=self.inpaint.text_encoder_2, vae=self.inpaint.vae, dtype=dtype).to(device)
+                cfg.refiner, text_encoder_2=self.inpaint.text_encoder_2, vae=self.inpaint.vae, dtype=dtype,
+                **({"variant": cfg.variant} if cfg.variant else {})).to(device)
             self.ref_img2img = self._twin(StableDiffusionXLImg2ImgPipeline, self.ref_inpaint)
         for p in (self.inpaint, self.img2img, self.ref_inpaint, self.ref_img2img):
             if p is not None:
@@ -180,10 +187,11 @@ class SDXLEditor:
 
     def _local_size(self, img: Image.Image) -> tuple[int, int]:
         c = self.cfg
-        return (_round8(c.resolution), _round8(c.resolution)) if c.crop else gen_size(*img.size, c.resolution)
+        return (_round8(c.resolution), _round8(c.resolution)) if c.crop else gen_size(*img.size, c.resolution,
+                                                                                      c.size_bucket)
 
     def _global_size(self, img: Image.Image) -> tuple[int, int]:
-        return gen_size(*img.size, self.cfg.resolution)
+        return gen_size(*img.size, self.cfg.resolution, self.cfg.size_bucket)
 
     def _local(self, items: list[tuple[int, Image.Image, Rewrite, int, MaskResult]],
                size: tuple[int, int]) -> list[EditResult]:
