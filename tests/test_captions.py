@@ -297,3 +297,27 @@ def test_openai_load_generator_against_a_local_server(fake_server):
     r = mod.run(fake_server("ok"), "fake", n=24, concurrency=8)
     assert r["errors"] == 0 and r["captions_per_s"] > 0 and r["completion_tokens_per_s"] > 0
     assert r["latency_p50_s"] <= r["latency_p95_s"]
+
+
+@pytest.mark.parametrize("orig,rw,typ", [
+    ("A little boy sitting down with his blanket", "A little girl sitting down with her blanket", "category"),
+    ("A woman standing at a counter with her phone", "A man standing at a counter with his phone", "category"),
+    ("An older Dodge pickup sits parked next to another older pickup",
+     "An older Dodge sedan sits parked next to another older sedan", "category"),
+    ("A zebra is standing in an open field", "A zebra is running across an open field", "movement"),
+    ("two people sitting next to each other", "two people sitting across from each other", "position"),
+    ("A man in a red shirt rides a yellow surfboard", "A man in a yellow shirt rides a red surfboard", "swap"),
+    ("a wooden chair next to a black table", "a black chair next to a wooden table", "swap"),
+])
+def test_validator_accepts_one_edit_with_what_it_drags_along(orig, rw, typ):
+    v = validate(orig, rw)
+    assert v.ok and v.edit.type == typ, v
+
+
+@pytest.mark.parametrize("orig,rw", [
+    ("a red car and a blue bike", "a green car and a yellow bike"),          # two independent edits
+    ("a dog on a red couch", "a cat on a blue couch"),
+    ("a man with his phone", "a man with her phone"),                        # a pronoun alone is no edit of content
+])
+def test_validator_still_rejects_two_edits(orig, rw):
+    assert not validate(orig, rw).ok

@@ -100,6 +100,9 @@ TYPED_LEXICONS: list[tuple[str, dict[str, list[str]]]] = [
     ("state", STATE), ("category", CATEGORY),
 ]
 ARTICLES = {"a", "an"}
+# pronouns a change of person drags along ("boy ... his" -> "girl ... her")
+GENDER_PAIRS = {frozenset(p) for p in [("his", "her"), ("he", "she"), ("him", "her"), ("himself", "herself")]}
+PERSON = set(CATEGORY_GROUPS[0]) | set(CATEGORY_GROUPS[1])
 AGREEMENT_PAIRS = {frozenset(p) for p in [("a", "an"), ("is", "are"), ("was", "were"), ("has", "have"),
                                           ("its", "their"), ("it", "they"), ("this", "these"),
                                           ("that", "those")]}

@@ -175,6 +175,9 @@ def plan(cfg: CaptionsConfig) -> list[Unit]:
     units = plan_units(expand_inputs(cfg.input), cfg.input_config())
     if (out / "manifest.json").exists():
         old, info = read_manifest(cfg.out)
+        if "inputs" not in info:
+            raise ValueError(f"{cfg.out} was made by an older cfgen (no input fingerprints in its manifest.json); "
+                             "use a new --out")
         if old != units or info.get("inputs") != input_identity(units):
             raise ValueError(f"{cfg.out} belongs to a run with other inputs (its manifest.json lists other "
                              "files or contents); use a new --out")

@@ -6,8 +6,12 @@ Shared by every backend, the images stage and users:
     Edit(type='color', from_='red', to='green', scope='local')
 
 The diff is token-level. Agreement changes that a real edit drags along (a -> an, is -> are,
-dog -> dogs) are not counted as edits. Two changed places are accepted only as an attribute
-swap between two objects (type `swap`: the binding changes, not the attributes), or as a causal flip (cause and effect verbs both change).
+dog -> dogs, and his -> her when the person changes) are not counted as edits, and one change
+made at every mention of a word ("pickup ... pickup" -> "sedan ... sedan") is one edit. A
+relation or action phrase of up to three words replaced by another ("standing in" -> "running
+across", "next to" -> "across from") is one edit, judged on the spaCy parse. Two changed places
+are accepted only as an attribute swap between two objects (type `swap`: the binding changes,
+not the attributes), or as a causal flip (cause and effect verbs both change).
 """
 from __future__ import annotations
 
@@ -86,6 +90,11 @@ class Validator:
         blocks = self._blocks(aw, bw)
         if not blocks:
             return Verdict(False, "no_change")
+        if len(blocks) == 1 and self._relation_phrase(original, a, rw, b, *blocks[0]):
+            i, f, t, _ = blocks[0]
+            typ = "movement" if any(self._is_verb(original, a, i + k, [w]) for k, w in enumerate(f)) else "position"
+            return Verdict(True, edit=Edit(typ, " ".join(f), " ".join(t), "global"))
+        blocks = [blk[:3] for blk in blocks]
         if any(len(f) > self.max_span or len(t) > self.max_span for _, f, t in blocks):
             return Verdict(False, "edit_too_large")
         if len(blocks) == 1:
@@ -116,8 +125,10 @@ class Validator:
                                                f"{' '.join(t1)} ... {' '.join(t2)}", "global"))
         return Verdict(False, "multi_edit")
 
-    def _blocks(self, aw: list[str], bw: list[str]) -> list[tuple[int, list[str], list[str]]]:
-        """Changed places as (start in original, from words, to words), agreement dropped."""
+    def _blocks(self, aw: list[str], bw: list[str]) -> list[tuple[int, list[str], list[str], int]]:
+        """Changed places as (start in original, from words, to words, start in rewrite),
+        agreement dropped: grammatical agreement, pronouns a person change drags along, and the
+        repeats of one change made at every mention."""
         out = []
         sm = difflib.SequenceMatcher(None, aw, bw, autojunk=False)
         for op, i1, i2, j1, j2 in sm.get_opcodes():
@@ -129,11 +140,29 @@ class Validator:
                 if not keep:
                     continue
                 lo, hi = keep[0], keep[-1] + 1
-                f, t, i1 = f[lo:hi], t[lo:hi], i1 + lo
-            out.append((i1, f, t))
-        if len(out) > 1 and all(self._only_agreement(f, t) for _, f, t in out[1:]):
+                f, t, i1, j1 = f[lo:hi], t[lo:hi], i1 + lo, j1 + lo
+            out.append((i1, f, t, j1))
+        if any(len(f) == len(t) == 1 and f[0] in L.PERSON and t[0] in L.PERSON for _, f, t, _ in out):
+            out = [blk for blk in out if not (len(blk[1]) == len(blk[2]) == 1
+                                             and frozenset((blk[1][0], blk[2][0])) in L.GENDER_PAIRS)]
+        if len(out) > 1 and all(self._only_agreement(f, t) for _, f, t, _ in out[1:]):
             out = out[:1]
+        if len(out) > 1 and all((f, t) == (out[0][1], out[0][2]) for _, f, t, _ in out):
+            out = out[:1]                 # the same change at every mention: one edit
         return out
+
+    def _relation_phrase(self, original: str, a: list[tuple[str, int]], rewrite: str, b: list[tuple[str, int]],
+                         i: int, f: list[str], t: list[str], j: int) -> bool:
+        """A 2-3 word relation or action constituent replaced by another: verbs, particles and
+        prepositions only, on both sides, with a preposition in each (so it stays a relation)."""
+        if not (2 <= max(len(f), len(t)) <= 3 and f and t):
+            return False
+        pa, pb = _pos_map(original), _pos_map(rewrite)
+        tags_f = [pa.get(a[i + k][1], "") for k in range(len(f))]
+        tags_t = [pb.get(b[j + k][1], "") for k in range(len(t))]
+        ok = {"VERB", "AUX", "ADP", "ADV", "PART", "SCONJ"}
+        return (all(x in ok for x in tags_f + tags_t) and any(x in ("ADP", "ADV") for x in tags_f)
+                and any(x in ("ADP", "ADV") for x in tags_t))
 
     @staticmethod
     def _only_agreement(f: list[str], t: list[str]) -> bool:
