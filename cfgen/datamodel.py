@@ -18,6 +18,7 @@ EDIT_TYPES: tuple[str, ...] = (
     "parts", "movement", "quantity", "emotion", "causal", "swap",
 )
 SCOPES: tuple[str, ...] = ("local", "global")
+IMAGE_EXTS: tuple[str, ...] = ("jpg", "jpeg", "png", "webp")      # image members of a sample, in lookup order
 
 
 class Status(str, Enum):
@@ -132,7 +133,7 @@ class Sample:
     def from_wds(cls, d: Mapping[str, Any]) -> "Sample":
         """Decode a raw (undecoded) WebDataset sample dict written by `to_wds`."""
         meta = json.loads(_as_bytes(d["json"]).decode("utf-8"))
-        ext = next((e for e in ("jpg", "png", "webp", "jpeg") if e in d), "jpg")
+        ext = next((e for e in IMAGE_EXTS if e in d), "jpg")
         cfs = []
         for c in meta.pop("cf", []):
             cfs.append(Counterfactual(
@@ -206,6 +207,6 @@ def table_to_rewrites(table: pa.Table) -> dict[str, list[Rewrite]]:
 
 
 __all__ = [
-    "EDIT_TYPES", "SCOPES", "Status", "KEPT", "REJECTED", "FAILED", "GENERATED", "Edit", "Anchor", "Rewrite",
+    "EDIT_TYPES", "SCOPES", "IMAGE_EXTS", "Status", "KEPT", "REJECTED", "FAILED", "GENERATED", "Edit", "Anchor", "Rewrite",
     "Counterfactual", "Sample", "REWRITE_SCHEMA", "rewrites_to_table", "table_to_rewrites",
 ]

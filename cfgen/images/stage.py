@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..datamodel import FAILED, GENERATED, KEPT, REJECTED, Status, Counterfactual, Edit, Rewrite, Sample, table_to_rewrites
+from ..datamodel import FAILED, GENERATED, IMAGE_EXTS, KEPT, REJECTED, Status, Counterfactual, Edit, Rewrite, Sample, table_to_rewrites
 from ..io.ledger import Ledger, UnitStats, check_inputs, read_manifest, run_lock
 from ..io.reader import InputConfig, Unit, read_unit
 from ..io.writer import AtomicTarWriter, atomic_write_parquet
@@ -293,7 +293,7 @@ class FinalizeJob:
                 if not cfs:
                     stats.add(REJECTED, "all_cf_filtered")
                     continue
-                ext = next(e for e in ("jpg", "png", "webp") if e in s)
+                ext = next(e for e in IMAGE_EXTS if e in s)
                 anchor_img = s[ext] if ext == cfg.image_format else encode_image(decode_rgb(s[ext]), cfg.image_format)
                 caption = s["txt"].decode()
                 w.write(Sample(key=key, caption=caption, image=_resize(anchor_img, cfg), image_ext=cfg.image_format,

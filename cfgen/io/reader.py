@@ -24,12 +24,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 from PIL import Image
 
-from ..datamodel import Anchor, FAILED, REJECTED, Status
+from ..datamodel import FAILED, IMAGE_EXTS, REJECTED, Anchor, Status
 from .keys import sanitize_key
 
 TAR_EXTS = (".tar",)
 TABLE_EXTS = (".parquet", ".csv", ".jsonl", ".json")
-IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 COMPRESSED_EXTS = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst", ".zip")
 NEWLINE = b"\n"
 PIL_FORMAT = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}

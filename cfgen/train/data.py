@@ -8,7 +8,6 @@ Corrupt samples or shards are skipped with a warning and counted, never fatal.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import random
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any, Iterator
 
 import torch
 import webdataset as wds
+from ..datamodel import Sample
 from ..io.images import decode_rgb
 
 log = logging.getLogger("cfgen.train")
@@ -74,20 +74,18 @@ def _use_cf(key: str, cf_ratio: float, seed: int) -> bool:
 
 
 class Decoder:
-    """Raw tar sample -> example dict (picklable for DataLoader workers)."""
+    """Raw tar sample -> example dict (picklable for DataLoader workers), through the data
+    model's own reader of the final sample (`Sample.from_wds`)."""
 
     def __init__(self, k: int, cf_ratio: float, seed: int, use_cf: bool = True):
         self.k, self.cf_ratio, self.seed, self.use_cf = k, cf_ratio, seed, use_cf
 
     def __call__(self, s: dict[str, Any]) -> dict[str, Any]:
-        ext = next(e for e in ("jpg", "png", "webp", "jpeg") if e in s)
-        meta = json.loads(s["json"]) if "json" in s else {}
+        sample = Sample.from_wds({k: v for k, v in s.items() if not k.startswith("__") or k == "__key__"})
         cfs = []
-        if self.use_cf and _use_cf(s["__key__"], self.cf_ratio, self.seed):
-            for c in meta.get("cf", [])[: self.k]:
-                cfs.append((decode_rgb(s[f"cf{c['i']}.{ext}"]), s[f"cf{c['i']}.txt"].decode("utf-8"),
-                            c["edit"].get("scope") == "local"))
-        return {"key": s["__key__"], "image": decode_rgb(s[ext]), "caption": s["txt"].decode("utf-8"), "cfs": cfs}
+        if self.use_cf and _use_cf(sample.key, self.cf_ratio, self.seed):
+            cfs = [(decode_rgb(c.image), c.text, c.edit.scope == "local") for c in sample.cfs[: self.k]]
+        return {"key": sample.key, "image": decode_rgb(sample.image), "caption": sample.caption, "cfs": cfs}
 
 
 class Collator:
