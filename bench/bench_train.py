@@ -22,8 +22,8 @@ def main() -> None:
     from cfgen.images.stage import ImagesConfig, run_images
     from cfgen.models import build_clip
     from cfgen.train.data import make_loader
-    from cfgen.train.model import DualEncoder
-    from cfgen.train.trainer import Features, TrainConfig, compute_losses, recipe_config, train
+    from cfgen.train.model import DualEncoder, FeatureModule
+    from cfgen.train.trainer import TrainConfig, compute_losses, recipe_config, train
     from cfgen.world import world_vocab, world_words
     from cfgen.world.generate import WorldConfig, generate_world
     dims = (dict(image_size=224, patch_size=32, width=768, layers=12, text_width=512, text_layers=12, heads=8,
@@ -46,7 +46,7 @@ def main() -> None:
         enc = DualEncoder.load(d / "m")
         batches = [b for b, _ in zip(make_loader([str(p) for p in sorted((d / "r" / "final").glob("*.tar"))], enc.pre,
                                                  micro_batch=a.batch, num_workers=0), range(a.steps))]
-        feats = Features(enc.model)
+        feats = FeatureModule(enc.model)
         opt = torch.optim.AdamW(enc.model.parameters(), lr=1e-5)
         n_img, t_bare = 0, 0.0
         for i, b in enumerate(batches):

@@ -161,8 +161,8 @@ def bench_train(d: Path, tiny: bool, device: str, fig: dict) -> None:
     from cfgen.images.stage import ImagesConfig, run_images
     from cfgen.models import build_clip
     from cfgen.train.data import make_loader
-    from cfgen.train.model import DualEncoder
-    from cfgen.train.trainer import Features, TrainConfig, compute_losses, recipe_config, train
+    from cfgen.train.model import DualEncoder, FeatureModule
+    from cfgen.train.trainer import TrainConfig, compute_losses, recipe_config, train
     from cfgen.world import world_vocab, world_words
     from cfgen.world.generate import WorldConfig, generate_world
     batch, steps = (8, 3) if tiny else (256, 8)
@@ -185,7 +185,7 @@ def bench_train(d: Path, tiny: bool, device: str, fig: dict) -> None:
     enc = DualEncoder.load(d / "m", device=device)
     batches = [b for b, _ in zip(make_loader(sorted(str(p.resolve()) for p in (d / "r" / "final").glob("*.tar")),
                                              enc.pre, micro_batch=batch, num_workers=0), range(steps))]
-    feats = Features(enc.model)
+    feats = FeatureModule(enc.model)
     opt = torch.optim.AdamW(enc.model.parameters(), lr=1e-5)
     n_img, t_bare = 0, 0.0
     ac = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)

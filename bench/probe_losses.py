@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from cfgen.train.data import make_loader
-from cfgen.train.model import DualEncoder
-from cfgen.train.trainer import Features, TrainConfig, compute_losses
+from cfgen.train.model import DualEncoder, FeatureModule
+from cfgen.train.trainer import TrainConfig, compute_losses
 
 
 def main() -> None:
@@ -24,7 +24,7 @@ def main() -> None:
     a = ap.parse_args()
     out = Path(a.demo_out)
     enc = DualEncoder.load(a.model or out / "models" / "pretrained")
-    feats = Features(enc.model)
+    feats = FeatureModule(enc.model)
     cfg = TrainConfig()                               # the paper's cf-vlm weights and margins
     params = [p for p in enc.model.parameters() if p.requires_grad]
     urls = sorted(str(p.resolve()) for p in (out / "run" / "final").glob("*.tar"))

@@ -19,8 +19,8 @@ if world > 1:
     dist.init_process_group("gloo", rank=rank, world_size=world)
 
 from cfgen.train.data import Collator, Decoder  # noqa: E402
-from cfgen.train.model import DualEncoder  # noqa: E402
-from cfgen.train.trainer import Features, TrainConfig, compute_losses  # noqa: E402
+from cfgen.train.model import DualEncoder, FeatureModule  # noqa: E402
+from cfgen.train.trainer import TrainConfig, compute_losses  # noqa: E402
 
 torch.manual_seed(0)
 enc = DualEncoder.load(clip_dir)
@@ -30,7 +30,7 @@ data = wds.WebDataset(urls, shardshuffle=False, nodesplitter=lambda src: src)  #
 examples = [dec(s) for s, _ in zip(data, range(8))]
 per = 8 // world
 batch = Collator(enc.pre, 4)(examples[rank * per:(rank + 1) * per])
-feats = Features(enc.model)
+feats = FeatureModule(enc.model)
 img, txt = feats(batch.pixel_values, batch.input_ids, batch.attention_mask)
 cfg = TrainConfig(text_negatives="all", image_negatives=True)
 losses = compute_losses(img, txt, batch.n, batch.cf_owner, batch.cf_slot, batch.mask, batch.local,

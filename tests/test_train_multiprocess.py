@@ -106,7 +106,7 @@ def test_rng_state_round_trips_every_generator(tmp_path):
     import random
     import numpy as np
     from safetensors.torch import load_file
-    from cfgen.train.trainer import save_rng, set_rng_state
+    from cfgen.train.checkpoint import save_rng, set_rng_state
     save_rng(tmp_path, 0)
     expect = (random.random(), float(np.random.rand()), float(torch.rand(1)))
     set_rng_state(load_file(tmp_path / "rng-rank0.safetensors"), json.loads((tmp_path / "rng-rank0.json").read_text()))

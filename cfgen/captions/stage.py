@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..datamodel import FAILED, KEPT, REJECTED, Anchor, Rewrite, rewrites_to_table
+from ..datamodel import KEPT, REJECTED, Anchor, Rewrite, rewrites_to_table
 from ..io.ledger import Ledger, UnitStats, input_identity, read_manifest, run_lock, write_manifest
 from ..io.keys import sanitize_key
 from ..io.reader import InputConfig, Unit, clean_text, expand_inputs, plan_units, read_unit

@@ -86,6 +86,30 @@ def fcd_loss(s_cf_anchor_txt: torch.Tensor, s_anchor: torch.Tensor, mask: torch.
     return _masked_mean_over_samples(per, has_any)
 
 
+# ------------------------------------------------------------------ across ranks
+def all_ranks_have(flag: bool, device: torch.device) -> bool:
+    """True when every rank has `flag`: ranks leave an epoch together, so their collectives stay paired."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()) \
+            or torch.distributed.get_world_size() == 1:
+        return flag
+    t = torch.tensor([1 if flag else 0], device=device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+    return bool(t.item())
+
+
+def gather(x: torch.Tensor, with_grad: bool = True) -> torch.Tensor:
+    """Concatenate a tensor across ranks (gradients flow back, as open_clip's gather_features)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()) \
+            or torch.distributed.get_world_size() == 1:
+        return x
+    if with_grad:
+        from torch.distributed import nn as dist_nn
+        return torch.cat(dist_nn.all_gather(x), dim=0)
+    parts = [torch.empty_like(x) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(parts, x)
+    return torch.cat(parts, dim=0)
+
+
 def clamp_logit_scale(logit_scale: torch.nn.Parameter, max_value: float = MAX_LOGIT_SCALE) -> None:
     """Keep 1/tau <= 100, as open_clip does after every optimiser step."""
     with torch.no_grad():

@@ -15,6 +15,37 @@ def _pooled(out: Any) -> torch.Tensor:
     return getattr(out, "pooler_output", out)
 
 
+def is_siglip(config: Any) -> bool:
+    """SigLIP (sigmoid loss, a logit bias, max-length padding, no attention mask) or CLIP."""
+    return config.model_type.startswith("siglip")
+
+
+def image_features(model: Any, pixel_values: torch.Tensor) -> torch.Tensor:
+    """Unnormalised image embeddings of a CLIP/SigLIP model."""
+    return _pooled(model.get_image_features(pixel_values=pixel_values))
+
+
+def text_features(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Unnormalised text embeddings (SigLIP is trained without an attention mask)."""
+    kw = {} if attention_mask is None or is_siglip(model.config) else {"attention_mask": attention_mask}
+    return _pooled(model.get_text_features(input_ids=input_ids, **kw))
+
+
+class FeatureModule(torch.nn.Module):
+    """forward(pixels, ids, mask) -> normalised fp32 (image, text) features: the module the
+    trainer hands to accelerate (DDP wraps a module, not the DualEncoder)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
+                attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        img = image_features(self.model, pixel_values)
+        txt = text_features(self.model, input_ids, attention_mask)
+        return F.normalize(img.float(), dim=-1), F.normalize(txt.float(), dim=-1)
+
+
 class Preprocessor:
     """The model's own image processor and tokenizer (picklable: used in loader workers)."""
 
@@ -66,8 +97,7 @@ class DualEncoder:
         self.model = model.to(device)
         self.processor = processor
         self.device = device
-        mtype = model.config.model_type
-        self.kind = "siglip" if mtype.startswith("siglip") else "clip"
+        self.kind = "siglip" if is_siglip(model.config) else "clip"
         self.max_length = getattr(model.config.text_config, "max_position_embeddings", 77)
         self.pre = Preprocessor(processor, self.kind, self.max_length)
 
@@ -75,7 +105,7 @@ class DualEncoder:
     def load(cls, path: str | Path, device: str = "cpu", dtype: torch.dtype | None = None) -> "DualEncoder":
         from transformers import AutoConfig, AutoProcessor, CLIPModel, SiglipModel
         cfg = AutoConfig.from_pretrained(path)
-        model_cls = SiglipModel if cfg.model_type.startswith("siglip") else CLIPModel
+        model_cls = SiglipModel if is_siglip(cfg) else CLIPModel
         kw = {"dtype": dtype} if dtype is not None else {}
         model = model_cls.from_pretrained(path, **kw)
         processor = AutoProcessor.from_pretrained(path)
@@ -94,14 +124,11 @@ class DualEncoder:
 
     # ---------------------------------------------------------------- features
     def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        out = self.model.get_image_features(pixel_values=pixel_values.to(self.device))
-        return F.normalize(_pooled(out), dim=-1)
+        return F.normalize(image_features(self.model, pixel_values.to(self.device)), dim=-1)
 
     def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        kw = {"input_ids": input_ids.to(self.device)}
-        if attention_mask is not None and self.kind == "clip":
-            kw["attention_mask"] = attention_mask.to(self.device)
-        return F.normalize(_pooled(self.model.get_text_features(**kw)), dim=-1)
+        mask = attention_mask.to(self.device) if attention_mask is not None else None
+        return F.normalize(text_features(self.model, input_ids.to(self.device), mask), dim=-1)
 
     @torch.no_grad()
     def embed_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> torch.Tensor:

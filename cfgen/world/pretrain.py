@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..io.images import decode_rgb, encode_image
+from ..train.model import image_features, text_features
 from .generate import WorldConfig, load_test_items
 from .scene import COLORS, SHAPES, Scene, article, caption, render
 
@@ -96,23 +97,19 @@ def profile(model: Any, pre: Any, items: list[dict[str, Any]], pixels: torch.Ten
     """Held-out test accuracy (%) per split and test type: S(image, true) > S(image, negative)."""
     was = model.training
     model.eval()
-    img = F.normalize(_feat(model.get_image_features(pixel_values=pixels)), dim=-1)
+    img = F.normalize(image_features(model, pixels), dim=-1)
     cols: dict[str, list[bool]] = {}
     for typ in ("binding_swap", "relation_swap", "replace_color", "replace_shape"):
         idx = [i for i, it in enumerate(items) if typ in it["tests"]]
         texts = [items[i]["caption"] for i in idx] + [items[i]["tests"][typ] for i in idx]
         tok = pre.tokens(texts)
-        txt = F.normalize(_feat(model.get_text_features(**tok)), dim=-1)
+        txt = F.normalize(text_features(model, tok["input_ids"], tok.get("attention_mask")), dim=-1)
         pos, neg = txt[: len(idx)], txt[len(idx):]
         ok = ((img[idx] * pos).sum(-1) > (img[idx] * neg).sum(-1)).tolist()
         for i, o in zip(idx, ok):
             cols.setdefault(f"{'unseen' if items[i]['heldout'] else 'seen'}:{typ}", []).append(o)
     model.train(was)
     return {k: round(100 * float(np.mean(v)), 1) for k, v in sorted(cols.items())}
-
-
-def _feat(out: Any) -> torch.Tensor:
-    return getattr(out, "pooler_output", out)
 
 
 def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig, cfg: PretrainConfig,
@@ -154,9 +151,8 @@ def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig
         elif step % n_batches == 0:
             order = torch.randperm(cfg.n, generator=g)
         idx = order[(step % n_batches) * cfg.batch:(step % n_batches + 1) * cfg.batch]
-        img = F.normalize(_feat(model.get_image_features(pixel_values=pixels[idx])), dim=-1)
-        txt = F.normalize(_feat(model.get_text_features(input_ids=tok["input_ids"][idx],
-                                                        attention_mask=tok["attention_mask"][idx])), dim=-1)
+        img = F.normalize(image_features(model, pixels[idx]), dim=-1)
+        txt = F.normalize(text_features(model, tok["input_ids"][idx], tok["attention_mask"][idx]), dim=-1)
         loss = align_loss(img, txt, model.logit_scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
