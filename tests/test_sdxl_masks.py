@@ -211,3 +211,15 @@ def test_fp16_variant_weights_load_and_sizes_are_bucketed(tiny, tmp_path):
     sizes8 = {gen_size(w, 480, 1024) for w in range(400, 1300, 7)}
     sizes64 = {gen_size(w, 480, 1024, 64) for w in range(400, 1300, 7)}
     assert len(sizes64) < len(sizes8) / 4 and all(a % 64 == 0 and b % 64 == 0 for a, b in sizes64)
+
+
+def test_masker_runs_in_half_precision_with_float32_post_processing(tiny):
+    """The GPU path's casting (fp16 there), exercised on the CPU in bfloat16."""
+    import torch
+    from cfgen.images.masks import MaskConfig, Masker
+    m = Masker(MaskConfig(detector=tiny["owlv2"], kind="owlv2", sam=tiny["sam"], box_threshold=0.0, dtype="bfloat16"))
+    assert m.model.dtype == torch.bfloat16 and m.sam.dtype == torch.bfloat16
+    out = m.many(decode_rgb(_png(2)), ["red dog", "wooden table"])
+    assert all(r is not None and np.asarray(r.mask).max() > 0 for r in out)
+    seg = Masker(MaskConfig(detector=tiny["clipseg"], kind="clipseg", sam=None, clipseg_threshold=0.0, dtype="bfloat16"))
+    assert seg(decode_rgb(_png(1)), "red dog") is not None

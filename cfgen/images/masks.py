@@ -25,6 +25,7 @@ class MaskConfig:
     clipseg_threshold: float = 0.4
     dilate: float = 0.03                 # fraction of the image's longer side
     feather: float = 0.015
+    dtype: str = "auto"                  # auto (float16 on GPU, float32 on CPU) | float16 | bfloat16 | float32
 
 
 @dataclass
@@ -82,24 +83,28 @@ class Masker:
         import torch
         from transformers import AutoProcessor
         self.cfg, self.device, self.torch = cfg, device, torch
+        name = cfg.dtype if cfg.dtype != "auto" else ("float16" if device.startswith("cuda") else "float32")
+        self.dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[name]
         self.processor = AutoProcessor.from_pretrained(cfg.detector)
         if cfg.kind == "owlv2":
-            from transformers import Owlv2ForObjectDetection
-            self.model = Owlv2ForObjectDetection.from_pretrained(cfg.detector)
+            from transformers import Owlv2ForObjectDetection as cls
         elif cfg.kind == "grounding-dino":
-            from transformers import GroundingDinoForObjectDetection
-            self.model = GroundingDinoForObjectDetection.from_pretrained(cfg.detector)
+            from transformers import GroundingDinoForObjectDetection as cls
         elif cfg.kind == "clipseg":
-            from transformers import CLIPSegForImageSegmentation
-            self.model = CLIPSegForImageSegmentation.from_pretrained(cfg.detector)
+            from transformers import CLIPSegForImageSegmentation as cls
         else:
             raise ValueError(f"unknown mask model kind {cfg.kind!r} (owlv2, grounding-dino, clipseg)")
-        self.model.to(device).eval()
+        self.model = cls.from_pretrained(cfg.detector, dtype=self.dtype).to(device).eval()
         self.sam = self.sam_processor = None
         if cfg.sam and cfg.kind != "clipseg":
             from transformers import SamModel, SamProcessor
-            self.sam = SamModel.from_pretrained(cfg.sam).to(device).eval()
+            self.sam = SamModel.from_pretrained(cfg.sam, dtype=self.dtype).to(device).eval()
             self.sam_processor = SamProcessor.from_pretrained(cfg.sam)
+
+    def _inputs(self, batch: Any) -> dict[str, Any]:
+        """Processor output on the device, floating tensors in the models' dtype."""
+        return {k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
+                if hasattr(v, "is_floating_point") else v for k, v in batch.items()}
 
     def __call__(self, image: Image.Image, phrase: str) -> MaskResult | None:
         return self.many(image, [phrase])[0]
@@ -128,6 +133,13 @@ class Masker:
                 got[p] = _postprocess(binary, self.cfg, score, p)
         return [got[p] for p in phrases]
 
+    def _float(self, out: Any) -> Any:
+        """Detector outputs in float32 for post-processing (the processors' box maths)."""
+        for k, v in out.items():
+            if hasattr(v, "is_floating_point") and v.is_floating_point():
+                out[k] = v.float()
+        return out
+
     @staticmethod
     def _best(boxes: list[list[float]], scores: list[float], w: int, h: int) -> tuple[list[float], float] | None:
         best = None
@@ -139,8 +151,8 @@ class Masker:
 
     def _detect_owlv2(self, image: Image.Image, phrases: list[str]) -> dict[str, tuple[list[float], float] | None]:
         w, h = image.size
-        inputs = self.processor(text=[phrases], images=image, return_tensors="pt").to(self.device)
-        out = self.model(**inputs)
+        inputs = self._inputs(self.processor(text=[phrases], images=image, return_tensors="pt"))
+        out = self._float(self.model(**inputs))
         side = max(w, h)            # OWLv2 pads to a square: boxes are relative to the padded image
         res = self.processor.post_process_grounded_object_detection(
             out, threshold=self.cfg.box_threshold, target_sizes=[(side, side)], text_labels=[phrases])[0]
@@ -150,8 +162,8 @@ class Masker:
 
     def _detect_dino(self, image: Image.Image, phrase: str) -> tuple[list[float], float] | None:
         w, h = image.size
-        inputs = self.processor(images=image, text=phrase.lower().rstrip(".") + ".", return_tensors="pt").to(self.device)
-        out = self.model(**inputs)
+        inputs = self._inputs(self.processor(images=image, text=phrase.lower().rstrip(".") + ".", return_tensors="pt"))
+        out = self._float(self.model(**inputs))
         res = self.processor.post_process_grounded_object_detection(
             out, inputs["input_ids"], threshold=self.cfg.box_threshold, text_threshold=self.cfg.text_threshold,
             target_sizes=[(h, w)])[0]
@@ -159,15 +171,15 @@ class Masker:
 
     def _sam(self, image: Image.Image, boxes: list[list[float]]) -> Any:
         """One SAM forward for all boxes of an image: [n_boxes, H, W] bool."""
-        inputs = self.sam_processor(images=image, input_boxes=[boxes], return_tensors="pt").to(self.device)
+        inputs = self._inputs(self.sam_processor(images=image, input_boxes=[boxes], return_tensors="pt"))
         out = self.sam(**inputs, multimask_output=False)
         masks = self.sam_processor.image_processor.post_process_masks(
-            out.pred_masks.cpu(), inputs["original_sizes"].cpu(), inputs["reshaped_input_sizes"].cpu())
+            out.pred_masks.float().cpu(), inputs["original_sizes"].cpu(), inputs["reshaped_input_sizes"].cpu())
         return masks[0][:, 0].numpy().astype(bool)
 
     def _clipseg(self, image: Image.Image, phrase: str) -> MaskResult | None:
-        inputs = self.processor(text=[phrase], images=[image], padding=True, return_tensors="pt").to(self.device)
-        logits = self.model(**inputs).logits
+        inputs = self._inputs(self.processor(text=[phrase], images=[image], padding=True, return_tensors="pt"))
+        logits = self.model(**inputs).logits.float()
         prob = self.torch.sigmoid(logits.reshape(logits.shape[-2:])).float().cpu().numpy()
         score = float(prob.max())
         if score < self.cfg.clipseg_threshold:
