@@ -27,6 +27,7 @@ def _report(summary: dict[str, Any], run: str) -> None:
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="YAML recipe (section `captions`)")
 @click.option("--backend", type=click.Choice(["rules", "transformers", "openai", "vllm"]))
 @click.option("--k", type=int, help="rewrites per caption [4]")
+@click.option("--swaps/--no-swaps", default=None, help="keep binding swaps (edit type swap) [keep]")
 @click.option("--prompt", type=click.Path(exists=True, dir_okay=False), help="prompt template file")
 @click.option("--structured/--no-structured", default=None, help="ask for JSON rewrites")
 @click.option("--model", help="model id or directory (transformers, openai, vllm)")
@@ -63,7 +64,7 @@ def captions(inputs, out, config_path, limit, dry_run, **kw) -> None:
         gens = CaptionsJob(cfg).backend("cpu").generate([a.caption for a in anchors], [a.key for a in anchors])
         for a, g in zip(anchors, gens):
             click.echo(f"{a.key}: {a.caption}")
-            for r in judge(a, g, cfg.k, Validator()):
+            for r in judge(a, g, cfg.k, Validator(), cfg.swaps):
                 e = f"{r.edit.type}/{r.edit.scope}: {r.edit.from_!r} -> {r.edit.to!r}" if r.edit else r.reason
                 click.echo(f"   [{r.status}] {r.text}   ({e})")
             if g.error:
@@ -234,6 +235,7 @@ def eval_cmd(models, benches, roots, coco_root, skip_missing, compare, out, devi
 @click.option("--seeds", default=None, help="comma-separated training seeds [0,1,2,3,4]")
 @click.option("--world-seed", type=int, help="seed of the scene world (held-out pairs, scenes, test items) [0]")
 @click.option("--n", type=int, help="world training anchors")
+@click.option("--k", type=int, help="counterfactuals per anchor, generated and used in fine-tuning [4]")
 @click.option("--pretrain-steps", type=int)
 @click.option("--finetune-steps", type=int)
 @click.option("--finetune-lr", type=float)

@@ -321,3 +321,15 @@ def test_validator_accepts_one_edit_with_what_it_drags_along(orig, rw, typ):
 ])
 def test_validator_still_rejects_two_edits(orig, rw):
     assert not validate(orig, rw).ok
+
+
+def test_swaps_can_be_left_out_of_a_run(tmp_path):
+    from cfgen.world import world_vocab
+    from cfgen.world.generate import WorldConfig, generate_world
+    generate_world(tmp_path / "w", WorldConfig(n=60, n_test=10, per_shard=60, seed=3))
+    base = dict(input=[str(tmp_path / "w" / "train")], rules_vocab=world_vocab())
+    keep = run_captions(CaptionsConfig(out=str(tmp_path / "a"), **base))
+    drop = run_captions(CaptionsConfig(out=str(tmp_path / "b"), swaps=False, **base))
+    assert keep["extra"].get("kept_by_type.swap", 0) > 0
+    assert drop["extra"].get("kept_by_type.swap", 0) == 0
+    assert drop["extra"]["rewrite_rejects.swap_dropped"] == keep["extra"]["kept_by_type.swap"]

@@ -24,6 +24,7 @@ class CaptionsConfig:
     out: str = "shards/run"
     backend: str = "rules"
     k: int = 4
+    swaps: bool = True                        # keep binding swaps (edit type `swap`)
     prompt: str | None = None
     structured: bool = False
     model: str = "Qwen/Qwen2-72B-Instruct"
@@ -78,8 +79,9 @@ def make_backend(cfg: CaptionsConfig, device: str = "cpu") -> Any:
     raise ValueError(f"unknown backend {cfg.backend!r} (rules, transformers, openai, vllm)")
 
 
-def judge(anchor: Anchor, gen: Generation, k: int, validator: Validator) -> list[Rewrite]:
-    """Validate a backend's candidates for one anchor; the first K are judged, extras rejected."""
+def judge(anchor: Anchor, gen: Generation, k: int, validator: Validator, swaps: bool = True) -> list[Rewrite]:
+    """Validate a backend's candidates for one anchor; the first K are judged, extras rejected;
+    without `swaps`, binding swaps are rejected (`swap_dropped`) so a run can leave them out."""
     out: list[Rewrite] = []
     kept: list[str] = []
     for i, c in enumerate(gen.candidates):
@@ -88,7 +90,9 @@ def judge(anchor: Anchor, gen: Generation, k: int, validator: Validator) -> list
             out.append(Rewrite(anchor.key, i, text, REJECTED, "over_k"))
             continue
         v = validator(anchor.caption, text, kept)
-        if v.ok:
+        if v.ok and not swaps and v.edit is not None and v.edit.type == "swap":
+            out.append(Rewrite(anchor.key, i, text, REJECTED, "swap_dropped"))
+        elif v.ok:
             kept.append(text)
             out.append(Rewrite(anchor.key, i, text, KEPT, "", v.edit))
         else:
@@ -141,7 +145,7 @@ class CaptionsJob:
                     stats.add(g.status, g.error.split(":")[0])
                     rows.append((a, None, g.status, g.error))
                     continue
-                rws = judge(a, g, cfg.k, validator)
+                rws = judge(a, g, cfg.k, validator, cfg.swaps)
                 for r in rws:
                     rows.append((a, r, r.status, r.reason))
                     n_rw += 1
