@@ -155,9 +155,42 @@ def _as_bytes(v: Any) -> bytes:
     raise TypeError(f"expected raw bytes in sample, got {type(v).__name__}")
 
 
+@dataclass
+class Generated:
+    """An anchor with every counterfactual image generated for it, before filtering: the sample
+    of the intermediate `images/part-N.tar` (the final shard is redone from it by `cfgen filter`)."""
+
+    key: str
+    caption: str
+    image: bytes
+    image_ext: str
+    source_id: str
+    meta: dict[str, Any]
+    cf_images: dict[int, bytes] = field(default_factory=dict)     # rewrite index -> image bytes
+    cf_ext: str = "jpg"
+
+    def to_wds(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"__key__": self.key, self.image_ext: self.image, "txt": self.caption.encode("utf-8"),
+                               "json": json.dumps({"source_id": self.source_id, "meta": self.meta},
+                                                  sort_keys=True).encode("utf-8")}
+        out.update({f"cf{i}.{self.cf_ext}": img for i, img in self.cf_images.items()})
+        return out
+
+    @classmethod
+    def from_wds(cls, d: Mapping[str, Any], cf_ext: str) -> "Generated":
+        meta = json.loads(_as_bytes(d["json"]).decode("utf-8"))
+        ext = next(e for e in IMAGE_EXTS if e in d)
+        cfs = {int(k[2:].split(".", 1)[0]): _as_bytes(v) for k, v in d.items()
+               if k.startswith("cf") and k.endswith(f".{cf_ext}")}
+        return cls(key=d["__key__"], caption=_as_bytes(d["txt"]).decode("utf-8"), image=_as_bytes(d[ext]),
+                   image_ext=ext, source_id=meta["source_id"], meta=meta["meta"], cf_images=cfs, cf_ext=cf_ext)
+
+
 # ---------------------------------------------------------------- captions parquet table
 # One row per candidate rewrite; an anchor with no candidate at all (rejected on input, or the
 # backend failed) has one row with i = -1, so every input sample is accounted for in the table.
+EDIT_COLUMNS = [("edit_type", pa.string()), ("edit_from", pa.string()), ("edit_to", pa.string()),
+                ("edit_scope", pa.string())]
 REWRITE_SCHEMA = pa.schema([
     ("key", pa.string()),
     ("source_id", pa.string()),
@@ -166,11 +199,18 @@ REWRITE_SCHEMA = pa.schema([
     ("text", pa.string()),
     ("status", pa.string()),
     ("reason", pa.string()),
-    ("edit_type", pa.string()),
-    ("edit_from", pa.string()),
-    ("edit_to", pa.string()),
-    ("edit_scope", pa.string()),
+    *EDIT_COLUMNS,
 ])
+
+# ---------------------------------------------------------------- images parquet table
+# One row per kept rewrite sent to the editor: what was generated (or why not), its seed, mask
+# box and filter scores; `cfgen filter` applies thresholds to these rows without regenerating.
+SCORE_KEYS: tuple[str, ...] = ("s_cf_tcf", "s_cf_ta", "margin", "s_img", "s_a_ta")
+EDIT_SCHEMA = pa.schema([
+    ("key", pa.string()), ("i", pa.int32()), ("text", pa.string()), ("caption", pa.string()),
+    *EDIT_COLUMNS, ("scope_used", pa.string()), ("status", pa.string()),
+    ("reason", pa.string()), ("seed", pa.int64()), ("mask_box", pa.list_(pa.int32())),
+] + [(k, pa.float32()) for k in SCORE_KEYS])
 
 
 def rewrites_to_table(rows: Iterable[tuple[Anchor, Rewrite | None, str, str]]) -> pa.Table:
@@ -208,5 +248,6 @@ def table_to_rewrites(table: pa.Table) -> dict[str, list[Rewrite]]:
 
 __all__ = [
     "EDIT_TYPES", "SCOPES", "IMAGE_EXTS", "Status", "KEPT", "REJECTED", "FAILED", "GENERATED", "Edit", "Anchor", "Rewrite",
-    "Counterfactual", "Sample", "REWRITE_SCHEMA", "rewrites_to_table", "table_to_rewrites",
+    "Counterfactual", "Sample", "Generated", "REWRITE_SCHEMA", "EDIT_SCHEMA", "SCORE_KEYS",
+    "rewrites_to_table", "table_to_rewrites",
 ]

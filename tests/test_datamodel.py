@@ -75,3 +75,12 @@ def test_outcomes_are_enum_members_stored_as_plain_words():
     assert table_to_rewrites(t)["k"][0].status is Status.REJECTED
     assert Generation.failed("http_503: busy").status is Status.FAILED
     assert Generation(error="unparseable").status is Status.REJECTED
+
+
+def test_generated_sample_round_trips_through_its_tar_encoding():
+    from cfgen.datamodel import Generated
+    g = Generated("k1", "a red car", b"\xff\xd8anchor", "png", "src-1", {"row": {"a": 1}},
+                  cf_images={0: b"img0", 3: b"img3"}, cf_ext="jpg")
+    d = g.to_wds()
+    assert set(d) == {"__key__", "png", "txt", "json", "cf0.jpg", "cf3.jpg"}
+    assert Generated.from_wds(d, "jpg") == g

@@ -18,7 +18,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..datamodel import FAILED, GENERATED, IMAGE_EXTS, KEPT, REJECTED, Status, Counterfactual, Edit, Rewrite, Sample, table_to_rewrites
+from ..datamodel import (EDIT_SCHEMA, FAILED, GENERATED, KEPT, REJECTED, SCORE_KEYS, Counterfactual, Edit, Generated,
+                         Rewrite, Sample, Status, table_to_rewrites)
 from ..io.ledger import Ledger, UnitStats, check_inputs, read_manifest, run_lock
 from ..io.reader import InputConfig, Unit, read_unit
 from ..io.writer import AtomicTarWriter, atomic_write_parquet
@@ -32,14 +33,6 @@ from .masks import MaskConfig
 from .sdxl import SDXLConfig
 
 EDIT_STAGE, FINAL_STAGE = "images", "final"
-SCORE_KEYS = ("s_cf_tcf", "s_cf_ta", "margin", "s_img", "s_a_ta")
-
-EDIT_SCHEMA = pa.schema([
-    ("key", pa.string()), ("i", pa.int32()), ("text", pa.string()), ("caption", pa.string()),
-    ("edit_type", pa.string()), ("edit_from", pa.string()), ("edit_to", pa.string()),
-    ("edit_scope", pa.string()), ("scope_used", pa.string()), ("status", pa.string()),
-    ("reason", pa.string()), ("seed", pa.int64()), ("mask_box", pa.list_(pa.int32())),
-] + [(k, pa.float32()) for k in SCORE_KEYS])
 
 
 @dataclass
@@ -179,17 +172,16 @@ class EditJob:
                     scores = scorer.score(decode_rgb(a.image), a.caption, [decode_rgb(x.image) for x in gen],
                                           [by_i[x.i].text for x in gen])
                 sc = {x.i: s for x, s in zip(gen, scores)}
-                sample = {"__key__": a.key, a.image_ext: a.image, "txt": a.caption.encode(),
-                          "json": json.dumps({"source_id": a.source_id, "meta": a.meta}, sort_keys=True).encode()}
+                sample = Generated(a.key, a.caption, a.image, a.image_ext, a.source_id, a.meta, cf_ext=cfg.image_format)
                 for r, x in zip(kept, results):
                     rows.append(_row(a.key, a.caption, r, x, sc.get(x.i, {})))
                     if x.status == GENERATED:
-                        sample[f"cf{x.i}.{cfg.image_format}"] = x.image
+                        sample.cf_images[x.i] = x.image
                     else:
                         cf_rej[x.reason.split(":")[0]] += 1
                 n_gen += len(gen)
                 if gen:
-                    tmp.write(sample)
+                    tmp.write(sample.to_wds())
                     stats.add(KEPT)
                 elif all(x.status == FAILED for x in results):
                     stats.add(FAILED, results[0].reason.split(":")[0])
@@ -272,10 +264,10 @@ class FinalizeJob:
         seen: set[str] = set()
         tar = src.dir / f"{unit.name}.tar"
         with AtomicTarWriter(ledger.dir / f"{unit.name}.tar") as w:
-            for s in wds.WebDataset(str(tar.resolve()), shardshuffle=False, empty_check=False):
-                key = s["__key__"]
+            for raw in wds.WebDataset(str(tar.resolve()), shardshuffle=False, empty_check=False):
+                g = Generated.from_wds(raw, cfg.image_format)
+                key = g.key
                 seen.add(key)
-                meta = json.loads(s["json"])
                 cfs = []
                 for r in by_key.get(key, []):
                     if r["status"] != GENERATED:
@@ -285,7 +277,7 @@ class FinalizeJob:
                     if not keep:
                         filtered[why] += 1
                         continue
-                    img = s[f"cf{r['i']}.{cfg.image_format}"]
+                    img = g.cf_images[r["i"]]
                     cfs.append(Counterfactual(
                         i=len(cfs), text=r["text"], image=_resize(img, cfg),
                         edit=Edit(r["edit_type"], r["edit_from"], r["edit_to"], r["scope_used"] or r["edit_scope"]),
@@ -293,11 +285,10 @@ class FinalizeJob:
                 if not cfs:
                     stats.add(REJECTED, "all_cf_filtered")
                     continue
-                ext = next(e for e in IMAGE_EXTS if e in s)
-                anchor_img = s[ext] if ext == cfg.image_format else encode_image(decode_rgb(s[ext]), cfg.image_format)
-                caption = s["txt"].decode()
-                w.write(Sample(key=key, caption=caption, image=_resize(anchor_img, cfg), image_ext=cfg.image_format,
-                               meta={"source_id": meta["source_id"], "source": meta["meta"].get("key", meta["source_id"])},
+                anchor_img = g.image if g.image_ext == cfg.image_format else encode_image(decode_rgb(g.image),
+                                                                                          cfg.image_format)
+                w.write(Sample(key=key, caption=g.caption, image=_resize(anchor_img, cfg), image_ext=cfg.image_format,
+                               meta={"source_id": g.source_id, "source": g.meta.get("key", g.source_id)},
                                cfs=cfs).to_wds())
                 stats.add(KEPT)
                 n_cf += len(cfs)
