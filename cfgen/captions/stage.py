@@ -174,8 +174,6 @@ def plan(cfg: CaptionsConfig) -> list[Unit]:
     """Units of the inputs; a run directory that belongs to other inputs (other files, or the same
     files with other contents) is refused."""
     out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {cfg.out} is a file, not a run directory")
     units = plan_units(expand_inputs(cfg.input), cfg.input_config())
     if (out / "manifest.json").exists():
         old, info = read_manifest(cfg.out)

@@ -94,8 +94,7 @@ def edit_anchors(editor: Any, jobs: list[tuple[Any, list[Any], list[int]]]) -> l
         try:
             return list(many(jobs))
         except Exception as e:
-            if is_fatal_device_error(e):
-                raise WorkerBroken(f"{type(e).__name__}: {e}"[:300]) from e
+            _raise_if_broken(e)
     out: list[list[EditResult] | Exception] = []
     for anchor, rewrites, seeds in jobs:
         try:
@@ -111,8 +110,7 @@ def _edit_one(editor: Any, anchor: Any, rewrites: list[Any], seeds: list[int]) -
     try:
         return editor.edit(anchor, rewrites, seeds)
     except Exception as e:
-        if is_fatal_device_error(e):
-            raise WorkerBroken(f"{type(e).__name__}: {e}"[:300]) from e
+        _raise_if_broken(e)
         if not is_oom(e):
             raise
     import torch
@@ -122,9 +120,14 @@ def _edit_one(editor: Any, anchor: Any, rewrites: list[Any], seeds: list[int]) -
     try:
         return editor.edit(anchor, rewrites, seeds, batch_size=1)
     except Exception as e:
-        if is_fatal_device_error(e):
-            raise WorkerBroken(f"{type(e).__name__}: {e}"[:300]) from e
+        _raise_if_broken(e)
         raise
+
+
+def _raise_if_broken(e: BaseException) -> None:
+    """A sticky CUDA error poisons the process: WorkerBroken, so the distributor replaces it."""
+    if is_fatal_device_error(e):
+        raise WorkerBroken(f"{type(e).__name__}: {e}"[:300]) from e
 
 
 class EditJob:
