@@ -333,3 +333,49 @@ def test_swaps_can_be_left_out_of_a_run(tmp_path):
     assert keep["extra"].get("kept_by_type.swap", 0) > 0
     assert drop["extra"].get("kept_by_type.swap", 0) == 0
     assert drop["extra"]["rewrite_rejects.swap_dropped"] == keep["extra"]["kept_by_type.swap"]
+
+
+# ------------------------------------------------- validator against human-style pairs
+PAIRS = Path(__file__).parent / "data" / "caption_pairs.tsv"
+ACCEPT = {"attribute": 90.0, "object": 90.0, "relation": 85.0, "swap": 90.0}
+
+
+def validator_figures() -> dict[str, dict[str, float]]:
+    """Per category of tests/data/caption_pairs.tsv: % accepted and % of accepted typed as expected."""
+    rows = [line.rstrip("\n").split("\t") for line in PAIRS.read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    out: dict[str, dict[str, list[bool]]] = {}
+    for cat, want, orig, rw in rows:
+        v = validate(orig, rw)
+        d = out.setdefault(cat, {"accepted": [], "typed": []})
+        d["accepted"].append(v.ok)
+        if v.ok:
+            d["typed"].append(v.edit.type == want)
+    return {c: {"n": len(d["accepted"]), "accepted": 100 * sum(d["accepted"]) / len(d["accepted"]),
+                "typed": 100 * sum(d["typed"]) / max(1, len(d["typed"]))} for c, d in out.items()}
+
+
+def test_validator_agrees_with_human_judgement_on_200_pairs():
+    figs = validator_figures()
+    print("\n" + "\n".join(f"{c}: n={f['n']} accepted {f['accepted']:.1f}% typed {f['typed']:.1f}%"
+                           for c, f in figs.items()))
+    assert sum(f["n"] for f in figs.values()) >= 200
+    for cat, floor in ACCEPT.items():
+        assert figs[cat]["accepted"] >= floor, (cat, figs[cat])
+        assert figs[cat]["typed"] >= 85.0, (cat, figs[cat])
+    for cat in ("two_edits", "insert_delete", "near_duplicate"):
+        assert figs[cat]["accepted"] == 0.0, (cat, figs[cat])
+
+
+@pytest.mark.parametrize("orig,rw,typ", [
+    ("An open laptop beside a closed book.", "A closed laptop beside an open book.", "swap"),
+    ("A dog on a skateboard.", "A skateboard on a dog.", "swap"),
+    ("A cat chasing a dog in the yard.", "A dog chasing a cat in the yard.", "swap"),
+    ("A leather couch in a small living room.", "A fabric couch in a small living room.", "material"),
+    ("A woman jogging along the beach.", "A woman strolling along the beach.", "movement"),
+    ("A motorcycle speeding down a highway.", "A motorcycle parked beside a highway.", "movement"),
+    ("A man sitting at the end of a pier.", "A man sitting at the start of a pier.", "position"),
+])
+def test_validator_cases_found_by_the_pair_set(orig, rw, typ):
+    v = validate(orig, rw)
+    assert v.ok and v.edit.type == typ, v

@@ -24,7 +24,8 @@ def _pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
 COLOR = _group("red blue green yellow black white gray grey brown orange pink purple silver "
                "golden beige teal navy maroon turquoise violet".split())
 MATERIAL = _group("wooden metal metallic plastic glass stone brick leather paper ceramic concrete "
-                  "steel iron cotton woolen marble rubber silk denim straw bamboo".split())
+                  "steel iron cotton woolen marble rubber silk denim straw bamboo fabric felt cardboard wicker "
+                  "canvas velvet tin aluminum copper bronze clay porcelain crystal wool".split())
 SHAPE_ADJ = _group("round square rectangular circular triangular oval curved pointed flat".split())
 SHAPE_NOUN = _group("circle square triangle diamond star heart rectangle oval ring cross".split())
 SHAPE = {w: list(dict.fromkeys(SHAPE_ADJ.get(w, []) + SHAPE_NOUN.get(w, [])))
@@ -53,7 +54,8 @@ MOVEMENT = _pairs([("running", "standing still"), ("walking", "standing"), ("jum
 POSITION = _pairs([("left", "right"), ("above", "below"), ("on", "under"), ("over", "under"),
                    ("inside", "outside"), ("top", "bottom"), ("behind", "beside"),
                    ("front", "back"), ("near", "far from"), ("next to", "far from"), ("into", "out of"), ("upstairs", "downstairs"),
-                   ("beneath", "above"), ("atop", "beneath"), ("underneath", "on top of")])
+                   ("beneath", "above"), ("atop", "beneath"), ("underneath", "on top of"),
+                   ("start", "end"), ("beginning", "end"), ("edge", "middle"), ("center", "edge")])
 CAUSAL = _pairs([("hits", "misses"), ("hit", "missed"), ("hitting", "missing"),
                  ("catches", "drops"), ("catching", "dropping"), ("caught", "dropped"),
                  ("kicks", "misses"), ("kicking", "missing"), ("kicked", "missed"),
@@ -66,6 +68,11 @@ CAUSAL = _pairs([("hits", "misses"), ("hit", "missed"), ("hitting", "missing"),
                  ("lands", "crashes"), ("landing", "crashing"), ("scores", "misses"),
                  ("scoring", "missing"), ("feeding", "ignoring"), ("chasing", "fleeing"),
                  ("eating", "refusing"), ("blocking", "missing"), ("lifting", "dropping")])
+# verbs of locomotion: an edit that changes one of these is typed `movement`, not `state`
+MOTION = set("running walking jogging strolling galloping jumping flying swimming driving riding racing rolling "
+             "climbing dancing surfing skating skiing snowboarding paddling sliding crawling hopping speeding "
+             "landing leaping marching sprinting hiking biking cycling moving traveling travelling taking "
+             "walks runs jumps flies swims rides climbs drives skates skis slides crawls".split())
 NUMBERS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 QUANTITY = _group(NUMBERS + ["several", "many", "few", "multiple", "a", "an", "single", "no"])
 PARTS = set("legs leg wheels wheel arms arm wings wing windows window doors door heads head eyes eye "
