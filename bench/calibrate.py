@@ -1,20 +1,33 @@
-"""Calibrate the demo's stand-in CLIP: pretrain with given settings on one or more world seeds
-and print the held-out profile (replace colour/shape, binding and relation swaps).
+"""Calibrate the demo's stand-in CLIP: pretrain once with the given settings (the web split does
+not depend on the world seed), then print its held-out profile (replace colour/shape, binding and
+relation swaps) on the test split of each world seed.
 
-    python bench/calibrate.py OUT --world-seeds 0,1 --set twin_prob=0.5 --set steps=1200
+    python bench/calibrate.py OUT --world-seeds 0,1,2 --set steps=4000 --set eval_every=500
+    python bench/calibrate.py OUT --world-seeds 0,1,2 --release   # rebuild cfgen/world/standin
 
-Decided from the pretrained model alone, before any fine-tuning result is looked at.
+Decided from the pretrained model alone, before any fine-tuning result is looked at. `--release`
+pretrains with the default PretrainConfig and copies the result, with its profiles on every
+world seed given, into the package as the released stand-in the demo fine-tunes.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 from cfgen.demo import DemoConfig
-from cfgen.world.generate import WorldConfig, generate_world
-from cfgen.world.pretrain import PretrainConfig, pretrain_stand_in
+from cfgen.io.images import decode_rgb
+from cfgen.train.model import DualEncoder
+from cfgen.world.generate import WorldConfig, generate_world, load_test_items
+from cfgen.world.pretrain import RELEASED, PretrainConfig, pretrain_stand_in, profile
+
+
+def world_profile(model_dir: Path, world_dir: Path) -> dict[str, float]:
+    enc = DualEncoder.load(model_dir)
+    tests = list(load_test_items(sorted(str(p) for p in (world_dir / "test").glob("*.tar"))))
+    return profile(enc.model, enc.pre, tests, enc.pixels([decode_rgb(t["image"]) for t in tests]))
 
 
 def main() -> None:
@@ -22,26 +35,35 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--world-seeds", default="0")
     ap.add_argument("--set", action="append", default=[], help="PretrainConfig field=value")
+    ap.add_argument("--release", action="store_true", help="copy the result into cfgen/world/standin")
     a = ap.parse_args()
     over = {}
     for kv in a.set:
         k, v = kv.split("=", 1)
-        typ = type(getattr(PretrainConfig(), k))
-        over[k] = typ(v)
+        over[k] = type(getattr(PretrainConfig(), k))(v)
     pcfg = dataclasses.replace(PretrainConfig(), **over)
+    if a.release and pcfg.recipe() != PretrainConfig().recipe():
+        ap.error("--release takes the default PretrainConfig (change the defaults, not --set)")
     demo = DemoConfig()
+    seeds = [int(x) for x in a.world_seeds.split(",")]
+    worlds = {}
+    for ws in seeds:
+        worlds[ws] = (Path(a.out) / f"world{ws}", WorldConfig(n=demo.n, n_test=demo.n_test, seed=ws, **demo.world))
+        generate_world(*worlds[ws])
     tag = "_".join(f"{k}{v}" for k, v in sorted(over.items())) or "default"
-    rows = []
-    for ws in [int(x) for x in a.world_seeds.split(",")]:
-        wdir = Path(a.out) / f"world{ws}"
-        wcfg = WorldConfig(n=demo.n, n_test=demo.n_test, seed=ws, **demo.world)
-        generate_world(wdir, wcfg)
-        info = pretrain_stand_in(Path(a.out) / f"pre-{tag}-w{ws}", wdir, wcfg, pcfg, seed=ws, log=print)
-        rows.append({"world_seed": ws, "settings": over, "seconds": info["seconds"], **info["profile"]})
-        print(json.dumps(rows[-1]))
+    model = Path(a.out) / f"pre-{tag}"
+    info = pretrain_stand_in(model, *worlds[seeds[0]], pcfg, log=print)
+    profiles = {str(ws): world_profile(model, wdir) for ws, (wdir, _) in worlds.items()}
+    for ws, prof in profiles.items():
+        print(json.dumps({"world_seed": int(ws), "settings": over, "seconds": info["seconds"], **prof}))
     with open(Path(a.out) / "calibration.jsonl", "a") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
+        f.write(json.dumps({"settings": over, "seconds": info["seconds"], "profiles": profiles}) + "\n")
+    if a.release:
+        info["profiles"] = profiles
+        (model / "pretrain.json").write_text(json.dumps(info, indent=1))
+        shutil.rmtree(RELEASED, ignore_errors=True)
+        shutil.copytree(model, RELEASED, ignore=shutil.ignore_patterns("world_eval.json"))
+        print(f"released stand-in written to {RELEASED}")
 
 
 if __name__ == "__main__":

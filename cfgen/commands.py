@@ -61,7 +61,7 @@ def captions(inputs, out, config_path, limit, dry_run, **kw) -> None:
             return
         from .captions.stage import judge
         from .captions.validate import Validator
-        gens = CaptionsJob(cfg).backend("cpu").generate([a.caption for a in anchors], [a.key for a in anchors])
+        gens = CaptionsJob(cfg).setup("cpu").generate([a.caption for a in anchors], [a.key for a in anchors])
         for a, g in zip(anchors, gens):
             click.echo(f"{a.key}: {a.caption}")
             for r in judge(a, g, cfg.k, Validator(), cfg.swaps):
@@ -236,7 +236,9 @@ def eval_cmd(models, benches, roots, coco_root, skip_missing, compare, out, devi
 @click.option("--world-seed", type=int, help="seed of the scene world (held-out pairs, scenes, test items) [0]")
 @click.option("--n", type=int, help="world training anchors")
 @click.option("--k", type=int, help="counterfactuals per anchor, generated and used in fine-tuning [4]")
-@click.option("--pretrain-steps", type=int)
+@click.option("--pretrain", "pretrain_from_scratch", is_flag=True, default=None,
+              help="pretrain the stand-in CLIP here instead of using the released one shipped with cfgen")
+@click.option("--pretrain-steps", type=int, help="pretraining steps (implies --pretrain unless it is the released value)")
 @click.option("--finetune-steps", type=int)
 @click.option("--finetune-lr", type=float)
 @click.option("--workers", type=int, help="fine-tunes run in parallel processes [2]")

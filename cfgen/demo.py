@@ -1,7 +1,8 @@
 """`cfgen demo`: the whole method on the embedded scene world, on a CPU, with no download.
 
-world -> captions (rules backend) -> pretrain the stand-in CLIP on the world's web split
-(`world/pretrain.py`) -> images (scene editor, CLIP filter with that model) -> final shards ->
+world -> captions (rules backend) -> the stand-in "pretrained CLIP" (the released checkpoint shipped
+in the wheel, or pretrained here on the world's web split with `pretrain_from_scratch`;
+`world/pretrain.py`) -> images (scene editor, CLIP filter with that model) -> final shards ->
 fine-tune it with each recipe, for every seed, from the same start with the same data order ->
 evaluate on the world's held-out compositional test -> per-recipe table and paired differences
 against std-ft and textneg-ft (same seed), with 95% t-intervals over seeds.
@@ -44,6 +45,7 @@ class DemoConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     recipes: list[str] = field(default_factory=lambda: list(RECIPES))
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    pretrain_from_scratch: bool = False   # pretrain the stand-in here even when the released one matches
     finetune_steps: int = 150
     finetune_batch: int = 32
     finetune_lr: float = 1e-3
@@ -88,7 +90,7 @@ def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
     from .images.stage import ImagesConfig, run_images
     from .world import world_vocab
     from .world.generate import WorldConfig, generate_world
-    from .world.pretrain import pretrain_stand_in
+    from .world.pretrain import copy_stand_in, pretrain_stand_in, released_stand_in
 
     t0 = time.time()
     out = Path(cfg.out)
@@ -114,9 +116,16 @@ def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
 
     t = time.time()
     pretrained = out / "models" / "pretrained"
-    pre = pretrain_stand_in(pretrained, world, wcfg, cfg.pretrain, seed=cfg.world_seed, log=log)
+    released, why = (None, "asked to pretrain") if cfg.pretrain_from_scratch else released_stand_in(wcfg, cfg.pretrain)
+    if released is not None:
+        pre = copy_stand_in(released, pretrained)
+        log(f"[demo] stand-in CLIP: the released checkpoint ({cfg.pretrain.steps} steps x {cfg.pretrain.batch} on the "
+            f"web split, {pre['seconds']:.0f} s to pretrain; --pretrain does it again here)")
+    else:
+        log(f"[demo] pretraining the stand-in CLIP here ({why})")
+        pre = pretrain_stand_in(pretrained, world, wcfg, cfg.pretrain, log=log)
+        log(f"[demo] stand-in CLIP pretrained on the web split ({cfg.pretrain.steps} steps x {cfg.pretrain.batch})")
     tick("pretrain", t)
-    log(f"[demo] stand-in CLIP pretrained on the web split ({cfg.pretrain.steps} steps x {cfg.pretrain.batch})")
 
     t = time.time()
     # Scene edits are exact renders: the filter runs and stores its scores, with permissive thresholds

@@ -2,8 +2,9 @@
 
     distribute_<name>(job, units, *, workers, gpus, retries, desc) -> {unit index: error}
 
-`job(unit, device)` processes one whole unit, writes its outputs and done-marker, and returns
-the unit's stats dict. A unit whose job raises, or whose worker process dies, is retried (on
+`job.setup(device)` loads the job's models once per worker (each worker process holds its own
+copy of the job); `job(unit, device)` processes one whole unit, writes its outputs and
+done-marker, and returns the unit's stats dict. A unit whose job raises, or whose worker process dies, is retried (on
 another worker when there are several) up to `retries` more times, then reported as failed;
 the distributor itself never raises because of one unit.
 """
@@ -22,6 +23,8 @@ from .io.reader import Unit
 
 
 class Job(Protocol):
+    def setup(self, device: str) -> Any: ...
+
     def __call__(self, unit: Unit, device: str) -> dict[str, Any]: ...
 
 

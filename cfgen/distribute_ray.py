@@ -2,7 +2,7 @@
 
 Same signature and ledger as the local distributor, so a run started locally can be finished
 on a cluster and the reverse, redoing no finished unit. Each actor keeps its models loaded
-between units (the job caches them per process); a unit whose actor dies or whose job raises
+between units (`job.setup` runs in the actor's __init__); a unit whose actor dies or whose job raises
 is retried on another actor up to `retries` times, then reported as failed.
 """
 from __future__ import annotations
@@ -33,9 +33,12 @@ def distribute_ray(job: Any, units: list[Unit], *, workers: int = 1, gpus: list[
 
     @ray.remote(num_gpus=per_gpu, num_cpus=1, max_restarts=0)
     class Worker:
+        def __init__(self) -> None:
+            self.device = "cuda:0" if per_gpu else device
+            job.setup(self.device)
+
         def run(self, unit: Unit) -> dict[str, Any]:
-            dev = "cuda:0" if per_gpu else device
-            return job(unit, dev)
+            return job(unit, self.device)
 
     actors = [Worker.remote() for _ in range(min(n_actors, max(len(units), 1)))]
     todo = list(units)

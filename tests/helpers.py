@@ -13,6 +13,9 @@ class SlowJob:
     def __init__(self, run: str, pause: float = 0.5):
         self.run, self.pause = run, pause
 
+    def setup(self, device):
+        """No model to load."""
+
     def __call__(self, unit, device="cpu"):
         run = Path(self.run)
         (run / f"started-{unit.index}-{os.getpid()}").touch()

@@ -236,15 +236,12 @@ def test_openai_backend_against_a_local_server(tmp_path, fake_server, mode, stru
                          model="fake", base_url=fake_server(mode), structured=structured,
                          request_retries=2, concurrency=2)
     from cfgen.captions import stage
-    from cfgen.stage import _PROCESS_CACHE as process_cache
     orig = stage.make_backend
-    process_cache.clear()
     stage.make_backend = lambda c, d="cpu": (b := orig(c, d), setattr(b, "backoff", 0.01), b)[0]
     try:
         s = run_captions(cfg)
     finally:
         stage.make_backend = orig
-        process_cache.clear()
     rows = _read_parts(tmp_path / "run")
     kept = {(r["key"], r["text"]) for r in rows if r["status"] == "kept"}
     assert ("000000000", "a blue circle") in kept and ("000000000", "a red square") in kept

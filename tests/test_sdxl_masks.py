@@ -171,7 +171,6 @@ def test_grounding_runs_once_per_anchor_for_all_its_phrases(tiny):
 def test_sdxl_batches_edits_across_anchors_up_to_the_batch_size(photo_run, tiny, tmp_path):
     """Two anchors of K = 2 edits each: with batch_size 4 the image stage fills one batch of 4
     (it was at most one anchor's edits before), and each image matches its one-by-one render."""
-    import json
     from cfgen.images.sdxl import SDXLEditor
     from cfgen.images.stage import EditJob, _input_config
     cfg = _cfg(photo_run, tiny)
@@ -179,11 +178,10 @@ def test_sdxl_batches_edits_across_anchors_up_to_the_batch_size(photo_run, tiny,
     cfg.masks.box_threshold = 1.01            # no mask found: every edit is global, one generation size
     units, icfg, _ = _input_config(cfg.run)
     ed = SDXLEditor(cfg.sdxl, cfg.masks, image_format="png")
-    import cfgen.stage as st
-    st._PROCESS_CACHE.clear()
-    st._PROCESS_CACHE[("editor", json.dumps(__import__("dataclasses").asdict(cfg), sort_keys=True), "cpu")] = ed
-    stats = EditJob(cfg, icfg)(units[0])
-    st._PROCESS_CACHE.clear()
+    job = EditJob(cfg, icfg)
+    job.setup("cpu")
+    job.editor = ed                           # the job's own editor, instrumented
+    stats = job(units[0])
     assert ed.batch_sizes == [4], ed.batch_sizes
     assert stats["in"] == 2 and stats["cf_generated"] == 4
     rows = pq.read_table(photo_run / "images" / "part-00000.parquet").to_pylist()

@@ -12,7 +12,7 @@ from ..io.ledger import Ledger, UnitStats, input_identity, read_manifest, run_lo
 from ..io.keys import sanitize_key
 from ..io.reader import InputConfig, Unit, clean_text, expand_inputs, plan_units, read_unit
 from ..io.writer import atomic_write_parquet
-from .backends import Generation, default_prompt
+from .backends import Backend, Generation, default_prompt
 from .validate import Validator
 
 STAGE = "captions"
@@ -59,7 +59,7 @@ class CaptionsConfig:
         return Path(self.prompt or default_prompt(self.structured)).read_text()
 
 
-def make_backend(cfg: CaptionsConfig, device: str = "cpu") -> Any:
+def make_backend(cfg: CaptionsConfig, device: str = "cpu") -> Backend:
     if cfg.backend == "rules":
         from .rules import RulesBackend
         return RulesBackend(k=cfg.k, seed=cfg.seed, batch_size=cfg.batch_size, vocab=cfg.rules_vocab)
@@ -105,11 +105,17 @@ class CaptionsJob:
 
     def __init__(self, cfg: CaptionsConfig):
         self.cfg = cfg
+        self.device: str | None = None
+        self.backend: Backend | None = None
 
-    def backend(self, device: str) -> Any:
-        from ..stage import process_cached
-        key = ("captions", tuple(sorted((k, str(v)) for k, v in asdict(self.cfg).items())), device)
-        return process_cached(key, lambda: make_backend(self.cfg, device))
+    def setup(self, device: str) -> Backend:
+        """Load the backend once per worker and keep it (what a Ray actor's __init__ calls)."""
+        if self.backend is None or self.device != device:
+            self.backend, self.device = make_backend(self.cfg, device), device
+        return self.backend
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"cfg": self.cfg, "device": None, "backend": None}      # workers load their own
 
     def __call__(self, unit: Unit, device: str = "cpu") -> dict[str, Any]:
         t0 = time.time()
@@ -127,7 +133,7 @@ class CaptionsJob:
                              None, rec.status, rec.reason))
             else:
                 anchors.append(rec.anchor)
-        backend = self.backend(device)
+        backend = self.setup(device)
         validator = Validator()
         reasons: Counter = Counter()
         by_type: Counter = Counter()
@@ -203,7 +209,7 @@ def preflight(cfg: CaptionsConfig, gpus: list[str] | None = None) -> None:
 
 
 def run_captions(cfg: CaptionsConfig, gpus: list[str] | None = None) -> dict[str, Any]:
-    from ..stage import run_units
+    from ..runner import run_units
     preflight(cfg, gpus)
     if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise ValueError(f"--out {cfg.out} is a file, not a run directory")

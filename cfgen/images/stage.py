@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,8 @@ from ..io.reader import InputConfig, Unit, read_unit
 from ..io.writer import AtomicTarWriter, atomic_write_parquet
 from ..distribute import WorkerBroken, is_fatal_device_error, is_oom
 from ..hub import require_model
-from ..stage import process_cached
 from ..io.images import decode_rgb, encode_image
-from .editors import EditResult, edit_seed
+from .editors import EditResult, Editor, edit_seed
 from .filter import FilterConfig, verdict
 from .masks import MaskConfig
 from .sdxl import SDXLConfig
@@ -70,7 +69,7 @@ class ImagesConfig:
                             min_img_sim=self.min_img_sim, max_img_sim=self.max_img_sim)
 
 
-def make_editor(cfg: ImagesConfig, device: str) -> Any:
+def make_editor(cfg: ImagesConfig, device: str) -> Editor:
     if cfg.editor == "scene":
         from .editors import SceneEditor
         return SceneEditor(image_format=cfg.image_format)
@@ -81,7 +80,7 @@ def make_editor(cfg: ImagesConfig, device: str) -> Any:
     raise ValueError(f"unknown editor {cfg.editor!r} (scene, sdxl)")
 
 
-def edit_anchors(editor: Any, jobs: list[tuple[Any, list[Any], list[int]]]) -> list[list[EditResult] | Exception]:
+def edit_anchors(editor: Editor, jobs: list[tuple[Any, list[Any], list[int]]]) -> list[list[EditResult] | Exception]:
     """Edits of a group of anchors, batched across them when the editor can (`edit_many`).
 
     Out of memory: free the cache and redo each anchor alone, one image at a time (seeded per
@@ -136,9 +135,27 @@ class EditJob:
     def __init__(self, cfg: ImagesConfig, input_cfg: InputConfig):
         self.cfg = cfg
         self.input_cfg = input_cfg
+        self.device: str | None = None
+        self.editor: Editor | None = None
+        self.scorer: Any = None
+
+    def setup(self, device: str) -> None:
+        """Load the editor (and the filter's scorer) once per worker and keep them (what a Ray
+        actor's __init__ calls)."""
+        if self.editor is not None and self.device == device:
+            return
+        self.editor = make_editor(self.cfg, device)
+        if self.cfg.filter:
+            from .filter import ClipScorer
+            self.scorer = ClipScorer(self.cfg.filter_model, device)
+        self.device = device
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"cfg": self.cfg, "input_cfg": self.input_cfg, "device": None, "editor": None, "scorer": None}
 
     def __call__(self, unit: Unit, device: str = "cpu") -> dict[str, Any]:
         t0 = time.time()
+        self.setup(device)
         cfg = self.cfg
         ledger = Ledger(cfg.run, EDIT_STAGE)
         cap_path = Path(cfg.run) / "captions" / f"{unit.name}.parquet"
@@ -146,11 +163,7 @@ class EditJob:
         rewrites = table_to_rewrites(table)
         captions = {r["key"]: r["caption"] for r in table.to_pylist()}
         upstream = {r["key"]: (Status(r["status"]), r["reason"]) for r in table.to_pylist() if r["i"] < 0}
-        editor = process_cached(("editor", json.dumps(asdict(cfg), sort_keys=True), device), lambda: make_editor(cfg, device))
-        scorer = None
-        if cfg.filter:
-            from .filter import ClipScorer
-            scorer = process_cached(("scorer", cfg.filter_model, device), lambda: ClipScorer(cfg.filter_model, device))
+        editor, scorer = self.editor, self.scorer
         stats = UnitStats(unit.index)
         rows: list[dict[str, Any]] = []
         cf_rej: Counter = Counter()
@@ -242,6 +255,9 @@ class FinalizeJob:
     def __init__(self, cfg: ImagesConfig):
         self.cfg = cfg
 
+    def setup(self, device: str) -> None:
+        """No model: the scores were stored with every counterfactual."""
+
     def __call__(self, unit: Unit, device: str = "cpu") -> dict[str, Any]:
         import webdataset as wds
         cfg = self.cfg
@@ -330,7 +346,7 @@ def run_images(cfg: ImagesConfig, gpus: list[str] | None = None, device: str = "
 
 
 def _run_images(cfg: ImagesConfig, gpus: list[str] | None, device: str) -> dict[str, Any]:
-    from ..stage import run_units
+    from ..runner import run_units
     units, icfg, info = _input_config(cfg.run)
     check_inputs(cfg.run, units, info.get("inputs", {}))
     cap = Ledger(cfg.run, "captions")
@@ -359,7 +375,7 @@ def run_filter(cfg: ImagesConfig, redo: bool = False) -> dict[str, Any]:
 
 
 def _run_filter(cfg: ImagesConfig, units: list[Unit], redo: bool = False) -> dict[str, Any]:
-    from ..stage import run_units
+    from ..runner import run_units
     final = Ledger(cfg.run, FINAL_STAGE)
     if redo:
         for u in units:

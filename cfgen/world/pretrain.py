@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -39,6 +40,7 @@ class PretrainConfig:
     lr: float = 1e-3
     warmup: int = 100
     n: int = 20_000                    # web-split scenes (cycled over)
+    web_seed: int = 0                  # the web split does not depend on the world seed: one stand-in for all
     object_only_prob: float = 0.5      # captions that name objects without their colours
     twin_prob: float = 0.0             # a scene's batch neighbour is its twin with one object's shape changed
     image_size: int = 64
@@ -47,8 +49,50 @@ class PretrainConfig:
     layers: int = 3
     text_width: int = 64
     text_layers: int = 2
+    seed: int = 0                      # initialisation and batch order
     eval_every: int = 200
     threads: int = 0                   # torch threads (0: torch's default)
+
+    def recipe(self) -> dict[str, Any]:
+        """What decides the weights (not how often the curve is taken, nor the thread count)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("eval_every", "threads")}
+
+
+# The released stand-in: pretrained once with the default PretrainConfig on the default world's
+# web split (bench/calibrate.py --release rebuilds it) and shipped in the wheel, as a released
+# CLIP checkpoint is: the demo fine-tunes it instead of spending minutes pretraining.
+RELEASED = Path(__file__).with_name("standin")
+# The world settings that shape the web split (the seed, sizes and held-out pairs do not).
+WEB_WORLD_FIELDS = ("image_size", "distractor_prob", "size_mention_prob", "jpeg_quality", "relations", "form_probs")
+
+
+def web_world(world: WorldConfig) -> dict[str, Any]:
+    return {k: getattr(world, k) for k in WEB_WORLD_FIELDS}
+
+
+def released_stand_in(world: WorldConfig, cfg: PretrainConfig) -> tuple[Path | None, str]:
+    """The shipped checkpoint when it was pretrained exactly as (world, cfg) asks, else (None, why)."""
+    info_file = RELEASED / "pretrain.json"
+    if not info_file.is_file():
+        return None, f"no released stand-in at {RELEASED}"
+    info = json.loads(info_file.read_text())
+    if info.get("recipe") != json.loads(json.dumps(cfg.recipe())):
+        return None, "the pretraining settings differ from the released stand-in's"
+    if info.get("world") != json.loads(json.dumps(web_world(world))):
+        return None, "the world's scene settings differ from the released stand-in's"
+    return RELEASED, ""
+
+
+def copy_stand_in(src: Path, out: str | Path) -> dict[str, Any]:
+    """Copy a stand-in directory to `out` (atomically: a killed copy leaves no half directory)."""
+    out = Path(out)
+    if not (out / "pretrain.json").exists():
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    return json.loads((out / "pretrain.json").read_text())
 
 
 def web_caption(text: str, rng: random.Random, object_only_prob: float) -> str:
@@ -77,15 +121,17 @@ def shape_twin(scene: Scene, rng: random.Random) -> Scene:
 
 def web_corpus(world: WorldConfig, cfg: PretrainConfig) -> tuple[list[Any], list[str]]:
     """The web split: every colour-shape pair, the world's scene and caption distribution.
-    Entries 2j and 2j+1 are shape twins with probability `twin_prob` (kept in one batch)."""
-    allowed, held = world.combos()
+    Entries 2j and 2j+1 are shape twins with probability `twin_prob` (kept in one batch).
+    Seeded by `web_seed` alone, never by the world seed or its held-out pairs, so one pretrained
+    stand-in serves every world seed, as one released CLIP serves every benchmark."""
+    every = [(c, s) for c in COLORS for s in SHAPES]
     images, texts = [], []
     for i in range(cfg.n):
-        rng = random.Random(f"world-{world.seed}-web-{i}")
+        rng = random.Random(f"web-{cfg.web_seed}-{i}")
         if i % 2 and cfg.twin_prob and rng.random() < cfg.twin_prob:
             scene = shape_twin(prev, rng)
         else:
-            scene = world.scene(rng, allowed + held)
+            scene = world.scene(rng, every)
         prev = scene
         images.append(decode_rgb(encode_image(render(scene, world.image_size), "jpg", world.jpeg_quality)))
         texts.append(web_caption(caption(scene), rng, cfg.object_only_prob))
@@ -113,7 +159,7 @@ def profile(model: Any, pre: Any, items: list[dict[str, Any]], pixels: torch.Ten
 
 
 def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig, cfg: PretrainConfig,
-                      seed: int = 0, log: Callable[[str], Any] = print) -> dict[str, Any]:
+                      log: Callable[[str], Any] = print) -> dict[str, Any]:
     """Build, pretrain and save the stand-in CLIP in `out` (skipped when it is already there)."""
     from transformers import get_cosine_schedule_with_warmup
     from ..models import build_clip
@@ -129,7 +175,7 @@ def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig
     t0 = time.time()
     init = out.with_name(out.name + ".init")
     build_clip(init, words=world_words(), image_size=cfg.image_size, patch_size=cfg.patch_size, width=cfg.width,
-               layers=cfg.layers, text_width=cfg.text_width, text_layers=cfg.text_layers, seed=seed)
+               layers=cfg.layers, text_width=cfg.text_width, text_layers=cfg.text_layers, seed=cfg.seed)
     enc = DualEncoder.load(init)
     model, pre = enc.model, enc.pre
     images, texts = web_corpus(world, cfg)
@@ -137,10 +183,10 @@ def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig
     tok = pre.tokens(texts)
     tests = list(load_test_items(sorted(str(p) for p in (Path(world_dir) / "test").glob("*.tar"))))
     test_px = pre.pixels([decode_rgb(t["image"]) for t in tests])
-    torch.manual_seed(seed)
+    torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
     sched = get_cosine_schedule_with_warmup(opt, cfg.warmup, cfg.steps)
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(cfg.seed)
     n_batches = cfg.n // cfg.batch          # with twins, batches take pairs (2j, 2j+1): twins meet in a batch
     curve: list[dict[str, Any]] = []
     model.train()
@@ -165,7 +211,7 @@ def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig
             curve.append(rec)
             log(f"[pretrain] step {rec['step']}: " + ", ".join(f"{k} {v}" for k, v in rec.items() if ":" in k))
     enc.save(out)
-    info = {"config": asdict(cfg), "seed": seed, "seconds": round(time.time() - t0, 1), "curve": curve,
-            "profile": curve[-1]}
+    info = {"config": asdict(cfg), "recipe": cfg.recipe(), "world": web_world(world),
+            "seconds": round(time.time() - t0, 1), "curve": curve, "profile": curve[-1]}
     done.write_text(json.dumps(info, indent=1))
     return info

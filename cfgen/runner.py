@@ -1,4 +1,7 @@
-"""Running a stage over its units: skip done units, distribute the rest, record failures."""
+"""The unit runner every stage uses: skip done units, distribute the rest, record failures.
+
+A job is an object with `setup(device)` (load its models once per worker and keep them as
+attributes) and `__call__(unit, device)` (process one whole unit); see `distribute.Job`."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,16 +9,6 @@ from typing import Any
 from .distribute import get_distributor
 from .io.ledger import Ledger
 from .io.reader import Unit
-
-_PROCESS_CACHE: dict[Any, Any] = {}
-
-
-def process_cached(key: Any, make: Any) -> Any:
-    """One model (backend, editor, scorer) per worker process, reused across its units."""
-    if key not in _PROCESS_CACHE:
-        _PROCESS_CACHE[key] = make()
-    return _PROCESS_CACHE[key]
-
 
 def run_units(job: Any, units: list[Unit], ledger: Ledger, *, distributor: str = "local",
               workers: int = 1, gpus: list[str] | None = None, retries: int = 2, desc: str = "units",
