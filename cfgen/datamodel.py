@@ -1,7 +1,7 @@
 """The data model every stage speaks: anchors, edits, rewrites, counterfactuals, samples.
 
 One place defines what these are, how they look in the captions parquet tables and how a
-final sample is laid out in a WebDataset tar (DESIGN.md, "The final shard sample").
+final sample is laid out in a WebDataset tar (see `Sample`; cfgen/ARCHITECTURE.md has the data flow).
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 from PIL import Image
@@ -513,11 +513,3 @@ def load_world_test(path: str | Path) -> list[Item]:
             items.append(Item(d["image"], [d["caption"], neg], 0, id=f"{d['key']}:{typ}",
                               groups={"test": typ, "split": "unseen" if d["heldout"] else "seen"}))
     return items
-
-
-LOADERS: dict[str, Callable[..., Any]] = {
-    "aro-vg-relation": load_vg_relation, "aro-vg-attribution": load_vg_attribution,
-    "coco-order": load_order, "flickr30k-order": load_order, "sugarcrepe": load_sugarcrepe,
-    "vl-checklist": load_vl_checklist, "vl-checklist-allpairs": load_vl_checklist, "conme": load_conme, "winoground": load_winoground,
-    "retrieval": load_karpathy, "zeroshot": load_image_folder, "world": load_world_test,
-}

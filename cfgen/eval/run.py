@@ -9,7 +9,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -75,97 +75,139 @@ def _per_group(items: list[B.Item], corrects: list[bool], group: str, res: Bench
         res.n[f"{prefix}avg"] = sum(n for _, n in per.values())
 
 
+# One function per benchmark kind, all with one signature; BENCHMARKS maps `--bench` kinds to them.
+# A new benchmark is a loader in benchmarks.py, a function here and one line in BENCHMARKS.
+class Ctx:
+    """What every benchmark function gets: the scorer, the data path and image root, the seed,
+    the skip policy, and the result it fills."""
+
+    def __init__(self, scorer: B.Scorer, kind: str, path: str, image_root: str | None, seed: int,
+                 skip_missing: bool):
+        self.scorer, self.kind, self.path, self.image_root = scorer, kind, path, image_root
+        self.seed, self.skip_missing, self.res = seed, skip_missing, BenchResult()
+
+    def usable(self, items: list[B.Item]) -> list[B.Item]:
+        return _usable(self.scorer, items, self.res, self.skip_missing)
+
+    def mc(self, items: list[B.Item], group: str | None = None) -> tuple[list[B.Item], list[bool]]:
+        return _mc(self.scorer, items, self.res, self.skip_missing, group)
+
+
+def _aro(c: Ctx) -> None:
+    rel = c.kind == "aro-vg-relation"
+    items = c.usable((B.load_vg_relation if rel else B.load_vg_attribution)(c.path, c.image_root))
+    items, ok = c.mc(items, "relation" if rel else "attributes")
+    c.res.metrics = (B.aro_relation_metrics if rel else B.aro_attribution_metrics)(items, ok)
+    c.res.n = {"micro": len(items)}
+
+
+def _order(c: Ctx) -> None:
+    _, ok = c.mc(c.usable(B.load_order(c.path, c.image_root, seed=c.seed)))
+    c.res.metrics, c.res.n = {"precision@1": float(np.mean(ok)) if ok else 0.0}, {"precision@1": len(ok)}
+
+
+def _sugarcrepe(c: Ctx) -> None:
+    _per_group(*c.mc(c.usable(B.load_sugarcrepe(c.path, c.image_root)), "category"), "category", c.res)
+
+
+def _vl_checklist(c: Ctx) -> None:
+    allpairs = c.kind.endswith("allpairs")
+    items = c.usable(B.load_vl_checklist(c.path, c.image_root, all_pairs=allpairs, skipped=c.res.skipped))
+    if not allpairs:
+        n_all = len(items)
+        items = B.cap_per_file(items)
+        if n_all > len(items):
+            c.res.skipped["over_max_num"] = n_all - len(items)
+    items, ok = c.mc(items, "type")
+    _per_group(items, ok, "type", c.res)
+    _per_group(items, ok, "file", c.res, prefix="file:", avg=False)
+
+
+def _conme(c: Ctx) -> None:
+    items = c.usable(B.load_conme(c.path, c.image_root, skipped=c.res.skipped))
+    if not items:
+        raise ValueError(f"{c.path}: no ConMe row with parseable options ({c.res.skipped})")
+    _per_group(*c.mc(items, "category"), "category", c.res)
+
+
+def _winoground(c: Ctx) -> None:
+    ex = B.load_winoground(c.path, c.image_root)
+    missing = B.missing_images([B.Item(x, []) for e in ex for x in e["images"]])
+    if missing and not c.skip_missing:
+        raise ValueError(f"{missing[0]}: image not found ({len(missing) - 1} other(s) missing); --skip-missing")
+    ok = [e for e in ex if not set(e["images"]) & set(missing)]
+    if len(ok) < len(ex):
+        c.res.skipped["missing_image"] = len(ex) - len(ok)
+    out: dict[str, list[bool]] = {"text": [], "image": [], "group": []}
+    for e in ok:
+        s = c.scorer.enc.score([B.load_image(x) for x in e["images"]], e["captions"]).numpy().T
+        for k, v in B.winoground_metrics(s).items():
+            out[k].append(v)
+        c.res.items.append((str(e["id"]), "group", out["group"][-1]))
+    c.res.metrics = {k: float(np.mean(v)) if v else 0.0 for k, v in out.items()}
+    c.res.n = {k: len(v) for k, v in out.items()}
+
+
+def _retrieval(c: Ctx) -> None:
+    images, texts, owner = B.load_karpathy(c.path, c.image_root)
+    missing = B.missing_images([B.Item(x, []) for x in images])
+    if missing:
+        raise ValueError(f"{missing[0]}: image not found ({len(missing) - 1} other(s) missing)")
+    ie = c.scorer.enc.embed_images([B.load_image(x) for x in images]).numpy()
+    te = c.scorer.enc.embed_texts(texts).numpy()
+    sim = ie @ te.T
+    i2t = B.recall_at_k(sim, [{j for j, o in enumerate(owner) if o == i} for i in range(len(images))])
+    t2i = B.recall_at_k(sim.T, [{o} for o in owner])
+    c.res.metrics = {**{f"i2t_R@{k}": v for k, v in i2t.items()}, **{f"t2i_R@{k}": v for k, v in t2i.items()}}
+    c.res.n = {**{f"i2t_R@{k}": len(images) for k in i2t}, **{f"t2i_R@{k}": len(texts) for k in t2i}}
+
+
+def _zeroshot(c: Ctx) -> None:
+    files, labels, names = B.load_image_folder(c.path)
+    templates = ["a photo of a {}."]
+    tf = Path(c.path) / "templates.txt"
+    if tf.exists():
+        templates = [t.strip() for t in tf.read_text().splitlines() if t.strip()]
+    cls = []
+    for n in names:
+        e = c.scorer.enc.embed_texts([t.format(n) for t in templates]).mean(0)
+        cls.append(e / e.norm())
+    ie = c.scorer.enc.embed_images([B.load_image(f) for f in files]).numpy()
+    logits = ie @ np.stack([x.numpy() for x in cls]).T
+    top = np.argsort(-logits, axis=1)
+    lab = np.array(labels)
+    c.res.metrics = {"top1": float((top[:, 0] == lab).mean()), "top5": float((top[:, :5] == lab[:, None]).any(1).mean())}
+    c.res.n = {"top1": len(files), "top5": len(files)}
+    c.res.items = [(os.path.relpath(f, c.path), "top1", bool(t == y)) for f, t, y in zip(files, top[:, 0], lab)]
+
+
+def _world(c: Ctx) -> None:
+    items, ok = c.mc(B.load_world_test(c.path), "test")
+    c.res.items = [(i, f"{it.groups['split']}:{g}", x) for (i, g, x), it in zip(c.res.items, items)]
+    for split in ("unseen", "seen"):
+        sub = [(it, x) for it, x in zip(items, ok) if it.groups["split"] == split]
+        for t, (a, n) in B.accuracy_by([i for i, _ in sub], [x for _, x in sub], "test").items():
+            c.res.metrics[f"{split}:{t}"] = a
+            c.res.n[f"{split}:{t}"] = n
+
+
+BENCHMARKS: dict[str, Callable[[Ctx], None]] = {
+    "aro-vg-relation": _aro, "aro-vg-attribution": _aro, "coco-order": _order, "flickr30k-order": _order,
+    "sugarcrepe": _sugarcrepe, "vl-checklist": _vl_checklist, "vl-checklist-allpairs": _vl_checklist,
+    "conme": _conme, "winoground": _winoground, "retrieval": _retrieval, "zeroshot": _zeroshot, "world": _world,
+}
+
+
 def run_bench(scorer: B.Scorer, name: str, path: str, image_root: str | None = None, seed: int = 0,
               skip_missing: bool = False) -> BenchResult:
-    """Metrics of one benchmark (accuracies as fractions in [0, 1]), with counts and skips."""
+    """Metrics of one benchmark (accuracies as fractions in [0, 1]), with counts and skips.
+    `name` is a kind from BENCHMARKS, optionally `kind:label`."""
     kind = name.split(":")[0]
-    res = BenchResult()
-    if kind in ("aro-vg-relation", "aro-vg-attribution"):
-        rel = kind == "aro-vg-relation"
-        items = _usable(scorer, (B.load_vg_relation if rel else B.load_vg_attribution)(path, image_root), res,
-                        skip_missing)
-        items, c = _mc(scorer, items, res, skip_missing, "relation" if rel else "attributes")
-        res.metrics = (B.aro_relation_metrics if rel else B.aro_attribution_metrics)(items, c)
-        res.n = {"micro": len(items)}
-    elif kind in ("coco-order", "flickr30k-order"):
-        items = _usable(scorer, B.load_order(path, image_root, seed=seed), res, skip_missing)
-        items, c = _mc(scorer, items, res, skip_missing)
-        res.metrics, res.n = {"precision@1": float(np.mean(c)) if c else 0.0}, {"precision@1": len(c)}
-    elif kind == "sugarcrepe":
-        items = _usable(scorer, B.load_sugarcrepe(path, image_root), res, skip_missing)
-        _per_group(*_mc(scorer, items, res, skip_missing, "category"), "category", res)
-    elif kind in ("vl-checklist", "vl-checklist-allpairs"):
-        items = B.load_vl_checklist(path, image_root, all_pairs=kind.endswith("allpairs"), skipped=res.skipped)
-        items = _usable(scorer, items, res, skip_missing)
-        if not kind.endswith("allpairs"):
-            n_all = len(items)
-            items = B.cap_per_file(items)
-            if n_all > len(items):
-                res.skipped["over_max_num"] = n_all - len(items)
-        items, c = _mc(scorer, items, res, skip_missing, "type")
-        _per_group(items, c, "type", res)
-        _per_group(items, c, "file", res, prefix="file:", avg=False)
-    elif kind == "conme":
-        items = _usable(scorer, B.load_conme(path, image_root, skipped=res.skipped), res, skip_missing)
-        if not items:
-            raise ValueError(f"{path}: no ConMe row with parseable options ({res.skipped})")
-        _per_group(*_mc(scorer, items, res, skip_missing, "category"), "category", res)
-    elif kind == "winoground":
-        ex = B.load_winoground(path, image_root)
-        missing = B.missing_images([B.Item(x, []) for e in ex for x in e["images"]])
-        if missing and not skip_missing:
-            raise ValueError(f"{missing[0]}: image not found ({len(missing) - 1} other(s) missing); --skip-missing")
-        ok = [e for e in ex if not set(e["images"]) & set(missing)]
-        if len(ok) < len(ex):
-            res.skipped["missing_image"] = len(ex) - len(ok)
-        out: dict[str, list[bool]] = {"text": [], "image": [], "group": []}
-        for e in ok:
-            s = scorer.enc.score([B.load_image(x) for x in e["images"]], e["captions"]).numpy().T
-            for k, v in B.winoground_metrics(s).items():
-                out[k].append(v)
-            res.items.append((str(e["id"]), "group", out["group"][-1]))
-        res.metrics = {k: float(np.mean(v)) if v else 0.0 for k, v in out.items()}
-        res.n = {k: len(v) for k, v in out.items()}
-    elif kind == "retrieval":
-        images, texts, owner = B.load_karpathy(path, image_root)
-        missing = B.missing_images([B.Item(x, []) for x in images])
-        if missing:
-            raise ValueError(f"{missing[0]}: image not found ({len(missing) - 1} other(s) missing)")
-        ie = scorer.enc.embed_images([B.load_image(x) for x in images]).numpy()
-        te = scorer.enc.embed_texts(texts).numpy()
-        sim = ie @ te.T
-        i2t = B.recall_at_k(sim, [{j for j, o in enumerate(owner) if o == i} for i in range(len(images))])
-        t2i = B.recall_at_k(sim.T, [{o} for o in owner])
-        res.metrics = {**{f"i2t_R@{k}": v for k, v in i2t.items()}, **{f"t2i_R@{k}": v for k, v in t2i.items()}}
-        res.n = {**{f"i2t_R@{k}": len(images) for k in i2t}, **{f"t2i_R@{k}": len(texts) for k in t2i}}
-    elif kind == "zeroshot":
-        files, labels, names = B.load_image_folder(path)
-        templates = ["a photo of a {}."]
-        tf = Path(path) / "templates.txt"
-        if tf.exists():
-            templates = [t.strip() for t in tf.read_text().splitlines() if t.strip()]
-        cls = []
-        for n in names:
-            e = scorer.enc.embed_texts([t.format(n) for t in templates]).mean(0)
-            cls.append(e / e.norm())
-        ie = scorer.enc.embed_images([B.load_image(f) for f in files]).numpy()
-        logits = ie @ np.stack([c.numpy() for c in cls]).T
-        top = np.argsort(-logits, axis=1)
-        lab = np.array(labels)
-        res.metrics = {"top1": float((top[:, 0] == lab).mean()), "top5": float((top[:, :5] == lab[:, None]).any(1).mean())}
-        res.n = {"top1": len(files), "top5": len(files)}
-        res.items = [(os.path.relpath(f, path), "top1", bool(t == y)) for f, t, y in zip(files, top[:, 0], lab)]
-    elif kind == "world":
-        items, c = _mc(scorer, B.load_world_test(path), res, skip_missing, "test")
-        res.items = [(i, f"{it.groups['split']}:{g}", x) for (i, g, x), it in zip(res.items, items)]
-        for split in ("unseen", "seen"):
-            sub = [(it, x) for it, x in zip(items, c) if it.groups["split"] == split]
-            for t, (a, n) in B.accuracy_by([i for i, _ in sub], [x for _, x in sub], "test").items():
-                res.metrics[f"{split}:{t}"] = a
-                res.n[f"{split}:{t}"] = n
-    else:
-        raise ValueError(f"unknown benchmark {kind!r} (one of: {', '.join(B.LOADERS)})")
-    return res
+    if kind not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {kind!r} (one of: {', '.join(BENCHMARKS)})")
+    c = Ctx(scorer, kind, path, image_root, seed, skip_missing)
+    BENCHMARKS[kind](c)
+    return c.res
 
 
 def evaluate(model: str, benches: dict[str, str], image_roots: dict[str, str] | None = None,

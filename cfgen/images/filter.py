@@ -8,7 +8,6 @@ Scores are stored with every counterfactual, so `cfgen filter` can re-decide wit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from PIL import Image
 
@@ -62,6 +61,3 @@ class ClipScorer:
                  "margin": round(float(a - b), 5), "s_img": round(float(c), 5), "s_a_ta": round(s_a, 5)}
                 for a, b, c in zip(s_cf_tcf, s_cf_ta, s_img)]
 
-
-def scores_of(d: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in d.items() if isinstance(v, (int, float))}

@@ -187,6 +187,3 @@ class Masker:
         up = np.asarray(Image.fromarray((prob * 255).astype(np.uint8)).resize(image.size, Image.BILINEAR)) / 255.0
         return _postprocess(up >= self.cfg.clipseg_threshold, self.cfg, score, phrase)
 
-
-def load_masker(cfg: MaskConfig, device: str = "cpu") -> Any:
-    return Masker(cfg, device)

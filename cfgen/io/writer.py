@@ -6,7 +6,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -64,10 +64,6 @@ class AtomicTarWriter:
     def write(self, sample: Mapping[str, Any]) -> None:
         self._tar.write(dict(sample))
         self.count += 1
-
-    def write_all(self, samples: Iterable[Mapping[str, Any]]) -> None:
-        for s in samples:
-            self.write(s)
 
     def close(self) -> None:
         self._tar.close()

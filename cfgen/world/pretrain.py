@@ -126,9 +126,10 @@ def web_corpus(world: WorldConfig, cfg: PretrainConfig) -> tuple[list[Any], list
     stand-in serves every world seed, as one released CLIP serves every benchmark."""
     every = [(c, s) for c in COLORS for s in SHAPES]
     images, texts = [], []
+    prev: Scene | None = None
     for i in range(cfg.n):
         rng = random.Random(f"web-{cfg.web_seed}-{i}")
-        if i % 2 and cfg.twin_prob and rng.random() < cfg.twin_prob:
+        if i % 2 and prev is not None and cfg.twin_prob and rng.random() < cfg.twin_prob:
             scene = shape_twin(prev, rng)
         else:
             scene = world.scene(rng, every)
