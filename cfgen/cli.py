@@ -1,11 +1,15 @@
-"""`cfgen` command line: one click group, one subcommand per stage."""
+"""`cfgen` command line: one click group, one subcommand per stage. Each command parses its
+options into the stage's config (`config.build`: YAML recipe, then flags) and calls one function
+of the stage; nothing here does a stage's work."""
 from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
+from .config import build, load_yaml
 from .errors import one_line_errors
 
 
@@ -32,13 +36,249 @@ def world(n: int, n_test: int, out: str, seed: int, image_size: int, per_shard: 
                            "heldout": info["config"]["heldout"]}))
 
 
-def _register() -> None:
-    """Stage subcommands live next to their stage; import errors of optional stages are loud."""
-    from .commands import register
-    register(main)
+def _report(summary: dict[str, Any], run: str) -> None:
+    """Print the stage summary; any failed unit makes the command fail (exit 1), naming the units."""
+    click.echo(json.dumps(summary, indent=1, sort_keys=True))
+    failed = summary.get("units_failed") or {}
+    if failed:
+        first = next(iter(failed.items()))
+        raise click.ClickException(f"{len(failed)} unit(s) failed in {run} (listed in failed.json; "
+                                   f"rerun the command to retry them), e.g. {first[0]}: {first[1]}"[:500])
 
 
-_register()
+@main.command()
+@click.option("--input", "inputs", multiple=True, required=True,
+              help="shards/tables: brace lists, globs or directories (repeatable)")
+@click.option("--out", required=True, help="run directory")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="YAML recipe (section `captions`)")
+@click.option("--backend", type=click.Choice(["rules", "transformers", "openai", "vllm"]))
+@click.option("--k", type=int, help="rewrites per caption [4]")
+@click.option("--swaps/--no-swaps", default=None, help="keep binding swaps (edit type swap) [keep]")
+@click.option("--prompt", type=click.Path(exists=True, dir_okay=False), help="prompt template file")
+@click.option("--structured/--no-structured", default=None, help="ask for JSON rewrites")
+@click.option("--model", help="model id or directory (transformers, openai, vllm)")
+@click.option("--base-url", help="OpenAI-compatible server URL")
+@click.option("--tensor-parallel-size", type=int)
+@click.option("--concurrency", type=int, help="openai backend: requests in flight [64]")
+@click.option("--seed", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--workers", type=int, help="CPU worker processes")
+@click.option("--distributor", type=click.Choice(["local", "ray"]))
+@click.option("--ray-address")
+@click.option("--image-col")
+@click.option("--caption-col")
+@click.option("--id-col")
+@click.option("--limit", type=int, help="quick look: rewrite the first N anchors, print, write nothing")
+@click.option("--dry-run", is_flag=True, help="print the rendered prompt for the first caption")
+@one_line_errors
+def captions(inputs, out, config_path, limit, dry_run, **kw) -> None:
+    """Stage 1: K counterfactual rewrites per caption, validated and typed."""
+    from .captions.stage import CaptionsConfig, first_prompt, preview_captions, run_captions
+    cfg = build(CaptionsConfig, load_yaml(config_path, "captions"), kw, {"input": list(inputs), "out": out})
+    if dry_run:
+        click.echo(first_prompt(cfg))
+        return
+    if limit:
+        for a, g, rws in preview_captions(cfg, limit):
+            click.echo(f"{a.key}: {a.caption}")
+            for r in rws:
+                e = f"{r.edit.type}/{r.edit.scope}: {r.edit.from_!r} -> {r.edit.to!r}" if r.edit else r.reason
+                click.echo(f"   [{r.status}] {r.text}   ({e})")
+            if g.error:
+                click.echo(f"   [failed] {g.error}")
+        return
+    _report(run_captions(cfg), cfg.out)
+
+
+def _images_options(f):
+    for opt in reversed([
+        click.option("--run", required=True, help="run directory (from `cfgen captions`)"),
+        click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+                     help="YAML recipe (section `images`)"),
+        click.option("--filter-model", help="CLIP/SigLIP model for filtering"),
+        click.option("--filter/--no-filter", "filter_", default=None, help="CLIP-similarity filtering"),
+        click.option("--min-cf-score", type=float), click.option("--min-margin", type=float),
+        click.option("--min-img-sim", type=float), click.option("--max-img-sim", type=float),
+        click.option("--store-size", type=int, help="resize final images (shortest side)"),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _images_cfg(config_path, run, filter_, kw):
+    from .images.stage import ImagesConfig
+    return build(ImagesConfig, load_yaml(config_path, "images"), kw, {"run": run, "filter": filter_})
+
+
+@main.command()
+@_images_options
+@click.option("--editor", type=click.Choice(["scene", "sdxl"]))
+@click.option("--gpus", help="GPUs, one worker each: 0-7, 0,2,5 or all")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="without --gpus: where to run")
+@click.option("--workers", type=int, help="CPU worker processes (with --device cpu)")
+@click.option("--seed", type=int)
+@click.option("--distributor", type=click.Choice(["local", "ray"]))
+@click.option("--ray-address")
+@one_line_errors
+def images(run, config_path, filter_, gpus, device, **kw) -> None:
+    """Stage 2: masked edits of each anchor toward its rewrites, CLIP filter, final shards."""
+    from .distribute import parse_gpus
+    from .images.stage import run_images
+    cfg = _images_cfg(config_path, run, filter_, kw)
+    gpu_list = parse_gpus(gpus)
+    _report(run_images(cfg, gpus=gpu_list or None, device=device or ("cuda" if gpu_list else "cpu")), run)
+
+
+@main.command(name="filter")
+@_images_options
+@one_line_errors
+def filter_cmd(run, config_path, filter_, **kw) -> None:
+    """Re-filter generated counterfactuals with new thresholds (no image is regenerated)."""
+    from .images.stage import run_filter
+    _report(run_filter(_images_cfg(config_path, run, filter_, kw), redo=True), run)
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", default="sheet.png", show_default=True)
+@click.option("--n", default=8, show_default=True, help="anchors (rows)")
+@one_line_errors
+def inspect(run, out, n) -> None:
+    """Contact sheet of final samples: anchor, counterfactuals, edit types, masks, scores."""
+    from .images.inspect import contact_sheet
+    k = contact_sheet(run, out, n=n)
+    click.echo(f"wrote {out} ({k} anchors)")
+
+
+@main.command()
+@click.option("--shards", multiple=True, required=True, help="final shards: brace lists, globs, directories")
+@click.option("--model", help="transformers CLIP/SigLIP id or directory")
+@click.option("--out", required=True, help="output directory (loads with CLIPModel.from_pretrained)")
+@click.option("--recipe", default=None,
+              help="std-ft, textneg-ft, text-only-cf, image-only-cf, cf-vlm, cf-vlm-plus, cf-vlm-no-{align,csd,fcd}, "
+                   "or a YAML; applied over --config [the recipe --config names, else cf-vlm]")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="YAML (section `train`)")
+@click.option("--max-steps", type=int)
+@click.option("--batch-size", type=int, help="effective batch (anchors)")
+@click.option("--micro-batch", type=int, help="per process per forward")
+@click.option("--lr", type=float)
+@click.option("--warmup-steps", type=int)
+@click.option("--k", type=int, help="counterfactuals per anchor to use")
+@click.option("--cf-ratio", type=float, help="fraction of anchors whose counterfactuals are used")
+@click.option("--alpha", type=float)
+@click.option("--beta", type=float)
+@click.option("--gamma", type=float)
+@click.option("--seed", type=int)
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]))
+@click.option("--num-workers", type=int)
+@click.option("--save-every", type=int)
+@click.option("--log-every", type=int)
+@click.option("--tensorboard/--no-tensorboard", default=None)
+@click.option("--resume", is_flag=True, default=None, help="continue from the latest checkpoint in --out")
+@one_line_errors
+def train(shards, recipe, config_path, **kw) -> None:
+    """Stage 3: fine-tune with alpha*L_align + beta*L_csd + gamma*L_fcd (multi-GPU: accelerate launch)."""
+    from .train.trainer import recipe_config, train as run_train
+    base = load_yaml(config_path, "train")
+    cfg = recipe_config(recipe or base.get("recipe") or "cf-vlm", kw, {"shards": list(shards)}, config=base)
+    click.echo(json.dumps(run_train(cfg)))
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", default=None, help="PNG path [RUN/loss.png]")
+@one_line_errors
+def plot(run, out) -> None:
+    """Loss curves (each component), temperature and lr of a training run, to PNG."""
+    from .train.plot import plot_run
+    click.echo(f"wrote {plot_run(run, out)}")
+
+
+@main.command(name="eval")
+@click.option("--model", "models", multiple=True, help="model directory or id (repeat to compare)")
+@click.option("--bench", "benches", multiple=True, help="NAME=PATH (aro-vg-relation, aro-vg-attribution, coco-order, "
+              "flickr30k-order, sugarcrepe, vl-checklist, vl-checklist-allpairs, conme, winoground, retrieval, "
+              "zeroshot, world)")
+@click.option("--image-root", "roots", multiple=True, help="NAME=DIR: image directory of a benchmark")
+@click.option("--coco-root", type=click.Path(file_okay=False), help="COCO val2017 folder (SugarCrepe's images)")
+@click.option("--skip-missing", is_flag=True, help="score the rest when images are missing or unreadable (counted)")
+@click.option("--compare", "compare", multiple=True, type=click.Path(exists=True), help="results.json files to put side by side")
+@click.option("--out", default="eval_out", show_default=True, help="directory for results.{json,csv,md}")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--seed", default=0, show_default=True, help="seed of the order perturbations")
+@one_line_errors
+def eval_cmd(models, benches, roots, coco_root, skip_missing, compare, out, device, seed) -> None:
+    """Score models on compositional benchmarks read from local files (never downloads)."""
+    from .eval.run import evaluate, markdown, read_items, rows, write_reports
+
+    def pairs(opts, what):
+        d = {}
+        for o in opts:
+            if "=" not in o:
+                raise ValueError(f"{what} must be NAME=PATH, got {o!r}")
+            k, v = o.split("=", 1)
+            d[k] = v
+        return d
+    results: dict = {}
+    items: dict = {}
+    for c in compare:
+        try:
+            results.update(json.loads(open(c).read()))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{c}: line {e.lineno}: malformed JSON ({e.msg})") from None
+        items.update(read_items(c))
+    bench_map = pairs(benches, "--bench")
+    if models and not bench_map:
+        raise ValueError("give at least one --bench NAME=PATH")
+    image_roots = pairs(roots, "--image-root")
+    if coco_root:
+        image_roots.setdefault("sugarcrepe", coco_root)
+    for m in models:
+        r = evaluate(m, bench_map, image_roots, device=device, seed=seed, skip_missing=skip_missing)
+        results[m] = {b: x.table() for b, x in r.items()}
+        items[m] = {b: x.items for b, x in r.items()}
+    if not results:
+        raise ValueError("nothing to evaluate: give --model and --bench, or --compare")
+    click.echo(markdown(rows(results)))
+    files = write_reports(results, out, items=items if len(items) == len(results) else None)
+    if "compare" in files:
+        click.echo("\n" + files["compare"].read_text())
+    click.echo("wrote " + ", ".join(str(f) for f in files.values()))
+
+
+@main.command()
+@click.option("--out", default="shards/demo", show_default=True)
+@click.option("--quick", is_flag=True, help="a small two-seed run (about a minute; used by the tests and CI)")
+@click.option("--seeds", default=None, help="comma-separated training seeds [0,1,2,3,4]")
+@click.option("--world-seed", type=int, help="seed of the scene world (held-out pairs, scenes, test items) [0]")
+@click.option("--n", type=int, help="world training anchors")
+@click.option("--k", type=int, help="counterfactuals per anchor, generated and used in fine-tuning [4]")
+@click.option("--pretrain", "pretrain_from_scratch", is_flag=True, default=None,
+              help="pretrain the stand-in CLIP here instead of using the released one shipped with cfgen")
+@click.option("--pretrain-steps", type=int, help="pretraining steps (implies --pretrain unless it is the released value)")
+@click.option("--finetune-steps", type=int)
+@click.option("--finetune-lr", type=float)
+@click.option("--workers", type=int, help="fine-tunes run in parallel processes [2]")
+@click.option("--recipes", default=None, help="comma-separated recipes [std-ft,textneg-ft,cf-vlm,cf-vlm-plus]")
+@click.option("--ablations", is_flag=True, help="also run the paper's ablations (Tables 3 and 4)")
+@one_line_errors
+def demo(out, quick, seeds, recipes, ablations, pretrain_steps, **kw) -> None:
+    """The whole method on the embedded scene world, on CPU: the comparison table of the recipes."""
+    from dataclasses import asdict
+    from .demo import ABLATIONS, DemoConfig, run_demo
+    base = DemoConfig.quick(out) if quick else DemoConfig(out=out)
+    over: dict = dict(kw)
+    if seeds:
+        over["seeds"] = [int(x) for x in seeds.split(",")]
+    if recipes or ablations:
+        over["recipes"] = (recipes.split(",") if recipes else list(base.recipes)) + (ABLATIONS if ablations else [])
+    if pretrain_steps:
+        over["pretrain"] = {"steps": pretrain_steps}
+    cfg = build(DemoConfig, asdict(base), over)
+    r = run_demo(cfg, log=click.echo)
+    click.echo("\n" + r["markdown"])
+    click.echo(f"\nwall time {r['wall_s']} s {r['timings_s']}; table, per-seed results and plot in {r['out']}/results.*")
+
 
 if __name__ == "__main__":
     sys.exit(main())

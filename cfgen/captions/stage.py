@@ -176,6 +176,32 @@ class CaptionsJob:
         return stats.to_dict()
 
 
+def _first_anchors(cfg: CaptionsConfig, n: int) -> list[Anchor]:
+    units = plan_units(expand_inputs(cfg.input), cfg.input_config())
+    anchors: list[Anchor] = []
+    for u in units:
+        anchors += [r.anchor for r in read_unit(u, cfg.input_config()) if r.anchor]
+        if len(anchors) >= n:
+            break
+    if not anchors:
+        raise ValueError(f"no readable anchor in {', '.join(cfg.input)}")
+    return anchors[:n]
+
+
+def first_prompt(cfg: CaptionsConfig) -> str:
+    """The prompt the backend would get for the first caption (`--dry-run`)."""
+    from .backends import render_prompt
+    return render_prompt(cfg.template(), _first_anchors(cfg, 1)[0].caption, cfg.k)
+
+
+def preview_captions(cfg: CaptionsConfig, n: int) -> list[tuple[Anchor, Generation, list[Rewrite]]]:
+    """Rewrite and judge the first `n` anchors without writing anything (`--limit`)."""
+    anchors = _first_anchors(cfg, n)
+    gens = CaptionsJob(cfg).setup("cpu").generate([a.caption for a in anchors], [a.key for a in anchors])
+    validator = Validator()
+    return [(a, g, judge(a, g, cfg.k, validator, cfg.swaps)) for a, g in zip(anchors, gens)]
+
+
 def plan(cfg: CaptionsConfig) -> list[Unit]:
     """Units of the inputs; a run directory that belongs to other inputs (other files, or the same
     files with other contents) is refused."""
