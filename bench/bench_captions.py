@@ -46,7 +46,7 @@ def main() -> None:
     fig.update(anchors_per_s=round(a.n / fig["rules_total_s"], 1), rewrites_kept=kept,
                validator_per_s=round(len(pairs) / fig["validator_s"], 1))
     from cfgen.captions.backends import TransformersBackend, default_prompt
-    from cfgen.models import build_causal_lm
+    from tests.fixtures import build_causal_lm
     with tempfile.TemporaryDirectory() as d:
         build_causal_lm(d, corpus=caps[:200])
         tb = TransformersBackend(d, default_prompt().read_text(), k=a.k, max_new_tokens=64, batch_size=8)

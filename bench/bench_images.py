@@ -26,7 +26,7 @@ def scene(n: int, fig: dict) -> None:
 def clip_filter(n: int, fig: dict, device: str) -> None:
     from PIL import Image
     from cfgen.images.filter import ClipScorer
-    from cfgen.models import build_clip
+    from cfgen.world.clip import build_clip
     with tempfile.TemporaryDirectory() as d:
         build_clip(d, image_size=224, patch_size=32, width=768, layers=12, text_width=512, text_layers=12,
                    heads=8, embed_dim=512, max_length=77)
@@ -45,7 +45,7 @@ def sdxl(fig: dict, steps: tuple[int, int]) -> None:
     from cfgen.images.editors import encode_image
     from cfgen.images.masks import MaskResult
     from cfgen.images.sdxl import SDXLConfig, SDXLEditor
-    from cfgen.models import build_sdxl
+    from tests.fixtures import build_sdxl
     from PIL import Image
 
     class Box:

@@ -59,7 +59,7 @@ def bench_sdxl(d: Path, tiny: bool, device: str, steps: tuple[int, int], fig: di
     from cfgen.images.masks import MaskResult
     from cfgen.images.sdxl import SDXLConfig, SDXLEditor, gen_size
     from cfgen.io.images import encode_image
-    from cfgen.models import build_sdxl
+    from tests.fixtures import build_sdxl
 
     class Box:
         def many(self, img, phrases):
@@ -115,7 +115,7 @@ def bench_masks(d: Path, tiny: bool, device: str, fig: dict) -> None:
     import torch
     from PIL import Image
     from cfgen.images.masks import MaskConfig, Masker
-    from cfgen.models import build_grounding
+    from tests.fixtures import build_grounding
     owl = build_grounding(d / "owlv2", "owlv2", full=not tiny)
     sam = build_grounding(d / "sam", "sam", full=not tiny)
     seg = build_grounding(d / "clipseg", "clipseg", full=not tiny)
@@ -137,7 +137,7 @@ def bench_filter(d: Path, tiny: bool, device: str, fig: dict) -> None:
     import torch
     from PIL import Image
     from cfgen.images.filter import ClipScorer
-    from cfgen.models import build_clip
+    from cfgen.world.clip import build_clip
     dims = dict(image_size=32, patch_size=8) if tiny else dict(
         image_size=224, patch_size=14, width=1024, layers=24, heads=16, text_width=768, text_layers=12,
         embed_dim=768, max_length=77)
@@ -159,7 +159,7 @@ def bench_train(d: Path, tiny: bool, device: str, fig: dict) -> None:
     import torch
     from cfgen.captions.stage import CaptionsConfig, run_captions
     from cfgen.images.stage import ImagesConfig, run_images
-    from cfgen.models import build_clip
+    from cfgen.world.clip import build_clip
     from cfgen.train.data import make_loader
     from cfgen.train.model import DualEncoder, FeatureModule
     from cfgen.train.trainer import TrainConfig, compute_losses, recipe_config, train

@@ -1,7 +1,19 @@
-"""Importable helpers for tests that need picklable jobs (spawned worker processes)."""
+"""Helpers shared by several test modules (tests never import each other's test modules):
+picklable jobs for spawned worker processes, a SIGKILL driver, a directory digest, the tiny
+training config, and a stand-in encoder with known scores."""
+import hashlib
+import json
 import os
+import signal
+import subprocess
 import time
 from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cfgen.train.trainer import recipe_config
 
 from cfgen.io.ledger import Ledger, UnitStats
 from cfgen.io.writer import atomic_write_bytes
@@ -42,3 +54,65 @@ class DieOnceJob(SlowJob):
             marker.touch()
             os._exit(137)
         return super().__call__(unit, device)
+
+
+def digest(d: Path) -> dict[str, str]:
+    return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def kill_when(cmd: list[str], ready, timeout: float = 120.0) -> None:
+    """Start cmd, SIGKILL it as soon as ready() is true (or it exits)."""
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while p.poll() is None and time.time() - t0 < timeout:
+        if ready():
+            os.kill(p.pid, signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    p.wait()
+
+
+def train_cfg(world_final, world_clip, out, **kw):
+    base = dict(shards=[str(world_final / "final")], model=str(world_clip), out=str(out), batch_size=32,
+                micro_batch=32, lr=2e-3, warmup_steps=2, num_workers=0, log_every=1, save_every=0,
+                shuffle_buffer=50, max_steps=30)
+    base.update(kw)
+    return recipe_config(kw.pop("recipe", "cf-vlm"), base)
+
+
+def train_log(out):
+    return [json.loads(x) for x in (Path(out) / "train_log.jsonl").read_text().splitlines()]
+
+
+COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
+
+
+class ColorEncoder:
+    """A stand-in model with known scores: an image embeds as its dominant colour, a caption as
+    the first colour word it names (none: the zero vector). S = dot product."""
+
+    def _vec(self, name):
+        v = torch.zeros(3)
+        if name in COLORS:
+            v[list(COLORS).index(name)] = 1.0
+        return v
+
+    def embed_images(self, imgs, batch_size=64):
+        out = []
+        for im in imgs:
+            m = np.asarray(im).reshape(-1, 3).mean(0)
+            out.append(self._vec(list(COLORS)[int(np.argmax(m))]))
+        return torch.stack(out)
+
+    def embed_texts(self, texts, batch_size=256):
+        return torch.stack([self._vec(next((w for w in t.lower().split() if w in COLORS), "")) for t in texts])
+
+    def score(self, images, texts):
+        return self.embed_images(images) @ self.embed_texts(texts).T
+
+
+def img(path: Path, color: str, size=(16, 12)) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, COLORS[color]).save(path)
+    return path.name

@@ -11,7 +11,7 @@ from cfgen.captions.parse import parse_numbered, parse_structured
 from cfgen.captions.stage import CaptionsConfig, run_captions
 from cfgen.datamodel import EDIT_TYPES
 from tests.conftest import jpeg_bytes, write_tar
-from tests.test_resume import _digest, kill_when
+from tests.helpers import digest as _digest, kill_when
 
 PHOTO_CAPTIONS = [
     "A man riding a wave on top of a surfboard.", "Two dogs playing with a red frisbee in the park.",
@@ -261,7 +261,7 @@ def test_openai_backend_failures_are_recorded_not_raised(tmp_path, fake_server):
 
 
 def test_transformers_backend_end_to_end_with_a_tiny_local_model(tmp_path):
-    from cfgen.models import build_causal_lm
+    from tests.fixtures import build_causal_lm
     model = build_causal_lm(tmp_path / "lm", corpus=PHOTO_CAPTIONS)
     _anchors_tar(tmp_path / "in" / "00000.tar", PHOTO_CAPTIONS[:3])
     cfg = CaptionsConfig(input=[str(tmp_path / "in")], out=str(tmp_path / "run"), backend="transformers",

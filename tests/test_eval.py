@@ -2,49 +2,14 @@ import csv
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
-from PIL import Image
 
 from cfgen.eval import benchmarks as B
 from cfgen.eval.run import run_bench, write_reports
-
-COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
-
-
-class ColorEncoder:
-    """A stand-in model with known scores: an image embeds as its dominant colour, a caption as
-    the first colour word it names (none: the zero vector). S = dot product."""
-
-    def _vec(self, name):
-        v = torch.zeros(3)
-        if name in COLORS:
-            v[list(COLORS).index(name)] = 1.0
-        return v
-
-    def embed_images(self, imgs, batch_size=64):
-        out = []
-        for im in imgs:
-            m = np.asarray(im).reshape(-1, 3).mean(0)
-            out.append(self._vec(list(COLORS)[int(np.argmax(m))]))
-        return torch.stack(out)
-
-    def embed_texts(self, texts, batch_size=256):
-        return torch.stack([self._vec(next((w for w in t.lower().split() if w in COLORS), "")) for t in texts])
-
-    def score(self, images, texts):
-        return self.embed_images(images) @ self.embed_texts(texts).T
-
-
-def img(path: Path, color: str, size=(16, 12)) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, COLORS[color]).save(path)
-    return path.name
-
+from tests.helpers import COLORS, ColorEncoder, img
 
 def _m(*a, **k):
     return run_bench(*a, **k).metrics

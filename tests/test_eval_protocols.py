@@ -11,7 +11,7 @@ import yaml
 
 from cfgen.eval import benchmarks as B
 from cfgen.eval.run import compare_items, paired_bootstrap, run_bench
-from tests.test_eval import ColorEncoder, img
+from tests.helpers import ColorEncoder, img
 
 
 @pytest.fixture()

@@ -11,7 +11,7 @@ import pytest
 
 from cfgen.captions.stage import CaptionsConfig, run_captions
 from tests.conftest import jpeg_bytes, write_tar
-from tests.test_resume import _digest
+from tests.helpers import digest as _digest
 
 
 def _tars(root: Path, n_shards=3, per=20):

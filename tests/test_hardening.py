@@ -17,7 +17,7 @@ from PIL import Image
 from cfgen.captions.stage import CaptionsConfig, run_captions
 from cfgen.io.reader import InputConfig, InputError, expand_inputs, plan_units, read_unit
 from tests.conftest import jpeg_bytes, write_tar
-from tests.test_train import _cfg, _log
+from tests.helpers import train_cfg as _cfg, train_log as _log
 
 
 def _cli(*args, cwd=None, timeout=120):

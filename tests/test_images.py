@@ -27,7 +27,7 @@ def world_run(small_world, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
-    from cfgen.models import build_clip
+    from cfgen.world.clip import build_clip
     return build_clip(tmp_path_factory.mktemp("clip"), words=list(COLORS) + list(SHAPES), image_size=32)
 
 

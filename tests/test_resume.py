@@ -1,28 +1,8 @@
 """SIGKILL a shard-writing job mid-way, rerun it, and get exactly the uninterrupted output."""
-import hashlib
-import os
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-
-def _digest(d: Path) -> dict[str, str]:
-    return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(d.rglob("*")) if p.is_file()}
-
-
-def kill_when(cmd: list[str], ready, timeout: float = 120.0) -> None:
-    """Start cmd, SIGKILL it as soon as ready() is true (or it exits)."""
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    t0 = time.time()
-    while p.poll() is None and time.time() - t0 < timeout:
-        if ready():
-            os.kill(p.pid, signal.SIGKILL)
-            break
-        time.sleep(0.01)
-    p.wait()
+from tests.helpers import digest as _digest, kill_when
 
 
 def test_world_sigkill_then_rerun_equals_uninterrupted(tmp_path):

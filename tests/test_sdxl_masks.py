@@ -18,7 +18,7 @@ from tests.conftest import write_tar
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from cfgen.models import build_grounding, build_sdxl
+    from tests.fixtures import build_grounding, build_sdxl
     d = tmp_path_factory.mktemp("tiny")
     base, ref = build_sdxl(d / "base", d / "refiner")
     return {"base": str(base), "refiner": str(ref), "owlv2": str(build_grounding(d / "owlv2", "owlv2")),
@@ -33,7 +33,7 @@ def _png(seed: int, w=64, h=48) -> bytes:
 
 @pytest.fixture()
 def photo_run(tmp_path):
-    caps = ["a red frisbee on the grass", "a dog sitting under a wooden table"]
+    caps = ["a red frisbee next to a dog", "a dog sitting under a wooden table"]
     members = []
     for i, c in enumerate(caps):
         members += [(f"{i:09d}.png", _png(i)), (f"{i:09d}.txt", c.encode())]

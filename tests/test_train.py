@@ -1,4 +1,3 @@
-import json
 import socket
 import subprocess
 import sys
@@ -7,20 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cfgen.train.trainer import NonFiniteLoss, recipe_config, train
-from tests.test_resume import kill_when
-
-
-def _cfg(world_final, world_clip, out, **kw):
-    base = dict(shards=[str(world_final / "final")], model=str(world_clip), out=str(out), batch_size=32,
-                micro_batch=32, lr=2e-3, warmup_steps=2, num_workers=0, log_every=1, save_every=0,
-                shuffle_buffer=50, max_steps=30)
-    base.update(kw)
-    return recipe_config(kw.pop("recipe", "cf-vlm"), base)
-
-
-def _log(out):
-    return [json.loads(x) for x in (Path(out) / "train_log.jsonl").read_text().splitlines()]
+from cfgen.train.trainer import NonFiniteLoss, train
+from tests.helpers import kill_when, train_cfg as _cfg, train_log as _log
 
 
 def test_tiny_clip_trains_loss_falls_and_reloads(world_final, world_clip, tmp_path):

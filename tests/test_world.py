@@ -8,7 +8,7 @@ import webdataset as wds
 from cfgen.world.generate import WorldConfig, generate_world, load_test_items
 from cfgen.world.scene import (NotRenderable, apply_caption, caption, diff_mask, parse_caption,
                                render, sample_scene)
-from tests.test_resume import _digest
+from tests.helpers import digest as _digest
 
 
 def test_plain_webdataset_reads_world(small_world):

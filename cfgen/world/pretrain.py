@@ -163,7 +163,7 @@ def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig
                       log: Callable[[str], Any] = print) -> dict[str, Any]:
     """Build, pretrain and save the stand-in CLIP in `out` (skipped when it is already there)."""
     from transformers import get_cosine_schedule_with_warmup
-    from ..models import build_clip
+    from .clip import build_clip
     from ..train.losses import align_loss, clamp_logit_scale
     from ..train.model import DualEncoder
     from . import world_words
