@@ -3,6 +3,7 @@ fine-tuning side (counterfactuals never create a held-out pair, swaps included).
 import random
 
 import pyarrow.parquet as pq
+import pytest
 
 from cfgen.world.generate import WorldConfig
 from cfgen.world.pretrain import PretrainConfig, web_caption, web_corpus
@@ -40,3 +41,38 @@ def test_training_counterfactuals_never_create_a_held_out_pair(world_final, smal
             n_swap += cf["edit"]["type"] == "swap"
     rows = pq.read_table(world_final / "images" / "part-00000.parquet").to_pylist()
     assert n_swap > 0 and any(r["reason"] == "heldout_combination" for r in rows)
+
+
+# ------------------------------------------------------------- the released stand-in
+TARGETS = {"replace_color": (85.0, 100.0), "replace_shape": (85.0, 100.0), "binding_swap": (55.0, 75.0),
+           "relation_swap": (0.0, 75.0)}
+
+
+@pytest.mark.parametrize("world_seed", [0, 1])
+def test_released_stand_in_has_the_profile_of_real_clip(tmp_path, world_seed):
+    """The checkpoint the demo fine-tunes, on the held-out split of a world: it recognises colours
+    and shapes (>= 85%) and is weak at binding (55-75%) and spatial relations (<= 75%)."""
+    from cfgen.demo import DemoConfig
+    from cfgen.io.images import decode_rgb
+    from cfgen.train.model import DualEncoder
+    from cfgen.world.generate import generate_world, load_test_items
+    from cfgen.world.pretrain import RELEASED, profile
+    wc = WorldConfig(n=10, n_test=DemoConfig().n_test, per_shard=10, seed=world_seed, **DemoConfig().world)
+    generate_world(tmp_path / "w", wc)
+    tests = list(load_test_items(sorted(str(p) for p in (tmp_path / "w" / "test").glob("*.tar"))))
+    enc = DualEncoder.load(RELEASED)
+    prof = profile(enc.model, enc.pre, tests, enc.pixels([decode_rgb(t["image"]) for t in tests]))
+    for test, (lo, hi) in TARGETS.items():
+        assert lo <= prof[f"unseen:{test}"] <= hi, (test, prof)
+
+
+def test_released_stand_in_is_used_only_for_the_settings_it_was_pretrained_with():
+    from dataclasses import replace
+    from cfgen.demo import DemoConfig
+    from cfgen.world.pretrain import RELEASED, released_stand_in
+    wc = WorldConfig(n=3000, seed=5, **DemoConfig().world)       # the world seed does not matter
+    assert released_stand_in(wc, PretrainConfig(eval_every=7, threads=1)) == (RELEASED, "")
+    path, why = released_stand_in(wc, PretrainConfig(steps=30))
+    assert path is None and "pretraining settings" in why
+    path, why = released_stand_in(replace(wc, distractor_prob=0.9), PretrainConfig())
+    assert path is None and "scene settings" in why

@@ -35,13 +35,13 @@ from .scene import COLORS, SHAPES, Scene, article, caption, render
 
 @dataclass
 class PretrainConfig:
-    steps: int = 1200
+    steps: int = 2500
     batch: int = 64
     lr: float = 1e-3
     warmup: int = 100
     n: int = 20_000                    # web-split scenes (cycled over)
     web_seed: int = 0                  # the web split does not depend on the world seed: one stand-in for all
-    object_only_prob: float = 0.5      # captions that name objects without their colours
+    object_only_prob: float = 0.8      # captions that name objects without their colours
     twin_prob: float = 0.0             # a scene's batch neighbour is its twin with one object's shape changed
     image_size: int = 64
     patch_size: int = 8
