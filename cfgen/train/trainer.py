@@ -1,9 +1,10 @@
 """`cfgen train`: fine-tune a CLIP/SigLIP model with alpha*L_align + beta*L_csd + gamma*L_fcd.
 
-Reads top to bottom: config -> model, optimiser, schedule -> (resume) -> loop over micro-
-batches with gradient accumulation -> global-batch losses (features gathered across ranks with
-gradients, `losses.gather`) -> step, clamp temperature, log, checkpoint (`checkpoint.py`:
-safetensors + JSON, no pickle; `--resume` continues exactly). Multi-GPU / multi-node via accelerate.
+Reads top to bottom: `prepare` (config -> model, optimiser, schedule, resume) -> `train` loops
+epochs of steps: `accumulate` (micro-batches with gradient accumulation, global-batch losses with
+features gathered across ranks, `losses.gather`) -> `update` (step, clamp temperature) ->
+`write_log` -> `checkpoint` (`checkpoint.py`: safetensors + JSON, no pickle; `--resume`
+continues exactly). Multi-GPU / multi-node via accelerate.
 """
 from __future__ import annotations
 
@@ -140,10 +141,38 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
 
 
 # ------------------------------------------------------------------------------ the loop
-def train(cfg: TrainConfig) -> dict[str, Any]:
+@dataclass
+class Run:
+    """Everything one training run holds while it loops (built once by `prepare`)."""
+
+    cfg: TrainConfig
+    acc: Any
+    enc: Any
+    feats: Any
+    raw: Any
+    opt: Any
+    sched: Any
+    state: dict[str, Any]
+    urls: list[str]
+    micro: int
+    accum: int
+    bias: Any
+    skipped: Any
+    tb: Any = None
+    bar: Any = None
+    t_last: float = field(default_factory=time.time)
+    imgs_since: int = 0
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+
+def prepare(cfg: TrainConfig) -> Run:
+    """Accelerator, model (or the latest intact checkpoint with --resume), optimiser, schedule."""
     from accelerate import Accelerator
     from transformers import get_cosine_schedule_with_warmup
-    from .data import SkipCounter, make_loader, shard_urls
+    from .data import SkipCounter, shard_urls
     from .model import DualEncoder
 
     out = Path(cfg.out)
@@ -151,11 +180,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() else "fp32"
     acc = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
-    world, rank = acc.num_processes, acc.process_index
-    micro, accum = accumulation_steps(cfg.batch_size, cfg.micro_batch, world)
+    micro, accum = accumulation_steps(cfg.batch_size, cfg.micro_batch, acc.num_processes)
     urls = shard_urls(cfg.shards)
-    if len(urls) < world:
-        raise ValueError(f"{len(urls)} shard(s) for {world} processes: every process needs at least one shard")
+    if len(urls) < acc.num_processes:
+        raise ValueError(f"{len(urls)} shard(s) for {acc.num_processes} processes: every process needs at least one shard")
     torch.manual_seed(cfg.seed)
     resume_from = latest_checkpoint(out) if cfg.resume else None
     if cfg.resume and resume_from is None:
@@ -168,116 +196,146 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     sched = get_cosine_schedule_with_warmup(opt, cfg.warmup_steps, cfg.max_steps)
     state = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "anchors_seen": 0, "config": asdict(cfg)}
     if resume_from is not None:
-        state = load_checkpoint(resume_from, opt, sched, rank)
+        state = load_checkpoint(resume_from, opt, sched, acc.process_index)
         log.info("resumed from %s at step %d", resume_from, state["step"])
-    feats = FeatureModule(model)
-    feats, opt = acc.prepare(feats, opt)
+    feats, opt = acc.prepare(FeatureModule(model), opt)
     raw = acc.unwrap_model(feats).model
     bias = getattr(raw, "logit_bias", None) if is_siglip(raw.config) else None
+    run = Run(cfg, acc, enc, feats, raw, opt, sched, state, urls, micro, accum, bias, SkipCounter())
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-    log_path = out / "train_log.jsonl"
-    if acc.is_main_process and log_path.exists():      # drop log lines past the resumed step
-        keep = read_log(log_path, state["step"])
-        log_path.write_text("".join(x + "\n" for x in keep))
-    tb = None
-    if cfg.tensorboard and acc.is_main_process:
-        from torch.utils.tensorboard import SummaryWriter
-        tb = SummaryWriter(str(out / "tb"))
-    skipped = SkipCounter()
-    from tqdm.auto import tqdm
-    bar = tqdm(total=cfg.max_steps, initial=state["step"], desc=f"train {cfg.recipe}", disable=not acc.is_main_process)
-    t_last, imgs_since = time.time(), 0
-    while state["step"] < cfg.max_steps:
-        loader = make_loader(urls, enc.pre, k=cfg.k, cf_ratio=cfg.cf_ratio, use_cf=cfg.needs_cf(),
-                             micro_batch=micro, seed=cfg.seed, epoch=state["epoch"],
-                             skip_batches=state["batches_in_epoch"], shuffle_buffer=cfg.shuffle_buffer,
-                             num_workers=cfg.num_workers, handler=skipped, rank=rank, world_size=world)
-        it = iter(loader)
-        exhausted = False
-        fresh_epoch, step_at_start = state["batches_in_epoch"] == 0, state["step"]
-        while state["step"] < cfg.max_steps and not exhausted:
-            sums: dict[str, torch.Tensor] = {}         # on the device: no host sync per micro-step
-            n_micro = 0
-            for m in range(accum):
-                b = next(it, None)
-                if not all_ranks_have(b is not None, acc.device):
-                    exhausted = True
-                    break
-                state["batches_in_epoch"] += 1
-                ctx = acc.no_sync(feats) if m < accum - 1 else nullcontext()
-                dev = dict(device=acc.device, non_blocking=True)
-                with ctx:
-                    with acc.autocast():
-                        img, txt = feats(b.pixel_values.to(**dev), b.input_ids.to(**dev), b.attention_mask.to(**dev))
-                    # losses in fp32, outside autocast: logits at scale up to 100 lose too much in bf16
-                    losses = compute_losses(img.float(), txt.float(), b.n, b.cf_owner.to(**dev),
-                                            b.cf_slot.to(**dev), b.mask, b.local, raw.logit_scale, bias, cfg)
-                    acc.backward(losses["total"] / accum)
-                for kname, v in losses.items():
-                    sums[kname] = sums.get(kname, 0.0) + v.detach() / accum
-                imgs_since += int(b.pixel_values.shape[0]) * world
-                n_micro += 1
-            if n_micro < accum:          # epoch ended mid-step: the partial step is dropped
-                opt.zero_grad(set_to_none=True)
-                break
-            if not torch.isfinite(sums["total"]):      # one host sync per step, before the update
-                ck = out / "checkpoints" / f"step-{state['step']:07d}-before-nonfinite"
-                save_rng(ck.with_name(ck.name + ".tmp"), rank)
-                if acc.is_main_process:
-                    save_checkpoint(ck, raw, enc.processor, opt, sched, state)
-                raise NonFiniteLoss(f"non-finite loss ({float(sums['total'])}) at step {state['step']}; "
-                                    f"parameters before it are saved in {ck}")
-            if cfg.grad_clip:
-                acc.clip_grad_norm_(feats.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            clamp_logit_scale(raw.logit_scale, MAX_LOGIT_SCALE)
-            state["step"] += 1
-            state["anchors_seen"] = state.get("anchors_seen", 0) + cfg.batch_size
-            bar.update(1)
-            if acc.is_main_process and (state["step"] % cfg.log_every == 0 or state["step"] == cfg.max_steps):
-                dt = time.time() - t_last
-                rec = {"step": state["step"], "loss": float(sums["total"]), "align": float(sums["align"]),
-                       "csd": float(sums["csd"]), "fcd": float(sums["fcd"]),
-                       "temperature": float(1 / raw.logit_scale.detach().exp()),
-                       "lr": sched.get_last_lr()[0], "images_per_s": imgs_since / max(dt, 1e-9),
-                       "epoch": state["epoch"], "skipped_corrupt": skipped.skipped, "global_batch": cfg.batch_size,
-                       "anchors_seen": state["anchors_seen"]}
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(rec) + "\n")
-                if tb is not None:
-                    for kname, v in rec.items():
-                        tb.add_scalar(kname, v, state["step"])
-                bar.set_postfix(loss=f"{rec['loss']:.3f}", ips=f"{rec['images_per_s']:.0f}")
-                t_last, imgs_since = time.time(), 0
-            if cfg.save_every and state["step"] % cfg.save_every == 0:
-                ck = out / "checkpoints" / f"step-{state['step']:07d}"
-                if acc.is_main_process:
-                    shutil.rmtree(ck.with_name(ck.name + ".tmp"), ignore_errors=True)
-                acc.wait_for_everyone()
-                save_rng(ck.with_name(ck.name + ".tmp"), rank)
-                acc.wait_for_everyone()
-                if acc.is_main_process:
-                    save_checkpoint(ck, raw, enc.processor, opt, sched, state)
-                acc.wait_for_everyone()
-        if fresh_epoch and state["step"] == step_at_start:
-            raise ValueError(f"a whole epoch over {len(urls)} shard(s) ({urls[0]}, ...) gave no training step of "
-                             f"{micro} x {accum} anchors per process ({skipped.skipped} corrupt sample(s) or shard(s) "
-                             "skipped): too few readable samples for --batch-size/--micro-batch")
-        if exhausted or state["step"] < cfg.max_steps:
-            state["epoch"] += 1
-            state["batches_in_epoch"] = 0
-    bar.close()
+        log_path = out / "train_log.jsonl"
+        if log_path.exists():                      # drop log lines past the resumed step
+            log_path.write_text("".join(x + "\n" for x in read_log(log_path, state["step"])))
+        if cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+            run.tb = SummaryWriter(str(out / "tb"))
+    return run
+
+
+def accumulate(run: Run, it: Any) -> dict[str, torch.Tensor] | None:
+    """Forward and backward of one step's micro-batches; the summed loss terms, or None when the
+    epoch ran out on any rank (gradients of a partial step are dropped)."""
+    acc, cfg, state = run.acc, run.cfg, run.state
+    sums: dict[str, torch.Tensor] = {}         # on the device: no host sync per micro-step
+    for m in range(run.accum):
+        b = next(it, None)
+        if not all_ranks_have(b is not None, acc.device):
+            run.opt.zero_grad(set_to_none=True)
+            return None
+        state["batches_in_epoch"] += 1
+        ctx = acc.no_sync(run.feats) if m < run.accum - 1 else nullcontext()
+        dev = dict(device=acc.device, non_blocking=True)
+        with ctx:
+            with acc.autocast():
+                img, txt = run.feats(b.pixel_values.to(**dev), b.input_ids.to(**dev), b.attention_mask.to(**dev))
+            # losses in fp32, outside autocast: logits at scale up to 100 lose too much in bf16
+            losses = compute_losses(img.float(), txt.float(), b.n, b.cf_owner.to(**dev), b.cf_slot.to(**dev),
+                                    b.mask, b.local, run.raw.logit_scale, run.bias, cfg)
+            acc.backward(losses["total"] / run.accum)
+        for kname, v in losses.items():
+            sums[kname] = sums.get(kname, 0.0) + v.detach() / run.accum
+        run.imgs_since += int(b.pixel_values.shape[0]) * acc.num_processes
+    return sums
+
+
+def update(run: Run, sums: dict[str, torch.Tensor]) -> None:
+    """Stop on a non-finite loss (saving the parameters before it), else clip, step, clamp."""
+    state = run.state
+    if not torch.isfinite(sums["total"]):      # one host sync per step, before the update
+        ck = run.out / "checkpoints" / f"step-{state['step']:07d}-before-nonfinite"
+        save_rng(ck.with_name(ck.name + ".tmp"), run.acc.process_index)
+        if run.acc.is_main_process:
+            save_checkpoint(ck, run.raw, run.enc.processor, run.opt, run.sched, state)
+        raise NonFiniteLoss(f"non-finite loss ({float(sums['total'])}) at step {state['step']}; "
+                            f"parameters before it are saved in {ck}")
+    if run.cfg.grad_clip:
+        run.acc.clip_grad_norm_(run.feats.parameters(), run.cfg.grad_clip)
+    run.opt.step()
+    run.sched.step()
+    run.opt.zero_grad(set_to_none=True)
+    clamp_logit_scale(run.raw.logit_scale, MAX_LOGIT_SCALE)
+    state["step"] += 1
+    state["anchors_seen"] = state.get("anchors_seen", 0) + run.cfg.batch_size
+
+
+def write_log(run: Run, sums: dict[str, torch.Tensor]) -> None:
+    """One line of train_log.jsonl (and TensorBoard) on the main process."""
+    state, cfg = run.state, run.cfg
+    dt = time.time() - run.t_last
+    rec = {"step": state["step"], "loss": float(sums["total"]), "align": float(sums["align"]),
+           "csd": float(sums["csd"]), "fcd": float(sums["fcd"]),
+           "temperature": float(1 / run.raw.logit_scale.detach().exp()),
+           "lr": run.sched.get_last_lr()[0], "images_per_s": run.imgs_since / max(dt, 1e-9),
+           "epoch": state["epoch"], "skipped_corrupt": run.skipped.skipped, "global_batch": cfg.batch_size,
+           "anchors_seen": state["anchors_seen"]}
+    with open(run.out / "train_log.jsonl", "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    if run.tb is not None:
+        for kname, v in rec.items():
+            run.tb.add_scalar(kname, v, state["step"])
+    run.bar.set_postfix(loss=f"{rec['loss']:.3f}", ips=f"{rec['images_per_s']:.0f}")
+    run.t_last, run.imgs_since = time.time(), 0
+
+
+def checkpoint(run: Run) -> None:
+    """A resumable checkpoint: every rank's RNG, then the main process's model and optimiser."""
+    acc = run.acc
+    ck = run.out / "checkpoints" / f"step-{run.state['step']:07d}"
+    if acc.is_main_process:
+        shutil.rmtree(ck.with_name(ck.name + ".tmp"), ignore_errors=True)
+    acc.wait_for_everyone()
+    save_rng(ck.with_name(ck.name + ".tmp"), acc.process_index)
     acc.wait_for_everyone()
     if acc.is_main_process:
-        raw.save_pretrained(out)
-        enc.processor.save_pretrained(out)
-        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
-    if tb is not None:
-        tb.close()
-    return {"step": state["step"], "epoch": state["epoch"], "skipped_corrupt": skipped.skipped, "out": str(out)}
+        save_checkpoint(ck, run.raw, run.enc.processor, run.opt, run.sched, run.state)
+    acc.wait_for_everyone()
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Epochs of steps until max_steps; each epoch's data order depends on (seed, epoch) only, so a
+    resumed run sees exactly the batches the uninterrupted one would have."""
+    from tqdm.auto import tqdm
+    from .data import make_loader
+    run = prepare(cfg)
+    acc, state = run.acc, run.state
+    run.bar = tqdm(total=cfg.max_steps, initial=state["step"], desc=f"train {cfg.recipe}",
+                   disable=not acc.is_main_process)
+    while state["step"] < cfg.max_steps:
+        it = iter(make_loader(run.urls, run.enc.pre, k=cfg.k, cf_ratio=cfg.cf_ratio, use_cf=cfg.needs_cf(),
+                              micro_batch=run.micro, seed=cfg.seed, epoch=state["epoch"],
+                              skip_batches=state["batches_in_epoch"], shuffle_buffer=cfg.shuffle_buffer,
+                              num_workers=cfg.num_workers, handler=run.skipped, rank=acc.process_index,
+                              world_size=acc.num_processes))
+        fresh_epoch, step_at_start, ran_out = state["batches_in_epoch"] == 0, state["step"], False
+        while state["step"] < cfg.max_steps:
+            sums = accumulate(run, it)
+            if sums is None:
+                ran_out = True
+                break
+            update(run, sums)
+            run.bar.update(1)
+            if acc.is_main_process and (state["step"] % cfg.log_every == 0 or state["step"] == cfg.max_steps):
+                write_log(run, sums)
+            if cfg.save_every and state["step"] % cfg.save_every == 0:
+                checkpoint(run)
+        if fresh_epoch and state["step"] == step_at_start:
+            raise ValueError(f"a whole epoch over {len(run.urls)} shard(s) ({run.urls[0]}, ...) gave no training "
+                             f"step of {run.micro} x {run.accum} anchors per process ({run.skipped.skipped} corrupt "
+                             "sample(s) or shard(s) skipped): too few readable samples for --batch-size/--micro-batch")
+        if ran_out or state["step"] < cfg.max_steps:
+            state["epoch"] += 1
+            state["batches_in_epoch"] = 0
+    run.bar.close()
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        run.raw.save_pretrained(run.out)
+        run.enc.processor.save_pretrained(run.out)
+        (run.out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    if run.tb is not None:
+        run.tb.close()
+    return {"step": state["step"], "epoch": state["epoch"], "skipped_corrupt": run.skipped.skipped,
+            "out": str(run.out)}
 
 
 def recipe_config(recipe: str | None, *overrides: dict[str, Any] | None,
