@@ -198,7 +198,7 @@ def plot(run, out) -> None:
 @click.option("--model", "models", multiple=True, help="model directory or id (repeat to compare)")
 @click.option("--bench", "benches", multiple=True, help="NAME=PATH (aro-vg-relation, aro-vg-attribution, coco-order, "
               "flickr30k-order, sugarcrepe, vl-checklist, vl-checklist-allpairs, conme, winoground, retrieval, "
-              "zeroshot, world)")
+              "zeroshot, world, pope, mme)")
 @click.option("--image-root", "roots", multiple=True, help="NAME=DIR: image directory of a benchmark")
 @click.option("--coco-root", type=click.Path(file_okay=False), help="COCO val2017 folder (SugarCrepe's images)")
 @click.option("--skip-missing", is_flag=True, help="score the rest when images are missing or unreadable (counted)")
@@ -206,8 +206,10 @@ def plot(run, out) -> None:
 @click.option("--out", default="eval_out", show_default=True, help="directory for results.{json,csv,md}")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--seed", default=0, show_default=True, help="seed of the order perturbations")
+@click.option("--scoring", type=click.Choice(["contrastive", "generative"]), default="contrastive", show_default=True,
+              help="cosine of CLIP/SigLIP embeddings, or P(yes) of a generative VLM (LLaVA, Qwen2-VL; needed for pope, mme)")
 @one_line_errors
-def eval_cmd(models, benches, roots, coco_root, skip_missing, compare, out, device, seed) -> None:
+def eval_cmd(models, benches, roots, coco_root, skip_missing, compare, out, device, seed, scoring) -> None:
     """Score models on compositional benchmarks read from local files (never downloads)."""
     from .eval.run import evaluate, markdown, read_items, rows, write_reports
 
@@ -234,7 +236,7 @@ def eval_cmd(models, benches, roots, coco_root, skip_missing, compare, out, devi
     if coco_root:
         image_roots.setdefault("sugarcrepe", coco_root)
     for m in models:
-        r = evaluate(m, bench_map, image_roots, device=device, seed=seed, skip_missing=skip_missing)
+        r = evaluate(m, bench_map, image_roots, device=device, seed=seed, skip_missing=skip_missing, scoring=scoring)
         results[m] = {b: x.table() for b, x in r.items()}
         items[m] = {b: x.items for b, x in r.items()}
     if not results:

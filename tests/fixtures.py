@@ -186,3 +186,37 @@ def build_grounding(out: str | Path, kind: str = "owlv2", seed: int = 0, full: b
     model.save_pretrained(out)
     proc.save_pretrained(out)
     return out
+
+
+# ------------------------------------------------------------------------------- LLaVA
+def build_llava(out: str | Path, seed: int = 0, image_size: int = 32, patch: int = 8) -> Path:
+    """A tiny random-weight LLaVA-1.5-architecture VLM (CLIP vision tower, MLP projector, Llama LM)
+    with a BPE tokenizer trained here (with `<image>`, "Yes", "No") and a CLIP image processor."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
+                              LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tk = Tokenizer(models.BPE(unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    corpus = ["USER: Does this image show: a red car? Answer yes or no. ASSISTANT: Yes", "No", "Is there a dog "
+              "in the image? Please answer yes or no. ASSISTANT: No"]
+    tk.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>", "<image>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                  pad_token="</s>", extra_special_tokens={"image_token": "<image>"})
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                              image_size=image_size, patch_size=patch, projection_dim=32)
+    text = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                       num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
+                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    cfg = LlavaConfig(vision_config=vision, text_config=text, image_token_index=tok.convert_tokens_to_ids("<image>"),
+                      vision_feature_select_strategy="default", vision_feature_layer=-2)
+    torch.manual_seed(seed)
+    LlavaForConditionalGeneration(cfg).save_pretrained(out)
+    ip = CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
+    LlavaProcessor(image_processor=ip, tokenizer=tok, patch_size=patch, vision_feature_select_strategy="default",
+                   num_additional_image_tokens=1).save_pretrained(out)
+    return out

@@ -513,3 +513,117 @@ def load_world_test(path: str | Path) -> list[Item]:
             items.append(Item(d["image"], [d["caption"], neg], 0, id=f"{d['key']}:{typ}",
                               groups={"test": typ, "split": "unseen" if d["heldout"] else "seen"}))
     return items
+
+
+# ------------------------------------------------------------------------ hallucination (yes/no)
+@dataclass
+class YesNo:
+    """One yes/no question about an image (POPE, MME)."""
+
+    image: str
+    question: str
+    answer: bool
+    id: str
+    group: str                   # POPE split (random / popular / adversarial) or MME subtask
+    image_id: str = ""           # MME: the image a question pair belongs to (for acc+)
+
+
+def _yes_no(text: str, where: str) -> bool:
+    t = str(text).strip().lower().rstrip(".")
+    if t not in ("yes", "no"):
+        raise BenchFileError(f"{where}: answer must be yes or no, not {text!r}")
+    return t == "yes"
+
+
+def load_pope(path: str | Path, image_root: str | None = None) -> list[YesNo]:
+    """POPE question files (`coco_pope_{random,popular,adversarial}.json`, one JSON object per line
+    with `question_id`, `image`, `text`, `label`; a JSON list is read too). A folder gives each file
+    as its own split; images under `image_root` (COCO val2014), default the folder itself."""
+    p = Path(path)
+    files = sorted(p.glob("*pope*.json")) or sorted(p.glob("*.json")) if p.is_dir() else [p]
+    if not files:
+        raise BenchFileError(f"{p}: no POPE question file (*pope*.json)")
+    root = Path(image_root) if image_root else (p if p.is_dir() else p.parent)
+    out = []
+    for f in files:
+        split = re.sub(r"^.*pope_", "", f.stem)
+        text = f.read_text(encoding="utf-8")
+        try:
+            rows = json.loads(text)
+            rows = rows if isinstance(rows, list) else [rows]
+            lines = [(i + 1, r) for i, r in enumerate(rows)]
+        except json.JSONDecodeError:
+            lines = []
+            for n, line in enumerate(text.splitlines(), 1):
+                if line.strip():
+                    try:
+                        lines.append((n, json.loads(line)))
+                    except json.JSONDecodeError as e:
+                        raise BenchFileError(f"{f}: line {n}: malformed JSON ({e.msg})") from None
+        for n, r in lines:
+            if not isinstance(r, dict) or not {"image", "text", "label"} <= set(r):
+                raise BenchFileError(f"{f}: line {n}: needs image, text and label")
+            out.append(YesNo(str(root / r["image"]), r["text"], _yes_no(r["label"], f"{f}: line {n}"),
+                             f"{split}:{r.get('question_id', n)}", split))
+    return out
+
+
+def pope_metrics(pred: list[bool], truth: list[bool]) -> dict[str, float]:
+    """POPE's figures: accuracy, precision, recall and F1 of "yes", and the share of yes answers."""
+    p, t = np.asarray(pred, bool), np.asarray(truth, bool)
+    tp, fp, fn = int((p & t).sum()), int((p & ~t).sum()), int((~p & t).sum())
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    rec = tp / (tp + fn) if tp + fn else 0.0
+    return {"accuracy": float((p == t).mean()) if len(p) else 0.0, "precision": prec, "recall": rec,
+            "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0, "yes_ratio": float(p.mean()) if len(p) else 0.0}
+
+
+MME_PERCEPTION = ("existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark",
+                  "artwork", "OCR")
+MME_COGNITION = ("commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning")
+
+
+def load_mme(path: str | Path, subtasks: Iterable[str] | None = None) -> list[YesNo]:
+    """MME's released folder (`MME_Benchmark_release_version/`): one folder per subtask holding
+    either the images with a `<image stem>.txt` of "question<TAB>Yes|No" lines beside them, or
+    `images/` and `questions_answer_YN/`. Every question is kept with its image, for acc+."""
+    root = Path(path)
+    names = list(subtasks) if subtasks else [d.name for d in sorted(root.iterdir()) if d.is_dir()]
+    out = []
+    for name in names:
+        d = root / name
+        if not d.is_dir():
+            raise BenchFileError(f"{d}: MME subtask folder not found")
+        qdir, idir = (d / "questions_answer_YN", d / "images") if (d / "questions_answer_YN").is_dir() else (d, d)
+        for txt in sorted(qdir.glob("*.txt")):
+            img = next((idir / (txt.stem + e) for e in (".jpg", ".png", ".jpeg", ".JPG", ".PNG")
+                        if (idir / (txt.stem + e)).is_file()), idir / (txt.stem + ".jpg"))
+            for n, line in enumerate(txt.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                parts = line.rsplit("\t", 1)
+                if len(parts) != 2:
+                    raise BenchFileError(f"{txt}: line {n}: want question<TAB>answer")
+                out.append(YesNo(str(img), parts[0].strip(), _yes_no(parts[1], f"{txt}: line {n}"),
+                                 f"{name}:{txt.stem}:{n}", name, image_id=f"{name}:{txt.stem}"))
+    if not out:
+        raise BenchFileError(f"{root}: no MME question file found")
+    return out
+
+
+def mme_metrics(items: list[YesNo], correct: list[bool]) -> dict[str, float]:
+    """Per subtask: accuracy (per question), acc+ (per image: every question right) and the
+    official score 100 * (acc + acc+); `perception` and `cognition` sum the scores present."""
+    out: dict[str, float] = {}
+    by: dict[str, dict[str, list[bool]]] = {}
+    for it, c in zip(items, correct):
+        by.setdefault(it.group, {}).setdefault(it.image_id, []).append(c)
+    for g, imgs in sorted(by.items()):
+        qs = [c for v in imgs.values() for c in v]
+        acc, plus = float(np.mean(qs)), float(np.mean([all(v) for v in imgs.values()]))
+        out[f"{g}:acc"], out[f"{g}:acc+"], out[f"{g}:score"] = acc, plus, 100 * (acc + plus)
+    for total, names in (("perception", MME_PERCEPTION), ("cognition", MME_COGNITION)):
+        present = [n for n in names if n in by]
+        if present:
+            out[total] = sum(out[f"{n}:score"] for n in present)
+    return out

@@ -191,11 +191,58 @@ def _world(c: Ctx) -> None:
             c.res.n[f"{split}:{t}"] = n
 
 
+def _answers(c: Ctx, qs: list[B.YesNo]) -> tuple[list[B.YesNo], list[bool]]:
+    """Yes/no answers (P(yes) > 0.5) of a generative scorer; missing or unreadable images stop the
+    run, or with --skip-missing are dropped and counted."""
+    if not hasattr(c.scorer, "p_yes"):
+        raise ValueError(f"{c.kind}: yes/no questions need a generative model (cfgen eval --scoring generative)")
+    missing = {q.image for q in qs if not os.path.isfile(q.image)}
+    if missing and not c.skip_missing:
+        raise ValueError(f"{sorted(missing)[0]}: image not found ({len(missing) - 1} other(s) missing); "
+                         "fix --image-root, or --skip-missing")
+    keep, imgs = [], []
+    for q in qs:
+        if q.image in missing:
+            c.res.skipped["missing_image"] = c.res.skipped.get("missing_image", 0) + 1
+            continue
+        try:
+            imgs.append(B.load_image(q.image))
+        except Exception as e:
+            if not c.skip_missing:
+                raise ValueError(f"{q.image}: unreadable image ({type(e).__name__}); --skip-missing") from None
+            c.res.skipped["unreadable_image"] = c.res.skipped.get("unreadable_image", 0) + 1
+            continue
+        keep.append(q)
+    p = c.scorer.p_yes(imgs, [q.question for q in keep])
+    return keep, [bool(x > 0.5) for x in p]
+
+
+def _pope(c: Ctx) -> None:
+    qs, pred = _answers(c, B.load_pope(c.path, c.image_root))
+    for split in sorted({q.group for q in qs}) + ["all"]:
+        sel = [i for i, q in enumerate(qs) if split in ("all", q.group)]
+        for k, v in B.pope_metrics([pred[i] for i in sel], [qs[i].answer for i in sel]).items():
+            c.res.metrics[f"{split}:{k}"] = v
+            c.res.n[f"{split}:{k}"] = len(sel)
+    c.res.items = [(q.id, q.group, p == q.answer) for q, p in zip(qs, pred)]
+
+
+def _mme(c: Ctx) -> None:
+    qs, pred = _answers(c, B.load_mme(c.path))
+    ok = [p == q.answer for q, p in zip(qs, pred)]
+    c.res.metrics = B.mme_metrics(qs, ok)
+    groups = {"perception": B.MME_PERCEPTION, "cognition": B.MME_COGNITION}
+    c.res.n = {k: sum(1 for q in qs if q.group in groups.get(k, (k.split(":")[0],))) for k in c.res.metrics}
+    c.res.items = [(q.id, q.group, x) for q, x in zip(qs, ok)]
+
+
 BENCHMARKS: dict[str, Callable[[Ctx], None]] = {
     "aro-vg-relation": _aro, "aro-vg-attribution": _aro, "coco-order": _order, "flickr30k-order": _order,
     "sugarcrepe": _sugarcrepe, "vl-checklist": _vl_checklist, "vl-checklist-allpairs": _vl_checklist,
     "conme": _conme, "winoground": _winoground, "retrieval": _retrieval, "zeroshot": _zeroshot, "world": _world,
+    "pope": _pope, "mme": _mme,
 }
+EMBEDDING_ONLY = ("winoground", "retrieval", "zeroshot")
 
 
 def run_bench(scorer: B.Scorer, name: str, path: str, image_root: str | None = None, seed: int = 0,
@@ -205,6 +252,9 @@ def run_bench(scorer: B.Scorer, name: str, path: str, image_root: str | None = N
     kind = name.split(":")[0]
     if kind not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {kind!r} (one of: {', '.join(BENCHMARKS)})")
+    if kind in EMBEDDING_ONLY and getattr(scorer, "enc", None) is None:
+        raise ValueError(f"{kind} needs image and text embeddings: score it with a contrastive model "
+                         "(--scoring contrastive)")
     c = Ctx(scorer, kind, path, image_root, seed, skip_missing)
     BENCHMARKS[kind](c)
     return c.res
@@ -212,11 +262,19 @@ def run_bench(scorer: B.Scorer, name: str, path: str, image_root: str | None = N
 
 def evaluate(model: str, benches: dict[str, str], image_roots: dict[str, str] | None = None,
              device: str = "cpu", seed: int = 0, encoder: Any = None,
-             skip_missing: bool = False) -> dict[str, BenchResult]:
-    from ..train.model import DualEncoder
-    enc = encoder or DualEncoder.load(model, device=device)
-    enc.model.eval()
-    scorer = B.Scorer(enc)
+             skip_missing: bool = False, scoring: str = "contrastive") -> dict[str, BenchResult]:
+    """Score `model` on each benchmark. `scoring`: contrastive (cosine of CLIP/SigLIP embeddings)
+    or generative (S_gen = P(yes) of an image-text-to-text VLM; `generative.py`)."""
+    if scoring == "generative":
+        from .generative import GenerativeScorer
+        scorer: Any = GenerativeScorer(model, device=device)
+    elif scoring == "contrastive":
+        from ..train.model import DualEncoder
+        enc = encoder or DualEncoder.load(model, device=device)
+        enc.model.eval()
+        scorer = B.Scorer(enc)
+    else:
+        raise ValueError(f"--scoring must be contrastive or generative, not {scoring!r}")
     return {name: run_bench(scorer, name, path, (image_roots or {}).get(name), seed, skip_missing)
             for name, path in benches.items()}
 

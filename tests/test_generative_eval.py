@@ -1,0 +1,128 @@
+"""Generative-likelihood scoring (S_gen = P(yes)) with a tiny random LLaVA built here, and the
+hallucination benchmarks POPE and MME read from their released layouts."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cfgen.eval import benchmarks as B
+from cfgen.eval.run import run_bench
+from tests.helpers import ColorEncoder
+
+
+@pytest.fixture(scope="module")
+def llava(tmp_path_factory):
+    from tests.fixtures import build_llava
+    return build_llava(tmp_path_factory.mktemp("llava") / "m")
+
+
+def test_pope_metrics_by_hand():
+    pred = [True, True, False, False, True, False]
+    truth = [True, False, False, True, True, False]
+    m = B.pope_metrics(pred, truth)
+    # tp 2, fp 1, fn 1, tn 2
+    assert m["accuracy"] == pytest.approx(4 / 6) and m["precision"] == pytest.approx(2 / 3)
+    assert m["recall"] == pytest.approx(2 / 3) and m["f1"] == pytest.approx(2 / 3) and m["yes_ratio"] == 0.5
+    assert B.pope_metrics([False, False], [True, False])["precision"] == 0.0        # no yes answered
+
+
+def test_mme_metrics_by_hand():
+    mk = lambda g, img, a: B.YesNo("x.jpg", "q", a, f"{g}{img}", g, image_id=f"{g}:{img}")  # noqa: E731
+    items = [mk("existence", 1, True), mk("existence", 1, False), mk("existence", 2, True), mk("existence", 2, False),
+             mk("count", 1, True), mk("count", 1, False), mk("code_reasoning", 1, True), mk("code_reasoning", 1, False)]
+    correct = [True, True, True, False, False, False, True, True]
+    m = B.mme_metrics(items, correct)
+    assert m["existence:acc"] == 0.75 and m["existence:acc+"] == 0.5 and m["existence:score"] == pytest.approx(125.0)
+    assert m["count:score"] == 0.0 and m["perception"] == pytest.approx(125.0)
+    assert m["cognition"] == pytest.approx(200.0)
+
+
+def _pope_dir(d, n=6):
+    (d / "val2014").mkdir(parents=True)
+    for split in ("random", "adversarial"):
+        with open(d / f"coco_pope_{split}.json", "w") as f:
+            for i in range(n):
+                name = f"COCO_val2014_{i:012d}.jpg"
+                Image.new("RGB", (40, 30), (30 * i, 200, 10)).save(d / "val2014" / name)
+                f.write(json.dumps({"question_id": i, "image": name, "text": f"Is there a car {i} in the image?",
+                                    "label": "yes" if i % 2 else "no"}) + "\n")
+    return d
+
+
+def _mme_dir(d):
+    for sub, layout in (("existence", "flat"), ("artwork", "split")):
+        base = d / sub
+        idir, qdir = (base, base) if layout == "flat" else (base / "images", base / "questions_answer_YN")
+        idir.mkdir(parents=True, exist_ok=True)
+        qdir.mkdir(parents=True, exist_ok=True)
+        for i in range(3):
+            Image.new("RGB", (32, 32), (10, 80 * i, 10)).save(idir / f"{i:04d}.jpg")
+            (qdir / f"{i:04d}.txt").write_text("Is there a dog in the image?\tYes\nIs there a cat in the image?\tNo\n")
+    return d
+
+
+def test_pope_and_mme_load_their_released_layouts(tmp_path):
+    qs = B.load_pope(_pope_dir(tmp_path / "pope"), str(tmp_path / "pope" / "val2014"))
+    assert len(qs) == 12 and {q.group for q in qs} == {"random", "adversarial"}
+    assert sum(q.answer for q in qs) == 6 and all(q.image.endswith(".jpg") for q in qs)
+    mme = B.load_mme(_mme_dir(tmp_path / "mme"))
+    assert len(mme) == 12 and {q.group for q in mme} == {"existence", "artwork"}
+    assert len({q.image_id for q in mme}) == 6
+    (tmp_path / "bad.json").write_text('{"image": "a.jpg", "text": "q", "label": "maybe"}\n')
+    with pytest.raises(B.BenchFileError, match="bad.json: line 1"):
+        B.load_pope(tmp_path / "bad.json")
+
+
+def test_generative_scorer_is_a_probability_and_deterministic(llava, tmp_path):
+    from cfgen.eval.generative import GenerativeScorer
+    s = GenerativeScorer(str(llava), batch_size=3)
+    imgs = [Image.new("RGB", (40, 30), (200, 10, 10)), Image.new("RGB", (20, 50), (10, 10, 200))] * 2
+    qs = ["Is it red?", "Does this image show a long caption about a blue thing?", "No?", "Yes"]
+    p = s.p_yes(imgs, qs)
+    assert p.shape == (4,) and np.all((p > 0) & (p < 1))
+    # batching and padding do not change a score
+    alone = np.concatenate([s.p_yes([im], [q]) for im, q in zip(imgs, qs)])
+    assert np.allclose(p, alone, atol=1e-5)
+    red = Image.new("RGB", (40, 30), (200, 10, 10))
+    red.save(tmp_path / "red.png")
+    scores = s.item_scores([B.Item(str(tmp_path / "red.png"), ["a red car", "a blue dog", "two rings"])])
+    assert scores[0].shape == (3,) and np.allclose(scores[0], s.p_yes([red] * 3, [
+        "Does this image show: a red car? Answer yes or no.", "Does this image show: a blue dog? Answer yes or no.",
+        "Does this image show: two rings? Answer yes or no."]), atol=1e-5)
+
+
+def test_eval_in_both_scoring_modes(llava, tmp_path, world_clip):
+    from cfgen.eval.generative import GenerativeScorer
+    from cfgen.eval.run import evaluate
+    gen = GenerativeScorer(str(llava))
+    pope = _pope_dir(tmp_path / "pope")
+    r = run_bench(gen, "pope", str(pope), str(pope / "val2014"))
+    for split in ("random", "adversarial", "all"):
+        assert 0.0 <= r.metrics[f"{split}:accuracy"] <= 1.0 and r.n[f"{split}:accuracy"] == (12 if split == "all" else 6)
+    mme = run_bench(gen, "mme", str(_mme_dir(tmp_path / "mme")))
+    assert 0.0 <= mme.metrics["existence:score"] <= 200.0 and "perception" in mme.metrics
+    assert mme.n["existence:acc"] == 6 and mme.n["perception"] == 12
+    # a multiple-choice benchmark scored generatively, and contrastively, through the same entry point
+    world = tmp_path / "w"
+    from cfgen.world.generate import WorldConfig, generate_world
+    generate_world(world, WorldConfig(n=10, n_test=6, per_shard=10, seed=2))
+    g = evaluate(str(llava), {"world": str(world)}, scoring="generative")["world"]
+    c = evaluate(str(world_clip), {"world": str(world)}, scoring="contrastive")["world"]
+    assert set(g.metrics) == set(c.metrics) and all(0 <= v <= 1 for v in g.metrics.values())
+    with pytest.raises(ValueError, match="generative model"):
+        run_bench(B.Scorer(ColorEncoder()), "pope", str(pope), str(pope / "val2014"))
+    with pytest.raises(ValueError, match="contrastive"):
+        run_bench(gen, "winoground", str(tmp_path))
+
+
+def test_cli_eval_generative_pope(llava, tmp_path):
+    pope = _pope_dir(tmp_path / "pope")
+    r = subprocess.run([sys.executable, "-m", "cfgen.cli", "eval", "--model", str(llava), "--scoring", "generative",
+                        "--bench", f"pope={pope}", "--image-root", f"pope={pope / 'val2014'}",
+                        "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res[str(llava)]["pope"]["n:all:f1"] == 12
