@@ -126,3 +126,36 @@ def test_cli_eval_generative_pope(llava, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert res[str(llava)]["pope"]["n:all:f1"] == 12
+
+
+def test_a_generative_vlm_is_a_dual_encoder_for_training_and_eval(llava, world_final, small_world, tmp_path):
+    """E5-V prompt embeddings: every recipe trains the VLM through the same trainer, the result
+    saves and reloads, and the contrastive eval scores it."""
+    import torch
+    from cfgen.eval.run import evaluate
+    from cfgen.train.model import DualEncoder
+    from cfgen.train.trainer import recipe_config, train
+    enc = DualEncoder.load(llava)
+    assert enc.kind == "vlm"
+    ims = [Image.new("RGB", (64, 64), (200, 10, 10)), Image.new("RGB", (50, 40), (10, 10, 200))]
+    a, t = enc.embed_images(ims), enc.embed_texts(["a red square", "a blue ring to the left of a red cross"])
+    assert a.shape == t.shape == (2, 32) and torch.allclose(a.norm(dim=-1), torch.ones(2), atol=1e-4)
+    assert torch.allclose(enc.embed_images(ims[:1]), a[:1], atol=1e-5)            # batch-independent
+    assert torch.allclose(enc.embed_texts(["a red square"]), t[:1], atol=1e-5)      # padding-independent
+    before = {k: v.clone() for k, v in enc.model.state_dict().items()}
+    for recipe in ("std-ft", "cf-vlm", "cf-vlm-plus"):
+        out = tmp_path / recipe
+        cfg = recipe_config(recipe, {"shards": [str(world_final / "final")], "model": str(llava), "out": str(out),
+                                     "batch_size": 8, "micro_batch": 8, "max_steps": 4, "lr": 1e-3, "warmup_steps": 1,
+                                     "num_workers": 0, "log_every": 1, "save_every": 2, "k": 2, "shuffle_buffer": 20})
+        assert train(cfg)["step"] == 4
+        logs = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+        assert [x["step"] for x in logs] == [1, 2, 3, 4] and all(np.isfinite(x["loss"]) for x in logs)
+        if recipe != "std-ft":
+            assert any(x["csd"] > 0 or x["fcd"] > 0 for x in logs)
+    trained = DualEncoder.load(tmp_path / "cf-vlm-plus")
+    assert trained.kind == "vlm"
+    after = trained.model.state_dict()
+    assert any(not torch.allclose(before[k], after[k]) for k in before if k in after)
+    m = evaluate(str(tmp_path / "cf-vlm-plus"), {"world": str(small_world)})["world"].metrics
+    assert m and all(0.0 <= v <= 1.0 for v in m.values())

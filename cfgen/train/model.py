@@ -1,5 +1,6 @@
-"""One dual-encoder wrapper over transformers CLIP and SigLIP: preprocessing, normalised
-features and the score S(image, text), shared by the filter, the trainer and eval."""
+"""One dual-encoder wrapper over transformers CLIP and SigLIP (and generative VLMs through
+`vlm.py`'s prompt embeddings): preprocessing, normalised features and the score S(image, text),
+shared by the filter, the trainer and eval."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -97,14 +98,22 @@ class DualEncoder:
         self.model = model.to(device)
         self.processor = processor
         self.device = device
-        self.kind = "siglip" if is_siglip(model.config) else "clip"
+        from .vlm import VLMEmbedder, VLMPreprocessor
         self.max_length = getattr(model.config.text_config, "max_position_embeddings", 77)
-        self.pre = Preprocessor(processor, self.kind, self.max_length)
+        if isinstance(model, VLMEmbedder):
+            self.kind = "vlm"
+            self.pre: Any = VLMPreprocessor(processor)
+        else:
+            self.kind = "siglip" if is_siglip(model.config) else "clip"
+            self.pre = Preprocessor(processor, self.kind, self.max_length)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", dtype: torch.dtype | None = None) -> "DualEncoder":
         from transformers import AutoConfig, AutoProcessor, CLIPModel, SiglipModel
+        from .vlm import is_vlm, load_vlm
         cfg = AutoConfig.from_pretrained(path)
+        if is_vlm(cfg):
+            return cls(*load_vlm(path, dtype), device)
         model_cls = SiglipModel if is_siglip(cfg) else CLIPModel
         kw = {"dtype": dtype} if dtype is not None else {}
         model = model_cls.from_pretrained(path, **kw)
