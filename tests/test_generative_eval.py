@@ -159,3 +159,42 @@ def test_a_generative_vlm_is_a_dual_encoder_for_training_and_eval(llava, world_f
     assert any(not torch.allclose(before[k], after[k]) for k in before if k in after)
     m = evaluate(str(tmp_path / "cf-vlm-plus"), {"world": str(small_world)})["world"].metrics
     assert m and all(0.0 <= v <= 1.0 for v in m.values())
+
+
+def test_lora_trains_only_adapters_saves_them_for_plain_peft_and_resumes_exactly(llava, world_final, world_clip,
+                                                                                 tmp_path):
+    import shutil
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForImageTextToText
+    from cfgen.train.trainer import recipe_config, train
+
+    def cfg(out, **kw):
+        return recipe_config("cf-vlm-plus", {"shards": [str(world_final / "final")], "model": str(llava), "out": str(out),
+                                             "batch_size": 8, "micro_batch": 8, "max_steps": 4, "lr": 5e-3,
+                                             "warmup_steps": 1, "num_workers": 0, "log_every": 1, "save_every": 2,
+                                             "k": 2, "shuffle_buffer": 20, "lora_rank": 4, "lora_alpha": 8,
+                                             "gradient_checkpointing": True, **kw})
+    out = tmp_path / "lora"
+    assert train(cfg(out))["step"] == 4
+    base = AutoModelForImageTextToText.from_pretrained(llava).state_dict()
+    merged = AutoModelForImageTextToText.from_pretrained(out).state_dict()        # plain transformers
+    changed = {k for k in base if not torch.allclose(base[k], merged[k])}
+    assert changed and all("language_model" in k and k.split(".")[-2] in ("q_proj", "k_proj", "v_proj", "o_proj")
+                           for k in changed), changed
+    peft_model = PeftModel.from_pretrained(AutoModelForImageTextToText.from_pretrained(llava), out / "adapter")
+    remerged = peft_model.merge_and_unload().state_dict()                          # plain peft
+    assert all(torch.allclose(remerged[k], merged[k], atol=1e-6) for k in merged)
+    # kill after the step-2 checkpoint (here: remove what came later) and resume: the same adapter
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    shutil.rmtree(again / "checkpoints" / "step-0000004")
+    (again / "adapter" / "adapter_model.safetensors").unlink()
+    assert train(cfg(again, resume=True))["step"] == 4
+    a, b = load_file(str(out / "adapter" / "adapter_model.safetensors")), \
+        load_file(str(again / "adapter" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    from tests.helpers import train_cfg
+    with pytest.raises(ValueError, match="LoRA is for generative VLMs"):
+        train(train_cfg(world_final, world_clip, tmp_path / "x", lora_rank=2))

@@ -68,6 +68,11 @@ class TrainConfig:
     tensorboard: bool = False
     resume: bool = False
     train_temperature: bool = True
+    lora_rank: int = 0                 # > 0: LoRA adapters (generative VLMs), everything else frozen
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_vision: bool = False          # adapters on the vision tower too (else it stays frozen)
+    gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if self.hinge_space not in ("cosine", "logit"):
@@ -188,8 +193,20 @@ def prepare(cfg: TrainConfig) -> Run:
     resume_from = latest_checkpoint(out) if cfg.resume else None
     if cfg.resume and resume_from is None:
         log.warning("--resume: no intact checkpoint in %s/checkpoints; starting from the beginning", out)
-    enc = DualEncoder.load(resume_from / "model" if resume_from else cfg.model)
+    from .vlm import lora_resume_source
+    lora_src = lora_resume_source(resume_from / "model") if resume_from else None
+    enc = DualEncoder.load(lora_src[0] if lora_src else resume_from / "model" if resume_from else cfg.model)
     model = enc.model
+    if cfg.lora_rank:
+        if enc.kind != "vlm":
+            raise ValueError(f"train option lora_rank: LoRA is for generative VLMs; {cfg.model} is a {enc.kind} model")
+        model.add_lora(cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_vision,
+                       adapter=lora_src[1] if lora_src else None)
+        if lora_src:                                   # the temperature of the checkpoint
+            model.logit_scale.data.fill_(DualEncoder.load(resume_from / "model").model.logit_scale.item())
+    if cfg.gradient_checkpointing:
+        inner = getattr(model, "vlm", model)
+        inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.logit_scale.requires_grad_(cfg.train_temperature)
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                             eps=cfg.eps)

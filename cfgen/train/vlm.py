@@ -8,6 +8,11 @@ Both from the same language model, L2-normalised by the caller; S(I, T) = cosine
 temperature (`logit_scale`, CLIP's initial 1/0.07) for the contrastive losses. Saved as the VLM's
 own `save_pretrained` files plus `cfgen_vlm.safetensors` (the temperature) and `cfgen_vlm.json`.
 Qwen2-VL (a variable number of image tokens per image) is not supported yet.
+
+LoRA (`TrainConfig.lora_rank > 0`, through peft): adapters on the language model's attention
+projections (and the vision tower's with `lora_vision`), everything else frozen. A saved LoRA run
+holds the merged model (loads with plain transformers), `adapter/` (loads with plain
+`peft.PeftModel.from_pretrained` on the base model) and the base model's name for an exact resume.
 """
 from __future__ import annotations
 
@@ -33,9 +38,11 @@ def is_vlm(config: Any) -> bool:
 class VLMEmbedder(torch.nn.Module):
     """The VLM plus a temperature; `image_features` / `text_features` as a CLIP model has them."""
 
-    def __init__(self, vlm: torch.nn.Module, image_ids: torch.Tensor, logit_scale: float = math.log(1 / 0.07)):
+    def __init__(self, vlm: torch.nn.Module, image_ids: torch.Tensor, logit_scale: float = math.log(1 / 0.07),
+                 base: str = ""):
         super().__init__()
         self.vlm = vlm
+        self.base = base                       # the checkpoint a LoRA run started from
         self.config = vlm.config
         self.logit_scale = torch.nn.Parameter(torch.tensor(float(logit_scale)))
         self.register_buffer("image_ids", image_ids.long(), persistent=False)     # the image prompt, expanded
@@ -55,12 +62,41 @@ class VLMEmbedder(torch.nn.Module):
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         return self._last_hidden(input_ids=input_ids, attention_mask=mask)
 
+    @property
+    def is_lora(self) -> bool:
+        return hasattr(self.vlm, "peft_config")
+
     def save_pretrained(self, out: str | Path, **kw: Any) -> None:
+        """The (merged) model, the temperature, and with LoRA the adapter and the base's name."""
+        import copy
         from safetensors.torch import save_file
         out = Path(out)
-        self.vlm.save_pretrained(out, **kw)
+        info: dict[str, Any] = {"image_prompt": IMAGE_PROMPT, "text_prompt": TEXT_PROMPT}
+        if self.is_lora:
+            self.vlm.save_pretrained(out / "adapter")
+            copy.deepcopy(self.vlm).merge_and_unload().save_pretrained(out, **kw)
+            info["lora_base"] = self.base
+        else:
+            self.vlm.save_pretrained(out, **kw)
         save_file({"logit_scale": self.logit_scale.detach().float().cpu().reshape(1)}, str(out / "cfgen_vlm.safetensors"))
-        (out / MARKER).write_text(json.dumps({"image_prompt": IMAGE_PROMPT, "text_prompt": TEXT_PROMPT}))
+        (out / MARKER).write_text(json.dumps(info))
+
+    def add_lora(self, rank: int, alpha: int, dropout: float = 0.0, vision: bool = False,
+                 targets: Sequence[str] = ("q_proj", "k_proj", "v_proj", "o_proj", "out_proj"),
+                 adapter: Path | None = None) -> None:
+        """Freeze the VLM and put LoRA adapters on its attention projections (language model,
+        and the vision tower with `vision`); `adapter`: start from a saved adapter (resume)."""
+        try:
+            from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+        except ImportError as e:
+            raise RuntimeError("train option lora_rank needs peft: pip install 'cfgen[vlm]'") from e
+        towers = "language_model|vision_tower|vision_model" if vision else "language_model"
+        pattern = rf".*({towers}).*\.({'|'.join(targets)})$"
+        self.vlm = get_peft_model(self.vlm, LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout,
+                                                        target_modules=pattern))
+        if adapter is not None:
+            from safetensors.torch import load_file
+            set_peft_model_state_dict(self.vlm, load_file(str(adapter / "adapter_model.safetensors")))
 
 
 class VLMPreprocessor:
@@ -91,4 +127,13 @@ def load_vlm(path: str | Path, dtype: torch.dtype | None = None) -> tuple[VLMEmb
     saved = Path(path) / "cfgen_vlm.safetensors"
     if saved.is_file():
         scale = float(load_file(str(saved))["logit_scale"][0])
-    return VLMEmbedder(vlm, probe["input_ids"][0], scale), processor
+    return VLMEmbedder(vlm, probe["input_ids"][0], scale, base=str(path)), processor
+
+
+def lora_resume_source(model_dir: Path) -> tuple[str, Path] | None:
+    """(base model, adapter dir) of a saved LoRA checkpoint, else None."""
+    marker = model_dir / MARKER
+    if not marker.is_file() or not (model_dir / "adapter").is_dir():
+        return None
+    base = json.loads(marker.read_text()).get("lora_base")
+    return (base, model_dir / "adapter") if base else None
