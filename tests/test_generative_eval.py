@@ -198,3 +198,28 @@ def test_lora_trains_only_adapters_saves_them_for_plain_peft_and_resumes_exactly
     from tests.helpers import train_cfg
     with pytest.raises(ValueError, match="LoRA is for generative VLMs"):
         train(train_cfg(world_final, world_clip, tmp_path / "x", lora_rank=2))
+
+
+@pytest.mark.parametrize("recipe", ["std-ft", "cf-vlm", "cf-vlm-plus"])
+def test_a_few_lora_steps_of_each_recipe_reduce_its_loss(llava, world_final, tmp_path, recipe):
+    import torch
+    from cfgen.train.data import make_loader
+    from cfgen.train.model import DualEncoder, FeatureModule
+    from cfgen.train.trainer import compute_losses, recipe_config, train
+    cfg = recipe_config(recipe, {"shards": [str(world_final / "final")], "model": str(llava), "out": str(tmp_path / "o"),
+                                 "batch_size": 16, "micro_batch": 16, "max_steps": 12, "lr": 1e-2, "warmup_steps": 1,
+                                 "num_workers": 0, "log_every": 1, "save_every": 0, "k": 2, "shuffle_buffer": 20,
+                                 "lora_rank": 8, "lora_alpha": 16})
+    shard = sorted((world_final / "final").glob("*.tar"))[0]
+
+    def loss_of(model_dir) -> float:         # the recipe's loss on one fixed batch of its training data
+        enc = DualEncoder.load(model_dir)
+        b = next(iter(make_loader([str(shard)], enc.pre, k=2, micro_batch=16, seed=0, epoch=0, shuffle_buffer=1,
+                                  num_workers=0)))
+        with torch.no_grad():
+            img, txt = FeatureModule(enc.model)(b.pixel_values, b.input_ids, b.attention_mask)
+            return float(compute_losses(img, txt, b.n, b.cf_owner, b.cf_slot, b.mask, b.local, enc.model.logit_scale,
+                                        None, cfg)["total"])
+    before = loss_of(llava)
+    train(cfg)
+    assert loss_of(tmp_path / "o") < before - 1e-3
