@@ -193,7 +193,7 @@ def prepare(cfg: TrainConfig) -> Run:
     resume_from = latest_checkpoint(out) if cfg.resume else None
     if cfg.resume and resume_from is None:
         log.warning("--resume: no intact checkpoint in %s/checkpoints; starting from the beginning", out)
-    from .vlm import lora_resume_source
+    from .vlm import lora_resume_source, saved_logit_scale
     lora_src = lora_resume_source(resume_from / "model") if resume_from else None
     enc = DualEncoder.load(lora_src[0] if lora_src else resume_from / "model" if resume_from else cfg.model)
     model = enc.model
@@ -203,7 +203,7 @@ def prepare(cfg: TrainConfig) -> Run:
         model.add_lora(cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_vision,
                        adapter=lora_src[1] if lora_src else None)
         if lora_src:                                   # the temperature of the checkpoint
-            model.logit_scale.data.fill_(DualEncoder.load(resume_from / "model").model.logit_scale.item())
+            model.logit_scale.data.fill_(saved_logit_scale(resume_from / "model"))
     if cfg.gradient_checkpointing:
         inner = getattr(model, "vlm", model)
         inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

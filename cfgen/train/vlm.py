@@ -117,17 +117,19 @@ class VLMPreprocessor:
 
 def load_vlm(path: str | Path, dtype: torch.dtype | None = None) -> tuple[VLMEmbedder, Any]:
     """(embedder, processor) from a VLM checkpoint or a directory cfgen saved."""
-    from safetensors.torch import load_file
     from transformers import AutoModelForImageTextToText, AutoProcessor
     processor = AutoProcessor.from_pretrained(path)
     kw = {"dtype": dtype} if dtype is not None else {}
     vlm = AutoModelForImageTextToText.from_pretrained(path, **kw)
     probe = processor(images=[Image.new("RGB", (8, 8))], text=[IMAGE_PROMPT], return_tensors="pt")
-    scale = math.log(1 / 0.07)
-    saved = Path(path) / "cfgen_vlm.safetensors"
-    if saved.is_file():
-        scale = float(load_file(str(saved))["logit_scale"][0])
-    return VLMEmbedder(vlm, probe["input_ids"][0], scale, base=str(path)), processor
+    return VLMEmbedder(vlm, probe["input_ids"][0], saved_logit_scale(Path(path)), base=str(path)), processor
+
+
+def saved_logit_scale(model_dir: Path) -> float:
+    """The temperature cfgen saved beside a VLM, else CLIP's initial 1/0.07."""
+    from safetensors.torch import load_file
+    saved = model_dir / "cfgen_vlm.safetensors"
+    return float(load_file(str(saved))["logit_scale"][0]) if saved.is_file() else math.log(1 / 0.07)
 
 
 def lora_resume_source(model_dir: Path) -> tuple[str, Path] | None:
