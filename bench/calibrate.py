@@ -18,16 +18,14 @@ import shutil
 from pathlib import Path
 
 from cfgen.demo import DemoConfig
-from cfgen.io.images import decode_rgb
 from cfgen.train.model import DualEncoder
-from cfgen.world.generate import WorldConfig, generate_world, load_test_items
-from cfgen.world.pretrain import RELEASED, PretrainConfig, pretrain_stand_in, profile
+from cfgen.world.generate import WorldConfig, generate_world
+from cfgen.world.pretrain import RELEASED, PretrainConfig, held_out_test, pretrain_stand_in, profile
 
 
 def world_profile(model_dir: Path, world_dir: Path) -> dict[str, float]:
     enc = DualEncoder.load(model_dir)
-    tests = list(load_test_items(sorted(str(p) for p in (world_dir / "test").glob("*.tar"))))
-    return profile(enc.model, enc.pre, tests, enc.pixels([decode_rgb(t["image"]) for t in tests]))
+    return profile(enc.model, enc.pre, *held_out_test(enc.pre, world_dir))
 
 
 def main() -> None:

@@ -341,6 +341,14 @@ def test_openai_load_generator_against_a_local_server(fake_server):
     ("two people sitting next to each other", "two people sitting across from each other", "position"),
     ("A man in a red shirt rides a yellow surfboard", "A man in a yellow shirt rides a red surfboard", "swap"),
     ("a wooden chair next to a black table", "a black chair next to a wooden table", "swap"),
+    # found by the pair set (tests/data/caption_pairs.tsv)
+    ("An open laptop beside a closed book.", "A closed laptop beside an open book.", "swap"),
+    ("A dog on a skateboard.", "A skateboard on a dog.", "swap"),
+    ("A cat chasing a dog in the yard.", "A dog chasing a cat in the yard.", "swap"),
+    ("A leather couch in a small living room.", "A fabric couch in a small living room.", "material"),
+    ("A woman jogging along the beach.", "A woman strolling along the beach.", "movement"),
+    ("A motorcycle speeding down a highway.", "A motorcycle parked beside a highway.", "movement"),
+    ("A man sitting at the end of a pier.", "A man sitting at the start of a pier.", "position"),
 ])
 def test_validator_accepts_one_edit_with_what_it_drags_along(orig, rw, typ):
     v = validate(orig, rw)
@@ -398,17 +406,3 @@ def test_validator_agrees_with_human_judgement_on_200_pairs():
         assert figs[cat]["typed"] >= 85.0, (cat, figs[cat])
     for cat in ("two_edits", "insert_delete", "near_duplicate"):
         assert figs[cat]["accepted"] == 0.0, (cat, figs[cat])
-
-
-@pytest.mark.parametrize("orig,rw,typ", [
-    ("An open laptop beside a closed book.", "A closed laptop beside an open book.", "swap"),
-    ("A dog on a skateboard.", "A skateboard on a dog.", "swap"),
-    ("A cat chasing a dog in the yard.", "A dog chasing a cat in the yard.", "swap"),
-    ("A leather couch in a small living room.", "A fabric couch in a small living room.", "material"),
-    ("A woman jogging along the beach.", "A woman strolling along the beach.", "movement"),
-    ("A motorcycle speeding down a highway.", "A motorcycle parked beside a highway.", "movement"),
-    ("A man sitting at the end of a pier.", "A man sitting at the start of a pier.", "position"),
-])
-def test_validator_cases_found_by_the_pair_set(orig, rw, typ):
-    v = validate(orig, rw)
-    assert v.ok and v.edit.type == typ, v

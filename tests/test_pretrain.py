@@ -53,15 +53,13 @@ def test_released_stand_in_has_the_profile_of_real_clip(tmp_path, world_seed):
     """The checkpoint the demo fine-tunes, on the held-out split of a world: it recognises colours
     and shapes (>= 85%) and is weak at binding (55-75%) and spatial relations (<= 75%)."""
     from cfgen.demo import DemoConfig
-    from cfgen.io.images import decode_rgb
     from cfgen.train.model import DualEncoder
-    from cfgen.world.generate import generate_world, load_test_items
-    from cfgen.world.pretrain import RELEASED, profile
+    from cfgen.world.generate import generate_world
+    from cfgen.world.pretrain import RELEASED, held_out_test, profile
     wc = WorldConfig(n=10, n_test=DemoConfig().n_test, per_shard=10, seed=world_seed, **DemoConfig().world)
     generate_world(tmp_path / "w", wc)
-    tests = list(load_test_items(sorted(str(p) for p in (tmp_path / "w" / "test").glob("*.tar"))))
     enc = DualEncoder.load(RELEASED)
-    prof = profile(enc.model, enc.pre, tests, enc.pixels([decode_rgb(t["image"]) for t in tests]))
+    prof = profile(enc.model, enc.pre, *held_out_test(enc.pre, tmp_path / "w"))
     for test, (lo, hi) in TARGETS.items():
         assert lo <= prof[f"unseen:{test}"] <= hi, (test, prof)
 

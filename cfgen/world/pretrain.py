@@ -139,6 +139,12 @@ def web_corpus(world: WorldConfig, cfg: PretrainConfig) -> tuple[list[Any], list
     return images, texts
 
 
+def held_out_test(pre: Any, world_dir: str | Path) -> tuple[list[dict[str, Any]], torch.Tensor]:
+    """A world's held-out test items and their pixels, for `profile`."""
+    tests = list(load_test_items(sorted(str(p) for p in (Path(world_dir) / "test").glob("*.tar"))))
+    return tests, pre.pixels([decode_rgb(t["image"]) for t in tests])
+
+
 @torch.no_grad()
 def profile(model: Any, pre: Any, items: list[dict[str, Any]], pixels: torch.Tensor) -> dict[str, float]:
     """Held-out test accuracy (%) per split and test type: S(image, true) > S(image, negative)."""
@@ -182,8 +188,7 @@ def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig
     images, texts = web_corpus(world, cfg)
     pixels = torch.cat([pre.pixels(images[i:i + 2000]) for i in range(0, len(images), 2000)])
     tok = pre.tokens(texts)
-    tests = list(load_test_items(sorted(str(p) for p in (Path(world_dir) / "test").glob("*.tar"))))
-    test_px = pre.pixels([decode_rgb(t["image"]) for t in tests])
+    tests, test_px = held_out_test(pre, world_dir)
     torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
     sched = get_cosine_schedule_with_warmup(opt, cfg.warmup, cfg.steps)
