@@ -152,8 +152,8 @@ def inspect(run, out, n) -> None:
 
 @main.command()
 @click.option("--shards", multiple=True, required=True, help="final shards: brace lists, globs, directories")
-@click.option("--model", help="transformers CLIP/SigLIP id or directory")
-@click.option("--out", required=True, help="output directory (loads with CLIPModel.from_pretrained)")
+@click.option("--model", help="transformers id or directory: CLIP, SigLIP, or a generative VLM (LLaVA-1.5, Qwen2-VL, Qwen2.5-VL)")
+@click.option("--out", required=True, help="output directory (loads with the model's own from_pretrained)")
 @click.option("--recipe", default=None,
               help="std-ft, textneg-ft, text-only-cf, image-only-cf, cf-vlm, cf-vlm-plus, cf-vlm-no-{align,csd,fcd}, "
                    "or a YAML; applied over --config [the recipe --config names, else cf-vlm]")
@@ -174,6 +174,10 @@ def inspect(run, out, n) -> None:
 @click.option("--save-every", type=int)
 @click.option("--log-every", type=int)
 @click.option("--tensorboard/--no-tensorboard", default=None)
+@click.option("--lora-rank", type=int, help="> 0: LoRA adapters on a generative VLM's attention (peft), the rest frozen")
+@click.option("--lora-alpha", type=int)
+@click.option("--lora-vision/--no-lora-vision", default=None, help="LoRA on the vision tower too")
+@click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None)
 @click.option("--resume", is_flag=True, default=None, help="continue from the latest checkpoint in --out")
 @one_line_errors
 def train(shards, recipe, config_path, **kw) -> None:
@@ -263,19 +267,22 @@ def eval_cmd(models, benches, roots, coco_root, skip_missing, compare, out, devi
 @click.option("--workers", type=int, help="fine-tunes run in parallel processes [2]")
 @click.option("--recipes", default=None, help="comma-separated recipes [std-ft,textneg-ft,cf-vlm,cf-vlm-plus]")
 @click.option("--ablations", is_flag=True, help="also run the paper's ablations (Tables 3 and 4)")
+@click.option("--backbone", type=click.Choice(["clip", "vlm"]), default=None,
+              help="the stand-in fine-tuned: a CLIP, or a LLaVA-architecture generative VLM (E5-V embeddings) [clip]")
 @one_line_errors
-def demo(out, quick, seeds, recipes, ablations, pretrain_steps, **kw) -> None:
+def demo(out, quick, seeds, recipes, ablations, pretrain_steps, backbone, **kw) -> None:
     """The whole method on the embedded scene world, on CPU: the comparison table of the recipes."""
     from dataclasses import asdict
     from .demo import ABLATIONS, DemoConfig, run_demo
+    from .world.pretrain import PretrainConfig
     base = DemoConfig.quick(out) if quick else DemoConfig(out=out)
     over: dict = dict(kw)
     if seeds:
         over["seeds"] = [int(x) for x in seeds.split(",")]
     if recipes or ablations:
         over["recipes"] = (recipes.split(",") if recipes else list(base.recipes)) + (ABLATIONS if ablations else [])
-    if pretrain_steps:
-        over["pretrain"] = {"steps": pretrain_steps}
+    over["pretrain"] = asdict(PretrainConfig.released(backbone)) if backbone and not quick else {}
+    over["pretrain"].update({k: v for k, v in (("steps", pretrain_steps), ("backbone", backbone)) if v})
     cfg = build(DemoConfig, asdict(base), over)
     r = run_demo(cfg, log=click.echo)
     click.echo("\n" + r["markdown"])

@@ -90,7 +90,7 @@ def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
     from .images.stage import ImagesConfig, run_images
     from .world import world_vocab
     from .world.generate import WorldConfig, generate_world
-    from .world.pretrain import copy_stand_in, pretrain_stand_in, released_stand_in
+    from .world.pretrain import RELEASED, copy_stand_in, pretrain_stand_in, released_stand_in
 
     t0 = time.time()
     out = Path(cfg.out)
@@ -117,20 +117,23 @@ def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
     t = time.time()
     pretrained = out / "models" / "pretrained"
     released, why = (None, "asked to pretrain") if cfg.pretrain_from_scratch else released_stand_in(wcfg, cfg.pretrain)
+    name = "CLIP" if cfg.pretrain.backbone == "clip" else "VLM (LLaVA architecture, E5-V embeddings)"
     if released is not None:
         pre = copy_stand_in(released, pretrained)
-        log(f"[demo] stand-in CLIP: the released checkpoint ({cfg.pretrain.steps} steps x {cfg.pretrain.batch} on the "
-            f"web split, {pre['seconds']:.0f} s to pretrain; --pretrain does it again here)")
+        log(f"[demo] stand-in {name}: the released checkpoint ({cfg.pretrain.steps} steps x {cfg.pretrain.batch} on "
+            f"the web split, {pre['seconds']:.0f} s to pretrain; --pretrain does it again here)")
     else:
-        log(f"[demo] pretraining the stand-in CLIP here ({why})")
+        log(f"[demo] pretraining the stand-in {name} here ({why})")
         pre = pretrain_stand_in(pretrained, world, wcfg, cfg.pretrain, log=log)
-        log(f"[demo] stand-in CLIP pretrained on the web split ({cfg.pretrain.steps} steps x {cfg.pretrain.batch})")
+        log(f"[demo] stand-in {name} pretrained on the web split ({cfg.pretrain.steps} steps x {cfg.pretrain.batch})")
     tick("pretrain", t)
 
     t = time.time()
     # Scene edits are exact renders: the filter runs and stores its scores, with permissive thresholds
-    # (the stand-in cannot yet tell binding edits apart and would drop exactly those).
-    img = run_images(ImagesConfig(run=str(run), filter=True, filter_model=str(pretrained),
+    # (the stand-in cannot yet tell binding edits apart and would drop exactly those). As in the
+    # paper, the filter is a CLIP whatever the backbone fine-tuned: the stand-in CLIP.
+    scorer = pretrained if cfg.pretrain.backbone == "clip" else RELEASED
+    img = run_images(ImagesConfig(run=str(run), filter=True, filter_model=str(scorer),
                                   min_cf_score=-1.0, min_margin=-1.0, min_img_sim=-1.0, max_img_sim=1.01))
     tick("images+filter", t)
     log(f"[demo] images: {img['extra'].get('cf_kept', 0)} counterfactuals for {img['kept']} anchors; rejected: "

@@ -220,3 +220,62 @@ def build_llava(out: str | Path, seed: int = 0, image_size: int = 32, patch: int
     LlavaProcessor(image_processor=ip, tokenizer=tok, patch_size=patch, vision_feature_select_strategy="default",
                    num_additional_image_tokens=1).save_pretrained(out)
     return out
+
+
+# ------------------------------------------------------------------------------- Qwen2-VL
+# The released Qwen2-VL chat template, shortened to the parts a single-turn image question uses.
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for c in message['content'] %}"
+    "{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def build_qwen2_vl(out: str | Path, seed: int = 0, patch: int = 4, max_side: int = 32, v25: bool = False) -> Path:
+    """A tiny random-weight Qwen2-VL (ViT with 2x2 patch merger, M-RoPE language model), or with
+    `v25` a Qwen2.5-VL (windowed attention ViT), its image processor (the PIL one: no
+    torchvision) and a BPE tokenizer with Qwen's special tokens and chat template. Saved as a
+    real checkpoint is laid out: no processor_config (building Qwen's processor needs torchvision
+    here), so it loads as cfgen loads a checkpoint without it."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
+                              Qwen2VLConfig, Qwen2VLForConditionalGeneration)
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    special = ["<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+               "<|image_pad|>", "<|video_pad|>"]
+    tk = Tokenizer(models.BPE(unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    corpus = ["user\nDoes this image show: a red car? Answer yes or no.\nassistant\nYes", "No",
+              "Is there a dog in the image? Please answer yes or no. Summarize above sentence in one word:"]
+    tk.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=320, special_tokens=special,
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>", unk_token="<unk>",
+                                  pad_token="<|endoftext|>", chat_template=QWEN_CHAT_TEMPLATE)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in special}
+    vision = dict(depth=2, hidden_size=32, num_heads=2, patch_size=patch, spatial_merge_size=2,
+                  temporal_patch_size=2, in_channels=3)
+    vision.update(dict(intermediate_size=64, out_hidden_size=32, window_size=4 * patch, fullatt_block_indexes=[1])
+                  if v25 else dict(embed_dim=32, mlp_ratio=2))
+    config_cls, model_cls = (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration) if v25 else \
+        (Qwen2VLConfig, Qwen2VLForConditionalGeneration)
+    cfg = config_cls(
+        vision_config=vision,
+        text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
+                         rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]},
+                         bos_token_id=None, eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"]),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        bos_token_id=None, eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"])
+    torch.manual_seed(seed)
+    model_cls(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    unit = patch * 2
+    Qwen2VLImageProcessorPil(patch_size=patch, merge_size=2, temporal_patch_size=2,
+                             size={"shortest_edge": unit * unit, "longest_edge": max_side * max_side}).save_pretrained(out)
+    return out

@@ -1,5 +1,6 @@
-"""Generative-likelihood scoring (S_gen = P(yes)) with a tiny random LLaVA built here, and the
-hallucination benchmarks POPE and MME read from their released layouts."""
+"""Generative VLMs (tiny random LLaVA-1.5 and Qwen2-VL built here): E5-V embeddings for training
+and contrastive eval, LoRA, generative-likelihood scoring (S_gen = P(yes)), and the hallucination
+benchmarks POPE and MME read from their released layouts."""
 import json
 import subprocess
 import sys
@@ -13,10 +14,13 @@ from cfgen.eval.run import run_bench
 from tests.helpers import ColorEncoder
 
 
-@pytest.fixture(scope="module")
-def llava(tmp_path_factory):
-    from tests.fixtures import build_llava
-    return build_llava(tmp_path_factory.mktemp("llava") / "m")
+@pytest.fixture(scope="module", params=["llava", "qwen2-vl", "qwen2.5-vl"])
+def vlm(request, tmp_path_factory):
+    from tests.fixtures import build_llava, build_qwen2_vl
+    out = tmp_path_factory.mktemp(request.param) / "m"
+    if request.param == "llava":
+        return build_llava(out)
+    return build_qwen2_vl(out, v25=request.param == "qwen2.5-vl")
 
 
 def test_pope_metrics_by_hand():
@@ -76,9 +80,9 @@ def test_pope_and_mme_load_their_released_layouts(tmp_path):
         B.load_pope(tmp_path / "bad.json")
 
 
-def test_generative_scorer_is_a_probability_and_deterministic(llava, tmp_path):
+def test_generative_scorer_is_a_probability_and_deterministic(vlm, tmp_path):
     from cfgen.eval.generative import GenerativeScorer
-    s = GenerativeScorer(str(llava), batch_size=3)
+    s = GenerativeScorer(str(vlm), batch_size=3)
     imgs = [Image.new("RGB", (40, 30), (200, 10, 10)), Image.new("RGB", (20, 50), (10, 10, 200))] * 2
     qs = ["Is it red?", "Does this image show a long caption about a blue thing?", "No?", "Yes"]
     p = s.p_yes(imgs, qs)
@@ -94,10 +98,10 @@ def test_generative_scorer_is_a_probability_and_deterministic(llava, tmp_path):
         "Does this image show: two rings? Answer yes or no."]), atol=1e-5)
 
 
-def test_eval_in_both_scoring_modes(llava, tmp_path, world_clip):
+def test_eval_in_both_scoring_modes(vlm, tmp_path, world_clip):
     from cfgen.eval.generative import GenerativeScorer
     from cfgen.eval.run import evaluate
-    gen = GenerativeScorer(str(llava))
+    gen = GenerativeScorer(str(vlm))
     pope = _pope_dir(tmp_path / "pope")
     r = run_bench(gen, "pope", str(pope), str(pope / "val2014"))
     for split in ("random", "adversarial", "all"):
@@ -109,7 +113,7 @@ def test_eval_in_both_scoring_modes(llava, tmp_path, world_clip):
     world = tmp_path / "w"
     from cfgen.world.generate import WorldConfig, generate_world
     generate_world(world, WorldConfig(n=10, n_test=6, per_shard=10, seed=2))
-    g = evaluate(str(llava), {"world": str(world)}, scoring="generative")["world"]
+    g = evaluate(str(vlm), {"world": str(world)}, scoring="generative")["world"]
     c = evaluate(str(world_clip), {"world": str(world)}, scoring="contrastive")["world"]
     assert set(g.metrics) == set(c.metrics) and all(0 <= v <= 1 for v in g.metrics.values())
     with pytest.raises(ValueError, match="generative model"):
@@ -118,24 +122,24 @@ def test_eval_in_both_scoring_modes(llava, tmp_path, world_clip):
         run_bench(gen, "winoground", str(tmp_path))
 
 
-def test_cli_eval_generative_pope(llava, tmp_path):
+def test_cli_eval_generative_pope(vlm, tmp_path):
     pope = _pope_dir(tmp_path / "pope")
-    r = subprocess.run([sys.executable, "-m", "cfgen.cli", "eval", "--model", str(llava), "--scoring", "generative",
+    r = subprocess.run([sys.executable, "-m", "cfgen.cli", "eval", "--model", str(vlm), "--scoring", "generative",
                         "--bench", f"pope={pope}", "--image-root", f"pope={pope / 'val2014'}",
                         "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert res[str(llava)]["pope"]["n:all:f1"] == 12
+    assert res[str(vlm)]["pope"]["n:all:f1"] == 12
 
 
-def test_a_generative_vlm_is_a_dual_encoder_for_training_and_eval(llava, world_final, small_world, tmp_path):
+def test_a_generative_vlm_is_a_dual_encoder_for_training_and_eval(vlm, world_final, small_world, tmp_path):
     """E5-V prompt embeddings: every recipe trains the VLM through the same trainer, the result
     saves and reloads, and the contrastive eval scores it."""
     import torch
     from cfgen.eval.run import evaluate
     from cfgen.train.model import DualEncoder
     from cfgen.train.trainer import recipe_config, train
-    enc = DualEncoder.load(llava)
+    enc = DualEncoder.load(vlm)
     assert enc.kind == "vlm"
     ims = [Image.new("RGB", (64, 64), (200, 10, 10)), Image.new("RGB", (50, 40), (10, 10, 200))]
     a, t = enc.embed_images(ims), enc.embed_texts(["a red square", "a blue ring to the left of a red cross"])
@@ -145,7 +149,7 @@ def test_a_generative_vlm_is_a_dual_encoder_for_training_and_eval(llava, world_f
     before = {k: v.clone() for k, v in enc.model.state_dict().items()}
     for recipe in ("std-ft", "cf-vlm", "cf-vlm-plus"):
         out = tmp_path / recipe
-        cfg = recipe_config(recipe, {"shards": [str(world_final / "final")], "model": str(llava), "out": str(out),
+        cfg = recipe_config(recipe, {"shards": [str(world_final / "final")], "model": str(vlm), "out": str(out),
                                      "batch_size": 8, "micro_batch": 8, "max_steps": 4, "lr": 1e-3, "warmup_steps": 1,
                                      "num_workers": 0, "log_every": 1, "save_every": 2, "k": 2, "shuffle_buffer": 20})
         assert train(cfg)["step"] == 4
@@ -161,7 +165,7 @@ def test_a_generative_vlm_is_a_dual_encoder_for_training_and_eval(llava, world_f
     assert m and all(0.0 <= v <= 1.0 for v in m.values())
 
 
-def test_lora_trains_only_adapters_saves_them_for_plain_peft_and_resumes_exactly(llava, world_final, world_clip,
+def test_lora_trains_only_adapters_saves_them_for_plain_peft_and_resumes_exactly(vlm, world_final, world_clip,
                                                                                  tmp_path):
     import shutil
     import torch
@@ -171,19 +175,19 @@ def test_lora_trains_only_adapters_saves_them_for_plain_peft_and_resumes_exactly
     from cfgen.train.trainer import recipe_config, train
 
     def cfg(out, **kw):
-        return recipe_config("cf-vlm-plus", {"shards": [str(world_final / "final")], "model": str(llava), "out": str(out),
+        return recipe_config("cf-vlm-plus", {"shards": [str(world_final / "final")], "model": str(vlm), "out": str(out),
                                              "batch_size": 8, "micro_batch": 8, "max_steps": 4, "lr": 5e-3,
                                              "warmup_steps": 1, "num_workers": 0, "log_every": 1, "save_every": 2,
                                              "k": 2, "shuffle_buffer": 20, "lora_rank": 4, "lora_alpha": 8,
                                              "gradient_checkpointing": True, **kw})
     out = tmp_path / "lora"
     assert train(cfg(out))["step"] == 4
-    base = AutoModelForImageTextToText.from_pretrained(llava).state_dict()
+    base = AutoModelForImageTextToText.from_pretrained(vlm).state_dict()
     merged = AutoModelForImageTextToText.from_pretrained(out).state_dict()        # plain transformers
     changed = {k for k in base if not torch.allclose(base[k], merged[k])}
     assert changed and all("language_model" in k and k.split(".")[-2] in ("q_proj", "k_proj", "v_proj", "o_proj")
                            for k in changed), changed
-    peft_model = PeftModel.from_pretrained(AutoModelForImageTextToText.from_pretrained(llava), out / "adapter")
+    peft_model = PeftModel.from_pretrained(AutoModelForImageTextToText.from_pretrained(vlm), out / "adapter")
     remerged = peft_model.merge_and_unload().state_dict()                          # plain peft
     assert all(torch.allclose(remerged[k], merged[k], atol=1e-6) for k in merged)
     # kill after the step-2 checkpoint (here: remove what came later) and resume: the same adapter
@@ -201,12 +205,12 @@ def test_lora_trains_only_adapters_saves_them_for_plain_peft_and_resumes_exactly
 
 
 @pytest.mark.parametrize("recipe", ["std-ft", "cf-vlm", "cf-vlm-plus"])
-def test_a_few_lora_steps_of_each_recipe_reduce_its_loss(llava, world_final, tmp_path, recipe):
+def test_a_few_lora_steps_of_each_recipe_reduce_its_loss(vlm, world_final, tmp_path, recipe):
     import torch
     from cfgen.train.data import make_loader
     from cfgen.train.model import DualEncoder, FeatureModule
     from cfgen.train.trainer import compute_losses, recipe_config, train
-    cfg = recipe_config(recipe, {"shards": [str(world_final / "final")], "model": str(llava), "out": str(tmp_path / "o"),
+    cfg = recipe_config(recipe, {"shards": [str(world_final / "final")], "model": str(vlm), "out": str(tmp_path / "o"),
                                  "batch_size": 16, "micro_batch": 16, "max_steps": 12, "lr": 1e-2, "warmup_steps": 1,
                                  "num_workers": 0, "log_every": 1, "save_every": 0, "k": 2, "shuffle_buffer": 20,
                                  "lora_rank": 8, "lora_alpha": 16})
@@ -220,6 +224,92 @@ def test_a_few_lora_steps_of_each_recipe_reduce_its_loss(llava, world_final, tmp
             img, txt = FeatureModule(enc.model)(b.pixel_values, b.input_ids, b.attention_mask)
             return float(compute_losses(img, txt, b.n, b.cf_owner, b.cf_slot, b.mask, b.local, enc.model.logit_scale,
                                         None, cfg)["total"])
-    before = loss_of(llava)
+    before = loss_of(vlm)
     train(cfg)
     assert loss_of(tmp_path / "o") < before - 1e-3
+
+
+def test_cli_trains_a_vlm_with_its_paper_recipe_and_evals_it_in_both_modes(vlm, world_final, small_world, tmp_path):
+    """`cfgen train --model <tiny VLM> --recipe <the paper's recipe for its family>` (LoRA, E5-V
+    embeddings), then `cfgen eval` of the result, contrastive and generative."""
+    from transformers import AutoConfig
+    recipe = {"qwen2_vl": "cf-vlm-qwen2-vl-2b", "qwen2_5_vl": "cf-vlm-qwen2.5-vl-7b",
+              "llava": "cf-vlm-llava-7b"}[AutoConfig.from_pretrained(vlm).model_type]
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "cfgen.cli", "train", "--model", str(vlm), "--recipe", recipe, "--shards",
+           str(world_final / "final"), "--out", str(out), "--max-steps", "2", "--batch-size", "8", "--micro-batch",
+           "8", "--k", "2", "--precision", "fp32", "--num-workers", "0", "--save-every", "0", "--warmup-steps", "1",
+           "--lora-rank", "4", "--no-gradient-checkpointing"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    cfg = json.loads((out / "train_config.json").read_text())
+    assert cfg["lora_rank"] == 4 and cfg["lora_alpha"] == 32 and cfg["beta"] == 0.45 and cfg["model"] == str(vlm)
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    for scoring in ("contrastive", "generative"):
+        r = subprocess.run([sys.executable, "-m", "cfgen.cli", "eval", "--model", str(out), "--scoring", scoring,
+                            "--bench", f"world={small_world}", "--out", str(tmp_path / scoring)],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        res = json.loads((tmp_path / scoring / "results.json").read_text())[str(out)]["world"]
+        scores = [v for k, v in res.items() if not k.startswith("n:")]
+        assert scores and all(0.0 <= v <= 1.0 for v in scores), res
+
+
+@pytest.fixture(scope="module")
+def qwen(tmp_path_factory):
+    from tests.fixtures import build_qwen2_vl
+    return build_qwen2_vl(tmp_path_factory.mktemp("qwen") / "m")
+
+
+def test_qwen_inputs_expand_each_image_to_its_token_count(qwen, tmp_path):
+    """Without torchvision, Qwen2-VL inputs come from the image processor and tokenizer: each
+    placeholder becomes grid_t*grid_h*grid_w / merge^2 image tokens, marked for M-RoPE."""
+    import torch
+    from cfgen.train.vlm import QWEN_IMAGE, QwenVLInputs
+    p = QwenVLInputs.from_pretrained(qwen)
+    ims = [Image.new("RGB", (32, 32)), Image.new("RGB", (16, 24))]       # patch 4: grids 8x8 and 6x4 (h x w)
+    enc = p(images=ims, text=[f"{QWEN_IMAGE}a red car", f"two dogs {QWEN_IMAGE}"], padding=True)
+    assert enc["image_grid_thw"].tolist() == [[1, 8, 8], [1, 6, 4]]
+    assert enc["pixel_values"].shape == (64 + 24, 3 * 2 * 4 * 4)
+    n_img = (enc["input_ids"] == p.image_token_id).sum(1).tolist()
+    assert n_img == [16, 6]
+    assert torch.equal(enc["mm_token_type_ids"], (enc["input_ids"] == p.image_token_id).long())
+    with pytest.raises(ValueError, match="1 image"):
+        p(images=ims[:1], text=[QWEN_IMAGE * 2])
+    with pytest.raises(ValueError, match="2 image"):
+        p(images=ims, text=[QWEN_IMAGE])
+    p.save_pretrained(tmp_path / "saved")
+    q = QwenVLInputs.from_pretrained(tmp_path / "saved")
+    again = q(images=ims, text=[f"{QWEN_IMAGE}a red car", f"two dogs {QWEN_IMAGE}"], padding=True)
+    assert all(torch.equal(enc[k], again[k]) for k in enc)
+    msg = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Is it red?"}]}]
+    assert q.apply_chat_template(msg, add_generation_prompt=True) == \
+        f"<|im_start|>user\n{QWEN_IMAGE}Is it red?<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_qwen_inputs_match_the_official_processor_where_torchvision_is_installed(qwen):
+    pytest.importorskip("torchvision")
+    import torch
+    from transformers import AutoProcessor
+    from cfgen.train.vlm import QWEN_IMAGE, QwenVLInputs, load_processor
+    mine = QwenVLInputs.from_pretrained(qwen)
+    official = AutoProcessor.from_pretrained(qwen)
+    assert type(load_processor(qwen)).__name__ == "Qwen2VLProcessor"          # the official one where it can be built
+    ims, texts = [Image.new("RGB", (32, 32), (200, 0, 0)), Image.new("RGB", (16, 24))], [f"{QWEN_IMAGE}a", f"b {QWEN_IMAGE}"]
+    a, b = mine(images=ims, text=texts), official(images=ims, text=texts, return_tensors="pt", padding=True)
+    assert all(torch.equal(a[k], b[k]) for k in ("input_ids", "attention_mask", "pixel_values", "image_grid_thw",
+                                                 "mm_token_type_ids"))
+
+
+def test_qwen_embeddings_use_one_square_side_for_every_image(qwen):
+    """Every image is resized to one side (448 px for the real model, within the processor's
+    bounds), so a batch of any aspect ratios has one token count and one prompt."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    from cfgen.train.model import DualEncoder
+    from cfgen.train.vlm import qwen_side
+    assert qwen_side(Qwen2VLImageProcessorPil()) == 448                   # the released processor's bounds
+    enc = DualEncoder.load(qwen)
+    assert enc.pre.side == 32                                             # the tiny one's max_pixels = 32 x 32
+    ims = [Image.new("RGB", (40, 30), (200, 10, 10)), Image.new("RGB", (20, 50), (10, 10, 200))]
+    assert enc.pixels(ims).shape == (2, 64, 96)
+    assert int((enc.model.image_ids == enc.model.config.image_token_id).sum()) == 16

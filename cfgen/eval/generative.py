@@ -24,8 +24,9 @@ class GenerativeScorer:
     """P(yes) from a transformers image-text-to-text model and its processor (loaded once)."""
 
     def __init__(self, model: str, device: str = "cpu", batch_size: int = 8, dtype: torch.dtype | None = None):
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-        self.processor = AutoProcessor.from_pretrained(model)
+        from transformers import AutoModelForImageTextToText
+        from ..train.vlm import load_processor
+        self.processor = load_processor(model)
         kw = {"dtype": dtype} if dtype is not None else {}
         self.model = AutoModelForImageTextToText.from_pretrained(model, **kw).to(device).eval()
         self.device, self.bs = device, batch_size

@@ -102,7 +102,7 @@ class DualEncoder:
         self.max_length = getattr(model.config.text_config, "max_position_embeddings", 77)
         if isinstance(model, VLMEmbedder):
             self.kind = "vlm"
-            self.pre: Any = VLMPreprocessor(processor)
+            self.pre: Any = VLMPreprocessor(processor, qwen=model.qwen)
         else:
             self.kind = "siglip" if is_siglip(model.config) else "clip"
             self.pre = Preprocessor(processor, self.kind, self.max_length)

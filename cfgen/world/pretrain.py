@@ -35,6 +35,8 @@ from .scene import COLORS, SHAPES, Scene, article, caption, render
 
 @dataclass
 class PretrainConfig:
+    backbone: str = "clip"             # clip | vlm (a LLaVA-architecture VLM whose vision tower starts
+                                       # from the released stand-in CLIP; E5-V prompt embeddings)
     steps: int = 2500
     batch: int = 64
     lr: float = 1e-3
@@ -53,15 +55,27 @@ class PretrainConfig:
     eval_every: int = 200
     threads: int = 0                   # torch threads (0: torch's default)
 
+    @classmethod
+    def released(cls, backbone: str = "clip") -> "PretrainConfig":
+        """The settings the released stand-in of `backbone` was pretrained with."""
+        if backbone not in BACKBONES:
+            raise ValueError(f"pretrain option backbone: {backbone!r} is not one of {', '.join(BACKBONES)}")
+        return cls(backbone=backbone, **RELEASED_SETTINGS[backbone])
+
     def recipe(self) -> dict[str, Any]:
         """What decides the weights (not how often the curve is taken, nor the thread count)."""
         return {k: v for k, v in asdict(self).items() if k not in ("eval_every", "threads")}
 
 
-# The released stand-in: pretrained once with the default PretrainConfig on the default world's
-# web split (bench/calibrate.py --release rebuilds it) and shipped in the wheel, as a released
-# CLIP checkpoint is: the demo fine-tunes it instead of spending minutes pretraining.
+# The released stand-ins: pretrained once with the default PretrainConfig (per backbone) on the
+# default world's web split (bench/calibrate.py --release rebuilds them) and shipped in the wheel,
+# as released checkpoints are: the demo fine-tunes one instead of spending minutes pretraining.
 RELEASED = Path(__file__).with_name("standin")
+RELEASED_VLM = Path(__file__).with_name("standin-vlm")
+BACKBONES = {"clip": RELEASED, "vlm": RELEASED_VLM}
+# Where a backbone's released stand-in departs from the PretrainConfig defaults (calibrated per
+# backbone from the pretrained model's held-out profile alone; see the README).
+RELEASED_SETTINGS: dict[str, dict[str, Any]] = {"clip": {}, "vlm": {}}
 # The world settings that shape the web split (the seed, sizes and held-out pairs do not).
 WEB_WORLD_FIELDS = ("image_size", "distractor_prob", "size_mention_prob", "jpeg_quality", "relations", "form_probs")
 
@@ -72,15 +86,17 @@ def web_world(world: WorldConfig) -> dict[str, Any]:
 
 def released_stand_in(world: WorldConfig, cfg: PretrainConfig) -> tuple[Path | None, str]:
     """The shipped checkpoint when it was pretrained exactly as (world, cfg) asks, else (None, why)."""
-    info_file = RELEASED / "pretrain.json"
+    if cfg.backbone not in BACKBONES:
+        raise ValueError(f"pretrain option backbone: {cfg.backbone!r} is not one of {', '.join(BACKBONES)}")
+    info_file = BACKBONES[cfg.backbone] / "pretrain.json"
     if not info_file.is_file():
-        return None, f"no released stand-in at {RELEASED}"
+        return None, f"no released stand-in at {info_file.parent}"
     info = json.loads(info_file.read_text())
     if info.get("recipe") != json.loads(json.dumps(cfg.recipe())):
         return None, "the pretraining settings differ from the released stand-in's"
     if info.get("world") != json.loads(json.dumps(web_world(world))):
         return None, "the world's scene settings differ from the released stand-in's"
-    return RELEASED, ""
+    return info_file.parent, ""
 
 
 def copy_stand_in(src: Path, out: str | Path) -> dict[str, Any]:
@@ -167,9 +183,10 @@ def profile(model: Any, pre: Any, items: list[dict[str, Any]], pixels: torch.Ten
 
 def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig, cfg: PretrainConfig,
                       log: Callable[[str], Any] = print) -> dict[str, Any]:
-    """Build, pretrain and save the stand-in CLIP in `out` (skipped when it is already there)."""
+    """Build, pretrain and save the stand-in (CLIP, or a VLM) in `out` (skipped when it is already there)."""
     from transformers import get_cosine_schedule_with_warmup
     from .clip import build_clip
+    from .vlm import build_world_vlm
     from ..train.losses import align_loss, clamp_logit_scale
     from ..train.model import DualEncoder
     from . import world_words
@@ -181,8 +198,14 @@ def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig
         torch.set_num_threads(cfg.threads)
     t0 = time.time()
     init = out.with_name(out.name + ".init")
-    build_clip(init, words=world_words(), image_size=cfg.image_size, patch_size=cfg.patch_size, width=cfg.width,
-               layers=cfg.layers, text_width=cfg.text_width, text_layers=cfg.text_layers, seed=cfg.seed)
+    if cfg.backbone == "vlm":                  # as LLaVA starts from a released CLIP
+        clip = RELEASED if (RELEASED / "pretrain.json").is_file() else None
+        build_world_vlm(init, words=world_words(), clip=clip, image_size=cfg.image_size, patch_size=cfg.patch_size,
+                        width=cfg.width, layers=cfg.layers, lm_width=cfg.text_width, lm_layers=cfg.text_layers,
+                        seed=cfg.seed)
+    else:
+        build_clip(init, words=world_words(), image_size=cfg.image_size, patch_size=cfg.patch_size, width=cfg.width,
+                   layers=cfg.layers, text_width=cfg.text_width, text_layers=cfg.text_layers, seed=cfg.seed)
     enc = DualEncoder.load(init)
     model, pre = enc.model, enc.pre
     images, texts = web_corpus(world, cfg)
