@@ -7,6 +7,9 @@ No download: every model has random weights at its published size, built from co
   - masks: OWLv2 B/16 + SAM ViT-B for an anchor with 4 phrases (one grounding pass), CLIPSeg;
   - the filter: CLIP ViT-L/14 pairs/s;
   - the trainer on ViT-B/32 at 224 px, K = 4, against a bare loop on the same batches (same precision);
+  - a generative VLM through the trainer (issue 16's smoke test): Qwen2-VL-2B's architecture,
+    LoRA rank 16, bf16, gradient checkpointing, 448 px, 8 anchors x K = 4 per step: steps/s,
+    images/s and peak memory;
   - kept counterfactuals per GPU-hour for paper.yaml (1024 px) and fast.yaml (512 px crops), with
     the filter pass rate an assumption stated in the table (`--pass-rate`).
 `--tiny` runs the same code with tiny configs on the CPU (the smoke test), figures meaningless.
@@ -209,6 +212,38 @@ def bench_train(d: Path, tiny: bool, device: str, fig: dict) -> None:
     fig["train_ratio_trainer_over_bare"] = round(ips_trainer / ips_bare, 3)
 
 
+def bench_vlm(d: Path, tiny: bool, device: str, fig: dict) -> None:
+    """The trainer on a Qwen2-VL-2B-architecture VLM (random weights): LoRA, bf16, K = 4."""
+    import torch
+    from tests.fixtures import build_qwen2_vl
+    from cfgen.captions.stage import CaptionsConfig, run_captions
+    from cfgen.images.stage import ImagesConfig, run_images
+    from cfgen.train.trainer import recipe_config, train
+    from cfgen.world import world_vocab
+    from cfgen.world.generate import WorldConfig, generate_world
+    batch, steps = (8, 3) if tiny else (8, 12)
+    generate_world(d / "w", WorldConfig(n=batch * (steps + 2), n_test=10, image_size=64 if tiny else 224))
+    run_captions(CaptionsConfig(input=[str(d / "w" / "train")], out=str(d / "r"), rules_vocab=world_vocab()))
+    run_images(ImagesConfig(run=str(d / "r"), filter=False))
+    t = time.time()
+    build_qwen2_vl(d / "m", full=not tiny)
+    fig["vlm_build_s"] = round(time.time() - t, 1)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    cfg = recipe_config("cf-vlm-qwen2-vl-2b", {
+        "shards": [str(d / "r" / "final")], "model": str(d / "m"), "out": str(d / "o"), "max_steps": steps,
+        "batch_size": batch, "micro_batch": batch, "k": 4, "num_workers": 0 if tiny else 4, "save_every": 0,
+        "log_every": 1, "warmup_steps": 1, "precision": "bf16" if device == "cuda" else "fp32"})
+    train(cfg)
+    logs = [json.loads(x) for x in (d / "o" / "train_log.jsonl").read_text().splitlines()][2:]   # warm
+    ips = sum(x["images_per_s"] for x in logs) / max(len(logs), 1)
+    per_step = batch * 5                        # 8 anchors + 4 counterfactual images each (K = 4)
+    fig["vlm_qwen2vl2b_lora_images_per_s"] = round(ips, 2)
+    fig["vlm_qwen2vl2b_lora_steps_per_s"] = round(ips / per_step, 3)
+    if device == "cuda":
+        fig["vlm_qwen2vl2b_lora_peak_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
+
+
 def per_gpu_hour(fig: dict, pass_rate: float, k: int = 4) -> None:
     """Kept counterfactuals per GPU-hour: one anchor costs K edits (best batch) + one grounding
     pass + K filter pairs; `pass_rate` of the edits survive the filter (an assumption)."""
@@ -234,7 +269,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--tiny", action="store_true", help="tiny configs on any device: the smoke test")
     ap.add_argument("--steps", default="40,15")
     ap.add_argument("--pass-rate", type=float, default=0.6, help="assumed filter pass rate")
-    ap.add_argument("--only", default="sdxl,masks,filter,train")
+    ap.add_argument("--only", default="sdxl,masks,filter,train,vlm")
     a = ap.parse_args(argv)
     import torch
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -250,7 +285,8 @@ def main(argv: list[str] | None = None) -> dict:
             {"sdxl": lambda: bench_sdxl(d / "sdxl", a.tiny, device, steps, fig),
              "masks": lambda: bench_masks(d / "masks", a.tiny, device, fig),
              "filter": lambda: bench_filter(d / "filter", a.tiny, device, fig),
-             "train": lambda: bench_train(d / "train", a.tiny, device, fig)}[part]()
+             "train": lambda: bench_train(d / "train", a.tiny, device, fig),
+             "vlm": lambda: bench_vlm(d / "vlm", a.tiny, device, fig)}[part]()
             fig[f"{part}_bench_s"] = round(time.time() - t, 1)
     per_gpu_hour(fig, a.pass_rate)
     out = Path(a.out)

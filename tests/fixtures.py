@@ -232,12 +232,14 @@ QWEN_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
-def build_qwen2_vl(out: str | Path, seed: int = 0, patch: int = 4, max_side: int = 32, v25: bool = False) -> Path:
+def build_qwen2_vl(out: str | Path, seed: int = 0, patch: int = 4, max_side: int = 32, v25: bool = False,
+                   full: bool = False) -> Path:
     """A tiny random-weight Qwen2-VL (ViT with 2x2 patch merger, M-RoPE language model), or with
     `v25` a Qwen2.5-VL (windowed attention ViT), its image processor (the PIL one: no
     torchvision) and a BPE tokenizer with Qwen's special tokens and chat template. Saved as a
     real checkpoint is laid out: no processor_config (building Qwen's processor needs torchvision
-    here), so it loads as cfgen loads a checkpoint without it."""
+    here), so it loads as cfgen loads a checkpoint without it. `full`: Qwen2-VL-2B's published
+    sizes (random bf16 weights, the released image processor's bounds) for the GPU benchmark."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import (PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
@@ -263,19 +265,29 @@ def build_qwen2_vl(out: str | Path, seed: int = 0, patch: int = 4, max_side: int
                   if v25 else dict(embed_dim=32, mlp_ratio=2))
     config_cls, model_cls = (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration) if v25 else \
         (Qwen2VLConfig, Qwen2VLForConditionalGeneration)
+    text = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                num_key_value_heads=1, max_position_embeddings=1024,
+                rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]})
+    if full:                                    # Qwen2-VL-2B-Instruct's config.json
+        patch, max_side = 14, 1280 ** 0.5 * 28
+        vision = dict(depth=32, embed_dim=1280, hidden_size=1536, num_heads=16, mlp_ratio=4, patch_size=14,
+                      spatial_merge_size=2, temporal_patch_size=2, in_channels=3)
+        text = dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                    num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=32768,
+                    tie_word_embeddings=True, rope_scaling={"type": "mrope", "mrope_section": [16, 24, 24]})
     cfg = config_cls(
         vision_config=vision,
-        text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
-                         rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]},
-                         bos_token_id=None, eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"]),
+        text_config=dict(text, bos_token_id=None, eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"]),
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
         bos_token_id=None, eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"])
     torch.manual_seed(seed)
-    model_cls(cfg).save_pretrained(out)
+    if full:
+        cfg.dtype = torch.bfloat16
+    model_cls(cfg).to(torch.bfloat16 if full else torch.float32).save_pretrained(out)
     tok.save_pretrained(out)
     unit = patch * 2
     Qwen2VLImageProcessorPil(patch_size=patch, merge_size=2, temporal_patch_size=2,
-                             size={"shortest_edge": unit * unit, "longest_edge": max_side * max_side}).save_pretrained(out)
+                             size={"shortest_edge": unit * unit, "longest_edge": int(max_side * max_side)}
+                             ).save_pretrained(out)
     return out

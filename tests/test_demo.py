@@ -39,3 +39,19 @@ def test_demo_quick_runs_end_to_end(tmp_path):
     r2 = subprocess.run([sys.executable, "-m", "cfgen.cli", "demo", "--quick", "--out", str(out)],
                         capture_output=True, text=True, timeout=900)
     assert r2.returncode == 0 and json.loads((out / "results.json").read_text())["table"] == res["table"]
+
+
+@pytest.mark.slow
+def test_demo_quick_runs_on_the_generative_vlm_backbone(tmp_path):
+    """`cfgen demo --backbone vlm`: the same pipeline and table with a LLaVA-architecture VLM
+    (E5-V embeddings) as the model pretrained and fine-tuned; the filter stays a CLIP."""
+    out = tmp_path / "demo"
+    r = subprocess.run([sys.executable, "-m", "cfgen.cli", "demo", "--quick", "--backbone", "vlm", "--out", str(out),
+                        "--recipes", "std-ft,cf-vlm"], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "stand-in VLM" in r.stdout and "| cf-vlm - std-ft |" in r.stdout
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["pretrain"]["backbone"] == "vlm"
+    assert json.loads((out / "models" / "pretrained" / "config.json").read_text())["model_type"] == "llava"
+    assert json.loads((out / "models" / "seed0" / "cf-vlm" / "config.json").read_text())["model_type"] == "llava"
+    assert set(res["table"]) == {"pretrained", "std-ft", "cf-vlm"}

@@ -74,3 +74,28 @@ def test_released_stand_in_is_used_only_for_the_settings_it_was_pretrained_with(
     assert path is None and "pretraining settings" in why
     path, why = released_stand_in(replace(wc, distractor_prob=0.9), PretrainConfig())
     assert path is None and "scene settings" in why
+
+
+def test_world_vlm_starts_from_the_stand_in_clip_and_tokenizes_every_world_caption(tmp_path):
+    """The demo's LLaVA-architecture VLM: its vision tower is the released CLIP's (as LLaVA
+    starts from CLIP), and world captions and the E5-V prompts have no unknown word."""
+    import torch
+    from transformers import AutoModelForImageTextToText, CLIPModel
+    from cfgen.train.model import DualEncoder
+    from cfgen.world import world_words
+    from cfgen.world.pretrain import RELEASED
+    from cfgen.world.vlm import build_world_vlm
+    build_world_vlm(tmp_path / "v", world_words(), clip=RELEASED)
+    vlm = AutoModelForImageTextToText.from_pretrained(tmp_path / "v")
+    clip = CLIPModel.from_pretrained(RELEASED).vision_model.state_dict()
+    tower = vlm.model.vision_tower.state_dict()
+    assert clip.keys() == tower.keys() and all(torch.equal(clip[k], tower[k]) for k in clip)
+    enc = DualEncoder.load(tmp_path / "v")
+    tok = enc.processor.tokenizer
+    wc = WorldConfig(n=50, seed=0)
+    from cfgen.world.scene import caption
+    texts = [caption(wc.scene(random.Random(i), [(c, s) for c in COLORS for s in ("square", "ring")]))
+             for i in range(50)]
+    ids = enc.pre.tokens(texts)["input_ids"]
+    assert not (ids == tok.unk_token_id).any()
+    assert (enc.model.image_ids == vlm.config.image_token_id).sum() == 64          # 64 px / 8 px patches
