@@ -43,24 +43,29 @@ def test_training_counterfactuals_never_create_a_held_out_pair(world_final, smal
     assert n_swap > 0 and any(r["reason"] == "heldout_combination" for r in rows)
 
 
-# ------------------------------------------------------------- the released stand-in
-TARGETS = {"replace_color": (85.0, 100.0), "replace_shape": (85.0, 100.0), "binding_swap": (55.0, 75.0),
-           "relation_swap": (0.0, 75.0)}
+# ------------------------------------------------------------- the released stand-ins
+# Fixed before pretraining: recognises colours and shapes, weak at binding and relations. The CLIP
+# must be above chance at binding (as real CLIP is, a little); the VLM's prompt embeddings may sit
+# at chance there (its released profile: 49-58%).
+TARGETS = {"clip": {"replace_color": (85.0, 100.0), "replace_shape": (85.0, 100.0), "binding_swap": (55.0, 75.0),
+                    "relation_swap": (0.0, 75.0)},
+           "vlm": {"replace_color": (85.0, 100.0), "replace_shape": (85.0, 100.0), "binding_swap": (0.0, 75.0),
+                   "relation_swap": (0.0, 75.0)}}
 
 
-@pytest.mark.parametrize("world_seed", [0, 1])
-def test_released_stand_in_has_the_profile_of_real_clip(tmp_path, world_seed):
+@pytest.mark.parametrize("backbone,world_seed", [("clip", 0), ("clip", 1), ("vlm", 0)])
+def test_released_stand_in_has_the_profile_of_a_real_model(tmp_path, backbone, world_seed):
     """The checkpoint the demo fine-tunes, on the held-out split of a world: it recognises colours
-    and shapes (>= 85%) and is weak at binding (55-75%) and spatial relations (<= 75%)."""
+    and shapes (>= 85%) and is weak at binding and spatial relations (<= 75%)."""
     from cfgen.demo import DemoConfig
     from cfgen.train.model import DualEncoder
     from cfgen.world.generate import generate_world
-    from cfgen.world.pretrain import RELEASED, held_out_test, profile
+    from cfgen.world.pretrain import BACKBONES, held_out_test, profile
     wc = WorldConfig(n=10, n_test=DemoConfig().n_test, per_shard=10, seed=world_seed, **DemoConfig().world)
     generate_world(tmp_path / "w", wc)
-    enc = DualEncoder.load(RELEASED)
+    enc = DualEncoder.load(BACKBONES[backbone])
     prof = profile(enc.model, enc.pre, *held_out_test(enc.pre, tmp_path / "w"))
-    for test, (lo, hi) in TARGETS.items():
+    for test, (lo, hi) in TARGETS[backbone].items():
         assert lo <= prof[f"unseen:{test}"] <= hi, (test, prof)
 
 
@@ -74,6 +79,11 @@ def test_released_stand_in_is_used_only_for_the_settings_it_was_pretrained_with(
     assert path is None and "pretraining settings" in why
     path, why = released_stand_in(replace(wc, distractor_prob=0.9), PretrainConfig())
     assert path is None and "scene settings" in why
+    from cfgen.world.pretrain import RELEASED_VLM
+    assert released_stand_in(wc, PretrainConfig.released("vlm")) == (RELEASED_VLM, "")
+    assert released_stand_in(wc, PretrainConfig(backbone="vlm"))[0] is None      # not the VLM's settings
+    with pytest.raises(ValueError, match="backbone"):
+        PretrainConfig.released("siglip")
 
 
 def test_world_vlm_starts_from_the_stand_in_clip_and_tokenizes_every_world_caption(tmp_path):

@@ -75,7 +75,7 @@ RELEASED_VLM = Path(__file__).with_name("standin-vlm")
 BACKBONES = {"clip": RELEASED, "vlm": RELEASED_VLM}
 # Where a backbone's released stand-in departs from the PretrainConfig defaults (calibrated per
 # backbone from the pretrained model's held-out profile alone; see the README).
-RELEASED_SETTINGS: dict[str, dict[str, Any]] = {"clip": {}, "vlm": {}}
+RELEASED_SETTINGS: dict[str, dict[str, Any]] = {"clip": {}, "vlm": {"object_only_prob": 0.5}}
 # The world settings that shape the web split (the seed, sizes and held-out pairs do not).
 WEB_WORLD_FIELDS = ("image_size", "distractor_prob", "size_mention_prob", "jpeg_quality", "relations", "form_probs")
 
