@@ -20,8 +20,9 @@ def test_wheel_has_every_subpackage_prompt_and_recipe(tmp_path):
     for f in (ROOT / "pipelines").rglob("*.yaml"):
         assert f"cfgen/pipelines/{f.relative_to(ROOT / 'pipelines').as_posix()}" in names
     assert "cfgen/py.typed" in names
-    for f in (ROOT / "cfgen" / "world" / "standin").iterdir():
-        assert f"cfgen/world/standin/{f.name}" in names, f"released stand-in file {f.name} is missing from the wheel"
+    for d in ("standin", "standin-vlm"):
+        for f in (ROOT / "cfgen" / "world" / d).iterdir():
+            assert f"cfgen/world/{d}/{f.name}" in names, f"released stand-in file {d}/{f.name} is missing from the wheel"
 
 
 def test_resources_resolve_in_the_checkout():
