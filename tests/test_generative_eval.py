@@ -313,3 +313,26 @@ def test_qwen_embeddings_use_one_square_side_for_every_image(qwen):
     ims = [Image.new("RGB", (40, 30), (200, 10, 10)), Image.new("RGB", (20, 50), (10, 10, 200))]
     assert enc.pixels(ims).shape == (2, 64, 96)
     assert int((enc.model.image_ids == enc.model.config.image_token_id).sum()) == 16
+
+
+def test_mean_pooling_is_saved_with_the_model_and_is_padding_independent(tmp_path):
+    """`pooling: mean` (the mean of the final states over the prompt's tokens) survives a save and
+    a load, differs from E5-V's last token, and does not depend on the batch's padding."""
+    import torch
+    from cfgen.train.model import DualEncoder
+    from cfgen.world import world_words
+    from cfgen.world.vlm import build_world_vlm
+    build_world_vlm(tmp_path / "m", world_words(), image_size=32, patch_size=8, pooling="mean")
+    enc = DualEncoder.load(tmp_path / "m")
+    assert enc.model.pooling == "mean"
+    texts = ["a red square", "a blue ring to the left of a red cross"]
+    t = enc.embed_texts(texts)
+    assert torch.allclose(enc.embed_texts(texts[:1]), t[:1], atol=1e-5)
+    enc.model.pooling = "last"
+    assert not torch.allclose(enc.embed_texts(texts), t, atol=1e-3)
+    enc.model.pooling = "mean"
+    enc.model.save_pretrained(tmp_path / "saved")
+    enc.processor.save_pretrained(tmp_path / "saved")
+    assert DualEncoder.load(tmp_path / "saved").model.pooling == "mean"
+    with pytest.raises(ValueError, match="pooling"):
+        build_world_vlm(tmp_path / "x", world_words(), image_size=32, patch_size=8, pooling="max")

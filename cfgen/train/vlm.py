@@ -5,7 +5,8 @@ and eval use it as they use CLIP: E5-V prompt embeddings.
     text:  "<sent>\\nSummarize above sentence in one word:"     -> last token's hidden state
 
 Both from the same language model, L2-normalised by the caller; S(I, T) = cosine, and a learned
-temperature (`logit_scale`, CLIP's initial 1/0.07) for the contrastive losses. Saved as the VLM's
+temperature (`logit_scale`, CLIP's initial 1/0.07) for the contrastive losses. `pooling: mean`
+(saved in `cfgen_vlm.json`) takes the mean of the final states over the prompt's tokens instead. Saved as the VLM's
 own `save_pretrained` files plus `cfgen_vlm.safetensors` (the temperature) and `cfgen_vlm.json`.
 Qwen2-VL's image tokens depend on the image size; for embeddings every image is resized to one
 square side (the paper's 448 px, within the processor's pixel bounds), so a batch has one shape
@@ -36,6 +37,9 @@ MARKER = "cfgen_vlm.json"
 QWEN_VL = ("qwen2_vl", "qwen2_5_vl")
 QWEN_IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
 QWEN_SIDE = 448                         # the paper's input size for the Qwen backbones
+# last: E5-V's last-token state (the default); mean: the mean of the final states over the prompt's
+# tokens, for small language models whose last token does not summarise (see the README's demo).
+POOLINGS = ("last", "mean")
 
 
 def is_vlm(config: Any) -> bool:
@@ -124,9 +128,12 @@ class VLMEmbedder(torch.nn.Module):
     """The VLM plus a temperature; `image_features` / `text_features` as a CLIP model has them."""
 
     def __init__(self, vlm: torch.nn.Module, image_ids: torch.Tensor, logit_scale: float = math.log(1 / 0.07),
-                 base: str = ""):
+                 base: str = "", pooling: str = "last"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"VLM pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
         self.vlm = vlm
+        self.pooling = pooling
         self.base = base                       # the checkpoint a LoRA run started from
         self.config = vlm.config
         self.qwen = vlm.config.model_type in QWEN_VL
@@ -137,6 +144,9 @@ class VLMEmbedder(torch.nn.Module):
         out = self.vlm(**kw, output_hidden_states=True, return_dict=True)
         h = out.hidden_states[-1]
         mask = kw["attention_mask"]
+        if self.pooling == "mean":
+            m = mask.to(h.dtype).unsqueeze(-1)
+            return (h * m).sum(1) / m.sum(1).clamp_min(1)
         last = mask.shape[1] - 1 - mask.flip(1).int().argmax(1)
         return h[torch.arange(h.shape[0], device=h.device), last]
 
@@ -166,7 +176,7 @@ class VLMEmbedder(torch.nn.Module):
         import copy
         from safetensors.torch import save_file
         out = Path(out)
-        info: dict[str, Any] = {"image_prompt": IMAGE_PROMPT, "text_prompt": TEXT_PROMPT}
+        info: dict[str, Any] = {"image_prompt": IMAGE_PROMPT, "text_prompt": TEXT_PROMPT, "pooling": self.pooling}
         if self.is_lora:
             self.vlm.save_pretrained(out / "adapter")
             copy.deepcopy(self.vlm).merge_and_unload().save_pretrained(out, **kw)
@@ -231,7 +241,14 @@ def load_vlm(path: str | Path, dtype: torch.dtype | None = None) -> tuple[VLMEmb
                           return_tensors="pt")
     else:
         probe = processor(images=[Image.new("RGB", (8, 8))], text=[IMAGE_PROMPT], return_tensors="pt")
-    return VLMEmbedder(vlm, probe["input_ids"][0], saved_logit_scale(Path(path)), base=str(path)), processor
+    return VLMEmbedder(vlm, probe["input_ids"][0], saved_logit_scale(Path(path)), base=str(path),
+                       pooling=saved_pooling(Path(path))), processor
+
+
+def saved_pooling(model_dir: Path) -> str:
+    """The embedding pooling cfgen saved beside a VLM, else E5-V's last token."""
+    marker = model_dir / MARKER
+    return json.loads(marker.read_text()).get("pooling", "last") if marker.is_file() else "last"
 
 
 def saved_logit_scale(model_dir: Path) -> float:

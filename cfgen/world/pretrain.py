@@ -37,6 +37,7 @@ from .scene import COLORS, SHAPES, Scene, article, caption, render
 class PretrainConfig:
     backbone: str = "clip"             # clip | vlm (a LLaVA-architecture VLM whose vision tower starts
                                        # from the released stand-in CLIP; E5-V prompt embeddings)
+    vlm_pooling: str = "last"          # the VLM's embedding: E5-V's last token, or the mean (cfgen/train/vlm.py)
     steps: int = 2500
     batch: int = 64
     lr: float = 1e-3
@@ -202,7 +203,7 @@ def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig
         clip = RELEASED if (RELEASED / "pretrain.json").is_file() else None
         build_world_vlm(init, words=world_words(), clip=clip, image_size=cfg.image_size, patch_size=cfg.patch_size,
                         width=cfg.width, layers=cfg.layers, lm_width=cfg.text_width, lm_layers=cfg.text_layers,
-                        seed=cfg.seed)
+                        pooling=cfg.vlm_pooling, seed=cfg.seed)
     else:
         build_clip(init, words=world_words(), image_size=cfg.image_size, patch_size=cfg.patch_size, width=cfg.width,
                    layers=cfg.layers, text_width=cfg.text_width, text_layers=cfg.text_layers, seed=cfg.seed)

@@ -9,8 +9,11 @@ the web split (`pretrain.py`, `PretrainConfig.backbone = "vlm"`).
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterable
+
+from ..train.vlm import MARKER, POOLINGS
 
 IMAGE_TOKEN = "<image>"
 # The words of the E5-V prompts (cfgen/train/vlm.py), as the whitespace tokenizer splits them.
@@ -19,10 +22,12 @@ PROMPT_WORDS = ["summarize", "above", "image", "sentence", "in", "one", "word", 
 
 def build_world_vlm(out: str | Path, words: Iterable[str] = (), clip: str | Path | None = None,
                     image_size: int = 64, patch_size: int = 8, width: int = 64, layers: int = 3,
-                    lm_width: int = 64, lm_layers: int = 2, heads: int = 4, seed: int = 0) -> Path:
+                    lm_width: int = 64, lm_layers: int = 2, heads: int = 4, pooling: str = "last",
+                    seed: int = 0) -> Path:
     """A LLaVA-architecture VLM + processor saved to `out` (loads with
     `AutoModelForImageTextToText` / `AutoProcessor`). With `clip`, the vision tower's config and
-    weights come from that CLIP checkpoint (its image size, patch size and width override these)."""
+    weights come from that CLIP checkpoint (its image size, patch size and width override these).
+    `pooling` (cfgen/train/vlm.py POOLINGS) is saved beside it for every later load."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import (CLIPImageProcessor, CLIPModel, CLIPVisionConfig, LlamaConfig, LlavaConfig,
@@ -60,4 +65,7 @@ def build_world_vlm(out: str | Path, words: Iterable[str] = (), clip: str | Path
                                 crop_size={"height": image_size, "width": image_size})
     LlavaProcessor(image_processor=improc, tokenizer=tok, patch_size=patch_size, vision_feature_select_strategy="default",
                    num_additional_image_tokens=1).save_pretrained(out)
+    if pooling not in POOLINGS:
+        raise ValueError(f"VLM pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
+    (out / MARKER).write_text(json.dumps({"pooling": pooling}))
     return out
