@@ -5,9 +5,10 @@ and eval use it as they use CLIP: E5-V prompt embeddings.
     text:  "<sent>\\nSummarize above sentence in one word:"     -> last token's hidden state
 
 Both from the same language model, L2-normalised by the caller; S(I, T) = cosine, and a learned
-temperature (`logit_scale`, CLIP's initial 1/0.07) for the contrastive losses. `pooling: mean`
-(saved in `cfgen_vlm.json`) takes the mean of the final states over the prompt's tokens instead. Saved as the VLM's
-own `save_pretrained` files plus `cfgen_vlm.safetensors` (the temperature) and `cfgen_vlm.json`.
+temperature (`logit_scale`, CLIP's initial 1/0.07) for the contrastive losses; `pooling: mean`
+takes the mean of the final states over the prompt's tokens instead. Saved as the VLM's own
+`save_pretrained` files plus `cfgen_vlm.safetensors` (the temperature) and `cfgen_vlm.json`
+(prompts, pooling).
 Qwen2-VL's image tokens depend on the image size; for embeddings every image is resized to one
 square side (the paper's 448 px, within the processor's pixel bounds), so a batch has one shape
 ([images, patches, patch dim]) and one prompt. Where torchvision is missing, transformers cannot
@@ -78,9 +79,9 @@ class QwenVLInputs:
         from transformers import BatchFeature
         pix = self.image_processor(images=list(images), return_tensors="pt") if images else {}
         counts = (pix["image_grid_thw"].prod(-1) // self.image_processor.merge_size ** 2).tolist() if pix else []
-        if sum(t.count(self.image_token) for t in text) != len(counts):
-            raise ValueError(f"{len(counts)} image(s) for {sum(t.count(self.image_token) for t in text)} "
-                             f"{self.image_token} placeholders")
+        placeholders = sum(t.count(self.image_token) for t in text)
+        if placeholders != len(counts):
+            raise ValueError(f"{len(counts)} image(s) for {placeholders} {self.image_token} placeholders")
         todo = iter(counts)
         texts = [self.image_token.join(p if i == 0 else self.image_token * (next(todo) - 1) + p
                                        for i, p in enumerate(t.split(self.image_token))) for t in text]
@@ -140,7 +141,7 @@ class VLMEmbedder(torch.nn.Module):
         self.logit_scale = torch.nn.Parameter(torch.tensor(float(logit_scale)))
         self.register_buffer("image_ids", image_ids.long(), persistent=False)     # the image prompt, expanded
 
-    def _last_hidden(self, **kw: Any) -> torch.Tensor:
+    def _pooled(self, **kw: Any) -> torch.Tensor:
         out = self.vlm(**kw, output_hidden_states=True, return_dict=True)
         h = out.hidden_states[-1]
         mask = kw["attention_mask"]
@@ -161,11 +162,11 @@ class VLMEmbedder(torch.nn.Module):
             kw["mm_token_type_ids"] = (ids == self.config.image_token_id).long()
         else:
             kw["pixel_values"] = pixel_values
-        return self._last_hidden(**kw)
+        return self._pooled(**kw)
 
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
-        return self._last_hidden(input_ids=input_ids, attention_mask=mask)
+        return self._pooled(input_ids=input_ids, attention_mask=mask)
 
     @property
     def is_lora(self) -> bool:
@@ -219,8 +220,8 @@ class VLMPreprocessor:
         if self.side is None:
             return ip(images=list(images), return_tensors="pt")["pixel_values"]
         sq = [im.convert("RGB").resize((self.side, self.side), Image.BICUBIC) for im in images]
-        return ip(images=sq, return_tensors="pt")["pixel_values"].reshape(len(sq), -1, ip.patch_size ** 2 *
-                                                                         ip.temporal_patch_size * 3)
+        flat = ip(images=sq, return_tensors="pt")["pixel_values"]            # [images * patches, patch dim]
+        return flat.reshape(len(sq), -1, flat.shape[-1])
 
     def tokens(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         tok = self.processor.tokenizer
