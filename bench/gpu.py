@@ -157,28 +157,35 @@ def bench_filter(d: Path, tiny: bool, device: str, fig: dict) -> None:
     fig["filter_clip_l14_pairs_per_s"] = round(n / (time.perf_counter() - t), 2)
 
 
+def world_shards(d: Path, n: int, image_size: int) -> Path:
+    """Final training shards of a scene world with `n` anchors (captions and edits, no filter)."""
+    from cfgen.captions.stage import CaptionsConfig, run_captions
+    from cfgen.images.stage import ImagesConfig, run_images
+    from cfgen.world import world_vocab
+    from cfgen.world.generate import WorldConfig, generate_world
+    generate_world(d / "w", WorldConfig(n=n, n_test=10, image_size=image_size))
+    run_captions(CaptionsConfig(input=[str(d / "w" / "train")], out=str(d / "r"), rules_vocab=world_vocab()))
+    run_images(ImagesConfig(run=str(d / "r"), filter=False))
+    return d / "r" / "final"
+
+
 def bench_train(d: Path, tiny: bool, device: str, fig: dict) -> None:
     """Trainer images/s next to a bare loop (same model, same batches, same precision)."""
     import torch
-    from cfgen.captions.stage import CaptionsConfig, run_captions
-    from cfgen.images.stage import ImagesConfig, run_images
     from cfgen.world.clip import build_clip
     from cfgen.train.data import make_loader
     from cfgen.train.model import DualEncoder, FeatureModule
     from cfgen.train.trainer import TrainConfig, compute_losses, recipe_config, train
-    from cfgen.world import world_vocab, world_words
-    from cfgen.world.generate import WorldConfig, generate_world
+    from cfgen.world import world_words
     batch, steps = (8, 3) if tiny else (256, 8)
     size = 64 if tiny else 224
     dims = dict(image_size=64, patch_size=8) if tiny else dict(
         image_size=224, patch_size=32, width=768, layers=12, text_width=512, text_layers=12, heads=8,
         embed_dim=512, max_length=77)
-    generate_world(d / "w", WorldConfig(n=batch * (steps + 2), n_test=10, image_size=size))
-    run_captions(CaptionsConfig(input=[str(d / "w" / "train")], out=str(d / "r"), rules_vocab=world_vocab()))
-    run_images(ImagesConfig(run=str(d / "r"), filter=False))
+    final = world_shards(d, batch * (steps + 2), size)
     build_clip(d / "m", words=world_words(), **dims)
     precision = "bf16" if device == "cuda" else "fp32"
-    cfg = recipe_config("cf-vlm", {"shards": [str(d / "r" / "final")], "model": str(d / "m"), "out": str(d / "o"),
+    cfg = recipe_config("cf-vlm", {"shards": [str(final)], "model": str(d / "m"), "out": str(d / "o"),
                                    "max_steps": steps, "batch_size": batch, "micro_batch": batch, "k": 4,
                                    "num_workers": 0 if tiny else 8, "save_every": 0, "log_every": 1,
                                    "warmup_steps": 1, "precision": precision})
@@ -186,7 +193,7 @@ def bench_train(d: Path, tiny: bool, device: str, fig: dict) -> None:
     logs = [json.loads(x) for x in (d / "o" / "train_log.jsonl").read_text().splitlines()]
     ips_trainer = sum(x["images_per_s"] for x in logs[1:]) / max(len(logs) - 1, 1)
     enc = DualEncoder.load(d / "m", device=device)
-    batches = [b for b, _ in zip(make_loader(sorted(str(p.resolve()) for p in (d / "r" / "final").glob("*.tar")),
+    batches = [b for b, _ in zip(make_loader(sorted(str(p.resolve()) for p in final.glob("*.tar")),
                                              enc.pre, micro_batch=batch, num_workers=0), range(steps))]
     feats = FeatureModule(enc.model)
     opt = torch.optim.AdamW(enc.model.parameters(), lr=1e-5)
@@ -216,22 +223,16 @@ def bench_vlm(d: Path, tiny: bool, device: str, fig: dict) -> None:
     """The trainer on a Qwen2-VL-2B-architecture VLM (random weights): LoRA, bf16, K = 4."""
     import torch
     from tests.fixtures import build_qwen2_vl
-    from cfgen.captions.stage import CaptionsConfig, run_captions
-    from cfgen.images.stage import ImagesConfig, run_images
     from cfgen.train.trainer import recipe_config, train
-    from cfgen.world import world_vocab
-    from cfgen.world.generate import WorldConfig, generate_world
     batch, steps = (8, 3) if tiny else (8, 12)
-    generate_world(d / "w", WorldConfig(n=batch * (steps + 2), n_test=10, image_size=64 if tiny else 224))
-    run_captions(CaptionsConfig(input=[str(d / "w" / "train")], out=str(d / "r"), rules_vocab=world_vocab()))
-    run_images(ImagesConfig(run=str(d / "r"), filter=False))
+    final = world_shards(d, batch * (steps + 2), 64 if tiny else 224)
     t = time.time()
     build_qwen2_vl(d / "m", full=not tiny)
     fig["vlm_build_s"] = round(time.time() - t, 1)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     cfg = recipe_config("cf-vlm-qwen2-vl-2b", {
-        "shards": [str(d / "r" / "final")], "model": str(d / "m"), "out": str(d / "o"), "max_steps": steps,
+        "shards": [str(final)], "model": str(d / "m"), "out": str(d / "o"), "max_steps": steps,
         "batch_size": batch, "micro_batch": batch, "k": 4, "num_workers": 0 if tiny else 4, "save_every": 0,
         "log_every": 1, "warmup_steps": 1, "precision": "bf16" if device == "cuda" else "fp32"})
     train(cfg)

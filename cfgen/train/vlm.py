@@ -43,6 +43,11 @@ QWEN_SIDE = 448                         # the paper's input size for the Qwen ba
 POOLINGS = ("last", "mean")
 
 
+def check_pooling(pooling: str) -> None:
+    if pooling not in POOLINGS:
+        raise ValueError(f"VLM pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
+
+
 def is_vlm(config: Any) -> bool:
     """An image-text-to-text model with a vision tower and a language model (LLaVA, Qwen2-VL)."""
     return hasattr(config, "vision_config") and hasattr(config, "text_config") and \
@@ -131,8 +136,7 @@ class VLMEmbedder(torch.nn.Module):
     def __init__(self, vlm: torch.nn.Module, image_ids: torch.Tensor, logit_scale: float = math.log(1 / 0.07),
                  base: str = "", pooling: str = "last"):
         super().__init__()
-        if pooling not in POOLINGS:
-            raise ValueError(f"VLM pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
+        check_pooling(pooling)
         self.vlm = vlm
         self.pooling = pooling
         self.base = base                       # the checkpoint a LoRA run started from

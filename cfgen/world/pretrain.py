@@ -59,8 +59,7 @@ class PretrainConfig:
     @classmethod
     def released(cls, backbone: str = "clip") -> "PretrainConfig":
         """The settings the released stand-in of `backbone` was pretrained with."""
-        if backbone not in BACKBONES:
-            raise ValueError(f"pretrain option backbone: {backbone!r} is not one of {', '.join(BACKBONES)}")
+        released_dir(backbone)
         return cls(backbone=backbone, **RELEASED_SETTINGS[backbone])
 
     def recipe(self) -> dict[str, Any]:
@@ -81,15 +80,20 @@ RELEASED_SETTINGS: dict[str, dict[str, Any]] = {"clip": {}, "vlm": {"object_only
 WEB_WORLD_FIELDS = ("image_size", "distractor_prob", "size_mention_prob", "jpeg_quality", "relations", "form_probs")
 
 
+def released_dir(backbone: str) -> Path:
+    """Where the released stand-in of `backbone` lives (an unknown backbone is an error)."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"pretrain option backbone: {backbone!r} is not one of {', '.join(BACKBONES)}")
+    return BACKBONES[backbone]
+
+
 def web_world(world: WorldConfig) -> dict[str, Any]:
     return {k: getattr(world, k) for k in WEB_WORLD_FIELDS}
 
 
 def released_stand_in(world: WorldConfig, cfg: PretrainConfig) -> tuple[Path | None, str]:
     """The shipped checkpoint when it was pretrained exactly as (world, cfg) asks, else (None, why)."""
-    if cfg.backbone not in BACKBONES:
-        raise ValueError(f"pretrain option backbone: {cfg.backbone!r} is not one of {', '.join(BACKBONES)}")
-    info_file = BACKBONES[cfg.backbone] / "pretrain.json"
+    info_file = released_dir(cfg.backbone) / "pretrain.json"
     if not info_file.is_file():
         return None, f"no released stand-in at {info_file.parent}"
     info = json.loads(info_file.read_text())

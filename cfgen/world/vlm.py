@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from ..train.vlm import MARKER, POOLINGS
+from ..train.vlm import MARKER, check_pooling
 
 IMAGE_TOKEN = "<image>"
 # The words of the E5-V prompts (cfgen/train/vlm.py), as the whitespace tokenizer splits them.
@@ -32,6 +32,7 @@ def build_world_vlm(out: str | Path, words: Iterable[str] = (), clip: str | Path
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import (CLIPImageProcessor, CLIPModel, CLIPVisionConfig, LlamaConfig, LlavaConfig,
                               LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast)
+    check_pooling(pooling)
     out = Path(out)
     specials = ["<unk>", "<s>", "</s>", "<pad>", IMAGE_TOKEN]
     vocab = {t: i for i, t in enumerate(specials)}
@@ -65,7 +66,5 @@ def build_world_vlm(out: str | Path, words: Iterable[str] = (), clip: str | Path
                                 crop_size={"height": image_size, "width": image_size})
     LlavaProcessor(image_processor=improc, tokenizer=tok, patch_size=patch_size, vision_feature_select_strategy="default",
                    num_additional_image_tokens=1).save_pretrained(out)
-    if pooling not in POOLINGS:
-        raise ValueError(f"VLM pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
     (out / MARKER).write_text(json.dumps({"pooling": pooling}))
     return out
