@@ -112,7 +112,7 @@ def expand_inputs(specs: list[str] | str) -> list[str]:
                 if packed:
                     raise InputError(f"compressed archive in {item}: {packed[0]} (decompress .tar.gz/.zip inputs "
                                      "to .tar first)")
-                found = [_regular(p, "input") for p in files if _is_input_file(p)]
+                found = [_regular(p, "input") for p in _without_side_files(files, item) if _is_input_file(p)]
                 if not found:
                     raise InputError(f"no .tar/.parquet/.csv/.jsonl input files in directory {item}")
                 out.extend(found)
@@ -120,7 +120,8 @@ def expand_inputs(specs: list[str] | str) -> list[str]:
                 found = sorted(glob.glob(item))
                 if not found:
                     raise InputError(f"glob matched no files: {item}")
-                out.extend(_regular(p, "input") for p in found if not os.path.isdir(p))
+                found = [p for p in found if not os.path.isdir(p)]
+                out.extend(_regular(p, "input") for p in _without_side_files(found, item) if _is_input_file(p))
             elif os.path.exists(item):
                 if item.lower().endswith(COMPRESSED_EXTS):
                     raise InputError(f"compressed archive: {item} (decompress .tar.gz/.zip inputs to .tar first)")
@@ -131,6 +132,24 @@ def expand_inputs(specs: list[str] | str) -> list[str]:
         raise InputError("no input files given")
     seen: set[str] = set()
     return [p for p in out if not (p in seen or seen.add(p))]
+
+
+def _without_side_files(files: list[str], where: str) -> list[str]:
+    """Drop img2dataset's side files, which sit beside the shards they describe: for `NNNNN.tar`
+    it writes `NNNNN.parquet` (one row per URL, failed downloads included) and
+    `NNNNN_stats.json` (img2dataset writer.py WebDatasetSampleWriter, logger.py write_stats).
+    The tars hold every sample that exists; a folder that mixes shards with other tables is
+    ambiguous and refused."""
+    tars = {p[:-len(".tar")] for p in files if p.endswith(".tar")}
+    if not tars:
+        return files
+    side = {t + ext for t in tars for ext in (".parquet", "_stats.json")}
+    kept = [p for p in files if p not in side]
+    tables = [p for p in kept if p.endswith(TABLE_EXTS)]
+    if tables:
+        raise InputError(f"{where} mixes WebDataset shards (.tar) with tables that are not img2dataset side files "
+                         f"(e.g. {tables[0]}); give the shards and the tables as separate inputs")
+    return kept
 
 
 def fingerprint(path: str, block: int = 1 << 20) -> dict[str, Any]:
