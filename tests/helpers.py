@@ -73,6 +73,53 @@ def kill_when(cmd: list[str], ready, timeout: float = 120.0) -> None:
     p.wait()
 
 
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_ranks(cmd: list[str], world: int) -> list[subprocess.Popen]:
+    """Start `world` processes of cmd as torchrun does (RANK, WORLD_SIZE, MASTER_* in the
+    environment; gloo on CPU). `accelerate launch --cpu --num_processes N` starts ONE process, so
+    it proves nothing about N."""
+    import sys
+    port = free_port()
+    procs = []
+    for rank in range(world):
+        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                   LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                   ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen([sys.executable, *cmd] if cmd[0] == "-m" else cmd, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return procs
+
+
+def finish_ranks(procs: list[subprocess.Popen], timeout: float = 600) -> None:
+    """Wait for every rank; a rank that failed fails the test with its stderr."""
+    results = [p.communicate(timeout=timeout) for p in procs]
+    for rank, (p, (_, err)) in enumerate(zip(procs, results)):
+        assert p.returncode == 0, f"rank {rank}: {err[-3000:]}"
+
+
+def recut_shards(final_dir: Path, dst: Path, sizes: list[int]) -> list[str]:
+    """The final shards' samples re-cut into shards of the given sizes (in order)."""
+    import webdataset as wds
+    samples = list(wds.WebDataset(sorted(str(p) for p in Path(final_dir).glob("*.tar")), shardshuffle=False))
+    assert sum(sizes) <= len(samples), (sizes, len(samples))
+    dst.mkdir(parents=True)
+    out, start = [], 0
+    for i, n in enumerate(sizes):
+        path = dst / f"part-{i:05d}.tar"
+        with wds.TarWriter(str(path)) as w:
+            for s in samples[start:start + n]:
+                w.write({k: v for k, v in s.items() if k not in ("__url__", "__local_path__")})
+        start += n
+        out.append(str(path))
+    return out
+
+
 def train_cfg(world_final, world_clip, out, **kw):
     base = dict(shards=[str(world_final / "final")], model=str(world_clip), out=str(out), batch_size=32,
                 micro_batch=32, lr=2e-3, warmup_steps=2, num_workers=0, log_every=1, save_every=0,

@@ -1,55 +1,28 @@
 """Two trainer processes (gloo) on deliberately unequal shards, with accumulation and across an
 epoch boundary: both ranks make the same number of steps and collective calls, and finish."""
 import json
-import os
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers import finish_ranks, launch_ranks, recut_shards
 
 
 def _unequal_shards(world_final: Path, dst: Path) -> list[str]:
     """Three final shards re-cut to 70 / 10 / 20 samples: after the rank split one rank has far less."""
-    import webdataset as wds
-    samples = list(wds.WebDataset(sorted(str(p) for p in (world_final / "final").glob("*.tar")), shardshuffle=False))
-    dst.mkdir(parents=True)
-    out, start = [], 0
-    for i, n in enumerate((70, 10, 20)):
-        path = dst / f"part-{i:05d}.tar"
-        with wds.TarWriter(str(path)) as w:
-            for s in samples[start:start + n]:
-                w.write({k: v for k, v in s.items() if k != "__url__" and k != "__local_path__"})
-        start += n
-        out.append(str(path))
-    return out
+    return recut_shards(world_final / "final", dst, [70, 10, 20])
 
 
 def _launch(shards: Path, clip: Path, out: Path, *extra: str) -> list[subprocess.Popen]:
-    port = _port()
-    cmd = [sys.executable, "-m", "cfgen.cli", "train", "--shards", str(shards), "--model", str(clip),
-           "--out", str(out), "--recipe", "cf-vlm", "--batch-size", "16", "--micro-batch", "4", "--max-steps", "12",
-           "--num-workers", "0", "--log-every", "1", "--warmup-steps", "1", "--lr", "1e-3", *extra]
-    procs = []
-    for rank in range(2):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1")
-        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    return procs
+    return launch_ranks(["-m", "cfgen.cli", "train", "--shards", str(shards), "--model", str(clip), "--out", str(out),
+                         "--recipe", "cf-vlm", "--batch-size", "16", "--micro-batch", "4", "--max-steps", "12",
+                         "--num-workers", "0", "--log-every", "1", "--warmup-steps", "1", "--lr", "1e-3", *extra], 2)
 
 
 def _finish(procs: list[subprocess.Popen]) -> None:
-    results = [p.communicate(timeout=300) for p in procs]
-    for p, (o, e) in zip(procs, results):
-        assert p.returncode == 0, e[-3000:]
+    finish_ranks(procs, timeout=300)
 
 
 @pytest.mark.slow

@@ -91,12 +91,18 @@ def dense_cf(feats: torch.Tensor, n: int, owner: torch.Tensor, slot: torch.Tenso
     return feats.new_zeros(n, k, feats.shape[-1]).index_put((owner, slot), feats[n:])
 
 
+WORLD_SIZES = (1, 2, 4, 8)                 # every shipped recipe must start at each of these
+
+
 def accumulation_steps(batch_size: int, micro_batch: int, world: int) -> tuple[int, int]:
     """(micro_batch, accumulation steps) so that micro_batch * world * accum == batch_size exactly."""
     micro = micro_batch or batch_size // world
     if micro <= 0 or batch_size % (micro * world):
-        raise ValueError(f"batch_size {batch_size} is not a multiple of micro_batch {micro} x {world} process(es); "
-                         f"choose micro_batch so that micro_batch x processes divides batch_size")
+        fits = [m for m in range(1, batch_size + 1) if all(batch_size % (m * w) == 0 for w in WORLD_SIZES)]
+        raise ValueError(f"train settings batch_size {batch_size} and micro_batch {micro_batch or 'auto'} cannot run on "
+                         f"{world} process(es): micro_batch x processes must divide batch_size; set micro_batch to 0 "
+                         f"(batch_size / processes) or to one that works at {', '.join(map(str, WORLD_SIZES))} "
+                         f"processes: {', '.join(map(str, fits))}")
     return micro, batch_size // (micro * world)
 
 
@@ -195,7 +201,11 @@ def prepare(cfg: TrainConfig) -> Run:
         log.warning("--resume: no intact checkpoint in %s/checkpoints; starting from the beginning", out)
     from .vlm import lora_resume_source, saved_logit_scale
     lora_src = lora_resume_source(resume_from / "model") if resume_from else None
-    enc = DualEncoder.load(lora_src[0] if lora_src else resume_from / "model" if resume_from else cfg.model)
+    # The dtype is the trainer's, whatever the checkpoint's config names (llava-1.5-hf says float16):
+    # fp32 master weights under autocast; a LoRA run's frozen base in bf16 when training in bf16.
+    dtype = torch.bfloat16 if precision == "bf16" and cfg.lora_rank else torch.float32
+    enc = DualEncoder.load(lora_src[0] if lora_src else resume_from / "model" if resume_from else cfg.model,
+                           dtype=dtype)
     model = enc.model
     if cfg.lora_rank:
         if enc.kind != "vlm":
@@ -215,7 +225,9 @@ def prepare(cfg: TrainConfig) -> Run:
     if resume_from is not None:
         state = load_checkpoint(resume_from, opt, sched, acc.process_index)
         log.info("resumed from %s at step %d", resume_from, state["step"])
-    feats, opt = acc.prepare(FeatureModule(model), opt)
+    # from_pretrained returns eval mode: without train(), dropout is off and transformers skips
+    # gradient checkpointing (it checkpoints only `if self.gradient_checkpointing and self.training`)
+    feats, opt = acc.prepare(FeatureModule(model).train(), opt)
     raw = acc.unwrap_model(feats).model
     bias = getattr(raw, "logit_bias", None) if is_siglip(raw.config) else None
     run = Run(cfg, acc, enc, feats, raw, opt, sched, state, urls, micro, accum, bias, SkipCounter())
@@ -344,6 +356,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             state["epoch"] += 1
             state["batches_in_epoch"] = 0
     run.bar.close()
+    run.feats.eval()
     acc.wait_for_everyone()
     if acc.is_main_process:
         run.raw.save_pretrained(run.out)

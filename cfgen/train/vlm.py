@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import math
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Sequence
@@ -37,6 +39,7 @@ TEXT_PROMPT = "{text}\nSummarize above sentence in one word:"
 MARKER = "cfgen_vlm.json"
 QWEN_VL = ("qwen2_vl", "qwen2_5_vl")
 QWEN_IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
+log = logging.getLogger("cfgen.train")
 QWEN_SIDE = 448                         # the paper's input size for the Qwen backbones
 # last: E5-V's last-token state (the default); mean: the mean of the final states over the prompt's
 # tokens, for small language models whose last token does not summarise (see the README's demo).
@@ -204,11 +207,30 @@ class VLMEmbedder(torch.nn.Module):
         pattern = rf".*language_model.*\.({'|'.join(targets)})$"
         if vision:
             pattern += rf"|.*(vision_tower|vision_model|visual).*\.({'|'.join(vision_targets)})$"
+        skip = unused_vision_layers(self.vlm.config)
+        layer = re.compile(r"(vision_tower|vision_model).*\.layers\.(\d+)\.")
+        names = [n for n, _ in self.vlm.named_modules()
+                 if re.fullmatch(pattern, n) and not ((m := layer.search(n)) and int(m.group(2)) in skip)]
+        if vision and skip:
+            log.info("LoRA: no adapters on vision layers %s: the language model never reads their output",
+                     sorted(skip))
         self.vlm = get_peft_model(self.vlm, LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout,
-                                                        target_modules=pattern))
+                                                        target_modules=names))
         if adapter is not None:
             from safetensors.torch import load_file
             set_peft_model_state_dict(self.vlm, load_file(str(adapter / "adapter_model.safetensors")))
+
+
+def unused_vision_layers(config: Any) -> set[int]:
+    """Vision encoder layers whose output never reaches the language model. LLaVA reads the vision
+    tower's hidden_states[vision_feature_layer] (-2 by default; transformers modeling_llava.py), so
+    the layers after it get no gradient, and an adapter there stops DDP's reducer at step 2."""
+    idx = getattr(config, "vision_feature_layer", None)
+    if idx is None:
+        return set()
+    n = config.vision_config.num_hidden_layers
+    read = max(i if i >= 0 else n + 1 + i for i in ([idx] if isinstance(idx, int) else idx))
+    return set(range(read, n))            # hidden_states[h] is the output after h layers
 
 
 class VLMPreprocessor:
