@@ -58,7 +58,8 @@ def _report(summary: dict[str, Any], run: str) -> None:
 @click.option("--structured/--no-structured", default=None, help="ask for JSON rewrites")
 @click.option("--model", help="model id or directory (transformers, openai, vllm)")
 @click.option("--base-url", help="OpenAI-compatible server URL")
-@click.option("--tensor-parallel-size", type=int)
+@click.option("--tensor-parallel-size", type=int, help="vllm: GPUs per model copy [the number of --gpus]")
+@click.option("--gpus", help="GPUs: 0-7, 0,2,5 or all (vllm: one engine over all of them; transformers: a worker each)")
 @click.option("--concurrency", type=int, help="openai backend: requests in flight [64]")
 @click.option("--seed", type=int)
 @click.option("--batch-size", type=int)
@@ -71,15 +72,17 @@ def _report(summary: dict[str, Any], run: str) -> None:
 @click.option("--limit", type=int, help="quick look: rewrite the first N anchors, print, write nothing")
 @click.option("--dry-run", is_flag=True, help="print the rendered prompt for the first caption")
 @one_line_errors
-def captions(inputs, out, config_path, limit, dry_run, **kw) -> None:
+def captions(inputs, out, config_path, limit, dry_run, gpus, **kw) -> None:
     """Stage 1: K counterfactual rewrites per caption, validated and typed."""
     from .captions.stage import CaptionsConfig, first_prompt, preview_captions, run_captions
+    from .distribute import parse_gpus
     cfg = build(CaptionsConfig, load_yaml(config_path, "captions"), kw, {"input": list(inputs), "out": out})
+    gpu_list = parse_gpus(gpus) or None
     if dry_run:
         click.echo(first_prompt(cfg))
         return
     if limit:
-        for a, g, rws in preview_captions(cfg, limit):
+        for a, g, rws in preview_captions(cfg, limit, gpu_list):
             click.echo(f"{a.key}: {a.caption}")
             for r in rws:
                 e = f"{r.edit.type}/{r.edit.scope}: {r.edit.from_!r} -> {r.edit.to!r}" if r.edit else r.reason
@@ -87,7 +90,7 @@ def captions(inputs, out, config_path, limit, dry_run, **kw) -> None:
             if g.error:
                 click.echo(f"   [failed] {g.error}")
         return
-    _report(run_captions(cfg), cfg.out)
+    _report(run_captions(cfg, gpu_list), cfg.out)
 
 
 def _images_options(f):
@@ -172,6 +175,7 @@ def inspect(run, out, n) -> None:
 @click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]))
 @click.option("--num-workers", type=int)
 @click.option("--save-every", type=int)
+@click.option("--keep-checkpoints", type=int, help="keep the newest N checkpoints (0: all) [3]")
 @click.option("--log-every", type=int)
 @click.option("--tensorboard/--no-tensorboard", default=None)
 @click.option("--lora-rank", type=int, help="> 0: LoRA adapters on a generative VLM's attention (peft), the rest frozen")

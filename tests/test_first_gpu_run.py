@@ -109,7 +109,7 @@ def test_a_batch_that_cannot_split_names_the_keys_and_the_fix():
 @pytest.mark.slow
 def test_paper_train_section_runs_one_step_on_8_gloo_processes(world_final, world_clip, tmp_path):
     """pipelines/paper.yaml's train section as shipped (batch 256), a tiny CLIP, 8 processes."""
-    recut_shards(world_final / "final", tmp_path / "shards", [37] * 8)
+    recut_shards(world_final / "final", tmp_path / "shards", [36] * 8)
     out = tmp_path / "out"
     procs = launch_ranks(["-m", "cfgen.cli", "train", "--config", str(pipelines_dir() / "paper.yaml"),
                           "--shards", str(tmp_path / "shards"), "--model", str(world_clip), "--out", str(out),
@@ -176,3 +176,34 @@ def test_a_vlm_whose_config_says_float16_trains_in_fp32_on_cpu(llava, world_fina
     assert next(AutoModelForImageTextToText.from_pretrained(half).parameters()).dtype == torch.float16
     run = prepare(_vlm_cfg(half, world_final, tmp_path / "o", lora_rank=4))
     assert {p.dtype for p in run.raw.parameters()} == {torch.float32}
+
+
+# ------------------------------------------------------------------------------ item 9 (training side)
+def test_batches_are_pinned_by_the_dataloader(world_final, world_clip, monkeypatch):
+    """torch's pin-memory thread pins an object only through its `pin_memory()` method
+    (torch/utils/data/_utils/pin_memory.py, `pin_memory`: the `hasattr(data, "pin_memory")` branch);
+    a plain dataclass comes back unpinned and every host-to-device copy blocks."""
+    from torch.utils.data._utils.pin_memory import pin_memory
+    from cfgen.train.data import make_loader
+    from cfgen.train.model import DualEncoder
+    pinned = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self, *a, **kw: pinned.append(self.shape) or self)
+    enc = DualEncoder.load(world_clip)
+    b = next(iter(make_loader([str(sorted((world_final / "final").glob("*.tar"))[0])], enc.pre, k=2, micro_batch=4,
+                              shuffle_buffer=1)))
+    out = pin_memory(b)
+    assert type(out) is type(b) and out.n == b.n
+    assert {tuple(s) for s in pinned} >= {tuple(b.pixel_values.shape), tuple(b.input_ids.shape),
+                                          tuple(b.attention_mask.shape), tuple(b.mask.shape)}
+
+
+def test_only_the_newest_checkpoints_are_kept_and_a_lora_checkpoint_holds_only_adapters(llava, world_final,
+                                                                                       tmp_path):
+    from cfgen.train.trainer import train
+    out = tmp_path / "o"
+    train(_vlm_cfg(llava, world_final, out, lora_rank=4, max_steps=4, save_every=1, keep_checkpoints=2))
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000003", "step-0000004"]
+    model = out / "checkpoints" / "step-0000004" / "model"
+    assert (model / "adapter" / "adapter_model.safetensors").is_file()
+    assert not list(model.glob("model*.safetensors"))               # no merged copy per checkpoint
+    assert (out / "model.safetensors").is_file() or list(out.glob("model-*.safetensors"))   # merged once, at the end

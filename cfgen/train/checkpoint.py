@@ -56,7 +56,11 @@ def save_checkpoint(path: Path, model: torch.nn.Module, processor: Any, opt: tor
     from safetensors.torch import save_file
     tmp = path.with_name(path.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(tmp / "model")
+    from .vlm import VLMEmbedder
+    if isinstance(model, VLMEmbedder):       # a LoRA run's checkpoint holds the adapters; merged once, at the end
+        model.save_pretrained(tmp / "model", merged=False)
+    else:
+        model.save_pretrained(tmp / "model")
     processor.save_pretrained(tmp / "model")
     sd = opt.state_dict()
     tensors = {f"{pid}.{k}": v.detach().cpu().contiguous() for pid, st in sd["state"].items()
@@ -117,6 +121,15 @@ def latest_checkpoint(out: Path) -> Path | None:
             return ck
         log.warning("checkpoint %s is damaged (%s); falling back to an earlier one", ck, problem)
     return None
+
+
+def prune_checkpoints(out: Path, keep: int) -> None:
+    """Delete all but the newest `keep` resumable checkpoints (0: keep all). A checkpoint saved
+    before a non-finite loss is evidence, never pruned."""
+    if keep <= 0:
+        return
+    for ck in sorted((out / "checkpoints").glob("step-*[0-9]"), reverse=True)[keep:]:
+        shutil.rmtree(ck)
 
 
 def read_log(path: Path, upto: int) -> list[str]:

@@ -7,6 +7,7 @@ Corrupt samples or shards are skipped with a warning and counted, never fatal.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import random
@@ -52,6 +53,13 @@ class Batch:
     mask: torch.Tensor                 # [N, K] valid counterfactual slots
     local: torch.Tensor                # [N, K] valid slots whose edit is local (for L_fcd)
     keys: list[str] = field(default_factory=list)
+
+    def pin_memory(self) -> "Batch":
+        """Called by the DataLoader's pin-memory thread (it pins any object with this method), so
+        the trainer's `.to(device, non_blocking=True)` copies are asynchronous."""
+        return dataclasses.replace(self, **{f.name: getattr(self, f.name).pin_memory()
+                                            for f in dataclasses.fields(self)
+                                            if isinstance(getattr(self, f.name), torch.Tensor)})
 
 
 class SkipCounter:

@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from .checkpoint import latest_checkpoint, load_checkpoint, read_log, save_checkpoint, save_rng
+from .checkpoint import (latest_checkpoint, load_checkpoint, prune_checkpoints, read_log, save_checkpoint,
+                         save_rng)
 from .losses import (MAX_LOGIT_SCALE, align_loss, all_ranks_have, clamp_logit_scale, csd_loss, fcd_loss, gather,
                      siglip_loss)
 from .model import FeatureModule, is_siglip
@@ -62,6 +63,7 @@ class TrainConfig:
     precision: str = "auto"            # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32
     seed: int = 0
     save_every: int = 500
+    keep_checkpoints: int = 3          # the newest N resumable checkpoints are kept (0: all)
     log_every: int = 10
     num_workers: int = 4
     shuffle_buffer: int = 1000
@@ -318,6 +320,7 @@ def checkpoint(run: Run) -> None:
     acc.wait_for_everyone()
     if acc.is_main_process:
         save_checkpoint(ck, run.raw, run.enc.processor, run.opt, run.sched, run.state)
+        prune_checkpoints(run.out, run.cfg.keep_checkpoints)
     acc.wait_for_everyone()
 
 

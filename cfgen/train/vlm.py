@@ -149,7 +149,8 @@ class VLMEmbedder(torch.nn.Module):
         self.register_buffer("image_ids", image_ids.long(), persistent=False)     # the image prompt, expanded
 
     def _pooled(self, **kw: Any) -> torch.Tensor:
-        out = self.vlm(**kw, output_hidden_states=True, return_dict=True)
+        # logits for one position only: the full-vocabulary logits of every token are never used
+        out = self.vlm(**kw, output_hidden_states=True, return_dict=True, logits_to_keep=1)
         h = out.hidden_states[-1]
         mask = kw["attention_mask"]
         if self.pooling == "mean":
@@ -179,15 +180,18 @@ class VLMEmbedder(torch.nn.Module):
     def is_lora(self) -> bool:
         return hasattr(self.vlm, "peft_config")
 
-    def save_pretrained(self, out: str | Path, **kw: Any) -> None:
-        """The (merged) model, the temperature, and with LoRA the adapter and the base's name."""
+    def save_pretrained(self, out: str | Path, merged: bool = True, **kw: Any) -> None:
+        """The (merged) model, the temperature, and with LoRA the adapter and the base's name.
+        `merged=False` (training checkpoints): a LoRA run saves only its adapter, not a full
+        merged copy of the model each time."""
         import copy
         from safetensors.torch import save_file
         out = Path(out)
         info: dict[str, Any] = {"image_prompt": IMAGE_PROMPT, "text_prompt": TEXT_PROMPT, "pooling": self.pooling}
         if self.is_lora:
             self.vlm.save_pretrained(out / "adapter")
-            copy.deepcopy(self.vlm).merge_and_unload().save_pretrained(out, **kw)
+            if merged:
+                copy.deepcopy(self.vlm).merge_and_unload().save_pretrained(out, **kw)
             info["lora_base"] = self.base
         else:
             self.vlm.save_pretrained(out, **kw)
@@ -260,7 +264,9 @@ def load_vlm(path: str | Path, dtype: torch.dtype | None = None) -> tuple[VLMEmb
     """(embedder, processor) from a VLM checkpoint or a directory cfgen saved."""
     from transformers import AutoModelForImageTextToText
     processor = load_processor(path)
-    kw = {"dtype": dtype} if dtype is not None else {}
+    kw: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
+    if dtype in (torch.bfloat16, torch.float16) and torch.cuda.is_available() and importlib.util.find_spec("flash_attn"):
+        kw["attn_implementation"] = "flash_attention_2"
     vlm = AutoModelForImageTextToText.from_pretrained(path, **kw)
     if vlm.config.model_type in QWEN_VL:
         side = qwen_side(processor.image_processor)
