@@ -209,11 +209,13 @@ def plot(run, out) -> None:
               "zeroshot, world, pope, mme)")
 @click.option("--image-root", "roots", multiple=True, help="NAME=DIR: image directory of a benchmark")
 @click.option("--coco-root", type=click.Path(file_okay=False), help="COCO val2017 folder (SugarCrepe's images)")
-@click.option("--skip-missing", is_flag=True, help="score the rest when images are missing or unreadable (counted)")
+@click.option("--skip-missing", is_flag=True, help="score the rest when images are missing or unreadable, or an MME "
+              "subtask has no question (counted)")
 @click.option("--compare", "compare", multiple=True, type=click.Path(exists=True), help="results.json files to put side by side")
 @click.option("--out", default="eval_out", show_default=True, help="directory for results.{json,csv,md}")
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--seed", default=0, show_default=True, help="seed of the order perturbations")
+@click.option("--seed", default=1, show_default=True,
+              help="seed of the order perturbations and ConMe's option order (1: ARO's own draws)")
 @click.option("--scoring", type=click.Choice(["contrastive", "generative"]), default="contrastive", show_default=True,
               help="cosine of CLIP/SigLIP embeddings, or P(yes) of a generative VLM (LLaVA, Qwen2-VL; needed for pope, mme)")
 @one_line_errors

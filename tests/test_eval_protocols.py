@@ -37,10 +37,11 @@ def test_vl_checklist_scores_one_item_per_entry_officially_and_all_pairs_on_requ
     _vlc(tmp_path, [{"POS": ["a blue sky", "a red sky", "a red car"], "NEG": ["a red sky", "a blue sky"]},
                     {"POS": ["a blue kite"], "NEG": []}])
     r = run_bench(scorer, "vl-checklist", str(tmp_path))
-    assert r.n["Attribute"] == 1 and r.metrics["Attribute"] == 1.0          # POS[0] vs NEG[0] only
+    f = "file:data/Attribute/vg/color.json"
+    assert r.n[f] == 1 and r.metrics[f] == 1.0 == r.metrics["Attribute:mean_of_files"]     # POS[0] vs NEG[0] only
     assert r.skipped == {"no_pos_or_neg": 1}
     a = run_bench(scorer, "vl-checklist-allpairs", str(tmp_path))
-    assert a.n["Attribute"] == 2 and a.metrics["Attribute"] == 0.5
+    assert a.n[f] == 2 and a.metrics[f] == 0.5
     assert a.skipped == {"no_pos_or_neg": 1, "unpaired_option": 1}
 
 
@@ -91,10 +92,10 @@ def test_sugarcrepe_official_layout_with_a_separate_coco_root(tmp_path, world_cl
              "--coco-root", str(tmp_path / "coco" / "val2017"), "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "out" / "results.json").read_text())[str(world_clip)]["sugarcrepe"]
-    assert res["n:avg"] == 7 and all(res[f"n:{c}"] == 1 for c in B.SUGARCREPE_FILES)
+    assert res["n_items:avg"] == 7 and all(res[f"n_items:{c}"] == 1 for c in B.SUGARCREPE_FILES)
     long = pd.read_csv(tmp_path / "out" / "results_long.csv")
-    assert {"model", "model_path", "config_hash", "benchmark", "metric", "value", "n"} <= set(long.columns)
-    assert int(long[long.metric == "avg"].n.iloc[0]) == 7
+    assert {"model", "model_path", "config_hash", "benchmark", "metric", "value", "n", "n_of"} <= set(long.columns)
+    assert int(long[long.metric == "avg"].n.iloc[0]) == 7 and long[long.metric == "avg"].n_of.iloc[0] == "items"
     assert len(pd.read_parquet(tmp_path / "out" / "results_long.parquet")) == len(long)
 
 

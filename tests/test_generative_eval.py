@@ -38,10 +38,12 @@ def test_mme_metrics_by_hand():
     items = [mk("existence", 1, True), mk("existence", 1, False), mk("existence", 2, True), mk("existence", 2, False),
              mk("count", 1, True), mk("count", 1, False), mk("code_reasoning", 1, True), mk("code_reasoning", 1, False)]
     correct = [True, True, True, False, False, False, True, True]
-    m = B.mme_metrics(items, correct)
+    m, n = B.mme_metrics(items, correct)
     assert m["existence:acc"] == 0.75 and m["existence:acc+"] == 0.5 and m["existence:score"] == pytest.approx(125.0)
     assert m["count:score"] == 0.0 and m["perception"] == pytest.approx(125.0)
     assert m["cognition"] == pytest.approx(200.0)
+    assert n["existence:acc"] == (4, "questions") and n["existence:acc+"] == (2, "images")
+    assert n["perception"] == (2, "subtasks") and n["cognition"] == (1, "subtasks")
 
 
 def _pope_dir(d, n=6):
@@ -57,9 +59,10 @@ def _pope_dir(d, n=6):
 
 
 def _mme_dir(d):
+    """Both layouts of the release (LLaVA's convert_answer_to_mme.py, get_gt, lines 24-30)."""
     for sub, layout in (("existence", "flat"), ("artwork", "split")):
         base = d / sub
-        idir, qdir = (base, base) if layout == "flat" else (base / "images", base / "questions_answer_YN")
+        idir, qdir = (base, base) if layout == "flat" else (base / "images", base / "questions_answers_YN")
         idir.mkdir(parents=True, exist_ok=True)
         qdir.mkdir(parents=True, exist_ok=True)
         for i in range(3):
@@ -108,7 +111,7 @@ def test_eval_in_both_scoring_modes(vlm, tmp_path, world_clip):
         assert 0.0 <= r.metrics[f"{split}:accuracy"] <= 1.0 and r.n[f"{split}:accuracy"] == (12 if split == "all" else 6)
     mme = run_bench(gen, "mme", str(_mme_dir(tmp_path / "mme")))
     assert 0.0 <= mme.metrics["existence:score"] <= 200.0 and "perception" in mme.metrics
-    assert mme.n["existence:acc"] == 6 and mme.n["perception"] == 12
+    assert mme.n["existence:acc"] == 6 and mme.table()["n_subtasks:perception"] == 2
     # a multiple-choice benchmark scored generatively, and contrastively, through the same entry point
     world = tmp_path / "w"
     from cfgen.world.generate import WorldConfig, generate_world
@@ -122,6 +125,43 @@ def test_eval_in_both_scoring_modes(vlm, tmp_path, world_clip):
         run_bench(gen, "winoground", str(tmp_path))
 
 
+def test_conme_is_also_scored_by_its_own_rule_the_letters_language_model_loss(vlm, tmp_path):
+    """ConMe's score_options (jmiemirza/ConMe @ fd8b985c, dec_vl_eval/src/models/score.py lines
+    84-86 and 113-121, 252, 274): the question, "A. <option>" lines and "Answer with the option's
+    letter from the given choices directly." as the prompt; an option scores -loss of its letter as
+    the answer (labels masked over the prompt, the model's own loss), the highest wins."""
+    import csv
+    import torch
+    from cfgen.eval.generative import GenerativeScorer
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "i.jpg")
+    with open(tmp_path / "replace-att.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image", "question", "answer", "base_question", "correct_option", "incorrect_option"])
+        w.writerow(["i.jpg", "Which caption fits?", "A", "q", "a red kite", "a blue kite"])
+        w.writerow(["i.jpg", "Which caption fits?", "A", "q", "two dogs", "a cat"])
+    gen = GenerativeScorer(str(vlm))
+    items = B.load_conme(tmp_path)
+    got = gen.conme_scores(items)
+    tok = gen.processor.tokenizer
+    for it, scores in zip(items, got):
+        q = f"Which caption fits?\nA. {it.texts[0]}\nB. {it.texts[1]}\nAnswer with the option's letter from the given choices directly."
+        enc = gen.processor(images=[Image.open(tmp_path / "i.jpg").convert("RGB")], text=[gen.prompt(q)], return_tensors="pt")
+        for letter, s in zip("AB", scores):
+            ans = torch.tensor([tok.encode(letter, add_special_tokens=False)])
+            kw = dict(enc)
+            for k in [k for k, v in enc.items() if torch.is_tensor(v) and v.shape == enc["input_ids"].shape]:
+                kw[k] = torch.cat([enc[k], ans if k == "input_ids" else (torch.ones_like(ans) if k == "attention_mask"
+                                                                          else torch.zeros_like(ans))], 1)
+            labels = torch.full_like(kw["input_ids"], -100)
+            labels[:, -ans.shape[1]:] = ans
+            with torch.no_grad():
+                assert s == pytest.approx(-float(gen.model(**kw, labels=labels).loss), abs=1e-4)
+    r = run_bench(gen, "conme", str(tmp_path))
+    assert {"replace-att", "avg", "loss_score:replace-att", "loss_score:avg"} <= set(r.metrics)
+    right = np.mean([int(np.argmax(s)) == it.correct for s, it in zip(got, items)])
+    assert r.metrics["loss_score:replace-att"] == pytest.approx(right)
+
+
 def test_cli_eval_generative_pope(vlm, tmp_path):
     pope = _pope_dir(tmp_path / "pope")
     r = subprocess.run([sys.executable, "-m", "cfgen.cli", "eval", "--model", str(vlm), "--scoring", "generative",
@@ -129,7 +169,7 @@ def test_cli_eval_generative_pope(vlm, tmp_path):
                         "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert res[str(vlm)]["pope"]["n:all:f1"] == 12
+    assert res[str(vlm)]["pope"]["n_questions:all:f1"] == 12
 
 
 def test_a_generative_vlm_is_a_dual_encoder_for_training_and_eval(vlm, world_final, small_world, tmp_path):
@@ -251,7 +291,7 @@ def test_cli_trains_a_vlm_with_its_paper_recipe_and_evals_it_in_both_modes(vlm, 
                            capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-2000:]
         res = json.loads((tmp_path / scoring / "results.json").read_text())[str(out)]["world"]
-        scores = [v for k, v in res.items() if not k.startswith("n:")]
+        scores = [v for k, v in res.items() if not k.startswith("n_")]
         assert scores and all(0.0 <= v <= 1.0 for v in scores), res
 
 

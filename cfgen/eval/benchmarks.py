@@ -2,8 +2,10 @@
 
 Every benchmark becomes multiple-choice items: one image (a path, optional crop box, or bytes),
 candidate captions, the index of the right one, and group labels. Scoring uses the one
-S(image, text) of `cfgen.train.model.DualEncoder`. An item counts as correct only when the
-right caption scores strictly higher than every other: ties count as wrong everywhere.
+S(image, text) of `cfgen.train.model.DualEncoder`. An item counts as correct when the right
+caption scores strictly higher than every other (a tie is wrong), except where the official
+code takes np.argmax over the options in its own order: there the first of tied options wins
+(ARO's COCO/Flickr30k-Order, whose first option is the true caption).
 """
 from __future__ import annotations
 
@@ -83,6 +85,7 @@ class Item:
     box: tuple[float, float, float, float] | None = None     # crop (x0, y0, x1, y1)
     groups: dict[str, str] = field(default_factory=dict)
     id: str = ""                            # stable within the benchmark: pairs items across models
+    question: str = ""                      # the benchmark's own question (ConMe), for VLM scoring
 
 
 def load_image(item_image: str | bytes, box: tuple | None = None) -> Image.Image:
@@ -141,8 +144,11 @@ def _img_key(it: Item) -> tuple:
     return (ref, it.box)
 
 
-def is_correct(scores: np.ndarray, correct: int) -> bool:
-    """Strictly highest: a tie with any other option counts as wrong."""
+def is_correct(scores: np.ndarray, correct: int, argmax: bool = False) -> bool:
+    """Strictly highest: a tie with any other option counts as wrong. `argmax`: the official
+    code's np.argmax over the options, where the first of tied options wins."""
+    if argmax:
+        return int(np.argmax(scores)) == correct
     others = np.delete(scores, correct)
     return bool(len(others) == 0 or scores[correct] > others.max())
 
@@ -176,20 +182,26 @@ def load_vg_attribution(path: str | Path, image_root: str | None = None) -> list
             for i, d in enumerate(read_json(p))]
 
 
-def aro_relation_metrics(items: list[Item], corrects: list[bool]) -> dict[str, float]:
-    """Macro average over relations, symmetric relations dropped (the paper-style figure), and micro."""
+Counts = dict[str, tuple[int, str]]       # metric -> (n, what n counts: items, images, relations, ...)
+
+
+def aro_relation_metrics(items: list[Item], corrects: list[bool]) -> tuple[dict[str, float], Counts]:
+    """Macro average over relations, symmetric relations dropped (the paper-style figure), and
+    micro; with how many relations and items each averages."""
     per = accuracy_by(items, corrects, "relation")
     kept = [a for r, (a, _) in per.items() if r not in ARO_SYMMETRIC_RELATIONS]
-    return {"macro": float(np.mean(kept)) if kept else float("nan"), "micro": float(np.mean(corrects)),
-            "relations": len(kept)}
+    return ({"macro": float(np.mean(kept)) if kept else float("nan"), "micro": float(np.mean(corrects))},
+            {"macro": (len(kept), "relations"), "micro": (len(corrects), "items")})
 
 
-def aro_attribution_metrics(items: list[Item], corrects: list[bool], min_count: int = 25) -> dict[str, float]:
-    """Macro average over attribute pairs with at least `min_count` items, and micro."""
+def aro_attribution_metrics(items: list[Item], corrects: list[bool], min_count: int = 25
+                            ) -> tuple[dict[str, float], Counts]:
+    """Macro average over attribute pairs with at least `min_count` items, and micro; with how
+    many pairs and items each averages."""
     per = accuracy_by(items, corrects, "attributes")
     kept = [a for _, (a, n) in per.items() if n >= min_count]
-    return {"macro": float(np.mean(kept)) if kept else float("nan"), "micro": float(np.mean(corrects)),
-            "pairs": len(kept)}
+    return ({"macro": float(np.mean(kept)) if kept else float("nan"), "micro": float(np.mean(corrects))},
+            {"macro": (len(kept), "pairs"), "micro": (len(corrects), "items")})
 
 
 def pre_caption(caption: str, max_words: int = 30) -> str:
@@ -199,55 +211,64 @@ def pre_caption(caption: str, max_words: int = 30) -> str:
 
 
 class Shuffler:
-    """ARO's four order perturbations, seeded."""
+    """ARO's four order perturbations (dataset_zoo/perturbations.py, TextShuffler), drawn the way
+    ARO draws them: one numpy and one Python random stream, seeded once (`seed_all` in main_aro.py,
+    default seed 1) and consumed caption by caption in file order; nouns (spaCy tag NN*) shuffled
+    among nouns and adjectives (JJ*) among adjectives; the trigram shuffles over NLTK word tokens.
+    The same seed and spaCy model give ARO's own perturbations."""
 
-    def __init__(self, seed: int = 0):
+    NOUN, ADJ = ("NN", "NNS", "NNP", "NNPS"), ("JJ", "JJR", "JJS")
+
+    def __init__(self, seed: int = 1):
+        from nltk.tokenize import NLTKWordTokenizer
         from ..captions.nlp import load_nlp
-        self.nlp, self.seed = load_nlp(), seed
+        self.nlp, self.words = load_nlp(), NLTKWordTokenizer()
+        self.np, self.py = np.random.RandomState(seed), random.Random(seed)
 
-    def _rng(self, text: str, kind: str) -> random.Random:
-        return random.Random(f"{self.seed}:{kind}:{text}")
-
-    def _permute_pos(self, text: str, kind: str, nouns_and_adj: bool) -> str:
-        """Permute the nouns and adjectives among themselves, or every other word among themselves."""
-        doc = self.nlp(text)
-        toks = [t.text for t in doc]
-        idx = [i for i, t in enumerate(doc) if (t.pos_ in ("NOUN", "ADJ")) == nouns_and_adj]
-        perm = idx[:]
-        self._rng(text, kind).shuffle(perm)
-        out = list(toks)
-        for i, j in zip(idx, perm):
-            out[i] = toks[j]
-        return " ".join(out)
+    def tokens(self, text: str) -> list[str]:
+        """`nltk.word_tokenize` without Punkt's downloadable data: a sentence ends at . ! or ? before
+        a space (Punkt's rule, known abbreviations aside), and each is split by NLTK's word tokenizer."""
+        return [t for sent in re.split(r"(?<=[.!?])\s+", text.strip()) if sent for t in self.words.tokenize(sent)]
 
     def nouns_and_adj(self, text: str) -> str:
-        return self._permute_pos(text, "na", True)
+        doc = self.nlp(text)
+        words = np.array([t.text for t in doc])
+        for tags in (self.NOUN, self.ADJ):
+            idx = [i for i, t in enumerate(doc) if t.tag_ in tags]
+            words[idx] = self.np.permutation(words[idx])
+        return " ".join(words)
 
     def allbut_nouns_and_adj(self, text: str) -> str:
-        return self._permute_pos(text, "ab", False)
+        doc = self.nlp(text)
+        words = np.array([t.text for t in doc])
+        other = np.array([t.tag_ not in self.NOUN + self.ADJ for t in doc], bool)
+        words[other] = self.np.permutation(words[other])
+        return " ".join(words)
 
     def within_trigrams(self, text: str) -> str:
-        words = text.split()
-        rng = self._rng(text, "wt")
-        tri = [words[i:i + 3] for i in range(0, len(words), 3)]
+        tri = _trigrams(self.tokens(text))
         for t in tri:
-            rng.shuffle(t)
+            self.py.shuffle(t)
         return " ".join(w for t in tri for w in t)
 
     def trigrams(self, text: str) -> str:
-        words = text.split()
-        tri = [words[i:i + 3] for i in range(0, len(words), 3)]
-        self._rng(text, "tr").shuffle(tri)
+        tri = _trigrams(self.tokens(text))
+        self.py.shuffle(tri)
         return " ".join(w for t in tri for w in t)
 
     def all(self, text: str) -> list[str]:
+        """The four perturbations in ARO's order (aro_datasets.py, COCO_Order.__init__)."""
         return [self.nouns_and_adj(text), self.allbut_nouns_and_adj(text), self.within_trigrams(text),
                 self.trigrams(text)]
 
 
-def load_order(path: str | Path, image_root: str | None = None, seed: int = 0, max_words: int = 30) -> list[Item]:
+def _trigrams(tokens: list[str]) -> list[list[str]]:
+    return [tokens[i:i + 3] for i in range(0, len(tokens), 3)]
+
+
+def load_order(path: str | Path, image_root: str | None = None, seed: int = 1, max_words: int = 30) -> list[Item]:
     """COCO-Order / Flickr30k-Order: Karpathy test json ([{"image", "caption": [...]}]); the true
-    caption against its 4 seeded perturbations (precision@1)."""
+    caption first, then its 4 perturbations (precision@1 by np.argmax, as ARO's evaluate_scores)."""
     p = Path(path)
     data = read_json(p)
     root = Path(image_root) if image_root else p.parent
@@ -354,6 +375,7 @@ def cap_per_file(items: list[Item], max_num: int = VLC_MAX_NUM) -> list[Item]:
 
 # ------------------------------------------------------------------------------- ConMe
 _OPT = re.compile(r"\(?\b([AB])[\).:]\s*(.+?)(?=\s*\(?\b[AB][\).:]|$)", re.S)
+CONME_QUESTION = "What is a suitable caption for this image?"   # ConMe benchmark_datasets.py, loss_score prompt
 
 
 def _conme_options(low: dict[str, str]) -> tuple[list[str], int] | None:
@@ -386,7 +408,7 @@ def _conme_options(low: dict[str, str]) -> tuple[list[str], int] | None:
 
 
 def load_conme(path: str | Path, image_root: str | None = None,
-               skipped: dict[str, int] | None = None) -> list[Item]:
+               skipped: dict[str, int] | None = None, seed: int = 1) -> list[Item]:
     """ConMe replace-{att,obj,rel} CSVs, both kinds: the generated files (columns image, question,
     answer, base_question, correct_option, incorrect_option, question_format) and the
     `*_HUMAN_FILTER.csv` files (id, text_options, ...). Each file is its own category, named by
@@ -395,7 +417,9 @@ def load_conme(path: str | Path, image_root: str | None = None,
 
     Scoring rule for a contrastive model: each option is scored on its own as a caption,
     S(image, option); the option with the higher score is the answer (ties wrong). The question
-    stem is not scored (CLIP-style models have no question answering)."""
+    stem (the row's `question` without any inline options, else ConMe's default prompt) is kept
+    for ConMe's own VLM scoring, where the order of the options matters: as ConMe does, the
+    options of each row are shuffled (seeded, per row)."""
     p = Path(path)
     root = Path(image_root) if image_root else p
     skipped = skipped if skipped is not None else {}
@@ -419,7 +443,12 @@ def load_conme(path: str | Path, image_root: str | None = None,
                     skipped.get("no_parseable_options" if got is None else "no_image_column", 0) + 1
                 continue
             opts, right = got
-            items.append(Item(str(root / img), opts, right, groups={"category": cat}, id=f"{cat}:{r}"))
+            if random.Random(f"{seed}:{cat}:{r}").random() < 0.5:
+                opts, right = opts[::-1], len(opts) - 1 - right
+            m = _OPT.search(low.get("question", ""))
+            question = (low.get("question", "")[:m.start()] if m else low.get("question", "")).strip()
+            items.append(Item(str(root / img), opts, right, groups={"category": cat}, id=f"{cat}:{r}",
+                              question=question or CONME_QUESTION))
     return items
 
 
@@ -478,6 +507,8 @@ def load_karpathy(path: str | Path, image_root: str | None = None) -> tuple[list
     root = Path(image_root) if image_root else p.parent
     images, texts, owner = [], [], []
     for i, ann in enumerate(data):
+        if not isinstance(ann, dict) or not isinstance(ann.get("image"), str) or not ann.get("caption"):
+            raise BenchFileError(f"{p}: entry {i}: needs an image path and its captions")
         images.append(str(root / ann["image"]))
         for c in ann["caption"]:
             texts.append(c)
@@ -485,19 +516,44 @@ def load_karpathy(path: str | Path, image_root: str | None = None) -> tuple[list
     return images, texts, owner
 
 
-def load_image_folder(path: str | Path) -> tuple[list[str], list[int], list[str]]:
+IMAGENET_ZEROSHOT = Path(__file__).resolve().parent / "data" / "imagenet1k_zeroshot.json"
+
+
+def load_image_folder(path: str | Path) -> tuple[list[str], list[int], list[str], list[str]]:
+    """A zero-shot folder: one folder per class (the ImageFolder layout) -> image files, labels,
+    class names and templates. Class names: `classnames.txt` (one per line, in sorted folder
+    order) if present; else ImageNet-1k's standard names when the folders are its 1,000 WordNet
+    ids; else the folder names. Templates: `templates.txt` ("{}" or "{c}" for the class) if
+    present, else CLIP's 80 ImageNet templates (both shipped in data/imagenet1k_zeroshot.json,
+    taken from clip_benchmark; the file names its source)."""
     p = Path(path)
+    if not p.is_dir():
+        raise BenchFileError(f"{p}: zero-shot folder not found")
     classes = sorted(d.name for d in p.iterdir() if d.is_dir())
-    names = classes
+    if not classes:
+        raise BenchFileError(f"{p}: no class folder (one folder of images per class)")
+    shipped = read_json(IMAGENET_ZEROSHOT)
+    names = [c.replace("_", " ") for c in classes]
     if (p / "classnames.txt").exists():
-        names = [ln.strip() for ln in (p / "classnames.txt").read_text().splitlines() if ln.strip()]
+        names = [ln.strip() for ln in (p / "classnames.txt").read_text(encoding="utf-8").splitlines() if ln.strip()]
+        if len(names) != len(classes):
+            raise BenchFileError(f"{p / 'classnames.txt'}: {len(names)} names for {len(classes)} class folders")
+    elif len(classes) == len(shipped["classnames"]) and all(re.fullmatch(r"n\d{8}", c) for c in classes):
+        names = shipped["classnames"]
+    templates = shipped["templates"]
+    if (p / "templates.txt").exists():
+        templates = [t.strip() for t in (p / "templates.txt").read_text(encoding="utf-8").splitlines() if t.strip()]
+        bad = [t for t in templates if not re.fullmatch(r"[^{}]*\{c?\}[^{}]*", t)]
+        if bad or not templates:
+            raise BenchFileError(f"{p / 'templates.txt'}: each line needs one {{}} (or {{c}}) for the class name"
+                                 + (f", not {bad[0]!r}" if bad else ""))
     files, labels = [], []
     for ci, c in enumerate(classes):
         for f in sorted((p / c).iterdir()):
             if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"):
                 files.append(str(f))
                 labels.append(ci)
-    return files, labels, [n.replace("_", " ") for n in names]
+    return files, labels, names, templates
 
 
 # ------------------------------------------------------------------------------- scene world
@@ -583,18 +639,24 @@ MME_PERCEPTION = ("existence", "count", "position", "color", "posters", "celebri
 MME_COGNITION = ("commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning")
 
 
-def load_mme(path: str | Path, subtasks: Iterable[str] | None = None) -> list[YesNo]:
-    """MME's released folder (`MME_Benchmark_release_version/`): one folder per subtask holding
-    either the images with a `<image stem>.txt` of "question<TAB>Yes|No" lines beside them, or
-    `images/` and `questions_answer_YN/`. Every question is kept with its image, for acc+."""
+def load_mme(path: str | Path, skipped: dict[str, int] | None = None) -> list[YesNo]:
+    """MME's released folder (`MME_Benchmark_release_version/`, or the `MME_Benchmark/` some copies
+    nest in it), one folder per subtask, read as LLaVA's `get_gt` reads it: a subtask with an
+    `images/` folder keeps its question files in `questions_answers_YN/`, the others keep them
+    beside the images (`<image stem>.txt`, lines "question<TAB>Yes|No"). Every question is kept
+    with its image, for acc+. A subtask folder that yields no question is an error naming it, or,
+    with `skipped` given (`--skip-missing`), counted there as `empty_subtask:<name>`."""
     root = Path(path)
-    names = list(subtasks) if subtasks else [d.name for d in sorted(root.iterdir()) if d.is_dir()]
+    if not root.is_dir():
+        raise BenchFileError(f"{root}: MME folder not found")
+    known = MME_PERCEPTION + MME_COGNITION
+    if (root / "MME_Benchmark").is_dir() and not any((root / n).is_dir() for n in known):
+        root = root / "MME_Benchmark"
     out = []
-    for name in names:
-        d = root / name
-        if not d.is_dir():
-            raise BenchFileError(f"{d}: MME subtask folder not found")
-        qdir, idir = (d / "questions_answer_YN", d / "images") if (d / "questions_answer_YN").is_dir() else (d, d)
+    for d in sorted(x for x in root.iterdir() if x.is_dir()):
+        name = d.name
+        idir, qdir = (d / "images", d / "questions_answers_YN") if (d / "images").is_dir() else (d, d)
+        found = len(out)
         for txt in sorted(qdir.glob("*.txt")):
             img = next((idir / (txt.stem + e) for e in (".jpg", ".png", ".jpeg", ".JPG", ".PNG")
                         if (idir / (txt.stem + e)).is_file()), idir / (txt.stem + ".jpg"))
@@ -606,15 +668,22 @@ def load_mme(path: str | Path, subtasks: Iterable[str] | None = None) -> list[Ye
                     raise BenchFileError(f"{txt}: line {n}: want question<TAB>answer")
                 out.append(YesNo(str(img), parts[0].strip(), _yes_no(parts[1], f"{txt}: line {n}"),
                                  f"{name}:{txt.stem}:{n}", name, image_id=f"{name}:{txt.stem}"))
+        if len(out) == found:
+            if skipped is None:
+                raise BenchFileError(f"{d}: MME subtask {name!r} yields no question (no *.txt in {qdir}); "
+                                     "--skip-missing to score the others")
+            skipped[f"empty_subtask:{name}"] = 1
     if not out:
         raise BenchFileError(f"{root}: no MME question file found")
     return out
 
 
-def mme_metrics(items: list[YesNo], correct: list[bool]) -> dict[str, float]:
-    """Per subtask: accuracy (per question), acc+ (per image: every question right) and the
-    official score 100 * (acc + acc+); `perception` and `cognition` sum the scores present."""
+def mme_metrics(items: list[YesNo], correct: list[bool]) -> tuple[dict[str, float], Counts]:
+    """Per subtask: accuracy (per question), acc+ (per image: both questions right) and the
+    official score 100 * (acc + acc+) (eval_tool/calculation.py); `perception` and `cognition`
+    sum the scores of the subtasks present, and their counts say how many subtasks they sum."""
     out: dict[str, float] = {}
+    counts: Counts = {}
     by: dict[str, dict[str, list[bool]]] = {}
     for it, c in zip(items, correct):
         by.setdefault(it.group, {}).setdefault(it.image_id, []).append(c)
@@ -622,8 +691,11 @@ def mme_metrics(items: list[YesNo], correct: list[bool]) -> dict[str, float]:
         qs = [c for v in imgs.values() for c in v]
         acc, plus = float(np.mean(qs)), float(np.mean([all(v) for v in imgs.values()]))
         out[f"{g}:acc"], out[f"{g}:acc+"], out[f"{g}:score"] = acc, plus, 100 * (acc + plus)
+        counts[f"{g}:acc"], counts[f"{g}:score"] = (len(qs), "questions"), (len(qs), "questions")
+        counts[f"{g}:acc+"] = (len(imgs), "images")
     for total, names in (("perception", MME_PERCEPTION), ("cognition", MME_COGNITION)):
         present = [n for n in names if n in by]
         if present:
             out[total] = sum(out[f"{n}:score"] for n in present)
-    return out
+            counts[total] = (len(present), "subtasks")
+    return out, counts

@@ -3,7 +3,8 @@
 S_gen(I, T) = P("yes" | I, "Does this image show: T? Answer yes or no.") -- the VQAScore idea:
 the probability mass of "yes" against "no" at the first answer token, so any multiple-choice
 benchmark can be scored with a generative backbone; the same P(yes) answers the yes/no questions
-of the hallucination benchmarks (POPE, MME) with the threshold 0.5.
+of the hallucination benchmarks (POPE, MME) with the threshold 0.5. ConMe is also scored by its
+own rule (`conme_scores`).
 """
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from .benchmarks import Item, _img_key, load_image
 SHOW_PROMPT = "Does this image show: {text}? Answer yes or no."
 YES = ("Yes", " Yes", "yes", " yes", "YES")
 NO = ("No", " No", "no", " no", "NO")
+# ConMe's multiple-choice prompt (jmiemirza/ConMe dec_vl_eval/src/models/score.py, score_options)
+CONME_LETTERS = "ABCDEFGH"
+CONME_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 
 
 class GenerativeScorer:
@@ -69,6 +73,30 @@ class GenerativeScorer:
             y, n = torch.logsumexp(lp[:, self.yes], -1), torch.logsumexp(lp[:, self.no], -1)
             out.append(torch.sigmoid(y - n).cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0)
+
+    @torch.no_grad()
+    def conme_scores(self, items: list[Item]) -> list[np.ndarray]:
+        """ConMe's own scoring (score.py, score_options, the LLaVA branch): the question, then the
+        options as "A. <option>" lines, then "Answer with the option's letter from the given choices
+        directly.", in the model's chat prompt; each option scores minus the language-model loss
+        (mean negative log-likelihood) of its letter as the answer. One image per forward, no padding."""
+        tok = self.processor.tokenizer
+        out = []
+        for it in items:
+            q = "\n".join([it.question, *(f"{L}. {t}" for L, t in zip(CONME_LETTERS, it.texts)), CONME_INSTRUCTION])
+            enc = self.processor(images=[load_image(it.image, it.box)], text=[self.prompt(q)],
+                                 return_tensors="pt").to(self.device)
+            scores = []
+            for letter in CONME_LETTERS[:len(it.texts)]:
+                ans = torch.tensor([tok.encode(letter, add_special_tokens=False)], device=self.device)
+                kw = {k: torch.cat([v, torch.ones_like(ans) if k == "attention_mask" else
+                                    (ans if k == "input_ids" else torch.zeros_like(ans))], 1)
+                      if torch.is_tensor(v) and v.shape == enc["input_ids"].shape else v for k, v in enc.items()}
+                logits = self.model(**kw).logits[0].float()
+                lp = torch.log_softmax(logits[-ans.shape[1] - 1:-1], -1).gather(1, ans[0][:, None])
+                scores.append(float(lp.mean()))
+            out.append(np.array(scores))
+        return out
 
     def item_scores(self, items: list[Item]) -> list[np.ndarray]:
         """S_gen of every option of every item (the multiple-choice benchmarks' interface)."""

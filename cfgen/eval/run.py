@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -18,18 +19,40 @@ from . import benchmarks as B
 
 @dataclass
 class BenchResult:
-    """One benchmark's metrics, the number of items behind each, what was skipped and why, and
-    every scored item (id, category, correct) for paired comparisons."""
+    """One benchmark's metrics, the count behind each and what it counts (items by default;
+    images, questions, files, subtasks, relations, pairs, categories), what was skipped and why,
+    and every scored item (id, category, correct) for paired comparisons."""
 
     metrics: dict[str, float] = field(default_factory=dict)
     n: dict[str, int] = field(default_factory=dict)
+    unit: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     items: list[tuple[str, str, bool]] = field(default_factory=list)
 
+    def count(self, metric: str, n: int, unit: str = "items") -> None:
+        self.n[metric], self.unit[metric] = n, unit
+
+    def counts(self, counts: B.Counts) -> None:
+        for k, (n, unit) in counts.items():
+            self.count(k, n, unit)
+
     def table(self) -> dict[str, float]:
-        """Metrics plus `n:<metric>` counts and `skipped:<reason>` counts, as results.json holds them."""
-        return {**self.metrics, **{f"n:{k}": v for k, v in self.n.items()},
+        """Metrics, `n_<what it counts>:<metric>` counts and `skipped:<reason>` counts, as
+        results.json holds them."""
+        return {**self.metrics, **{f"n_{self.unit.get(k, 'items')}:{k}": v for k, v in self.n.items()},
                 **{f"skipped:{k}": v for k, v in self.skipped.items()}}
+
+
+COUNT_KEY = re.compile(r"^(?:n(?:_(\w+))?|skipped):")        # n_<unit>:, skipped: (and n: of older results)
+
+
+def count_of(mets: dict[str, Any], metric: str) -> tuple[Any, str | None]:
+    """(n, what it counts) of `metric` in a results.json table, or (None, None)."""
+    for k, v in mets.items():
+        m = COUNT_KEY.match(k)
+        if m and not k.startswith("skipped:") and k[m.end():] == metric:
+            return v, m.group(1) or "items"
+    return None, None
 
 
 def _usable(scorer: B.Scorer, items: list[B.Item], res: BenchResult, skip_missing: bool) -> list[B.Item]:
@@ -45,8 +68,9 @@ def _usable(scorer: B.Scorer, items: list[B.Item], res: BenchResult, skip_missin
 
 
 def _mc(scorer: B.Scorer, items: list[B.Item], res: BenchResult, skip_missing: bool,
-        group: str | None = None) -> tuple[list[B.Item], list[bool]]:
-    """Score multiple-choice items; corrupt images stop the run or are skipped and counted."""
+        group: str | None = None, argmax: bool = False) -> tuple[list[B.Item], list[bool]]:
+    """Score multiple-choice items (`argmax`: the first of tied options wins, see B.is_correct);
+    corrupt images stop the run or are skipped and counted."""
     scores = scorer.item_scores(items)
     bad = getattr(scorer, "unreadable", {})
     if bad:
@@ -59,20 +83,21 @@ def _mc(scorer: B.Scorer, items: list[B.Item], res: BenchResult, skip_missing: b
         res.skipped["corrupt_image"] = len(keep) - sum(keep)
         items = [it for it, ok in zip(items, keep) if ok]
         scores = [s for s, ok in zip(scores, keep) if ok]
-    corrects = [B.is_correct(s, it.correct) for s, it in zip(scores, items)]
+    corrects = [B.is_correct(s, it.correct, argmax) for s, it in zip(scores, items)]
     res.items.extend((it.id, it.groups.get(group, "all") if group else "all", c) for it, c in zip(items, corrects))
     return items, corrects
 
 
 def _per_group(items: list[B.Item], corrects: list[bool], group: str, res: BenchResult, prefix: str = "",
-               avg: bool = True) -> None:
+               avg: str | None = "avg") -> None:
+    """Accuracy per group, and (`avg`: its name) the mean of the groups' accuracies."""
     per = B.accuracy_by(items, corrects, group)
     for g, (a, n) in per.items():
         res.metrics[f"{prefix}{g}"] = a
-        res.n[f"{prefix}{g}"] = n
+        res.count(f"{prefix}{g}", n)
     if avg and per:
-        res.metrics[f"{prefix}avg"] = float(np.mean([a for a, _ in per.values()]))
-        res.n[f"{prefix}avg"] = sum(n for _, n in per.values())
+        res.metrics[avg] = float(np.mean([a for a, _ in per.values()]))
+        res.count(avg, sum(n for _, n in per.values()))
 
 
 # One function per benchmark kind, all with one signature; BENCHMARKS maps `--bench` kinds to them.
@@ -89,21 +114,25 @@ class Ctx:
     def usable(self, items: list[B.Item]) -> list[B.Item]:
         return _usable(self.scorer, items, self.res, self.skip_missing)
 
-    def mc(self, items: list[B.Item], group: str | None = None) -> tuple[list[B.Item], list[bool]]:
-        return _mc(self.scorer, items, self.res, self.skip_missing, group)
+    def mc(self, items: list[B.Item], group: str | None = None, argmax: bool = False
+           ) -> tuple[list[B.Item], list[bool]]:
+        return _mc(self.scorer, items, self.res, self.skip_missing, group, argmax)
 
 
 def _aro(c: Ctx) -> None:
     rel = c.kind == "aro-vg-relation"
     items = c.usable((B.load_vg_relation if rel else B.load_vg_attribution)(c.path, c.image_root))
     items, ok = c.mc(items, "relation" if rel else "attributes")
-    c.res.metrics = (B.aro_relation_metrics if rel else B.aro_attribution_metrics)(items, ok)
-    c.res.n = {"micro": len(items)}
+    c.res.metrics, counts = (B.aro_relation_metrics if rel else B.aro_attribution_metrics)(items, ok)
+    c.res.counts(counts)
 
 
 def _order(c: Ctx) -> None:
-    _, ok = c.mc(c.usable(B.load_order(c.path, c.image_root, seed=c.seed)))
-    c.res.metrics, c.res.n = {"precision@1": float(np.mean(ok)) if ok else 0.0}, {"precision@1": len(ok)}
+    """ARO's evaluate_scores: np.argmax over [true caption, 4 perturbations], so a perturbation
+    identical to the caption ties and the caption (first) wins."""
+    _, ok = c.mc(c.usable(B.load_order(c.path, c.image_root, seed=c.seed)), argmax=True)
+    c.res.metrics = {"precision@1": float(np.mean(ok)) if ok else 0.0}
+    c.res.count("precision@1", len(ok))
 
 
 def _sugarcrepe(c: Ctx) -> None:
@@ -119,15 +148,43 @@ def _vl_checklist(c: Ctx) -> None:
         if n_all > len(items):
             c.res.skipped["over_max_num"] = n_all - len(items)
     items, ok = c.mc(items, "type")
-    _per_group(items, ok, "type", c.res)
-    _per_group(items, ok, "file", c.res, prefix="file:", avg=False)
+    _per_group(items, ok, "file", c.res, prefix="file:", avg=None)
+    # The official evaluate.py reports one accuracy per corpus file; a type's figure is the mean of
+    # its files' accuracies (as papers report them), not the pool of files of 9 to 1,000 items.
+    by_type: dict[str, list[float]] = {}
+    type_of = {it.groups["file"]: it.groups["type"] for it in items}
+    for f, (a, _) in B.accuracy_by(items, ok, "file").items():
+        by_type.setdefault(type_of[f], []).append(a)
+    for t, accs in sorted(by_type.items()):
+        c.res.metrics[f"{t}:mean_of_files"] = float(np.mean(accs))
+        c.res.count(f"{t}:mean_of_files", len(accs), "files")
+    if by_type:
+        c.res.metrics["avg"] = float(np.mean([c.res.metrics[f"{t}:mean_of_files"] for t in by_type]))
+        c.res.count("avg", len(by_type), "categories")
 
 
 def _conme(c: Ctx) -> None:
-    items = c.usable(B.load_conme(c.path, c.image_root, skipped=c.res.skipped))
+    """The generated files and the `*_HUMAN_FILTER` files are two versions of the same partitions:
+    each is reported with its own average. A generative VLM is also scored by ConMe's own rule
+    (`loss_score:`: the language-model loss of each option's letter under ConMe's prompt)."""
+    items = c.usable(B.load_conme(c.path, c.image_root, skipped=c.res.skipped, seed=c.seed))
     if not items:
         raise ValueError(f"{c.path}: no ConMe row with parseable options ({c.res.skipped})")
-    _per_group(*c.mc(items, "category"), "category", c.res)
+    items, ok = c.mc(items, "category")
+    _conme_groups(items, ok, c.res, "")
+    if hasattr(c.scorer, "conme_scores"):
+        # ConMe's score_options: max() over the options' scores, the first of tied options wins
+        ok = [B.is_correct(s, it.correct, argmax=True) for s, it in zip(c.scorer.conme_scores(items), items)]
+        c.res.items.extend((it.id, f"loss_score:{it.groups['category']}", x) for it, x in zip(items, ok))
+        _conme_groups(items, ok, c.res, "loss_score:")
+
+
+def _conme_groups(items: list[B.Item], ok: list[bool], res: BenchResult, prefix: str) -> None:
+    for human in (False, True):
+        sel = [(it, x) for it, x in zip(items, ok) if it.groups["category"].endswith("_HUMAN_FILTER") == human]
+        if sel:
+            _per_group([it for it, _ in sel], [x for _, x in sel], "category", res, prefix,
+                       avg=f"{prefix}avg{'_HUMAN_FILTER' if human else ''}")
 
 
 def _winoground(c: Ctx) -> None:
@@ -145,40 +202,87 @@ def _winoground(c: Ctx) -> None:
             out[k].append(v)
         c.res.items.append((str(e["id"]), "group", out["group"][-1]))
     c.res.metrics = {k: float(np.mean(v)) if v else 0.0 for k, v in out.items()}
-    c.res.n = {k: len(v) for k, v in out.items()}
+    for k, v in out.items():
+        c.res.count(k, len(v), "examples")
+
+
+def _image_embeddings(c: Ctx, files: list[str], desc: str):
+    """(indices into `files`, their embeddings) one batch at a time, with a progress bar: only one
+    batch of pixels is ever in memory, whatever the folder size. A missing or unreadable image stops
+    the run naming it, or with --skip-missing is left out and counted."""
+    from tqdm.auto import tqdm
+    missing = set(B.missing_images([B.Item(x, []) for x in files]))
+    if missing and not c.skip_missing:
+        raise ValueError(f"{sorted(missing)[0]}: image not found ({len(missing) - 1} other(s) missing); "
+                         "fix the path or --image-root, or --skip-missing")
+    if missing:
+        c.res.skipped["missing_image"] = len(missing)
+    bs = c.scorer.bs
+    with tqdm(total=len(files), desc=desc, unit="img", leave=False) as bar:
+        for b in range(0, len(files), bs):
+            idx, ims = [], []
+            for i in range(b, min(b + bs, len(files))):
+                if files[i] in missing:
+                    continue
+                try:
+                    ims.append(B.load_image(files[i]))
+                except Exception as e:
+                    if not c.skip_missing:
+                        raise ValueError(f"{files[i]}: unreadable image ({type(e).__name__}); --skip-missing") from None
+                    c.res.skipped["unreadable_image"] = c.res.skipped.get("unreadable_image", 0) + 1
+                    continue
+                idx.append(i)
+            if ims:
+                yield idx, c.scorer.enc.embed_images(ims, bs).numpy()
+            bar.update(min(bs, len(files) - b))
 
 
 def _retrieval(c: Ctx) -> None:
+    """Recall@K both ways; images embedded batch by batch (the embeddings, not the pixels, are kept)."""
     images, texts, owner = B.load_karpathy(c.path, c.image_root)
-    missing = B.missing_images([B.Item(x, []) for x in images])
-    if missing:
-        raise ValueError(f"{missing[0]}: image not found ({len(missing) - 1} other(s) missing)")
-    ie = c.scorer.enc.embed_images([B.load_image(x) for x in images]).numpy()
-    te = c.scorer.enc.embed_texts(texts).numpy()
+    got = list(_image_embeddings(c, images, "retrieval images"))
+    kept = [i for idx, _ in got for i in idx]
+    ie = np.concatenate([e for _, e in got]) if got else np.zeros((0, 1))
+    row = {i: r for r, i in enumerate(kept)}
+    tsel = [j for j, o in enumerate(owner) if o in row]
+    te = c.scorer.enc.embed_texts([texts[j] for j in tsel]).numpy()
     sim = ie @ te.T
-    i2t = B.recall_at_k(sim, [{j for j, o in enumerate(owner) if o == i} for i in range(len(images))])
-    t2i = B.recall_at_k(sim.T, [{o} for o in owner])
+    captions_of: dict[int, set[int]] = {}
+    for t, j in enumerate(tsel):
+        captions_of.setdefault(owner[j], set()).add(t)
+    i2t = B.recall_at_k(sim, [captions_of[i] for i in kept])
+    t2i = B.recall_at_k(sim.T, [{row[owner[j]]} for j in tsel])
     c.res.metrics = {**{f"i2t_R@{k}": v for k, v in i2t.items()}, **{f"t2i_R@{k}": v for k, v in t2i.items()}}
-    c.res.n = {**{f"i2t_R@{k}": len(images) for k in i2t}, **{f"t2i_R@{k}": len(texts) for k in t2i}}
+    for k in i2t:
+        c.res.count(f"i2t_R@{k}", len(kept), "images")
+        c.res.count(f"t2i_R@{k}", len(tsel), "captions")
 
 
 def _zeroshot(c: Ctx) -> None:
-    files, labels, names = B.load_image_folder(c.path)
-    templates = ["a photo of a {}."]
-    tf = Path(c.path) / "templates.txt"
-    if tf.exists():
-        templates = [t.strip() for t in tf.read_text().splitlines() if t.strip()]
+    """Top-1/top-5 zero-shot accuracy as clip_benchmark computes it (metrics/zeroshot_classification.py):
+    per class, each template's text embedding L2-normalised, averaged, renormalised; images streamed
+    in batches; top-5 only with 5 or more classes (clip_benchmark reports NaN there)."""
+    import torch
+    files, labels, names, templates = B.load_image_folder(c.path)
     cls = []
     for n in names:
-        e = c.scorer.enc.embed_texts([t.format(n) for t in templates]).mean(0)
-        cls.append(e / e.norm())
-    ie = c.scorer.enc.embed_images([B.load_image(f) for f in files]).numpy()
-    logits = ie @ np.stack([x.numpy() for x in cls]).T
-    top = np.argsort(-logits, axis=1)
-    lab = np.array(labels)
-    c.res.metrics = {"top1": float((top[:, 0] == lab).mean()), "top5": float((top[:, :5] == lab[:, None]).any(1).mean())}
-    c.res.n = {"top1": len(files), "top5": len(files)}
-    c.res.items = [(os.path.relpath(f, c.path), "top1", bool(t == y)) for f, t, y in zip(files, top[:, 0], lab)]
+        e = torch.nn.functional.normalize(c.scorer.enc.embed_texts([t.format(n, c=n) for t in templates]), dim=-1)
+        e = e.mean(0)
+        cls.append((e / e.norm()).numpy())
+    weights = np.stack(cls, axis=1)
+    k = 5 if len(names) >= 5 else 1
+    kept, top = [], []
+    for idx, emb in _image_embeddings(c, files, "zero-shot images"):
+        kept += idx
+        top.append(np.argsort(-(emb @ weights), axis=1, kind="stable")[:, :k])
+    top_k = np.concatenate(top) if top else np.zeros((0, k), int)
+    lab = np.array([labels[i] for i in kept])
+    c.res.metrics = {"top1": float((top_k[:, 0] == lab).mean()) if len(lab) else 0.0}
+    if k == 5:
+        c.res.metrics["top5"] = float((top_k == lab[:, None]).any(1).mean()) if len(lab) else 0.0
+    for m in c.res.metrics:
+        c.res.count(m, len(lab), "images")
+    c.res.items = [(os.path.relpath(files[i], c.path), "top1", bool(t == y)) for i, t, y in zip(kept, top_k[:, 0], lab)]
 
 
 def _world(c: Ctx) -> None:
@@ -188,7 +292,7 @@ def _world(c: Ctx) -> None:
         sub = [(it, x) for it, x in zip(items, ok) if it.groups["split"] == split]
         for t, (a, n) in B.accuracy_by([i for i, _ in sub], [x for _, x in sub], "test").items():
             c.res.metrics[f"{split}:{t}"] = a
-            c.res.n[f"{split}:{t}"] = n
+            c.res.count(f"{split}:{t}", n)
 
 
 def _answers(c: Ctx, qs: list[B.YesNo]) -> tuple[list[B.YesNo], list[bool]]:
@@ -223,16 +327,15 @@ def _pope(c: Ctx) -> None:
         sel = [i for i, q in enumerate(qs) if split in ("all", q.group)]
         for k, v in B.pope_metrics([pred[i] for i in sel], [qs[i].answer for i in sel]).items():
             c.res.metrics[f"{split}:{k}"] = v
-            c.res.n[f"{split}:{k}"] = len(sel)
+            c.res.count(f"{split}:{k}", len(sel), "questions")
     c.res.items = [(q.id, q.group, p == q.answer) for q, p in zip(qs, pred)]
 
 
 def _mme(c: Ctx) -> None:
-    qs, pred = _answers(c, B.load_mme(c.path))
+    qs, pred = _answers(c, B.load_mme(c.path, c.res.skipped if c.skip_missing else None))
     ok = [p == q.answer for q, p in zip(qs, pred)]
-    c.res.metrics = B.mme_metrics(qs, ok)
-    groups = {"perception": B.MME_PERCEPTION, "cognition": B.MME_COGNITION}
-    c.res.n = {k: sum(1 for q in qs if q.group in groups.get(k, (k.split(":")[0],))) for k in c.res.metrics}
+    c.res.metrics, counts = B.mme_metrics(qs, ok)
+    c.res.counts(counts)
     c.res.items = [(q.id, q.group, x) for q, x in zip(qs, ok)]
 
 
@@ -245,7 +348,7 @@ BENCHMARKS: dict[str, Callable[[Ctx], None]] = {
 EMBEDDING_ONLY = ("winoground", "retrieval", "zeroshot")
 
 
-def run_bench(scorer: B.Scorer, name: str, path: str, image_root: str | None = None, seed: int = 0,
+def run_bench(scorer: B.Scorer, name: str, path: str, image_root: str | None = None, seed: int = 1,
               skip_missing: bool = False) -> BenchResult:
     """Metrics of one benchmark (accuracies as fractions in [0, 1]), with counts and skips.
     `name` is a kind from BENCHMARKS, optionally `kind:label`."""
@@ -261,7 +364,7 @@ def run_bench(scorer: B.Scorer, name: str, path: str, image_root: str | None = N
 
 
 def evaluate(model: str, benches: dict[str, str], image_roots: dict[str, str] | None = None,
-             device: str = "cpu", seed: int = 0, encoder: Any = None,
+             device: str = "cpu", seed: int = 1, encoder: Any = None,
              skip_missing: bool = False, scoring: str = "contrastive") -> dict[str, BenchResult]:
     """Score `model` on each benchmark. `scoring`: contrastive (cosine of CLIP/SigLIP embeddings)
     or generative (S_gen = P(yes) of an image-text-to-text VLM; `generative.py`)."""
@@ -340,15 +443,16 @@ def rows(results: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any]
         for m in models:
             v = results[m].get(b, {}).get(k)
             r[m] = v
-            if m != models[0] and v is not None and base is not None and not k.startswith(("n:", "skipped:")):
+            if m != models[0] and v is not None and base is not None and not COUNT_KEY.match(k):
                 r[f"delta {m}"] = v - base
         out.append(r)
     return out
 
 
 def _fmt(v: Any) -> str:
+    """Accuracies (fractions) as percentages; other values in full (MME's 1234.5, not 1.23e+03)."""
     if isinstance(v, float):
-        return "nan" if v != v else (f"{100 * v:.1f}" if abs(v) <= 1.0 else f"{v:.3g}")
+        return "nan" if v != v else (f"{100 * v:.1f}" if abs(v) <= 1.0 else f"{v:.1f}")
     return "" if v is None else str(v)
 
 
@@ -366,7 +470,7 @@ def markdown(rs: list[dict[str, Any]]) -> str:
 def write_reports(results: dict[str, dict[str, dict[str, float]]], out: str | Path,
                   items: dict[str, dict[str, list[tuple[str, str, bool]]]] | None = None) -> dict[str, Path]:
     """results.{json,csv,md}; results_long.{csv,parquet} (model, model path, config hash,
-    benchmark, metric, value, n); with `items`: items.parquet and, for two or more models,
+    benchmark, metric, value, n, n_of: what n counts); with `items`: items.parquet and, for two or more models,
     compare.{json,md} (paired bootstrap 95% intervals per category)."""
     import pandas as pd
     out = Path(out)
@@ -374,9 +478,9 @@ def write_reports(results: dict[str, dict[str, dict[str, float]]], out: str | Pa
     rs = rows(results)
     (out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True, allow_nan=False))
     long = [{"model": Path(m).name or m, "model_path": m, "config_hash": config_hash(m), "benchmark": b,
-             "metric": k, "value": v, "n": mets.get(f"n:{k}")}
+             "metric": k, "value": v, **dict(zip(("n", "n_of"), count_of(mets, k)))}
             for m, benches in results.items() for b, mets in benches.items() for k, v in mets.items()
-            if not k.startswith(("n:", "skipped:"))]
+            if not COUNT_KEY.match(k)]
     pd.DataFrame(long).to_csv(out / "results_long.csv", index=False)
     pd.DataFrame(long).to_parquet(out / "results_long.parquet", index=False)
     files = {"long_csv": out / "results_long.csv", "long_parquet": out / "results_long.parquet"}
