@@ -99,21 +99,22 @@ class GenerativeScorer:
         return out
 
     def item_scores(self, items: list[Item]) -> list[np.ndarray]:
-        """S_gen of every option of every item (the multiple-choice benchmarks' interface)."""
+        """S_gen of every option of every item (the multiple-choice benchmarks' interface); images
+        are decoded a batch of items at a time."""
         self.unreadable = {}
-        imgs, qs, owner = [], [], []
-        for i, it in enumerate(items):
-            try:
-                im = load_image(it.image, it.box)
-            except Exception as e:         # scored as nothing; the caller drops or reports it
-                self.unreadable[_img_key(it)] = type(e).__name__
-                im = Image.new("RGB", (8, 8))
-            for t in it.texts:
-                imgs.append(im)
-                qs.append(SHOW_PROMPT.format(text=t.strip().rstrip(".")))
-                owner.append(i)
-        p = self.p_yes(imgs, qs)
         scores: list[list[float]] = [[] for _ in items]
-        for o, v in zip(owner, p):
-            scores[o].append(float(v))
+        for b in range(0, len(items), self.bs):
+            imgs, qs, owner = [], [], []
+            for i, it in enumerate(items[b:b + self.bs], start=b):
+                try:
+                    im = load_image(it.image, it.box)
+                except Exception as e:         # scored as nothing; the caller drops or reports it
+                    self.unreadable[_img_key(it)] = type(e).__name__
+                    im = Image.new("RGB", (8, 8))
+                for t in it.texts:
+                    imgs.append(im)
+                    qs.append(SHOW_PROMPT.format(text=t.strip().rstrip(".")))
+                    owner.append(i)
+            for o, v in zip(owner, self.p_yes(imgs, qs)):
+                scores[o].append(float(v))
         return [np.array(s) for s in scores]

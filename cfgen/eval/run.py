@@ -296,7 +296,8 @@ def _world(c: Ctx) -> None:
 
 
 def _answers(c: Ctx, qs: list[B.YesNo]) -> tuple[list[B.YesNo], list[bool]]:
-    """Yes/no answers (P(yes) > 0.5) of a generative scorer; missing or unreadable images stop the
+    """Yes/no answers (P(yes) > 0.5) of a generative scorer, a batch of images at a time (POPE's
+    9,000 questions never sit in memory as decoded images); missing or unreadable images stop the
     run, or with --skip-missing are dropped and counted."""
     if not hasattr(c.scorer, "p_yes"):
         raise ValueError(f"{c.kind}: yes/no questions need a generative model (cfgen eval --scoring generative)")
@@ -304,21 +305,26 @@ def _answers(c: Ctx, qs: list[B.YesNo]) -> tuple[list[B.YesNo], list[bool]]:
     if missing and not c.skip_missing:
         raise ValueError(f"{sorted(missing)[0]}: image not found ({len(missing) - 1} other(s) missing); "
                          "fix --image-root, or --skip-missing")
-    keep, imgs = [], []
-    for q in qs:
-        if q.image in missing:
-            c.res.skipped["missing_image"] = c.res.skipped.get("missing_image", 0) + 1
-            continue
-        try:
-            imgs.append(B.load_image(q.image))
-        except Exception as e:
-            if not c.skip_missing:
-                raise ValueError(f"{q.image}: unreadable image ({type(e).__name__}); --skip-missing") from None
-            c.res.skipped["unreadable_image"] = c.res.skipped.get("unreadable_image", 0) + 1
-            continue
-        keep.append(q)
-    p = c.scorer.p_yes(imgs, [q.question for q in keep])
-    return keep, [bool(x > 0.5) for x in p]
+    keep, pred = [], []
+    bs = getattr(c.scorer, "bs", 8)
+    for b in range(0, len(qs), bs):
+        batch, imgs = [], []
+        for q in qs[b:b + bs]:
+            if q.image in missing:
+                c.res.skipped["missing_image"] = c.res.skipped.get("missing_image", 0) + 1
+                continue
+            try:
+                imgs.append(B.load_image(q.image))
+            except Exception as e:
+                if not c.skip_missing:
+                    raise ValueError(f"{q.image}: unreadable image ({type(e).__name__}); --skip-missing") from None
+                c.res.skipped["unreadable_image"] = c.res.skipped.get("unreadable_image", 0) + 1
+                continue
+            batch.append(q)
+        if batch:
+            keep += batch
+            pred += [bool(x > 0.5) for x in c.scorer.p_yes(imgs, [q.question for q in batch])]
+    return keep, pred
 
 
 def _pope(c: Ctx) -> None:
