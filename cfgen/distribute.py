@@ -81,18 +81,29 @@ class WorkerBroken(RuntimeError):
     the unit it held is retried on a fresh one."""
 
 
+_FATAL = ("CUDA error", "AcceleratorError", "illegal memory access", "device-side assert", "CUBLAS_STATUS",
+          "cuDNN error", "NCCL error")
+
+
 def is_oom(e: BaseException) -> bool:
     return type(e).__name__ == "OutOfMemoryError" or "out of memory" in str(e).lower()
 
 
 def is_fatal_device_error(e: BaseException) -> bool:
     """A CUDA error that poisons the process (illegal memory access, device-side assert, Xid),
-    as opposed to an out-of-memory, which the next, smaller batch can survive."""
-    if is_oom(e):
-        return False
-    text = f"{type(e).__name__}: {e}"
-    return any(s in text for s in ("CUDA error", "AcceleratorError", "illegal memory access",
-                                   "device-side assert", "CUBLAS_STATUS", "cuDNN error", "NCCL error"))
+    as opposed to an out-of-memory, which the next, smaller batch can survive. The chain of
+    causes is searched too: a library may wrap the CUDA error in its own exception."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, WorkerBroken):
+            return True
+        text = f"{type(cur).__name__}: {cur}"
+        if not is_oom(cur) and any(s in text for s in _FATAL):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 def _short(e: BaseException) -> str:
@@ -122,12 +133,19 @@ class _Rate:
 def distribute_sequential(job: Job, units: list[Unit], *, workers: int = 1, gpus: list[str] | None = None,
                           retries: int = 2, desc: str = "units", device: str = "cpu",
                           item_key: str = "items", **_: Any) -> dict[int, str]:
-    """In this process, one unit after another (the default on one CPU/GPU)."""
+    """In this process, one unit after another (the default on one CPU/GPU).
+
+    A fatal device error (or WorkerBroken) leaves this process unusable and there is no fresh
+    one to move to: that unit and every unit not yet run are failed, for a rerun."""
     failures: dict[int, str] = {}
     rate = _Rate(item_key)
+    broken = ""
     with tqdm(total=len(units), desc=desc, unit="unit") as bar:
         for u in units:
             for attempt in range(retries + 1):
+                if broken:
+                    failures[u.index] = f"not run: this process's device is unusable ({broken})"
+                    break
                 try:
                     stats = job(u, device)
                     failures.pop(u.index, None)
@@ -135,6 +153,9 @@ def distribute_sequential(job: Job, units: list[Unit], *, workers: int = 1, gpus
                     break
                 except Exception as e:  # one unit never stops the job
                     failures[u.index] = _short(e)
+                    if is_fatal_device_error(e):
+                        traceback.print_exc()
+                        broken = _short(e)[:200]
             bar.update(1)
     return failures
 
@@ -166,10 +187,10 @@ def _worker_main(job: Job, inbox: Any, outbox: Any, wid: int, gpu: str | None, d
         try:
             stats = job(unit, device)
             outbox.put(("done", wid, unit.index, stats))
-        except WorkerBroken:
-            traceback.print_exc()
-            os._exit(70)        # the coordinator sees a dead worker and retries its unit on a fresh one
         except Exception as e:
+            if is_fatal_device_error(e):    # from the editor, a scorer, setup: wherever it was raised
+                traceback.print_exc()
+                os._exit(70)        # the coordinator sees a dead worker and retries its unit on a fresh one
             outbox.put(("error", wid, unit.index, _short(e) + "\n" + traceback.format_exc(limit=3)))
 
 

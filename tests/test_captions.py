@@ -250,14 +250,18 @@ def test_openai_backend_against_a_local_server(tmp_path, fake_server, mode, stru
     assert s["kept"] == 2 and s["rejected"] == {"no_valid_rewrite": 1}
 
 
-def test_openai_backend_failures_are_recorded_not_raised(tmp_path, fake_server):
-    from cfgen.captions.backends import OpenAIBackend
+def test_openai_backend_failures_fail_the_call(tmp_path, fake_server):
+    """#23 item 5: a request still failing after its retries fails the unit (a rerun retries it)."""
+    from cfgen.captions.backends import BackendError, OpenAIBackend
     b = OpenAIBackend("fake", "{CAPTION}", fake_server("garbage"), retries=1, backoff=0.01)
-    assert b.generate(["a red car"], ["k"])[0].error.startswith("backend_error: bad_response")
+    with pytest.raises(BackendError, match="backend_error: bad_response"):
+        b.generate(["a red car"], ["k"])
     b = OpenAIBackend("fake", "{CAPTION}", fake_server("slow"), retries=0, timeout=0.5)
-    assert b.generate(["a red car"], ["k"])[0].error.startswith("backend_error: timeout")
+    with pytest.raises(BackendError, match="backend_error: timeout"):
+        b.generate(["a red car"], ["k"])
     b = OpenAIBackend("fake", "{CAPTION}", "http://127.0.0.1:9/v1", retries=0, timeout=0.5)
-    assert "backend_error" in b.generate(["a red car"], ["k"])[0].error
+    with pytest.raises(BackendError, match="ConnectError"):
+        b.generate(["a red car"], ["k"])
 
 
 def test_transformers_backend_end_to_end_with_a_tiny_local_model(tmp_path):
@@ -309,6 +313,9 @@ def test_vllm_gets_one_call_per_unit_and_the_recipes_engine_options(tmp_path, mo
     fake = types.ModuleType("vllm")
     fake.LLM, fake.SamplingParams = LLM, lambda **kw: kw
     monkeypatch.setitem(sys.modules, "vllm", fake)
+    exceptions = types.ModuleType("vllm.v1.engine.exceptions")         # what the backend catches
+    exceptions.EngineDeadError = type("EngineDeadError", (Exception,), {})
+    monkeypatch.setitem(sys.modules, "vllm.v1.engine.exceptions", exceptions)
     members = []
     for i in range(300):
         members += [(f"{i:06d}.jpg", jpeg_bytes()), (f"{i:06d}.txt", b"a red car on a road")]

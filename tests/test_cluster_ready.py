@@ -142,5 +142,5 @@ def test_a_broken_worker_is_replaced_and_its_unit_retried(tmp_path, monkeypatch)
     from cfgen.io.reader import Unit
     monkeypatch.setenv("CFGEN_TEST_MARKER", str(tmp_path / "broken-once"))
     units = [Unit(index=0, path="x", kind="wds")]
-    failures = distribute_local(_broken_job, units, workers=1, retries=2)
+    failures = distribute_local(_broken_job, units, gpus=["0"], retries=2)     # a worker process (one slot)
     assert failures == {} and (tmp_path / "broken-once").exists()

@@ -221,3 +221,32 @@ def test_masker_runs_in_half_precision_with_float32_post_processing(tiny):
     assert all(r is not None and np.asarray(r.mask).max() > 0 for r in out)
     seg = Masker(MaskConfig(detector=tiny["clipseg"], kind="clipseg", sam=None, clipseg_threshold=0.0, dtype="bfloat16"))
     assert seg(decode_rgb(_png(1)), "red dog") is not None
+
+
+def test_after_an_out_of_memory_the_editor_keeps_the_batch_size_that_worked(tiny):
+    """#23 item 9: a batch of 4 runs out of memory (the UNet sees 2 x batch rows with CFG), the
+    editor halves it, and later calls start at 2 instead of running out of memory again; each
+    image is the one its own seed gives, whatever the batch."""
+    import torch
+    from cfgen.datamodel import Anchor, Edit, Rewrite
+    from cfgen.images.sdxl import SDXLConfig, SDXLEditor
+    ed = SDXLEditor(SDXLConfig(base=tiny["base"], refiner=tiny["refiner"], base_steps=4, refiner_steps=2,
+                               resolution=64, batch_size=4), image_format="png")     # global: Base runs 1 step
+    ooms = []
+
+    def tight_memory(module, args):
+        if args[0].shape[0] > 4:
+            ooms.append(args[0].shape[0])
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    ed.inpaint.unet.register_forward_pre_hook(tight_memory)      # the Base UNet, shared with img2img
+    a = Anchor("k", "a red dog", _png(4), "png")
+    rws = [Rewrite("k", i, t, "kept", edit=Edit("color", "red", t.split()[1], "global"))
+           for i, t in enumerate(["a blue dog", "a green dog", "a black dog", "a white dog"])]
+    first = ed.edit(a, rws, [1, 2, 3, 4])
+    assert ooms == [8] and ed.batch_sizes == [2, 2]
+    again = ed.edit(a, rws, [1, 2, 3, 4])
+    assert ooms == [8] and ed.batch_sizes == [2, 2, 2, 2]            # no second out-of-memory
+    alone = ed.edit(a, rws, [1, 2, 3, 4], batch_size=1)
+    for x, y, z in zip(first, again, alone):
+        assert x.image == y.image
+        assert np.abs(np.asarray(decode_rgb(x.image)).astype(int) - np.asarray(decode_rgb(z.image)).astype(int)).max() <= 2

@@ -1,21 +1,26 @@
 """Caption backends behind one interface: `generate(captions, keys) -> [Generation]`.
 
 `rules` (no model), `transformers` (a local causal LM), `openai` (any OpenAI-compatible
-server), `vllm` (offline batch inference; imported only when chosen). A backend never raises
-for one caption: a failure is returned as that caption's `Generation.error`.
+server), `vllm` (offline batch inference; imported only when chosen). A caption the model
+answered badly is REJECTED with its reason; a failure of the backend itself (a server that is
+down, a dead engine, a CUDA error, out of memory) raises, or comes back as a FAILED generation,
+and fails the whole unit: no row is written for it and a rerun retries it.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import struct
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..resources import prompts_dir
 from ..datamodel import Status
+from ..distribute import WorkerBroken
 from .parse import REWRITES_JSON_SCHEMA, parse_numbered, parse_structured
 
 
@@ -32,6 +37,11 @@ class Generation:
     @classmethod
     def failed(cls, error: str) -> "Generation":
         return cls(error=error[:300], status=Status.FAILED)
+
+
+class BackendError(RuntimeError):
+    """The backend could not answer (server down, requests failing after their retries): the
+    unit fails, and a rerun retries it."""
 
 
 class Backend(Protocol):
@@ -94,15 +104,12 @@ class TransformersBackend:
         out: list[Generation] = []
         for b in range(0, len(captions), self.batch_size):
             caps, ks = captions[b:b + self.batch_size], keys[b:b + self.batch_size]
-            try:
-                enc = self.tok([self._prompt(c) for c in caps], return_tensors="pt", padding=True).to(self.device)
-                self.torch.manual_seed(request_seed(self.seed, ks[0]))
-                with self.torch.no_grad():
-                    ids = self.model.generate(**enc, **self.gen_kw)
-                texts = self.tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-                out.extend(to_generation(t, self.structured) for t in texts)
-            except Exception as e:
-                out.extend(Generation.failed(f"backend_error: {type(e).__name__}: {e}") for _ in caps)
+            enc = self.tok([self._prompt(c) for c in caps], return_tensors="pt", padding=True).to(self.device)
+            self.torch.manual_seed(request_seed(self.seed, ks[0]))
+            with self.torch.no_grad():       # out of memory, a CUDA error: raised, the unit fails
+                ids = self.model.generate(**enc, **self.gen_kw)
+            texts = self.tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            out.extend(to_generation(t, self.structured) for t in texts)
         return out
 
 
@@ -159,8 +166,18 @@ class OpenAIBackend:
         return Generation.failed(f"backend_error: {last} after {self.retries + 1} tries")
 
     def generate(self, captions: list[str], keys: list[str]) -> list[Generation]:
-        with ThreadPoolExecutor(self.concurrency) as ex:
-            return list(ex.map(self._one, captions, keys))
+        """All requests in flight (up to `concurrency`); the first one still failing after its
+        retries cancels the rest and fails the unit, so a server that is down fails fast."""
+        ex = ThreadPoolExecutor(self.concurrency)
+        try:
+            futures = [ex.submit(self._one, c, k) for c, k in zip(captions, keys)]
+            for f in as_completed(futures):
+                g = f.result()
+                if g.status == Status.FAILED:
+                    raise BackendError(f"{self.client.base_url}: {g.error}")
+            return [f.result() for f in futures]
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
 
 
 class VLLMBackend:
@@ -168,7 +185,16 @@ class VLLMBackend:
 
     The stage hands it a whole unit per call (`whole_unit`), so vLLM's scheduler keeps its batch
     full; engine options (`max_num_seqs`, `gpu_memory_utilization`, `max_model_len`, ...) come
-    from the recipe's `captions.vllm_engine` and otherwise keep vLLM's own defaults."""
+    from the recipe's `captions.vllm_engine` and otherwise keep vLLM's own defaults.
+
+    Sampling is seeded once, for the engine (`LLM(seed=...)`): a per-request
+    `SamplingParams(seed=...)` gives each request its own torch.Generator, and vLLM then leaves
+    its FlashInfer top-k/top-p sampler for the PyTorch one (vllm/v1/sample/ops/topk_topp_sampler.py,
+    `TopKTopPSampler.forward_cuda`). A run is reproduced by the same units in the same order;
+    the draws of a unit depend on what the engine sampled before it in this process.
+    A dead engine (EngineDeadError: its core process is gone, after a CUDA error or out of
+    memory) cannot serve this process again: WorkerBroken, the unit and the rest are failed for
+    a rerun, which starts a new engine."""
 
     name = "vllm"
     whole_unit = True
@@ -178,25 +204,77 @@ class VLLMBackend:
                  top_p: float = 0.95, engine: dict[str, Any] | None = None):
         try:
             import vllm
+            from vllm.v1.engine.exceptions import EngineDeadError
         except ImportError as e:
             raise RuntimeError("the vllm backend needs vLLM and a GPU: pip install 'cfgen[gpu]'") from e
-        self.vllm = vllm
+        self.engine_dead = EngineDeadError
         self.llm = vllm.LLM(**{"model": model, "tensor_parallel_size": tensor_parallel_size, "seed": seed,
                                "enable_prefix_caching": True, **(engine or {})})
-        self.template, self.k, self.seed, self.structured = template, k, seed, structured
-        self.params = dict(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
-
-    def _sampling(self, key: str) -> Any:
-        kw: dict[str, Any] = dict(self.params, seed=request_seed(self.seed, key))
-        if self.structured:
+        self.template, self.k, self.structured = template, k, structured
+        kw: dict[str, Any] = dict(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+        if structured:
             from vllm.sampling_params import StructuredOutputsParams
             kw["structured_outputs"] = StructuredOutputsParams(json=REWRITES_JSON_SCHEMA)
-        return self.vllm.SamplingParams(**kw)
+        self.sampling = vllm.SamplingParams(**kw)
 
     def generate(self, captions: list[str], keys: list[str]) -> list[Generation]:
         convs = [[{"role": "user", "content": render_prompt(self.template, c, self.k)}] for c in captions]
         try:
-            outs = self.llm.chat(convs, [self._sampling(k) for k in keys], use_tqdm=False)
-        except Exception as e:
-            return [Generation.failed(f"backend_error: {type(e).__name__}: {e}") for _ in captions]
+            outs = self.llm.chat(convs, self.sampling, use_tqdm=False)
+        except self.engine_dead as e:
+            raise WorkerBroken(f"vLLM engine died: {e}") from e
         return [to_generation(o.outputs[0].text if o.outputs else "", self.structured) for o in outs]
+
+
+DTYPE_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2}
+
+
+def checkpoint_weights(model: str, dtype: str = "auto") -> tuple[int, str] | None:
+    """Bytes the weights of a checkpoint take on the GPUs, and in which dtype, read before
+    anything is loaded: `metadata.total_size` of `model.safetensors.index.json` (or the header of
+    a single `model.safetensors`) in the checkpoint's own dtype (config.json `torch_dtype`, or
+    `dtype` as transformers 5 writes it), scaled to the dtype vLLM loads (`dtype` "auto": the
+    config's, float32 becomes bfloat16). Quantized checkpoints: as stored. None when the
+    checkpoint's files cannot be read here."""
+    cfg = _checkpoint_json(model, "config.json")
+    index = _checkpoint_json(model, "model.safetensors.index.json")
+    if cfg is None:
+        return None
+    if index is not None:
+        stored = int(index["metadata"]["total_size"])
+    elif (Path(model) / "model.safetensors").is_file():
+        stored = _safetensors_bytes(Path(model) / "model.safetensors")
+    else:
+        return None
+    text = cfg.get("text_config") or {}
+    own = str(cfg.get("torch_dtype") or cfg.get("dtype") or text.get("torch_dtype") or text.get("dtype")
+              or "float32").removeprefix("torch.")
+    if "quantization_config" in cfg:
+        return stored, "quantized"
+    load = ("bfloat16" if own == "float32" else own) if dtype == "auto" else dtype
+    return stored * DTYPE_BYTES[load] // DTYPE_BYTES[own], load
+
+
+def _checkpoint_json(model: str, name: str) -> dict[str, Any] | None:
+    """A small JSON file of a local checkpoint, or of a Hub one (downloaded to the cache, as
+    vLLM would; None offline when it is not cached, or when the checkpoint has no such file)."""
+    path: Any = Path(model) / name
+    if not Path(model).is_dir():
+        try:
+            from huggingface_hub import hf_hub_download
+            path = hf_hub_download(model, name)
+        except Exception:
+            return None
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError:
+        return None
+
+
+def _safetensors_bytes(path: Path) -> int:
+    """Tensor bytes of one safetensors file, from its header (8-byte length, then JSON with each
+    tensor's `data_offsets`), without reading the tensors."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    return sum(t["data_offsets"][1] - t["data_offsets"][0] for k, t in header.items() if k != "__metadata__")

@@ -1,21 +1,25 @@
 """`cfgen captions`: anchors -> `captions/part-NNNNN.parquet` (kept and rejected rewrites)."""
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..datamodel import KEPT, REJECTED, Anchor, Rewrite, rewrites_to_table
+from ..datamodel import FAILED, KEPT, REJECTED, Anchor, Rewrite, rewrites_to_table
 from ..io.ledger import Ledger, UnitStats, input_identity, read_manifest, run_lock, write_manifest
 from ..io.keys import sanitize_key
 from ..io.reader import InputConfig, Unit, clean_text, expand_inputs, plan_units, read_unit
 from ..io.writer import atomic_write_parquet
-from .backends import Backend, Generation, default_prompt
+from .backends import Backend, BackendError, Generation, default_prompt
 from .validate import Validator
 
 STAGE = "captions"
+log = logging.getLogger("cfgen")
 
 
 @dataclass
@@ -38,7 +42,7 @@ class CaptionsConfig:
     concurrency: int = 64                     # openai: requests in flight (a 72B server batches them)
     timeout: float = 120.0
     request_retries: int = 4
-    tensor_parallel_size: int = 1
+    tensor_parallel_size: int | None = None  # vllm: default, the number of GPUs given (--gpus), else 1
     vllm_engine: dict[str, Any] = field(default_factory=dict)   # extra vllm.LLM options (max_num_seqs, ...)
     rules_vocab: dict[str, list[str]] | None = None
     image_col: str = "image"
@@ -75,7 +79,8 @@ def make_backend(cfg: CaptionsConfig, device: str = "cpu") -> Backend:
                              **common)
     if cfg.backend == "vllm":
         from .backends import VLLMBackend
-        return VLLMBackend(cfg.model, tensor_parallel_size=cfg.tensor_parallel_size, engine=cfg.vllm_engine, **common)
+        return VLLMBackend(cfg.model, tensor_parallel_size=cfg.tensor_parallel_size or 1, engine=cfg.vllm_engine,
+                           **common)
     raise ValueError(f"unknown backend {cfg.backend!r} (rules, transformers, openai, vllm)")
 
 
@@ -142,10 +147,13 @@ class CaptionsJob:
         step = max(len(anchors), 1) if getattr(backend, "whole_unit", False) else cfg.batch_size
         for b in range(0, len(anchors), step):
             batch = anchors[b:b + step]
-            try:
-                gens = backend.generate([a.caption for a in batch], [a.key for a in batch])
-            except Exception as e:          # a backend bug must not lose the unit's accounting
-                gens = [Generation.failed(f"backend_error: {type(e).__name__}: {e}") for _ in batch]
+            # the backend failing (not the model answering badly) fails the unit: nothing is
+            # written, the unit is not done, and a rerun retries every caption of it
+            gens = backend.generate([a.caption for a in batch], [a.key for a in batch])
+            failed = [g for g in gens if g.status == FAILED]
+            if failed:
+                raise BackendError(f"{len(failed)} of {len(batch)} captions failed in the {cfg.backend} backend, "
+                                   f"e.g. {failed[0].error}")
             for a, g in zip(batch, gens):
                 if g.error and not g.candidates:
                     stats.add(g.status, g.error.split(":")[0])
@@ -194,10 +202,14 @@ def first_prompt(cfg: CaptionsConfig) -> str:
     return render_prompt(cfg.template(), _first_anchors(cfg, 1)[0].caption, cfg.k)
 
 
-def preview_captions(cfg: CaptionsConfig, n: int) -> list[tuple[Anchor, Generation, list[Rewrite]]]:
+def preview_captions(cfg: CaptionsConfig, n: int,
+                     gpus: list[str] | None = None) -> list[tuple[Anchor, Generation, list[Rewrite]]]:
     """Rewrite and judge the first `n` anchors without writing anything (`--limit`)."""
     anchors = _first_anchors(cfg, n)
-    gens = CaptionsJob(cfg).setup("cpu").generate([a.caption for a in anchors], [a.key for a in anchors])
+    with visible_gpus(cfg, gpus) as cfg:
+        preflight(cfg, gpus)
+        backend = CaptionsJob(cfg).setup("cuda:0" if gpus else "cpu")
+        gens = backend.generate([a.caption for a in anchors], [a.key for a in anchors])
     validator = Validator()
     return [(a, g, judge(a, g, cfg.k, validator, cfg.swaps)) for a, g in zip(anchors, gens)]
 
@@ -219,28 +231,102 @@ def plan(cfg: CaptionsConfig) -> list[Unit]:
     return units
 
 
-def preflight(cfg: CaptionsConfig, gpus: list[str] | None = None) -> None:
-    """Stage errors found before any unit runs (rather than one failure row per caption)."""
+@contextlib.contextmanager
+def visible_gpus(cfg: CaptionsConfig, gpus: list[str] | None):
+    """While the stage runs in this process: the GPUs given are its visible devices (vLLM drives
+    all of them from here, tensor parallel; a `--limit` preview uses the first), and vLLM's
+    tensor parallelism defaults to their number. Yields the config with that size set."""
     if cfg.backend == "vllm":
-        if max(cfg.workers, len(gpus or [])) > 1 or cfg.distributor == "ray":
-            raise ValueError("captions --backend vllm runs in one process (vLLM cannot start its engine inside a "
-                             "worker process): use --workers 1 and --tensor-parallel-size N for N GPUs")
+        cfg = replace(cfg, tensor_parallel_size=cfg.tensor_parallel_size or max(len(gpus or []), 1))
+    old = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+    try:
+        yield cfg
+    finally:
+        if old is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = old
+
+
+def preflight(cfg: CaptionsConfig, gpus: list[str] | None = None) -> None:
+    """Stage errors found before any unit runs (rather than one failure per unit)."""
+    if gpus and cfg.backend in ("rules", "openai"):
+        raise ValueError(f"captions --gpus: the {cfg.backend} backend runs no model on a local GPU "
+                         "(--gpus is for --backend transformers or vllm)")
+    if cfg.backend == "vllm":
+        if cfg.workers > 1 or cfg.distributor == "ray":
+            raise ValueError("captions --backend vllm runs in one process that drives all its GPUs (vLLM cannot "
+                             "start its engine inside a worker process): use --workers 1, and --gpus 0-7 for its GPUs "
+                             "(--tensor-parallel-size defaults to their number)")
         try:
             from vllm.sampling_params import StructuredOutputsParams  # noqa: F401
         except ImportError as e:
             raise ValueError(f"captions --backend vllm needs vLLM >= 0.11 (pip install 'cfgen[gpu]'): {e}") from None
+        check_vllm_fits(cfg)
     if cfg.backend == "transformers":
         from ..hub import require_model
         require_model(cfg.model, "captions option --model")
 
 
+def check_vllm_fits(cfg: CaptionsConfig) -> None:
+    """Refuse, before vLLM loads anything, weights that cannot fit in the visible GPUs at this
+    tensor (and pipeline) parallel size: vLLM would otherwise load for minutes, then fail."""
+    from .backends import checkpoint_weights
+    engine = cfg.vllm_engine
+    weights = checkpoint_weights(cfg.model, str(engine.get("dtype", "auto")))
+    if weights is None:
+        log.warning("captions: cannot read %s's config.json and safetensors index here; "
+                    "not checking that its weights fit in the GPUs", cfg.model)
+        return
+    size, dtype = weights
+    tp = cfg.tensor_parallel_size or 1
+    shards = tp * int(engine.get("pipeline_parallel_size", 1))
+    mem = gpu_memory()
+    if len(mem) < shards:
+        raise ValueError(f"captions --backend vllm: tensor parallel size {tp} needs {shards} GPU(s), "
+                         f"{len(mem)} visible (give them with --gpus)")
+    util = float(engine.get("gpu_memory_utilization", 0.9))
+    budget = util * min(mem[:shards])
+    if size / shards > budget:
+        raise ValueError(f"captions --backend vllm: {cfg.model} has {size / 1e9:.1f} GB of {dtype} weights, "
+                         f"{size / shards / 1e9:.1f} GB per GPU at tensor parallel size {tp}, more than the "
+                         f"{util:g} x {min(mem[:shards]) / 1e9:.1f} GB = {budget / 1e9:.1f} GB vLLM may use of each: "
+                         f"give it at least {-(-size // int(budget))} GPUs (--gpus), or a smaller or quantized model")
+
+
+def gpu_memory() -> list[int]:
+    """Total memory of each visible GPU (CUDA_VISIBLE_DEVICES: indices or UUIDs), read through
+    NVML as vLLM reads it (vllm/platforms/cuda.py): a CUDA context created here would hold
+    memory on the first GPU before vLLM measures what is free."""
+    try:
+        import pynvml
+    except ImportError as e:
+        raise ValueError(f"captions --backend vllm: cannot read the GPUs' memory: {e} (nvidia-ml-py, which vLLM "
+                         "installs)") from None
+    pynvml.nvmlInit()
+    try:
+        env = os.environ.get("CUDA_VISIBLE_DEVICES")
+        devices = ([d.strip() for d in env.split(",") if d.strip()] if env is not None
+                   else [str(i) for i in range(pynvml.nvmlDeviceGetCount())])
+        handles = [pynvml.nvmlDeviceGetHandleByIndex(int(d)) if d.isdigit() else pynvml.nvmlDeviceGetHandleByUUID(d)
+                   for d in devices]
+        return [int(pynvml.nvmlDeviceGetMemoryInfo(h).total) for h in handles]
+    finally:
+        pynvml.nvmlShutdown()
+
+
 def run_captions(cfg: CaptionsConfig, gpus: list[str] | None = None) -> dict[str, Any]:
+    """Every unit of the inputs. `gpus`: the transformers backend runs one worker per GPU; vLLM
+    runs in this process over all of them (tensor parallel)."""
     from ..runner import run_units
-    preflight(cfg, gpus)
-    if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
-        raise ValueError(f"--out {cfg.out} is a file, not a run directory")
-    with run_lock(cfg.out):
-        units = plan(cfg)
-        return run_units(CaptionsJob(cfg), units, Ledger(cfg.out, STAGE), distributor=cfg.distributor,
-                         workers=cfg.workers, gpus=gpus, retries=cfg.retries, desc="captions",
-                         item_key="rewrites", ray_address=cfg.ray_address)
+    with visible_gpus(cfg, gpus) as cfg:
+        preflight(cfg, gpus)
+        if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+            raise ValueError(f"--out {cfg.out} is a file, not a run directory")
+        with run_lock(cfg.out):
+            units = plan(cfg)
+            return run_units(CaptionsJob(cfg), units, Ledger(cfg.out, STAGE), distributor=cfg.distributor,
+                             workers=cfg.workers, gpus=None if cfg.backend == "vllm" else gpus, retries=cfg.retries,
+                             desc="captions", item_key="rewrites", ray_address=cfg.ray_address)

@@ -2,21 +2,25 @@
 
 Local edits: a grounded mask of the edited object, then inpainting toward the rewrite (Base for
 the first `base_steps`, Refiner for the last `refiner_steps` of one noise schedule: the paper's
-40 + 15). The result is pasted into the untouched original through the feathered mask, so
-pixels outside the mask are exactly the anchor's. With `crop`, only a square crop around the
+40 + 15). Both passes inpaint every latent cell the feathered mask touches (`generation_mask`),
+and the result is pasted into the untouched original through the feathered mask, so pixels
+outside it are exactly the anchor's and every pixel taken from the result is fully denoised. With `crop`, only a square crop around the
 mask is generated (at `resolution`), which is both cheaper and exactly minimal.
 Global edits (relations, actions, causal flips, or a local edit whose object was not found)
 regenerate the whole image from the anchor (img2img) with the rewrite as prompt.
-One torch.Generator per image: counterfactual (key, i) is reproducible alone.
+One torch.Generator per image: counterfactual (key, i) is reproducible alone, in any batch; after
+an out-of-memory the editor halves its batch and keeps the size that worked.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from ..datamodel import Anchor, Rewrite
+from ..distribute import is_oom
 from ..io.images import decode_rgb, encode_image
 from .editors import EditResult
 from .masks import MaskConfig, MaskResult, grounding_phrase
@@ -83,6 +87,21 @@ def crop_box(mask_box: list[int], w: int, h: int, context: float) -> tuple[int, 
     return left, top, left + side, top + side
 
 
+def generation_mask(paste: Image.Image, size: tuple[int, int], cell: int) -> Image.Image:
+    """The mask both passes inpaint, at generation size: every latent cell (`cell` px, the VAE's
+    factor) under a pixel that the paste can take (paste mask > 0), in full.
+
+    The inpaint pipeline binarises its mask at 0.5 and, after every step, puts back the image's
+    latents outside it (diffusers pipeline_stable_diffusion_xl_inpaint.py: `do_binarize=True`,
+    the mask resized to latents by nearest `interpolate`, the `init_latents_proper` blend); given
+    the feathered paste mask itself, the paste's fringe (0 < mask < 0.5) would take pixels that no
+    pass denoised."""
+    w, h = size
+    on = np.asarray(paste.convert("L").resize(size, Image.BOX)) > 0
+    cells = on.reshape(h // cell, cell, w // cell, cell).any(axis=(1, 3))
+    return Image.fromarray(np.kron(cells, np.ones((cell, cell), np.uint8)) * 255, "L")
+
+
 class SDXLEditor:
     name = "sdxl"
 
@@ -111,6 +130,7 @@ class SDXLEditor:
             self.inpaint.unet = self.img2img.unet = torch.compile(self.inpaint.unet)
             if self.ref_inpaint is not None:
                 self.ref_inpaint.unet = self.ref_img2img.unet = torch.compile(self.ref_inpaint.unet)
+        self.batch_size = cfg.batch_size        # halved after an out-of-memory, and kept
         self.batch_sizes: list[int] = []       # every generation batch's size (benchmarks and tests read it)
         self.masker = masker
         if self.masker is None and mask_cfg is not None:
@@ -145,17 +165,27 @@ class SDXLEditor:
                 else:
                     glob.append((j, img, r, s, {"mask": "not_found"} if (r.edit and r.edit.scope == "local") else {}))
         results: dict[tuple[int, int], EditResult] = {}
-        bs = batch_size or self.cfg.batch_size
         for run, items, size_of in ((self._local, local, self._local_size), (self._global, glob, self._global_size)):
             groups: dict[tuple[int, int], list[Any]] = {}
             for it in items:
                 groups.setdefault(size_of(it[1]), []).append(it)
             for size, group in groups.items():
-                for b in range(0, len(group), bs):
-                    batch = group[b:b + bs]
+                b = 0
+                while b < len(group):
+                    batch = group[b:b + (batch_size or self.batch_size)]
+                    try:
+                        outs = run(batch, size)
+                    except Exception as e:
+                        if batch_size or len(batch) == 1 or not is_oom(e):
+                            raise
+                        if self.torch.cuda.is_available():
+                            self.torch.cuda.empty_cache()
+                        self.batch_size = len(batch) // 2      # every later batch starts from what fits
+                        continue
                     self.batch_sizes.append(len(batch))
-                    for it, res in zip(batch, run(batch, size)):
+                    for it, res in zip(batch, outs):
                         results[(it[0], res.i)] = res
+                    b += len(batch)
         return [[results[(j, r.i)] for r in rewrites] for j, (_, rewrites, _) in enumerate(jobs)]
 
     # ------------------------------------------------------------------ internals
@@ -199,14 +229,15 @@ class SDXLEditor:
         boxes = [crop_box(m.box, *img.size, c.crop_context) if c.crop else (0, 0, *img.size)
                  for _, img, _, _, m in items]
         srcs = [img.crop(b).resize(size, Image.LANCZOS) for (_, img, _, _, _), b in zip(items, boxes)]
-        masks = [m.mask.crop(b).resize(size, Image.BILINEAR) for (_, _, _, _, m), b in zip(items, boxes)]
+        pastes = [m.mask.crop(b) for (_, _, _, _, m), b in zip(items, boxes)]
+        masks = [generation_mask(p, size, self.inpaint.vae_scale_factor) for p in pastes]
         outs = self._run(self.inpaint, self.ref_inpaint, size, [r.text for _, _, r, _, _ in items],
                          [s for _, _, _, s, _ in items], image=srcs, mask_image=masks, strength=c.strength)
         results = []
-        for (_, img, r, s, m), b, out in zip(items, boxes, outs):
+        for (_, img, r, s, m), b, paste, out in zip(items, boxes, pastes, outs):
             region = out.resize((b[2] - b[0], b[3] - b[1]), Image.LANCZOS)
             pasted = img.copy()
-            pasted.paste(region, b[:2], m.mask.crop(b))      # exact anchor pixels where the mask is 0
+            pasted.paste(region, b[:2], paste)      # exact anchor pixels where the mask is 0
             results.append(EditResult(r.i, image=encode_image(pasted, self.image_format), mask_box=m.box, scope="local",
                                       seed=s, extra={"phrase": m.phrase, "mask_score": m.score, "crop": list(b)}))
         return results

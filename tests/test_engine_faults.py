@@ -1,0 +1,253 @@
+"""#23 items 4, 5, 8 (and 9's vLLM seeding and the transformers backend's GPUs): an engine or a
+device that fails fails its unit (exit != 0) and a rerun finishes it with the output an
+uninterrupted run gives; vLLM is given GPUs and refuses weights that cannot fit in them.
+
+vLLM and NVML cannot run here: stand-in `vllm` and `pynvml` modules answer as they do, by
+their call contracts:
+  vllm/v1/engine/core_client.py (MPClient._format_exception, ensure_alive): once the engine core
+    process is gone, every call raises vllm.v1.engine.exceptions.EngineDeadError;
+  vllm/entrypoints/llm.py `LLM.chat(messages, sampling_params, use_tqdm=...)`, one SamplingParams
+    for every conversation allowed; `LLM(seed=...)` seeds the engine;
+  pynvml: nvmlInit / nvmlDeviceGetCount / nvmlDeviceGetHandleByIndex / nvmlDeviceGetMemoryInfo(h).total
+    (bytes), as vllm/platforms/cuda.py reads GPU memory.
+A checkpoint's size comes from its files as transformers and huggingface_hub write them:
+  model.safetensors.index.json {"metadata": {"total_size": bytes}, "weight_map": {...}}
+  (huggingface_hub/serialization/_base.py, `metadata={"total_size": total_size}`), and the
+  dtype from config.json `torch_dtype`.
+"""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from cfgen.cli import main
+from tests.conftest import jpeg_bytes, write_tar
+
+GPU_BYTES = 80 * 2 ** 30            # an 80 GiB GPU: 85.9 GB
+WEIGHTS = 145_400_000_000           # ~72.7 B bfloat16 parameters x 2 bytes: the ~145 GB of Qwen2-72B
+
+
+def _answer(conv) -> str:
+    caption = re.search(r"<<<(.*?)>>>", conv[-1]["content"], re.S).group(1)
+    return f"1. {caption.replace('red', 'blue')}\n2. {caption.replace('car', 'truck')}"
+
+
+@pytest.fixture()
+def engine(monkeypatch):
+    """Stand-in vLLM (records what it is asked; its engine dies on chat call number `die_at`)
+    and NVML (`n_gpus` GPUs of 80 GiB)."""
+    state = {"init": [], "visible": [], "chat": 0, "params": [], "die_at": None, "n_gpus": 8}
+
+    class EngineDeadError(Exception):
+        pass
+
+    class LLM:
+        def __init__(self, **kw):
+            state["init"].append(kw)
+            state["visible"].append(os.environ.get("CUDA_VISIBLE_DEVICES"))
+
+        def chat(self, messages, sampling_params, use_tqdm=True):
+            state["chat"] += 1
+            state["params"].append(sampling_params)
+            if state["chat"] == state["die_at"]:
+                raise EngineDeadError("EngineCore encountered an issue. See stack trace (above) for the root cause.")
+            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=_answer(c))]) for c in messages]
+
+    mods = {name: types.ModuleType(name) for name in
+            ("vllm", "vllm.sampling_params", "vllm.v1", "vllm.v1.engine", "vllm.v1.engine.exceptions", "pynvml")}
+    mods["vllm"].LLM, mods["vllm"].SamplingParams = LLM, lambda **kw: dict(kw)
+    mods["vllm.sampling_params"].StructuredOutputsParams = lambda **kw: dict(kw)
+    mods["vllm.v1.engine.exceptions"].EngineDeadError = EngineDeadError
+    nvml = mods["pynvml"]
+    nvml.nvmlInit = nvml.nvmlShutdown = lambda: None
+    nvml.nvmlDeviceGetCount = lambda: state["n_gpus"]
+
+    def handle(i):
+        assert 0 <= i < state["n_gpus"]
+        return i
+    nvml.nvmlDeviceGetHandleByIndex = handle
+    nvml.nvmlDeviceGetMemoryInfo = lambda h: types.SimpleNamespace(total=GPU_BYTES, free=GPU_BYTES, used=0)
+    for name, mod in mods.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    return state
+
+
+def _checkpoint(d: Path, total_size: int) -> str:
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
+                                               "num_attention_heads": 64, "num_key_value_heads": 8,
+                                               "num_hidden_layers": 80, "torch_dtype": "bfloat16"}))
+    (d / "model.safetensors.index.json").write_text(json.dumps({
+        "metadata": {"total_size": total_size},
+        "weight_map": {"lm_head.weight": "model-00037-of-00037.safetensors",
+                       "model.embed_tokens.weight": "model-00001-of-00037.safetensors"}}))
+    return str(d)
+
+
+@pytest.fixture()
+def checkpoint(tmp_path):
+    return _checkpoint(tmp_path / "qwen2-72b-like", WEIGHTS)
+
+
+@pytest.fixture()
+def inputs(tmp_path):
+    caps = ["a red car on a road", "a red car near a tree", "a red car in the snow"]
+    for s in range(2):                                     # two input shards: units 0 and 1
+        members = []
+        for i, c in enumerate(caps):
+            members += [(f"{s:05d}{i:04d}.jpg", jpeg_bytes()), (f"{s:05d}{i:04d}.txt", c.encode())]
+        write_tar(tmp_path / "in" / f"{s:05d}.tar", members)
+    return str(tmp_path / "in")
+
+
+def _parts(run: Path) -> dict[str, list[dict]]:
+    return {p.name: pq.read_table(p).to_pylist() for p in sorted((run / "captions").glob("part-*.parquet"))}
+
+
+def _captions(*args: str):
+    return CliRunner().invoke(main, ["captions", *args])
+
+
+def test_vllm_gets_the_gpus_it_is_given_and_refuses_weights_that_cannot_fit(tmp_path, engine, checkpoint, inputs):
+    base = ["--input", inputs, "--backend", "vllm", "--model", checkpoint, "--k", "2"]
+    r = _captions(*base, "--out", str(tmp_path / "one"), "--gpus", "0")
+    # 145.4e9 bytes on 1 GPU; vLLM may use 0.9 x 85.9 GB = 77.3 GB of it; ceil(145.4 / 77.3) = 2 GPUs
+    assert r.exit_code == 1, r.output
+    assert "145.4 GB of bfloat16 weights" in r.output and "tensor parallel size 1" in r.output
+    assert "77.3 GB" in r.output and "at least 2 GPUs" in r.output
+    assert engine["init"] == []                                # refused before vLLM loads anything
+
+    r = _captions(*base, "--out", str(tmp_path / "two"), "--gpus", "0-1", "--seed", "7")
+    assert r.exit_code == 0, r.output                          # 72.7 GB per GPU
+    assert [kw["tensor_parallel_size"] for kw in engine["init"]] == [2]
+    assert engine["visible"] == ["0,1"] and "CUDA_VISIBLE_DEVICES" not in os.environ
+    # #23 item 9: the engine is seeded; no per-request seed (it takes vLLM off FlashInfer's sampler)
+    assert engine["init"][0]["seed"] == 7
+    assert engine["params"] and all(isinstance(p, dict) and "seed" not in p for p in engine["params"])
+
+
+def test_a_dead_vllm_engine_fails_the_unit_and_a_rerun_finishes_it(tmp_path, engine, inputs):
+    small = _checkpoint(tmp_path / "small", 1_000_000_000)         # fits one GPU: no --gpus needed
+    base = ["--input", inputs, "--backend", "vllm", "--model", small, "--k", "2"]
+    assert _captions(*base, "--out", str(tmp_path / "ref")).exit_code == 0
+    ref = _parts(tmp_path / "ref")
+    assert set(ref) == {"part-00000.parquet", "part-00001.parquet"}
+
+    engine.update(chat=0, die_at=2)                            # the engine dies during unit 1
+    run = tmp_path / "run"
+    r = _captions(*base, "--out", str(run))
+    assert r.exit_code != 0 and "part-00001" in r.output and "engine" in r.output.lower()
+    assert (run / "captions" / "part-00000.stats.json").exists()
+    assert not (run / "captions" / "part-00001.stats.json").exists()      # not done
+    assert not (run / "captions" / "part-00001.parquet").exists()         # no failure rows in its place
+    assert "part-00001" in json.loads((run / "captions" / "failed.json").read_text())
+    assert engine["chat"] == 2                                 # a dead engine is not asked again
+
+    engine.update(chat=0, die_at=None)                         # a new process, a new engine
+    r = _captions(*base, "--out", str(run))
+    assert r.exit_code == 0, r.output
+    assert engine["chat"] == 1                                 # unit 1 only
+    assert _parts(run) == ref
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_an_openai_server_that_is_down_fails_the_unit_and_a_rerun_finishes_it(tmp_path, inputs):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("captions:\n  request_retries: 0\n  timeout: 5\n")
+    base = ["--input", inputs, "--backend", "openai", "--model", "fake", "--k", "2", "--config", str(recipe)]
+    run = tmp_path / "run"
+    r = _captions(*base, "--out", str(run), "--base-url", f"http://127.0.0.1:{_closed_port()}/v1")
+    assert r.exit_code != 0 and "ConnectError" in r.output, r.output
+    assert not list((run / "captions").glob("*.stats.json")) and not list((run / "captions").glob("*.parquet"))
+    server = subprocess.Popen([sys.executable, str(Path(__file__).parent / "fake_openai_server.py"), "ok"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{server.stdout.readline().strip()}/v1"
+        assert _captions(*base, "--out", str(tmp_path / "ref"), "--base-url", url).exit_code == 0
+        r = _captions(*base, "--out", str(run), "--base-url", url)
+        assert r.exit_code == 0, r.output
+    finally:
+        server.kill()
+    assert _parts(run) == _parts(tmp_path / "ref") and len(_parts(run)) == 2
+
+
+def test_captions_gpus_go_to_transformers_workers_and_to_the_vllm_engine(tmp_path, monkeypatch, engine, checkpoint,
+                                                                         inputs):
+    """#23 item 9: the transformers backend gets the GPUs (one worker each, which the local
+    distributor pins as cuda:0); vLLM takes all of them in this process."""
+    import cfgen.runner
+    seen = []
+    monkeypatch.setattr(cfgen.runner, "run_units", lambda job, units, ledger, **kw: (seen.append(kw),
+                                                                                      {"units_failed": {}})[1])
+    lm = tmp_path / "lm"
+    lm.mkdir()
+    (lm / "config.json").write_text("{}")
+    base = ["--input", inputs, "--out", str(tmp_path / "run")]
+    assert _captions(*base, "--backend", "transformers", "--model", str(lm), "--gpus", "0,1").exit_code == 0
+    assert _captions(*base, "--backend", "vllm", "--model", checkpoint, "--gpus", "0,1").exit_code == 0
+    assert [kw["gpus"] for kw in seen] == [["0", "1"], None]
+    r = _captions(*base, "--backend", "rules", "--gpus", "0")
+    assert r.exit_code == 1 and "--gpus is for --backend transformers or vllm" in r.output
+
+
+# ------------------------------------------------------------------ item 8: fatal device errors
+_POISONED = False
+
+
+def _scorer_job(unit, device):
+    """Like EditJob with a CLIP scorer that hits a sticky CUDA error: the first process to run a
+    unit is poisoned, and every later call in that process fails the same way."""
+    global _POISONED
+    d = Path(os.environ["CFGEN_TEST_DIR"])
+    (d / f"{os.getpid()}-{unit.index}").write_text(device)
+    if _POISONED or not (d / "first").exists():
+        (d / "first").touch()
+        _POISONED = True
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+    return {"unit": unit.index, "in": 1, "kept": 1, "rejected": {}, "failed": {}}
+
+
+def test_a_cuda_error_outside_the_editor_replaces_the_worker(tmp_path, monkeypatch):
+    from cfgen.distribute import distribute_local
+    from cfgen.io.reader import Unit
+    monkeypatch.setenv("CFGEN_TEST_DIR", str(tmp_path))
+    failures = distribute_local(_scorer_job, [Unit(index=0, path="x", kind="wds")], gpus=["0"], retries=2)
+    assert failures == {}
+    runs = sorted(p for p in tmp_path.iterdir() if p.name != "first")
+    assert len({p.name.split("-")[0] for p in runs}) == 2           # a fresh process did the retry
+    assert {p.read_text() for p in runs} == {"cuda:0"}              # each GPU worker sees its one GPU
+
+
+def test_a_fatal_device_error_in_process_fails_the_rest_for_a_rerun():
+    from cfgen.distribute import distribute_sequential
+    from cfgen.io.reader import Unit
+    calls = []
+
+    def job(unit, device):
+        calls.append(unit.index)
+        if unit.index == 1:
+            try:
+                raise RuntimeError("CUDA error: device-side assert triggered")
+            except RuntimeError as e:
+                raise ValueError("could not score the counterfactuals") from e     # wrapped by a library
+        return {"unit": unit.index, "in": 1, "kept": 1, "rejected": {}, "failed": {}}
+    units = [Unit(index=i, path="x", kind="wds") for i in range(3)]
+    failures = distribute_sequential(job, units, retries=2)
+    assert calls == [0, 1]                      # not retried, nothing more run on the poisoned device
+    assert set(failures) == {1, 2} and "device is unusable" in failures[2]
