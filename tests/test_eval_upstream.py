@@ -278,10 +278,13 @@ def test_zeroshot_averages_the_template_ensemble_as_clip_benchmark_and_streams_i
 
 
 def test_zeroshot_defaults_to_imagenet_class_names_and_the_80_templates(tmp_path):
+    # clip_benchmark/datasets/builder.py lines 140-145 ("imagenet1k-unverified"): ImageFolder over the
+    # val split's WordNet-id folders, class i named by en_classnames.json["imagenet1k"][i] (lines
+    # 593-1593); templates en_zeroshot_classification_templates.json["imagenet1k"] (lines 42-123),
+    # OpenAI CLIP's (notebooks/Prompt_Engineering_for_ImageNet.ipynb).
     for k in range(1000):
         (tmp_path / f"n{k:08d}").mkdir()
     files, labels, names, templates = B.load_image_folder(tmp_path)
-    # OpenAI CLIP's ImageNet names and templates (CLIP's notebooks/Prompt_Engineering_for_ImageNet.ipynb)
     assert len(names) == 1000 and names[:3] == ["tench", "goldfish", "great white shark"] and names[-1] == "toilet paper"
     assert len(templates) == 80 and templates[0] == "a bad photo of a {c}." and "itap of a {c}." in templates
     (tmp_path / "templates.txt").write_text("a {c} with no brace closed {\n")
@@ -303,6 +306,9 @@ def test_retrieval_streams_images_and_counts_images_and_captions(tmp_path):
 
 # ------------------------------------------------------------------ item 8: reporting
 def test_counts_say_what_they_count_and_large_values_print_in_full(tmp_path):
+    # visual_genome_relation.json as ARO's VG_Relation reads it (aro_datasets.py lines 44-46: image
+    # paths under images/; line 57: the bbox crop; lines 63-65: the two captions); evaluate_scores
+    # (lines 95-103) reports one record per relation: the count of relations is not a metric row.
     root = tmp_path / "aro"
     rel = []
     for i, r in enumerate(["left of", "left of", "on", "next to"]):
