@@ -26,6 +26,13 @@ def world_run(small_world, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def world_images(world_run):
+    """world_run through the images stage (scene editor, no filter): (run, stats). Every test that
+    reads world_run/final asks for this, so each passes alone and in any order."""
+    return world_run, run_images(ImagesConfig(run=str(world_run), filter=False, image_format="png"))
+
+
+@pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
     from cfgen.world.clip import build_clip
     return build_clip(tmp_path_factory.mktemp("clip"), words=list(COLORS) + list(SHAPES), image_size=32)
@@ -36,8 +43,8 @@ def _final(run: Path) -> list[Sample]:
     return [Sample.from_wds(s) for s in wds.WebDataset(tars, shardshuffle=False)]
 
 
-def test_scene_edits_differ_from_anchor_only_inside_the_mask(world_run):
-    s = run_images(ImagesConfig(run=str(world_run), filter=False, image_format="png"))
+def test_scene_edits_differ_from_anchor_only_inside_the_mask(world_images):
+    world_run, s = world_images
     assert s["in"] == 300 and s["in"] == s["kept"] + sum(s["rejected"].values()) + sum(s["failed"].values())
     samples = _final(world_run)
     assert len(samples) == s["kept"] > 200
@@ -60,7 +67,8 @@ def test_scene_edits_differ_from_anchor_only_inside_the_mask(world_run):
     assert rej.get("heldout_combination", 0) > 0
 
 
-def test_final_shards_read_with_plain_webdataset(world_run):
+def test_final_shards_read_with_plain_webdataset(world_images):
+    world_run, _ = world_images
     tars = sorted(str(p) for p in (world_run / "final").glob("part-*.tar"))
     pairs = list(wds.WebDataset(tars, shardshuffle=False).decode("pil").to_tuple("png", "txt"))
     assert len(pairs) == len(_final(world_run)) and all(isinstance(t, str) for _, t in pairs)
@@ -120,7 +128,8 @@ def test_worker_killed_mid_shard_is_redone_once(tmp_path):
     assert len(list(tmp_path.glob("started-3-*"))) == 2          # unit 3 was started twice
 
 
-def test_cpu_workers_give_the_same_shards_as_one_process(world_run, tmp_path):
+def test_cpu_workers_give_the_same_shards_as_one_process(world_images, tmp_path):
+    world_run, _ = world_images
     import hashlib
     import shutil
     run = tmp_path / "run"
