@@ -323,7 +323,8 @@ def _answers(c: Ctx, qs: list[B.YesNo]) -> tuple[list[B.YesNo], list[bool]]:
             batch.append(q)
         if batch:
             keep += batch
-            pred += [bool(x > 0.5) for x in c.scorer.p_yes(imgs, [q.question for q in batch])]
+            p = c.scorer.p_yes(imgs, [q.question for q in batch])
+            pred += [bool(x > 0.5) for x in p]
     return keep, pred
 
 
