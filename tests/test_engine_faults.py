@@ -159,6 +159,36 @@ def test_a_dead_vllm_engine_fails_the_unit_and_a_rerun_finishes_it(tmp_path, eng
     assert _parts(run) == ref
 
 
+def test_units_an_older_cfgen_marked_done_with_backend_failures_are_redone(tmp_path, engine, inputs):
+    """What the old stage wrote when the engine died: one FAILED row per caption (reason
+    `backend_error: ...`), stats `failed: {backend_error: n}`, the unit marked done."""
+    from cfgen.captions.stage import CaptionsConfig, plan
+    from cfgen.datamodel import FAILED, rewrites_to_table
+    from cfgen.io.ledger import Ledger, UnitStats
+    from cfgen.io.reader import read_unit
+    from cfgen.io.writer import atomic_write_parquet
+    small = _checkpoint(tmp_path / "small", 1_000_000_000)
+    base = ["--input", inputs, "--backend", "vllm", "--model", small, "--k", "2"]
+    assert _captions(*base, "--out", str(tmp_path / "ref")).exit_code == 0
+    run = tmp_path / "run"
+    assert _captions(*base, "--out", str(run)).exit_code == 0
+    cfg = CaptionsConfig(input=[inputs], out=str(run))
+    unit = plan(cfg)[1]
+    stats, rows = UnitStats(unit.index), []
+    for rec in read_unit(unit, cfg.input_config()):
+        rows.append((rec.anchor, None, FAILED, "backend_error: EngineDeadError: EngineCore encountered an issue."))
+        stats.add(FAILED, "backend_error")
+    part = run / "captions" / f"{unit.name}.parquet"
+    atomic_write_parquet(part, rewrites_to_table(rows))
+    Ledger(run, "captions").mark_done(unit, stats, outputs=[part])
+
+    engine["chat"] = 0
+    r = _captions(*base, "--out", str(run))
+    assert r.exit_code == 0, r.output
+    assert engine["chat"] == 1                                 # that unit only, through the engine again
+    assert _parts(run) == _parts(tmp_path / "ref")
+
+
 def _closed_port() -> int:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

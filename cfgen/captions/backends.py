@@ -27,7 +27,8 @@ from .parse import REWRITES_JSON_SCHEMA, parse_numbered, parse_structured
 @dataclass
 class Generation:
     """A backend's answer for one caption: candidates, or an error whose `status` says whether it
-    is the model's output (REJECTED, e.g. unparseable) or the infrastructure (FAILED, retried)."""
+    is the model's output (REJECTED, e.g. unparseable) or the infrastructure (FAILED: the unit
+    fails, and a rerun retries it)."""
 
     candidates: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
@@ -39,9 +40,9 @@ class Generation:
         return cls(error=error[:300], status=Status.FAILED)
 
 
-class BackendError(RuntimeError):
-    """The backend could not answer (server down, requests failing after their retries): the
-    unit fails, and a rerun retries it."""
+class BackendError(ConnectionError):
+    """The backend could not be reached or did not answer (server down, requests failing after
+    their retries): the unit fails, and a rerun retries it."""
 
 
 class Backend(Protocol):
@@ -267,7 +268,7 @@ def _checkpoint_json(model: str, name: str) -> dict[str, Any] | None:
             return None
     try:
         return json.loads(Path(path).read_text())
-    except OSError:
+    except (OSError, ValueError):
         return None
 
 

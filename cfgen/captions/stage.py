@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -317,6 +318,22 @@ def gpu_memory() -> list[int]:
         pynvml.nvmlShutdown()
 
 
+def retry_backend_failures(ledger: Ledger, units: list[Unit]) -> None:
+    """Units that an older cfgen marked done with captions that failed in the backend (rows with
+    reason `backend_error` or `http_NNN`: they never reached the model) are redone."""
+    for u in units:
+        path = ledger.stats_path(u)
+        try:
+            failed = json.loads(path.read_text()).get("failed", {}) if path.exists() else {}
+        except (OSError, ValueError):
+            continue                      # the ledger redoes a unit whose stats cannot be read
+        n = sum(v for r, v in failed.items() if r == "backend_error" or r.startswith("http_"))
+        if n:
+            log.warning("captions/%s: %d caption(s) failed in the backend in an earlier run; redoing the unit",
+                        u.name, n)
+            path.unlink()
+
+
 def run_captions(cfg: CaptionsConfig, gpus: list[str] | None = None) -> dict[str, Any]:
     """Every unit of the inputs. `gpus`: the transformers backend runs one worker per GPU; vLLM
     runs in this process over all of them (tensor parallel)."""
@@ -327,6 +344,8 @@ def run_captions(cfg: CaptionsConfig, gpus: list[str] | None = None) -> dict[str
             raise ValueError(f"--out {cfg.out} is a file, not a run directory")
         with run_lock(cfg.out):
             units = plan(cfg)
-            return run_units(CaptionsJob(cfg), units, Ledger(cfg.out, STAGE), distributor=cfg.distributor,
+            ledger = Ledger(cfg.out, STAGE)
+            retry_backend_failures(ledger, units)
+            return run_units(CaptionsJob(cfg), units, ledger, distributor=cfg.distributor,
                              workers=cfg.workers, gpus=None if cfg.backend == "vllm" else gpus, retries=cfg.retries,
                              desc="captions", item_key="rewrites", ray_address=cfg.ray_address)
