@@ -207,3 +207,29 @@ def test_only_the_newest_checkpoints_are_kept_and_a_lora_checkpoint_holds_only_a
     assert (model / "adapter" / "adapter_model.safetensors").is_file()
     assert not list(model.glob("model*.safetensors"))               # no merged copy per checkpoint
     assert (out / "model.safetensors").is_file() or list(out.glob("model-*.safetensors"))   # merged once, at the end
+
+
+def test_pixels_travel_as_uint8_and_normalise_on_the_device_to_the_same_values(world_final, tmp_path):
+    """The trainer's batches carry uint8 pixels (a quarter of float32's bytes) when shards are
+    stored at the model's resolution; `on_device` gives exactly what the processor path gives,
+    computed here by hand from CLIP's mean and std."""
+    from cfgen.io.images import decode_rgb
+    from cfgen.train.data import make_loader
+    from cfgen.train.model import DualEncoder
+    from cfgen.world import world_words
+    from cfgen.world.clip import build_clip
+    import webdataset as wds
+    first = next(iter(wds.WebDataset(str(sorted((world_final / "final").glob("*.tar"))[0]), shardshuffle=False)))
+    side = decode_rgb(first["jpg"]).size[0]
+    enc = DualEncoder.load(build_clip(tmp_path / "clip", words=world_words(), image_size=side, patch_size=side // 4,
+                                      width=32, layers=1, text_width=32, text_layers=1, heads=2, embed_dim=32))
+    shard = [str(sorted((world_final / "final").glob("*.tar"))[0])]
+    kw = dict(k=2, micro_batch=4, shuffle_buffer=1, seed=0, epoch=0)
+    small = next(iter(make_loader(shard, enc.pre, uint8_pixels=True, **kw)))
+    full = next(iter(make_loader(shard, enc.pre, **kw)))
+    assert small.pixel_values.dtype == torch.uint8 and full.pixel_values.dtype == torch.float32
+    ip = enc.processor.image_processor
+    by_hand = (small.pixel_values.float() / 255 - torch.tensor(ip.image_mean).view(1, 3, 1, 1)) \
+        / torch.tensor(ip.image_std).view(1, 3, 1, 1)
+    assert torch.allclose(enc.pre.on_device(small.pixel_values), by_hand, atol=1e-6)
+    assert torch.equal(enc.pre.on_device(small.pixel_values), full.pixel_values)

@@ -97,8 +97,11 @@ class Decoder:
 
 
 class Collator:
-    def __init__(self, pre: Any, k: int):
-        self.encoder, self.k = pre, k
+    """Examples -> a Batch. `uint8`: pixels travel as uint8 and the trainer normalises them on the
+    device (`pre.on_device`)."""
+
+    def __init__(self, pre: Any, k: int, uint8: bool = False):
+        self.encoder, self.k, self.uint8 = pre, k, uint8
 
     def __call__(self, examples: list[dict[str, Any]]) -> Batch:
         n = len(examples)
@@ -116,7 +119,8 @@ class Collator:
                 mask[i, j] = True
                 local[i, j] = is_local
         tok = self.encoder.tokens(txts)
-        return Batch(pixel_values=self.encoder.pixels(imgs), input_ids=tok["input_ids"],
+        pixels = self.encoder.transport_pixels(imgs) if self.uint8 else self.encoder.pixels(imgs)
+        return Batch(pixel_values=pixels, input_ids=tok["input_ids"],
                      attention_mask=tok.get("attention_mask", torch.ones_like(tok["input_ids"])), n=n,
                      cf_owner=torch.tensor(owner, dtype=torch.long), cf_slot=torch.tensor(slot, dtype=torch.long),
                      mask=mask, local=local, keys=[e["key"] for e in examples])
@@ -139,7 +143,7 @@ class _Skip:
 def make_loader(urls: list[str], pre: Any, *, k: int = 4, cf_ratio: float = 1.0, use_cf: bool = True,
                 micro_batch: int = 32, seed: int = 0, epoch: int = 0, skip_batches: int = 0,
                 shuffle_buffer: int = 1000, num_workers: int = 0, handler: SkipCounter | None = None,
-                rank: int = 0, world_size: int = 1) -> torch.utils.data.DataLoader:
+                rank: int = 0, world_size: int = 1, uint8_pixels: bool = False) -> torch.utils.data.DataLoader:
     """Micro-batches for one epoch, on this rank; `skip_batches` already consumed are skipped."""
     rng = random.Random(f"{seed}-{epoch}")
     shards = list(urls)
@@ -152,6 +156,6 @@ def make_loader(urls: list[str], pre: Any, *, k: int = 4, cf_ratio: float = 1.0,
           .shuffle(shuffle_buffer, rng=random.Random(f"buf-{seed}-{epoch}"))
           .compose(_Skip(skip_batches, micro_batch))
           .map(Decoder(k, cf_ratio, seed, use_cf), handler=handler)
-          .batched(micro_batch, collation_fn=Collator(pre, k), partial=False))
+          .batched(micro_batch, collation_fn=Collator(pre, k, uint8_pixels), partial=False))
     return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=num_workers, persistent_workers=False,
                                        pin_memory=torch.cuda.is_available())

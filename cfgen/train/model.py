@@ -76,12 +76,31 @@ class Preprocessor:
         return int(short)
 
     def _normalize(self, images: list[Image.Image]) -> torch.Tensor:
+        return self.on_device(self._uint8(images))
+
+    @staticmethod
+    def _uint8(images: list[Image.Image]) -> torch.Tensor:
         import numpy as np
+        return torch.from_numpy(np.stack([np.asarray(im, dtype=np.uint8) for im in images])).permute(0, 3, 1, 2)
+
+    def transport_pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Pixels for the trip to the device: uint8 [B, 3, H, W] (a quarter of float32's bytes)
+        where the processor would only rescale and normalise, which `on_device` then does on
+        the accelerator; otherwise the processor's float pixels."""
+        images = list(images)
+        fast = self._fast_size()
+        if fast and images and all(im.mode == "RGB" and im.size == (fast, fast) for im in images):
+            return self._uint8(images)
+        return self.pixels(images)
+
+    def on_device(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 pixels from `transport_pixels` -> the model's normalised float pixels, where x is."""
+        if x.dtype != torch.uint8:
+            return x
         ip = self.processor.image_processor
-        x = torch.from_numpy(np.stack([np.asarray(im, dtype=np.float32) for im in images])).permute(0, 3, 1, 2)
-        x = x * float(ip.rescale_factor)
-        mean = torch.tensor(ip.image_mean, dtype=torch.float32).view(1, 3, 1, 1)
-        std = torch.tensor(ip.image_std, dtype=torch.float32).view(1, 3, 1, 1)
+        x = x.float() * float(ip.rescale_factor)
+        mean = torch.tensor(ip.image_mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(ip.image_std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
         return ((x - mean) / std).contiguous()
 
     def tokens(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:

@@ -259,7 +259,8 @@ def accumulate(run: Run, it: Any) -> dict[str, torch.Tensor] | None:
         dev = dict(device=acc.device, non_blocking=True)
         with ctx:
             with acc.autocast():
-                img, txt = run.feats(b.pixel_values.to(**dev), b.input_ids.to(**dev), b.attention_mask.to(**dev))
+                img, txt = run.feats(run.enc.pre.on_device(b.pixel_values.to(**dev)), b.input_ids.to(**dev),
+                                     b.attention_mask.to(**dev))
             # losses in fp32, outside autocast: logits at scale up to 100 lose too much in bf16
             losses = compute_losses(img.float(), txt.float(), b.n, b.cf_owner.to(**dev), b.cf_slot.to(**dev),
                                     b.mask, b.local, run.raw.logit_scale, run.bias, cfg)
@@ -338,7 +339,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                               micro_batch=run.micro, seed=cfg.seed, epoch=state["epoch"],
                               skip_batches=state["batches_in_epoch"], shuffle_buffer=cfg.shuffle_buffer,
                               num_workers=cfg.num_workers, handler=run.skipped, rank=acc.process_index,
-                              world_size=acc.num_processes))
+                              world_size=acc.num_processes, uint8_pixels=True))
         fresh_epoch, step_at_start, ran_out = state["batches_in_epoch"] == 0, state["step"], False
         while state["step"] < cfg.max_steps:
             sums = accumulate(run, it)

@@ -253,6 +253,12 @@ class VLMPreprocessor:
         flat = ip(images=sq, return_tensors="pt")["pixel_values"]            # [images * patches, patch dim]
         return flat.reshape(len(sq), -1, flat.shape[-1])
 
+    def transport_pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        return self.pixels(images)        # the VLM processors' pixels are not a plain rescale of uint8
+
+    def on_device(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
     def tokens(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         tok = self.processor.tokenizer
         enc = tok([TEXT_PROMPT.format(text=t) for t in texts], padding=True, truncation=True,
