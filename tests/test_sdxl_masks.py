@@ -224,29 +224,26 @@ def test_masker_runs_in_half_precision_with_float32_post_processing(tiny):
 
 
 def test_after_an_out_of_memory_the_editor_keeps_the_batch_size_that_worked(tiny):
-    """#23 item 9: a batch of 4 runs out of memory (the UNet sees 2 x batch rows with CFG), the
-    editor halves it, and later calls start at 2 instead of running out of memory again; each
-    image is the one its own seed gives, whatever the batch."""
+    """#23 item 9: a batch of 2 runs out of memory (the UNet sees 2 x batch rows with CFG), the
+    editor halves it, and a later call starts at 1 instead of running out of memory again, with
+    the same images (one seeded generator per image)."""
     import torch
     from cfgen.datamodel import Anchor, Edit, Rewrite
     from cfgen.images.sdxl import SDXLConfig, SDXLEditor
-    ed = SDXLEditor(SDXLConfig(base=tiny["base"], refiner=tiny["refiner"], base_steps=4, refiner_steps=2,
-                               resolution=64, batch_size=4), image_format="png")     # global: Base runs 1 step
+    ed = SDXLEditor(SDXLConfig(base=tiny["base"], refiner=tiny["refiner"], base_steps=2, refiner_steps=1,
+                               global_strength=1.0, resolution=64, batch_size=2), image_format="png")
     ooms = []
 
     def tight_memory(module, args):
-        if args[0].shape[0] > 4:
+        if args[0].shape[0] > 2:
             ooms.append(args[0].shape[0])
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
     ed.inpaint.unet.register_forward_pre_hook(tight_memory)      # the Base UNet, shared with img2img
     a = Anchor("k", "a red dog", _png(4), "png")
     rws = [Rewrite("k", i, t, "kept", edit=Edit("color", "red", t.split()[1], "global"))
-           for i, t in enumerate(["a blue dog", "a green dog", "a black dog", "a white dog"])]
-    first = ed.edit(a, rws, [1, 2, 3, 4])
-    assert ooms == [8] and ed.batch_sizes == [2, 2]
-    again = ed.edit(a, rws, [1, 2, 3, 4])
-    assert ooms == [8] and ed.batch_sizes == [2, 2, 2, 2]            # no second out-of-memory
-    alone = ed.edit(a, rws, [1, 2, 3, 4], batch_size=1)
-    for x, y, z in zip(first, again, alone):
-        assert x.image == y.image
-        assert np.abs(np.asarray(decode_rgb(x.image)).astype(int) - np.asarray(decode_rgb(z.image)).astype(int)).max() <= 2
+           for i, t in enumerate(["a blue dog", "a green dog"])]
+    first = ed.edit(a, rws, [1, 2])
+    assert ooms == [4] and ed.batch_sizes == [1, 1]
+    again = ed.edit(a, rws, [1, 2])
+    assert ooms == [4] and ed.batch_sizes == [1, 1, 1, 1]            # no second out-of-memory
+    assert [x.image for x in first] == [x.image for x in again]
