@@ -125,6 +125,9 @@ def test_vllm_gets_the_gpus_it_is_given_and_refuses_weights_that_cannot_fit(tmp_
     assert "145.4 GB of bfloat16 weights" in r.output and "tensor parallel size 1" in r.output
     assert "77.3 GB" in r.output and "at least 2 GPUs" in r.output
     assert engine["init"] == []                                # refused before vLLM loads anything
+    r = _captions(*base, "--out", str(tmp_path / "tp4"), "--gpus", "0-1", "--tensor-parallel-size", "4")
+    assert r.exit_code == 1 and "tensor parallel size 4 needs 4 GPU(s), 2 visible" in r.output
+    assert engine["init"] == []
 
     r = _captions(*base, "--out", str(tmp_path / "two"), "--gpus", "0-1", "--seed", "7")
     assert r.exit_code == 0, r.output                          # 72.7 GB per GPU

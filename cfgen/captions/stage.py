@@ -276,18 +276,18 @@ def check_vllm_fits(cfg: CaptionsConfig) -> None:
     tensor (and pipeline) parallel size: vLLM would otherwise load for minutes, then fail."""
     from .backends import checkpoint_weights
     engine = cfg.vllm_engine
-    weights = checkpoint_weights(cfg.model, str(engine.get("dtype", "auto")))
-    if weights is None:
-        log.warning("captions: cannot read %s's config.json and safetensors index here; "
-                    "not checking that its weights fit in the GPUs", cfg.model)
-        return
-    size, dtype = weights
     tp = cfg.tensor_parallel_size or 1
     shards = tp * int(engine.get("pipeline_parallel_size", 1))
     mem = gpu_memory()
     if len(mem) < shards:
         raise ValueError(f"captions --backend vllm: tensor parallel size {tp} needs {shards} GPU(s), "
                          f"{len(mem)} visible (give them with --gpus)")
+    weights = checkpoint_weights(cfg.model, str(engine.get("dtype", "auto")))
+    if weights is None:
+        log.warning("captions: cannot read %s's config.json and safetensors index here; "
+                    "not checking that its weights fit in the GPUs", cfg.model)
+        return
+    size, dtype = weights
     util = float(engine.get("gpu_memory_utilization", 0.9))
     budget = util * min(mem[:shards])
     if size / shards > budget:
