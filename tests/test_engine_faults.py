@@ -138,6 +138,18 @@ def test_vllm_gets_the_gpus_it_is_given_and_refuses_weights_that_cannot_fit(tmp_
     assert engine["params"] and all(isinstance(p, dict) and "seed" not in p for p in engine["params"])
 
 
+def test_weights_of_a_single_file_float32_checkpoint_as_vllm_loads_them(tmp_path):
+    """No index: the header of model.safetensors (as safetensors writes it); vLLM's dtype "auto"
+    loads a float32 checkpoint in half precision (vllm/config: float32 -> bfloat16)."""
+    import torch
+    from safetensors.torch import save_file
+    from cfgen.captions.backends import checkpoint_weights
+    (tmp_path / "config.json").write_text(json.dumps({"torch_dtype": "float32"}))
+    save_file({"w": torch.zeros(10, 10), "b": torch.zeros(5)}, str(tmp_path / "model.safetensors"))
+    assert checkpoint_weights(str(tmp_path)) == (105 * 2, "bfloat16")           # 105 parameters
+    assert checkpoint_weights(str(tmp_path), "float32") == (105 * 4, "float32")
+
+
 def test_a_dead_vllm_engine_fails_the_unit_and_a_rerun_finishes_it(tmp_path, engine, inputs):
     small = _checkpoint(tmp_path / "small", 1_000_000_000)         # fits one GPU: no --gpus needed
     base = ["--input", inputs, "--backend", "vllm", "--model", small, "--k", "2"]

@@ -253,6 +253,8 @@ def checkpoint_weights(model: str, dtype: str = "auto") -> tuple[int, str] | Non
     if "quantization_config" in cfg:
         return stored, "quantized"
     load = ("bfloat16" if own == "float32" else own) if dtype == "auto" else dtype
+    if own not in DTYPE_BYTES or load not in DTYPE_BYTES:        # e.g. fp8 weights: as stored
+        return stored, own
     return stored * DTYPE_BYTES[load] // DTYPE_BYTES[own], load
 
 
