@@ -140,7 +140,8 @@ def test_vllm_gets_the_gpus_it_is_given_and_refuses_weights_that_cannot_fit(tmp_
 
 def test_weights_of_a_single_file_float32_checkpoint_as_vllm_loads_them(tmp_path):
     """No index: the header of model.safetensors (as safetensors writes it); vLLM's dtype "auto"
-    loads a float32 checkpoint in half precision (vllm/config: float32 -> bfloat16)."""
+    loads a float32 checkpoint in 2-byte half precision (vllm/config.py `_get_and_verify_dtype`:
+    float16 before v0.10.1, the platform's half type, bfloat16 on CUDA, since)."""
     import torch
     from safetensors.torch import save_file
     from cfgen.captions.backends import checkpoint_weights

@@ -235,7 +235,7 @@ def checkpoint_weights(model: str, dtype: str = "auto") -> tuple[int, str] | Non
     anything is loaded: `metadata.total_size` of `model.safetensors.index.json` (or the header of
     a single `model.safetensors`) in the checkpoint's own dtype (config.json `torch_dtype`, or
     `dtype` as transformers 5 writes it), scaled to the dtype vLLM loads (`dtype` "auto": the
-    config's, float32 becomes bfloat16). Quantized checkpoints: as stored. None when the
+    config's, float32 becomes 2-byte half precision, bfloat16 on CUDA). Quantized checkpoints: as stored. None when the
     checkpoint's files cannot be read here."""
     cfg = _checkpoint_json(model, "config.json")
     index = _checkpoint_json(model, "model.safetensors.index.json")
