@@ -54,11 +54,14 @@ def test_cut_between_a_samples_members(tmp_path):
 
 
 def test_cut_inside_a_caption_members_data(tmp_path):
-    """Cut 3 bytes into 004.txt's data: 004's image was read, its caption is cut short."""
+    """Cut 3 bytes into 004.txt's data: 004's image was read, its caption is cut short, and the
+    failure names the member that was cut (what a user looks for in the stats)."""
     data, m = _tar(tmp_path)
     kept, other = _read(tmp_path, data[:m["004.txt"].offset_data + 3])
     assert kept == ["000", "001", "002", "003"]
     assert other == [("004", "rejected", "missing_caption"), ("cut.tar#unreadable", "failed", "unreadable_tar")]
+    fail = [r for r in read_unit(plan_units([str(tmp_path / "cut.tar")])[0]) if r.status == "failed"]
+    assert "004.txt" in fail[0].reason
 
 
 def test_cut_inside_an_image_members_data(tmp_path):
@@ -78,17 +81,18 @@ def test_cut_inside_a_header(tmp_path):
 
 
 def test_captions_stage_counts_a_cut_tar_exactly(tmp_path):
-    """Through the captions stage's ledger: in = 4 kept + 1 rejected + 1 failed = 6."""
+    """Through the captions stage's ledger: in = 6 = the 4 whole samples (kept, or rejected for
+    their rewrites) + 004 rejected as missing_caption + 1 failure for the cut."""
     from cfgen.captions.stage import CaptionsConfig, run_captions
     data, m = _tar(tmp_path)
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "00000.tar").write_bytes(data[:m["004.txt"].offset_data + 3])
     s = run_captions(CaptionsConfig(input=[str(tmp_path / "in")], out=str(tmp_path / "run")))
     st = json.loads((tmp_path / "run" / "captions" / "part-00000.stats.json").read_text())
-    assert (st["in"], st["kept"]) == (6, 4)
-    assert st["rejected"] == {"missing_caption": 1}
+    assert st["in"] == 6 and s["in"] == 6
+    assert st["rejected"]["missing_caption"] == 1
+    assert st["kept"] + sum(st["rejected"].values()) - 1 == 4          # the whole samples 000-003
     assert sum(st["failed"].values()) == 1 and all(k.startswith("unreadable_tar") for k in st["failed"])
-    assert s["in"] == 6
 
 
 def test_a_repeated_member_rejects_its_sample_only(tmp_path):
