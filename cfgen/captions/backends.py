@@ -81,12 +81,12 @@ class TransformersBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         self.torch = torch
-        self.tok = AutoTokenizer.from_pretrained(model)
+        self.tok = AutoTokenizer.from_pretrained(model, trust_remote_code=False)
         self.tok.padding_side = "left"
         if self.tok.pad_token is None:
             self.tok.pad_token = self.tok.eos_token
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(device).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, trust_remote_code=False).to(device).eval()
         self.template, self.k, self.seed, self.structured = template, k, seed, structured
         self.gen_kw = dict(max_new_tokens=max_new_tokens, do_sample=temperature > 0,
                            pad_token_id=self.tok.pad_token_id)

@@ -85,7 +85,7 @@ class Masker:
         self.cfg, self.device, self.torch = cfg, device, torch
         name = cfg.dtype if cfg.dtype != "auto" else ("float16" if device.startswith("cuda") else "float32")
         self.dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[name]
-        self.processor = AutoProcessor.from_pretrained(cfg.detector)
+        self.processor = AutoProcessor.from_pretrained(cfg.detector, trust_remote_code=False)
         if cfg.kind == "owlv2":
             from transformers import Owlv2ForObjectDetection as cls
         elif cfg.kind == "grounding-dino":
@@ -94,12 +94,12 @@ class Masker:
             from transformers import CLIPSegForImageSegmentation as cls
         else:
             raise ValueError(f"unknown mask model kind {cfg.kind!r} (owlv2, grounding-dino, clipseg)")
-        self.model = cls.from_pretrained(cfg.detector, dtype=self.dtype).to(device).eval()
+        self.model = cls.from_pretrained(cfg.detector, dtype=self.dtype, trust_remote_code=False).to(device).eval()
         self.sam = self.sam_processor = None
         if cfg.sam and cfg.kind != "clipseg":
             from transformers import SamModel, SamProcessor
-            self.sam = SamModel.from_pretrained(cfg.sam, dtype=self.dtype).to(device).eval()
-            self.sam_processor = SamProcessor.from_pretrained(cfg.sam)
+            self.sam = SamModel.from_pretrained(cfg.sam, dtype=self.dtype, trust_remote_code=False).to(device).eval()
+            self.sam_processor = SamProcessor.from_pretrained(cfg.sam, trust_remote_code=False)
 
     def _inputs(self, batch: Any) -> dict[str, Any]:
         """Processor output on the device, floating tensors in the models' dtype."""

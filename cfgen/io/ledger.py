@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator
 
 from ..datamodel import FAILED, KEPT, REJECTED, Status
 from .reader import InputError, Unit, fingerprint
-from .writer import atomic_write_json, remove_stale_tmp
+from .writer import atomic_write_json, refuse_symlink, remove_stale_tmp
 
 log = logging.getLogger("cfgen")
 FILES_KEY = "files"          # stats entry: {"outputs": {path: [size, sha256]}, "inputs": {...}}
@@ -80,6 +80,7 @@ class Ledger:
         self.run_dir = Path(run_dir)
         self.stage = stage
         self.dir = self.run_dir / stage
+        refuse_symlink(self.dir)               # never follow a stage folder out of the run
         self.dir.mkdir(parents=True, exist_ok=True)
         self._digests: dict[tuple[str, int, int], list[Any]] = {}
 

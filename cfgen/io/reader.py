@@ -139,13 +139,13 @@ def _without_side_files(files: list[str], where: str) -> list[str]:
     it writes `NNNNN.parquet` (one row per URL, failed downloads included) and
     `NNNNN_stats.json` (img2dataset writer.py WebDatasetSampleWriter, logger.py write_stats).
     cfgen's own stages write `part-N.stats.json` (and the images stage `part-N.parquet`) beside
-    their tars. The tars hold every sample that exists; a folder that mixes shards with other
-    tables is ambiguous and refused."""
+    their tars; other `.json` files beside shards are metadata. The tars hold every sample that
+    exists; a folder that mixes shards with other tables (.parquet/.csv/.jsonl) is refused."""
     tars = {p[:-len(".tar")] for p in files if p.endswith(".tar")}
     if not tars:
         return files
     side = {t + ext for t in tars for ext in (".parquet", "_stats.json", ".stats.json")}
-    kept = [p for p in files if p not in side]
+    kept = [p for p in files if p not in side and not p.endswith(".json")]    # other .json: metadata (world.json)
     tables = [p for p in kept if p.endswith(TABLE_EXTS)]
     if tables:
         raise InputError(f"{where} mixes WebDataset shards (.tar) with tables that are not img2dataset side files "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -26,8 +27,11 @@ def _commit(tmp: Path, path: Path) -> None:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write under a temporary name and rename: a symlinked target is refused (a rename would
+    replace the link, but a reader may expect the link's target)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    refuse_symlink(path)
     tmp = tmp_name(path)
     try:
         with open(tmp, "wb") as f:
@@ -35,6 +39,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         _commit(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def append_line(path: str | os.PathLike, line: str) -> None:
+    """Append one line to a log, never through a symlink (O_NOFOLLOW)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "a") as f:
+        f.write(line + "\n")
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -90,13 +101,30 @@ class AtomicTarWriter:
             self.abort()
 
 
+_TMP_NAME = re.compile(rf".+{re.escape(TMP_SUFFIX)}\d+")       # exactly what tmp_name makes
+
+
 def remove_stale_tmp(directory: str | os.PathLike) -> int:
-    """Delete temporary files left by a killed run (only call when no writer is running)."""
-    n = 0
+    """Delete the temporary files a killed writer left in `directory` (only call when no writer
+    is running): names exactly as `tmp_name` makes them, regular files directly in this folder.
+    A folder that is a symlink is refused: cleaning it would delete files outside the run."""
     d = Path(directory)
+    refuse_symlink(d)
+    n = 0
     if d.is_dir():
-        for p in d.rglob(f"*{TMP_SUFFIX}*"):
-            if p.is_file():
+        for p in d.iterdir():
+            if _TMP_NAME.fullmatch(p.name) and not p.is_symlink() and p.is_file():
                 p.unlink(missing_ok=True)
                 n += 1
     return n
+
+
+class SymlinkRefused(ValueError):
+    """A path cfgen would write or clean is a symlink (it could point anywhere)."""
+
+
+def refuse_symlink(path: str | os.PathLike) -> None:
+    """One clear line instead of writing through (or deleting under) a symlink."""
+    if Path(path).is_symlink():
+        raise SymlinkRefused(f"{path} is a symlink; cfgen writes only real files and folders it owns "
+                             "(replace the link with a folder)")

@@ -13,6 +13,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 from itertools import islice
+from pathlib import Path
 from typing import Any, Iterator
 
 import torch
@@ -35,8 +36,16 @@ def shard_urls(specs: list[str]) -> list[str]:
     for spec in specs:
         if spec.startswith(URL_SCHEMES):
             out.append(spec)
-        else:
-            out.extend(p for p in expand_inputs(spec) if p.endswith(".tar"))
+            continue
+        if (Path(spec) / "manifest.json").is_file() and (Path(spec) / "final").is_dir():
+            log.info("--shards %s is a run folder: training on its filtered shards, %s", spec, Path(spec) / "final")
+            spec = str(Path(spec) / "final")
+        found = [p for p in expand_inputs(spec) if p.endswith(".tar")]
+        test = [p for p in found if Path(p).parent.name == "test" and (Path(p).parent.parent / "world.json").is_file()]
+        if test:
+            raise ValueError(f"--shards {spec}: {test[0]} is a scene world's held-out test split; train on its "
+                             "train/ split or on a run's final/ shards")
+        out.extend(found)
     if not out:
         raise ValueError(f"no .tar shards in --shards {' '.join(specs)}")
     return out
@@ -53,6 +62,7 @@ class Batch:
     mask: torch.Tensor                 # [N, K] valid counterfactual slots
     local: torch.Tensor                # [N, K] valid slots whose edit is local (for L_fcd)
     keys: list[str] = field(default_factory=list)
+    skipped: int = 0                   # corrupt samples/shards the loader skipped since its last batch
 
     def pin_memory(self) -> "Batch":
         """Called by the DataLoader's pin-memory thread (it pins any object with this method), so
@@ -63,15 +73,22 @@ class Batch:
 
 
 class SkipCounter:
-    """A webdataset handler that logs and counts what it skips."""
+    """A webdataset handler that logs and counts what it skips. It runs where the loader runs (a
+    DataLoader worker's copy counts that worker's skips), so each batch carries the count taken
+    since the worker's previous batch (`take`) to the main process."""
 
     def __init__(self) -> None:
         self.skipped = 0
+        self._taken = 0
 
     def __call__(self, exn: Exception) -> bool:
         self.skipped += 1
         log.warning("skipping corrupt training data: %s: %s", type(exn).__name__, exn)
         return True
+
+    def take(self) -> int:
+        new, self._taken = self.skipped - self._taken, self.skipped
+        return new
 
 
 def _use_cf(key: str, cf_ratio: float, seed: int) -> bool:
@@ -85,23 +102,26 @@ class Decoder:
     """Raw tar sample -> example dict (picklable for DataLoader workers), through the data
     model's own reader of the final sample (`Sample.from_wds`)."""
 
-    def __init__(self, k: int, cf_ratio: float, seed: int, use_cf: bool = True):
-        self.k, self.cf_ratio, self.seed, self.use_cf = k, cf_ratio, seed, use_cf
+    def __init__(self, k: int, cf_ratio: float, seed: int, use_cf: bool = True, short_side: int | None = None):
+        self.k, self.cf_ratio, self.seed, self.use_cf, self.short_side = k, cf_ratio, seed, use_cf, short_side
+
+    def _rgb(self, data: bytes) -> Any:
+        return decode_rgb(data, short_side=self.short_side)
 
     def __call__(self, s: dict[str, Any]) -> dict[str, Any]:
         sample = Sample.from_wds({k: v for k, v in s.items() if not k.startswith("__") or k == "__key__"})
         cfs = []
         if self.use_cf and _use_cf(sample.key, self.cf_ratio, self.seed):
-            cfs = [(decode_rgb(c.image), c.text, c.edit.scope == "local") for c in sample.cfs[: self.k]]
-        return {"key": sample.key, "image": decode_rgb(sample.image), "caption": sample.caption, "cfs": cfs}
+            cfs = [(self._rgb(c.image), c.text, c.edit.scope == "local") for c in sample.cfs[: self.k]]
+        return {"key": sample.key, "image": self._rgb(sample.image), "caption": sample.caption, "cfs": cfs}
 
 
 class Collator:
     """Examples -> a Batch. `uint8`: pixels travel as uint8 and the trainer normalises them on the
     device (`pre.on_device`)."""
 
-    def __init__(self, pre: Any, k: int, uint8: bool = False):
-        self.encoder, self.k, self.uint8 = pre, k, uint8
+    def __init__(self, pre: Any, k: int, uint8: bool = False, skips: SkipCounter | None = None):
+        self.encoder, self.k, self.uint8, self.skips = pre, k, uint8, skips
 
     def __call__(self, examples: list[dict[str, Any]]) -> Batch:
         n = len(examples)
@@ -123,7 +143,8 @@ class Collator:
         return Batch(pixel_values=pixels, input_ids=tok["input_ids"],
                      attention_mask=tok.get("attention_mask", torch.ones_like(tok["input_ids"])), n=n,
                      cf_owner=torch.tensor(owner, dtype=torch.long), cf_slot=torch.tensor(slot, dtype=torch.long),
-                     mask=mask, local=local, keys=[e["key"] for e in examples])
+                     mask=mask, local=local, keys=[e["key"] for e in examples],
+                     skipped=self.skips.take() if self.skips else 0)
 
 
 class _Skip:
@@ -155,7 +176,7 @@ def make_loader(urls: list[str], pre: Any, *, k: int = 4, cf_ratio: float = 1.0,
                          nodesplitter=None, workersplitter=wds.split_by_worker)
           .shuffle(shuffle_buffer, rng=random.Random(f"buf-{seed}-{epoch}"))
           .compose(_Skip(skip_batches, micro_batch))
-          .map(Decoder(k, cf_ratio, seed, use_cf), handler=handler)
-          .batched(micro_batch, collation_fn=Collator(pre, k, uint8_pixels), partial=False))
+          .map(Decoder(k, cf_ratio, seed, use_cf, pre.short_side), handler=handler)
+          .batched(micro_batch, collation_fn=Collator(pre, k, uint8_pixels, handler), partial=False))
     return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=num_workers, persistent_workers=False,
                                        pin_memory=torch.cuda.is_available())

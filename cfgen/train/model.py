@@ -75,6 +75,18 @@ class Preprocessor:
             return None
         return int(short)
 
+    @property
+    def short_side(self) -> int | None:
+        """The processor's target short side (it resizes the shorter side to this, then crops):
+        training images are decoded down to it, never held at full size."""
+        size = self.processor.image_processor.size
+        short = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
+        if short is None:
+            h = size.get("height") if isinstance(size, dict) else getattr(size, "height", None)
+            w = size.get("width") if isinstance(size, dict) else getattr(size, "width", None)
+            short = max(h, w) if h and w else None
+        return int(short) if short else None
+
     def _normalize(self, images: list[Image.Image]) -> torch.Tensor:
         return self.on_device(self._uint8(images))
 
@@ -129,14 +141,16 @@ class DualEncoder:
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", dtype: torch.dtype | None = None) -> "DualEncoder":
         from transformers import AutoConfig, AutoProcessor, CLIPModel, SiglipModel
+        from ..hub import refuse_remote_code
         from .vlm import is_vlm, load_vlm
-        cfg = AutoConfig.from_pretrained(path)
+        refuse_remote_code(path)
+        cfg = AutoConfig.from_pretrained(path, trust_remote_code=False)
         if is_vlm(cfg):
             return cls(*load_vlm(path, dtype), device)
         model_cls = SiglipModel if is_siglip(cfg) else CLIPModel
         kw = {"dtype": dtype} if dtype is not None else {}
-        model = model_cls.from_pretrained(path, **kw)
-        processor = AutoProcessor.from_pretrained(path)
+        model = model_cls.from_pretrained(path, trust_remote_code=False, **kw)
+        processor = AutoProcessor.from_pretrained(path, trust_remote_code=False)
         return cls(model, processor, device)
 
     def save(self, out: str | Path) -> None:

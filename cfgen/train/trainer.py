@@ -23,6 +23,7 @@ from .checkpoint import (latest_checkpoint, load_checkpoint, prune_checkpoints, 
                          save_rng)
 from .losses import (MAX_LOGIT_SCALE, align_loss, all_ranks_have, clamp_logit_scale, csd_loss, fcd_loss, gather,
                      siglip_loss)
+from ..io.writer import append_line, atomic_write_bytes, refuse_symlink
 from .model import FeatureModule, is_siglip
 
 log = logging.getLogger("cfgen.train")
@@ -223,9 +224,10 @@ def prepare(cfg: TrainConfig) -> Run:
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                             eps=cfg.eps)
     sched = get_cosine_schedule_with_warmup(opt, cfg.warmup_steps, cfg.max_steps)
-    state = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "anchors_seen": 0, "config": asdict(cfg)}
+    state = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "anchors_seen": 0, "config": asdict(cfg), "data": urls}
     if resume_from is not None:
         state = load_checkpoint(resume_from, opt, sched, acc.process_index)
+        check_resume(resume_from, state, cfg, urls)
         log.info("resumed from %s at step %d", resume_from, state["step"])
     # from_pretrained returns eval mode: without train(), dropout is off and transformers skips
     # gradient checkpointing (it checkpoints only `if self.gradient_checkpointing and self.training`)
@@ -237,7 +239,7 @@ def prepare(cfg: TrainConfig) -> Run:
         out.mkdir(parents=True, exist_ok=True)
         log_path = out / "train_log.jsonl"
         if log_path.exists():                      # drop log lines past the resumed step
-            log_path.write_text("".join(x + "\n" for x in read_log(log_path, state["step"])))
+            atomic_write_bytes(log_path, "".join(x + "\n" for x in read_log(log_path, state["step"])).encode())
         if cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
             run.tb = SummaryWriter(str(out / "tb"))
@@ -255,6 +257,7 @@ def accumulate(run: Run, it: Any) -> dict[str, torch.Tensor] | None:
             run.opt.zero_grad(set_to_none=True)
             return None
         state["batches_in_epoch"] += 1
+        run.skipped.skipped += b.skipped           # counted in the loader's process, summed here
         ctx = acc.no_sync(run.feats) if m < run.accum - 1 else nullcontext()
         dev = dict(device=acc.device, non_blocking=True)
         with ctx:
@@ -301,8 +304,7 @@ def write_log(run: Run, sums: dict[str, torch.Tensor]) -> None:
            "lr": run.sched.get_last_lr()[0], "images_per_s": run.imgs_since / max(dt, 1e-9),
            "epoch": state["epoch"], "skipped_corrupt": run.skipped.skipped, "global_batch": cfg.batch_size,
            "anchors_seen": state["anchors_seen"]}
-    with open(run.out / "train_log.jsonl", "a") as f:
-        f.write(json.dumps(rec) + "\n")
+    append_line(run.out / "train_log.jsonl", json.dumps(rec))
     if run.tb is not None:
         for kname, v in rec.items():
             run.tb.add_scalar(kname, v, state["step"])
@@ -325,9 +327,42 @@ def checkpoint(run: Run) -> None:
     acc.wait_for_everyone()
 
 
+# Settings a resume may change: they do not change what the steps compute (max_steps extends or
+# shortens a run; its cosine schedule then ends at the new length, logged).
+RESUME_FREE = {"resume", "out", "save_every", "keep_checkpoints", "log_every", "num_workers", "tensorboard",
+               "max_steps"}
+
+
+def check_resume(ckpt: Path, state: dict[str, Any], cfg: TrainConfig, urls: list[str]) -> None:
+    """Refuse to continue a checkpoint whose recipe or data differ from this run's, naming them."""
+    saved = state.get("config", {})
+    now = asdict(cfg)
+    differ = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in sorted(now)
+              if k not in RESUME_FREE | {"shards"} and k in saved and saved[k] != now[k]]
+    if "data" in state and state["data"] != urls:
+        differ.append(f"shards ({len(state['data'])} -> {len(urls)} files)")
+    if differ:
+        raise ValueError(f"--resume: {ckpt} was trained with other settings: {'; '.join(differ)}; resume with the "
+                         "same recipe and data, or start a new --out")
+    if saved.get("max_steps", cfg.max_steps) != cfg.max_steps:
+        log.warning("--resume: max_steps %s -> %s: the cosine schedule now ends at step %s", saved["max_steps"],
+                    cfg.max_steps, cfg.max_steps)
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Epochs of steps until max_steps; each epoch's data order depends on (seed, epoch) only, so a
-    resumed run sees exactly the batches the uninterrupted one would have."""
+    resumed run sees exactly the batches the uninterrupted one would have. `--out` is locked (as a
+    stage locks its run) by the main process for the whole run."""
+    from accelerate import PartialState
+    from ..io.ledger import run_lock
+    if not PartialState().is_main_process:
+        return _train(cfg)
+    refuse_symlink(cfg.out)
+    with run_lock(cfg.out):
+        return _train(cfg)
+
+
+def _train(cfg: TrainConfig) -> dict[str, Any]:
     from tqdm.auto import tqdm
     from .data import make_loader
     run = prepare(cfg)
@@ -338,7 +373,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         it = iter(make_loader(run.urls, run.enc.pre, k=cfg.k, cf_ratio=cfg.cf_ratio, use_cf=cfg.needs_cf(),
                               micro_batch=run.micro, seed=cfg.seed, epoch=state["epoch"],
                               skip_batches=state["batches_in_epoch"], shuffle_buffer=cfg.shuffle_buffer,
-                              num_workers=cfg.num_workers, handler=run.skipped, rank=acc.process_index,
+                              num_workers=cfg.num_workers, rank=acc.process_index,
                               world_size=acc.num_processes, uint8_pixels=True))
         fresh_epoch, step_at_start, ran_out = state["batches_in_epoch"] == 0, state["step"], False
         while state["step"] < cfg.max_steps:
@@ -365,7 +400,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if acc.is_main_process:
         run.raw.save_pretrained(run.out)
         run.enc.processor.save_pretrained(run.out)
-        (run.out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        atomic_write_bytes(run.out / "train_config.json", json.dumps(asdict(cfg), indent=1).encode())
     if run.tb is not None:
         run.tb.close()
     return {"step": state["step"], "epoch": state["epoch"], "skipped_corrupt": run.skipped.skipped,

@@ -80,7 +80,8 @@ class QwenVLInputs:
             template = (path / "chat_template.jinja").read_text()
         elif (path / "chat_template.json").is_file():
             template = json.loads((path / "chat_template.json").read_text()).get("chat_template")
-        return cls(AutoImageProcessor.from_pretrained(path), AutoTokenizer.from_pretrained(path), template, path)
+        return cls(AutoImageProcessor.from_pretrained(path, trust_remote_code=False),
+                   AutoTokenizer.from_pretrained(path, trust_remote_code=False), template, path)
 
     def __call__(self, images: Sequence[Image.Image] | None = None, text: Sequence[str] = (),
                  return_tensors: str = "pt", padding: bool | str = True) -> Any:
@@ -116,9 +117,9 @@ class QwenVLInputs:
 def load_processor(path: str | Path) -> Any:
     """The checkpoint's processor; for Qwen2-VL without torchvision, `QwenVLInputs`."""
     from transformers import AutoConfig, AutoProcessor
-    if AutoConfig.from_pretrained(path).model_type in QWEN_VL and importlib.util.find_spec("torchvision") is None:
+    if AutoConfig.from_pretrained(path, trust_remote_code=False).model_type in QWEN_VL and importlib.util.find_spec("torchvision") is None:
         return QwenVLInputs.from_pretrained(path)
-    return AutoProcessor.from_pretrained(path)
+    return AutoProcessor.from_pretrained(path, trust_remote_code=False)
 
 
 def qwen_side(image_processor: Any) -> int:
@@ -253,6 +254,16 @@ class VLMPreprocessor:
         flat = ip(images=sq, return_tensors="pt")["pixel_values"]            # [images * patches, patch dim]
         return flat.reshape(len(sq), -1, flat.shape[-1])
 
+    @property
+    def short_side(self) -> int | None:
+        """Training images are decoded down to this short side (Qwen: its square side; LLaVA:
+        the image processor's shortest edge)."""
+        if self.side is not None:
+            return self.side
+        size = self.processor.image_processor.size
+        short = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
+        return int(short) if short else None
+
     def transport_pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
         return self.pixels(images)        # the VLM processors' pixels are not a plain rescale of uint8
 
@@ -273,7 +284,7 @@ def load_vlm(path: str | Path, dtype: torch.dtype | None = None) -> tuple[VLMEmb
     kw: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
     if dtype in (torch.bfloat16, torch.float16) and torch.cuda.is_available() and importlib.util.find_spec("flash_attn"):
         kw["attn_implementation"] = "flash_attention_2"
-    vlm = AutoModelForImageTextToText.from_pretrained(path, **kw)
+    vlm = AutoModelForImageTextToText.from_pretrained(path, trust_remote_code=False, **kw)
     if vlm.config.model_type in QWEN_VL:
         side = qwen_side(processor.image_processor)
         probe = processor(images=[Image.new("RGB", (side, side))], text=[IMAGE_PROMPT.replace("<image>", QWEN_IMAGE)],

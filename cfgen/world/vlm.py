@@ -42,7 +42,7 @@ def build_world_vlm(out: str | Path, words: Iterable[str] = (), clip: str | Path
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
                                   pad_token="<pad>", extra_special_tokens={"image_token": IMAGE_TOKEN})
-    source = CLIPModel.from_pretrained(clip) if clip is not None else None
+    source = CLIPModel.from_pretrained(clip, trust_remote_code=False) if clip is not None else None
     if source is not None:
         vision = source.config.vision_config
         image_size, patch_size = vision.image_size, vision.patch_size

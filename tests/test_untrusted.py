@@ -1,0 +1,196 @@
+"""Untrusted model folders, run folders and training inputs (issue #25): no code runs from a model
+folder, nothing is written or deleted through a symlink, two trainings never share an --out, a
+resume with other settings is refused, huge images never reach a batch, every skip is counted."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.helpers import train_cfg
+
+
+# ------------------------------------------------------------------------------ item 1
+@pytest.mark.parametrize("file", ["config.json", "processor_config.json"])
+def test_a_model_folder_with_auto_map_is_refused_without_a_prompt(world_clip, tmp_path, file):
+    """transformers asks "Do you wish to run the custom code? [y/N]" when a folder's config has
+    `auto_map` and trust_remote_code is not given (transformers dynamic_module_utils.py,
+    resolve_trust_remote_code). cfgen must refuse in one line and never prompt, even with a `y`
+    waiting on stdin."""
+    evil = tmp_path / "evil"
+    shutil.copytree(world_clip, evil)
+    (evil / "payload.py").write_text("open(__file__ + '.RAN', 'w').write('x')\nfrom transformers import CLIPConfig as C\n")
+    cfg = json.loads((evil / file).read_text())
+    cfg["auto_map"] = {"AutoConfig": "payload.C", "AutoProcessor": "payload.C"}
+    (evil / file).write_text(json.dumps(cfg))
+    r = subprocess.run([sys.executable, "-m", "cfgen.cli", "eval", "--model", str(evil), "--bench",
+                        f"world={tmp_path}", "--out", str(tmp_path / "o")], input="y\ny\n", capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode != 0
+    assert "auto_map" in r.stderr + r.stdout and str(evil) in r.stderr + r.stdout
+    assert "Traceback" not in r.stderr and "[y/N]" not in r.stdout + r.stderr
+    assert not (evil / "payload.py.RAN").exists()
+
+
+def test_every_transformers_load_in_the_package_passes_trust_remote_code_false():
+    """A static check, so a new loader cannot forget it: every `.from_pretrained(` call on a
+    transformers class in cfgen/ names trust_remote_code=False (diffusers pipelines have no
+    prompt: custom pipelines load only with `custom_pipeline=`)."""
+    import re
+    root = Path(__file__).resolve().parents[1] / "cfgen"
+    missing = []
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        for m in re.finditer(r"(\w+)\.from_pretrained\(", text):
+            cls = m.group(1)
+            if cls in ("cls", "QwenVLInputs") or "Pipeline" in cls or cls in ("AutoencoderKL",):
+                continue
+            depth, i = 1, m.end()
+            while depth and i < len(text):
+                depth += {"(": 1, ")": -1}.get(text[i], 0)
+                i += 1
+            if "trust_remote_code=False" not in text[m.end():i]:
+                missing.append(f"{path.relative_to(root)}: {cls}.from_pretrained")
+    assert not missing, missing
+
+
+# ------------------------------------------------------------------------------ items 4, 5
+def test_a_stage_folder_that_is_a_symlink_is_refused_and_nothing_outside_is_deleted(world_final, tmp_path):
+    from cfgen.io.ledger import Ledger
+    from cfgen.io.writer import SymlinkRefused
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "notes.tmp1").write_text("mine")
+    (elsewhere / "x.tar.tmp123").write_text("mine too")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "final").symlink_to(elsewhere)
+    with pytest.raises(SymlinkRefused, match="symlink"):
+        Ledger(run, "final")
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["notes.tmp1", "x.tar.tmp123"]
+
+
+def test_stale_temp_cleanup_removes_only_the_writers_own_names(tmp_path):
+    from cfgen.io.writer import remove_stale_tmp
+    d = tmp_path / "stage"
+    (d / "sub").mkdir(parents=True)
+    for name in ("part-00000.tar.tmp4242", "part-00001.parquet.tmp7", "user.tmp", "draft.tmpl", "a.tmp12x",
+                 "sub/part-00002.tar.tmp9"):
+        (d / name).write_text("x")
+    assert remove_stale_tmp(d) == 2
+    assert sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file()) == \
+        ["a.tmp12x", "draft.tmpl", "sub/part-00002.tar.tmp9", "user.tmp"]
+
+
+def test_training_never_writes_through_a_symlinked_log_or_config(world_final, world_clip, tmp_path):
+    from cfgen.train.trainer import train
+    target = tmp_path / "victim.txt"
+    target.write_text("precious\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "train_log.jsonl").symlink_to(target)
+    with pytest.raises(ValueError, match="symlink"):
+        train(train_cfg(world_final, world_clip, out, max_steps=2))
+    assert target.read_text() == "precious\n"
+    from cfgen.io.writer import append_line
+    with pytest.raises(OSError):                       # the log's appends: O_NOFOLLOW
+        append_line(out / "train_log.jsonl", "{}")
+    assert target.read_text() == "precious\n"
+    out2 = tmp_path / "out2"
+    out2.mkdir()
+    (out2 / "train_config.json").symlink_to(target)
+    with pytest.raises(ValueError, match="symlink"):
+        train(train_cfg(world_final, world_clip, out2, max_steps=2))
+    assert target.read_text() == "precious\n"
+
+
+# ------------------------------------------------------------------------------ item 7
+def test_two_trainings_into_one_out_the_second_is_refused(world_final, world_clip, tmp_path):
+    from cfgen.io.ledger import run_lock
+    from cfgen.io.reader import InputError
+    from cfgen.train.trainer import train
+    out = tmp_path / "out"
+    with run_lock(out):                       # another cfgen process holds --out
+        with pytest.raises(InputError, match="being written by another cfgen process"):
+            train(train_cfg(world_final, world_clip, out, max_steps=2))
+    assert not (out / "train_log.jsonl").exists()
+
+
+def test_a_resume_with_another_recipe_or_data_is_refused_naming_what_differs(world_final, world_clip, tmp_path):
+    from cfgen.train.trainer import train
+    out = tmp_path / "out"
+    train(train_cfg(world_final, world_clip, out, max_steps=2, save_every=2))
+    with pytest.raises(ValueError, match=r"beta 0\.45 -> 0\.9"):
+        train(train_cfg(world_final, world_clip, out, max_steps=4, save_every=2, resume=True, beta=0.9))
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(sorted((world_final / "final").glob("*.tar"))[0], one)
+    with pytest.raises(ValueError, match=r"shards \(3 -> 1 files\)"):
+        train(train_cfg(world_final, world_clip, out, max_steps=2, save_every=2, resume=True, shards=[str(one)]))
+    # what does not change the computation may differ
+    assert train(train_cfg(world_final, world_clip, out, max_steps=2, save_every=2, resume=True, log_every=5))["step"] == 2
+
+
+# ------------------------------------------------------------------------------ item 14
+def test_a_huge_training_image_is_brought_to_training_resolution_as_it_is_decoded():
+    from cfgen.io.images import decode_rgb
+    buf = io.BytesIO()
+    Image.new("RGB", (4000, 3000), (200, 10, 10)).save(buf, format="JPEG")
+    im = decode_rgb(buf.getvalue(), short_side=224)
+    assert im.size == (299, 224)                       # 4000 x 224/3000 = 298.7 -> 299
+    buf = io.BytesIO()
+    Image.new("RGB", (100, 80)).save(buf, format="PNG")
+    assert decode_rgb(buf.getvalue(), short_side=224).size == (100, 80)      # smaller: untouched
+
+
+def test_the_training_loader_decodes_to_the_processors_short_side(world_final, world_clip):
+    from cfgen.train.data import Decoder, make_loader
+    from cfgen.train.model import DualEncoder
+    enc = DualEncoder.load(world_clip)
+    assert enc.pre.short_side == 32
+    seen = []
+    real = Decoder.__call__
+
+    def spy(self, s):
+        ex = real(self, s)
+        seen.append(ex["image"].size)
+        return ex
+    Decoder.__call__ = spy
+    try:
+        next(iter(make_loader([str(sorted((world_final / "final").glob("*.tar"))[0])], enc.pre, k=1,
+                              micro_batch=2, shuffle_buffer=1)))
+    finally:
+        Decoder.__call__ = real
+    assert seen and all(min(s) == 32 for s in seen), seen         # the world's images are 64 px
+
+
+# ------------------------------------------------------------------------------ item 16
+def test_skipped_corrupt_is_counted_with_dataloader_workers(world_final, world_clip, tmp_path):
+    from cfgen.train.trainer import train
+    d = tmp_path / "shards"
+    d.mkdir()
+    for p in (world_final / "final").glob("*.tar"):
+        shutil.copy(p, d / p.name)
+    (d / "part-99999.tar").write_bytes(b"\x00garbage" * 1000)
+    r = train(train_cfg(world_final, world_clip, tmp_path / "c", shards=[str(d)], max_steps=6, num_workers=2,
+                        batch_size=16, micro_batch=16))
+    assert r["skipped_corrupt"] >= 1
+
+
+# ------------------------------------------------------------------------------ item 20
+def test_a_run_folder_trains_on_final_only_and_a_world_test_split_is_refused(world_final, small_world):
+    from cfgen.train.data import shard_urls
+    urls = shard_urls([str(world_final)])
+    assert urls and all(Path(u).parent == world_final / "final" for u in urls)
+    with pytest.raises(ValueError, match="held-out test split"):
+        shard_urls([str(small_world)])
+    with pytest.raises(ValueError, match="held-out test split"):
+        shard_urls([str(small_world / "test")])
+    assert shard_urls([str(small_world / "train")])
