@@ -15,7 +15,7 @@ import pyarrow as pa
 
 EDIT_TYPES: tuple[str, ...] = (
     "color", "material", "shape", "size", "position", "state", "category",
-    "parts", "movement", "quantity", "emotion", "causal", "swap",
+    "parts", "movement", "quantity", "emotion", "causal", "action", "swap",
 )
 SCOPES: tuple[str, ...] = ("local", "global")
 IMAGE_EXTS: tuple[str, ...] = ("jpg", "jpeg", "png", "webp")      # image members of a sample, in lookup order

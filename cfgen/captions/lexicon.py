@@ -56,18 +56,18 @@ POSITION = _pairs([("left", "right"), ("above", "below"), ("on", "under"), ("ove
                    ("front", "back"), ("near", "far from"), ("next to", "far from"), ("into", "out of"), ("upstairs", "downstairs"),
                    ("beneath", "above"), ("atop", "beneath"), ("underneath", "on top of"),
                    ("start", "end"), ("beginning", "end"), ("edge", "middle"), ("center", "edge")])
+# a cause and its effect flip: the outcome of an attempt ("hits" -> "misses the ball")
 CAUSAL = _pairs([("hits", "misses"), ("hit", "missed"), ("hitting", "missing"),
                  ("catches", "drops"), ("catching", "dropping"), ("caught", "dropped"),
                  ("kicks", "misses"), ("kicking", "missing"), ("kicked", "missed"),
                  ("wins", "loses"), ("winning", "losing"), ("won", "lost"),
-                 ("throws", "catches"), ("throwing", "catching"), ("pushes", "pulls"),
-                 ("pushing", "pulling"), ("holding", "dropping"), ("holds", "drops"),
-                 ("opens", "closes"), ("opening", "closing"), ("falling", "floating"),
-                 ("falls", "floats"), ("sinking", "floating"), ("sinks", "floats"),
-                 ("breaking", "fixing"), ("breaks", "fixes"), ("flew", "dropped"),
-                 ("lands", "crashes"), ("landing", "crashing"), ("scores", "misses"),
-                 ("scoring", "missing"), ("feeding", "ignoring"), ("chasing", "fleeing"),
-                 ("eating", "refusing"), ("blocking", "missing"), ("lifting", "dropping")])
+                 ("falling", "floating"), ("falls", "floats"), ("sinking", "floating"), ("sinks", "floats"),
+                 ("flew", "dropped"), ("lands", "crashes"), ("landing", "crashing"), ("scores", "misses"),
+                 ("scoring", "missing"), ("blocking", "missing")])
+# what someone does with a thing changes (typed `action`): the thing stays, the act is another
+ACTION = _group("holding carrying throwing eating cutting pushing pulling riding feeding petting washing "
+                "kicking catching lifting opening closing dropping reading drinking leading".split())
+ACTION.update(_group("holds carries throws eats cuts pushes pulls rides feeds pets washes reads drinks leads".split()))
 # verbs of locomotion: an edit that changes one of these is typed `movement`, not `state`
 MOTION = set("running walking jogging strolling galloping jumping flying swimming driving riding racing rolling "
              "climbing dancing surfing skating skiing snowboarding paddling sliding crawling hopping speeding "
@@ -103,7 +103,7 @@ for _g in CATEGORY_GROUPS:
 # Attribute lexicons in the order used to type an edit whose words appear in several.
 TYPED_LEXICONS: list[tuple[str, dict[str, list[str]]]] = [
     ("color", COLOR), ("material", MATERIAL), ("emotion", EMOTION), ("size", SIZE),
-    ("shape", SHAPE), ("causal", CAUSAL), ("movement", MOVEMENT), ("position", POSITION),
+    ("shape", SHAPE), ("causal", CAUSAL), ("action", ACTION), ("movement", MOVEMENT), ("position", POSITION),
     ("state", STATE), ("category", CATEGORY),
 ]
 ARTICLES = {"a", "an"}
@@ -154,22 +154,28 @@ def singular(noun: str) -> str:
 RULES_COLORS = "red blue green yellow black white gray brown orange pink purple".split()
 ANIMAL_COLORS = "black white brown gray orange".split()
 # tight substitution classes: an animal for an animal of the same kind, a seat for a seat
+# a person for a person: the other sex first (same age), then the other age (same sex)
+PERSON_SUBSTITUTES: dict[str, list[str]] = {
+    "man": ["woman", "boy"], "woman": ["man", "girl"], "boy": ["girl", "man"], "girl": ["boy", "woman"],
+    "men": ["women", "boys"], "women": ["men", "girls"], "boys": ["girls", "men"], "girls": ["boys", "women"],
+    "lady": ["man", "girl"], "guy": ["woman", "boy"],
+}
 SUBSTITUTES: list[list[str]] = [
-    ["man", "woman"], ["boy", "girl"], ["men", "women"], ["boys", "girls"],
     ["dog", "cat"], ["dogs", "cats"], ["horse", "cow", "donkey"], ["horses", "cows", "donkeys"],
-    ["elephant", "giraffe", "zebra", "bear"], ["elephants", "giraffes", "zebras", "bears"],
-    ["duck", "swan", "goose"], ["ducks", "swans", "geese"],
-    ["car", "truck", "van"], ["cars", "trucks", "vans"], ["bicycle", "motorcycle", "scooter"],
-    ["bicycles", "motorcycles", "scooters"], ["bike", "motorcycle"], ["bikes", "motorcycles"], ["boat", "canoe"], ["airplane", "helicopter"],
-    ["pizza", "sandwich", "burger", "cake", "pie"], ["donut", "bagel", "muffin", "cookie"],
-    ["apple", "orange", "banana", "pear", "lemon"], ["apples", "oranges", "bananas", "pears", "lemons"],
-    ["chair", "stool", "bench"], ["bed", "couch"], ["table", "desk"],
+    ["sheep", "goat"], ["goats", "sheep"], ["elephant", "giraffe", "zebra", "bear"],
+    ["elephants", "giraffes", "zebras", "bears"], ["duck", "swan", "goose"], ["ducks", "swans", "geese"],
+    ["car", "truck", "van"], ["cars", "trucks", "vans"], ["bicycle", "motorcycle", "scooter"], ["bus", "truck", "tram"],
+    ["bicycles", "motorcycles", "scooters"], ["bike", "motorcycle"], ["bikes", "motorcycles"], ["boat", "canoe"],
+    ["airplane", "helicopter"], ["train", "tram"], ["pizza", "sandwich", "burger", "cake", "salad"],
+    ["donut", "bagel", "muffin", "cookie"], ["apple", "orange", "banana", "pear", "lemon"],
+    ["apples", "oranges", "bananas", "pears", "lemons"], ["chair", "stool", "bench"], ["bed", "couch"],
     ["ball", "frisbee"], ["racket", "bat"], ["skateboard", "scooter"], ["surfboard", "kayak"],
-    ["cup", "mug", "glass"], ["bottle", "jar"],
-    ["hat", "cap", "helmet"], ["jacket", "coat", "sweater", "shirt"], ["dress", "skirt"],
-    ["laptop", "book"], ["television", "monitor"], ["broccoli", "carrots"],
+    ["cup", "glass"], ["bottle", "jar"], ["hat", "helmet"], ["jacket", "sweater", "shirt"], ["dress", "skirt"],
+    ["laptop", "book", "tablet"], ["television", "monitor"], ["broccoli", "carrots"], ["kite", "balloon"],
+    ["vase", "bowl"], ["clock", "mirror"], ["sink", "bathtub"], ["refrigerator", "oven"], ["fence", "wall"],
+    ["flowers", "candles"], ["cake", "pie"], ["pillow", "blanket"], ["phone", "camera"], ["remote", "phone"],
 ]
-RULES_CATEGORY: dict[str, list[str]] = {}
+RULES_CATEGORY: dict[str, list[str]] = {k: list(v) for k, v in PERSON_SUBSTITUTES.items()}
 for _g in SUBSTITUTES:
     for _w in _g:
         RULES_CATEGORY.setdefault(_w, []).extend(x for x in _g if x != _w)
@@ -194,7 +200,8 @@ for _nouns, _mats in [
     ("table desk chair bench stool shelf door fence cabinet cabinets bed", "wooden metal plastic glass"),
     ("building house wall walls tower church bridge floor", "brick stone wooden concrete"),
     ("cup mug bowl plate vase jar pot", "ceramic glass plastic metal"),
-    ("box crate basket tray", "wooden metal plastic cardboard"),
+    ("box crate basket tray bucket buckets", "wooden metal plastic cardboard"),
+    ("porch deck dock pier", "wooden stone concrete"), ("plate", "ceramic paper plastic glass"),
     ("jacket coat bag boots shoes hat", "leather denim woolen"),
     ("bottle", "glass plastic metal"),
 ]:
@@ -230,20 +237,67 @@ VERB_CHANGES: dict[str, list[tuple[str, str, str]]] = {
     "stands": [("sits", "state", "animate")], "sits": [("stands", "state", "animate")],
     "walks": [("runs", "movement", "animate")], "runs": [("walks", "movement", "animate")],
 }
-# directional causal changes (the outcome of an action flips); not the other way round
-RULES_CAUSAL: dict[str, list[str]] = {
-    "hits": ["misses"], "hitting": ["missing"], "kicks": ["misses"], "kicking": ["missing"],
-    "catches": ["drops"], "catching": ["dropping"], "holding": ["dropping"], "holds": ["drops"],
-    "pushing": ["pulling"], "pulling": ["pushing"], "pushes": ["pulls"], "pulls": ["pushes"],
-    "wins": ["loses"], "winning": ["losing"], "opening": ["closing"], "closing": ["opening"],
-    "lifting": ["dropping"], "chasing": ["following"], "throwing": ["dropping"],
+# what a thing is, for the verbs one can do with it
+OBJECT_KIND: dict[str, str] = {}
+for _kind, _words in [
+    ("food", "pizza sandwich cake donut burger hotdog salad pie bread apple banana orange carrot broccoli cookie "
+             "muffin bagel doughnut hot dog slice"),
+    ("ball", "ball frisbee baseball football soccer"), ("kite", "kite"), ("umbrella", "umbrella"),
+    ("book", "book newspaper magazine menu"), ("drink", "cup glass mug bottle drink coffee wine beer"),
+    ("wheels", "bicycle bike motorcycle scooter skateboard"), ("mount", "horse elephant camel donkey"),
+    ("cart", "cart carriage wagon suitcase luggage stroller"), ("pet", "dog cat puppy kitten"),
+    ("animal", "giraffe goat sheep cow calf lamb"), ("board", "surfboard snowboard"),
+]:
+    for _w in _words.split():
+        OBJECT_KIND[_w] = _kind
+# (verb, new verb, type, object kinds, subject kind): an act on the same object, for a subject
+# that can do it; `causal` only for the outcome of an attempt (a catch dropped, a ball missed)
+_ACTIONS = [
+    ("hold", "eat", "action", "food", "person"), ("hold", "throw", "action", "ball", "person"),
+    ("hold", "fly", "action", "kite", "person"), ("hold", "close", "action", "umbrella", "person"),
+    ("hold", "read", "action", "book", "person"), ("hold", "pet", "action", "pet", "person"),
+    ("hold", "feed", "action", "pet", "person"), ("hold", "cut", "action", "food", "person"),
+    ("carry", "eat", "action", "food", "person"), ("carry", "ride", "action", "board wheels", "person"),
+    ("carry", "throw", "action", "ball", "person"), ("carry", "push", "action", "cart", "person"),
+    ("eat", "hold", "action", "food", "person"), ("eat", "cut", "action", "food", "person"),
+    ("eat", "sniff", "action", "food", "pet"), ("cut", "eat", "action", "food", "person"),
+    ("ride", "push", "action", "wheels", "person"), ("ride", "carry", "action", "board", "person"),
+    ("ride", "lead", "action", "mount", "person"), ("ride", "feed", "action", "mount", "person"),
+    ("throw", "catch", "action", "ball", "person"), ("throw", "hold", "action", "ball", "person"),
+    ("catch", "throw", "action", "ball", "person"), ("catch", "drop", "causal", "ball", "person animal"),
+    ("kick", "hold", "action", "ball", "person"), ("kick", "miss", "causal", "ball", "person"),
+    ("hit", "miss", "causal", "ball", "person"), ("read", "hold", "action", "book", "person"),
+    ("read", "close", "action", "book", "person"), ("fly", "hold", "action", "kite", "person"),
+    ("push", "pull", "action", "cart wheels", "person"), ("pull", "push", "action", "cart wheels", "person"),
+    ("feed", "pet", "action", "pet mount animal", "person"), ("pet", "feed", "action", "pet mount animal", "person"),
+    ("drink", "hold", "action", "drink", "person"), ("lead", "ride", "action", "mount", "person"),
+    ("chase", "carry", "action", "ball", "pet"), ("open", "close", "action", "umbrella book", "person"),
+]
+_FORMS = {"hold": ("holding", "holds"), "eat": ("eating", "eats"), "throw": ("throwing", "throws"),
+          "fly": ("flying", "flies"), "close": ("closing", "closes"), "read": ("reading", "reads"),
+          "pet": ("petting", "pets"), "feed": ("feeding", "feeds"), "cut": ("cutting", "cuts"),
+          "carry": ("carrying", "carries"), "ride": ("riding", "rides"), "push": ("pushing", "pushes"),
+          "sniff": ("sniffing", "sniffs"), "lead": ("leading", "leads"), "catch": ("catching", "catches"),
+          "drop": ("dropping", "drops"), "kick": ("kicking", "kicks"), "miss": ("missing", "misses"),
+          "hit": ("hitting", "hits"), "pull": ("pulling", "pulls"), "walk": ("walking", "walks"),
+          "drink": ("drinking", "drinks"), "chase": ("chasing", "chases"), "open": ("opening", "opens")}
+RULES_ACTION: dict[str, list[tuple[str, str, set[str], str]]] = {}
+for _v, _new, _typ, _objs, _subj in _ACTIONS:
+    for _form in range(2):
+        for _who in _subj.split():
+            RULES_ACTION.setdefault(_FORMS[_v][_form], []).append((_FORMS[_new][_form], _typ, set(_objs.split()), _who))
+RULES_POSITION: dict[str, tuple[list[str], bool]] = {     # word -> (new relations, vertical: needs room)
+    "on": (["under"], True), "under": (["on"], True), "over": (["under"], True), "above": (["below"], True),
+    "below": (["above"], True), "beneath": (["above"], True), "underneath": (["on top of"], True),
+    "atop": (["beneath"], True), "behind": (["in front of", "next to"], False),
+    "near": (["far from", "behind", "in front of"], False), "inside": (["outside"], False),
+    "outside": (["inside"], False), "into": (["out of"], False), "beside": (["behind", "in front of"], False),
 }
-RULES_POSITION: dict[str, tuple[str, bool]] = {       # word -> (flip, vertical: needs a FLIP_OBJECTS object)
-    "on": ("under", True), "under": ("on", True), "over": ("under", True), "above": ("below", True),
-    "below": ("above", True), "beneath": ("above", True), "underneath": ("on top of", True),
-    "atop": ("beneath", True), "behind": ("in front of", False), "near": ("far from", False),
-    "inside": ("outside", False), "outside": ("inside", False), "into": ("out of", False),
-    "beside": ("behind", False),
+# sizes a person would accept instead (no extremes: a tiny bus is not a photo)
+RULES_SIZE: dict[str, list[str]] = {
+    "small": ["large", "big"], "large": ["small"], "big": ["small"], "little": ["big", "large"], "tiny": ["large"],
+    "huge": ["small"], "giant": ["small"], "tall": ["short"], "short": ["tall", "long"], "long": ["short"],
+    "wide": ["narrow"], "narrow": ["wide"], "thin": ["thick"], "thick": ["thin"],
 }
 RULES_STATE_ADJ: dict[str, list[str]] = {
     "open": ["closed"], "closed": ["open"], "empty": ["full"], "full": ["empty"], "wet": ["dry"],
@@ -255,3 +309,198 @@ OBJECT_AGE_ADJ = {"old": ["new"], "new": ["old"]}                             # 
 # after these a motion verb is part of a path ("walking through the water"): no resting verb fits
 PATH_PREPOSITIONS = set("through across down up along into toward towards past around onto out".split())
 ABSTRACT = set("smile look view game meal day time trip ride way moment shot picture photo".split())
+
+
+# ---------------------------------------------------------------- what is not a counterfactual
+# Words that name the same thing a photo shows: an edit between two of them changes nothing.
+SYNONYM_GROUPS: list[list[str]] = [
+    ["car", "automobile", "auto", "sedan"], ["cars", "automobiles"], ["bicycle", "bike", "cycle"],
+    ["bicycles", "bikes"], ["motorcycle", "motorbike"], ["motorcycles", "motorbikes"],
+    ["airplane", "plane", "aeroplane", "aircraft", "jet", "airliner"], ["airplanes", "planes", "jets"],
+    ["television", "tv", "telly"], ["phone", "cellphone", "smartphone", "cell"], ["couch", "sofa", "settee"],
+    ["couches", "sofas"], ["table", "desk"], ["tables", "desks"], ["pizza", "pie"],
+    ["photo", "picture", "photograph", "image", "shot", "snapshot"],
+    ["man", "guy", "gentleman", "male"], ["men", "guys", "gentlemen", "males"], ["woman", "lady", "female"],
+    ["women", "ladies", "females"], ["child", "kid", "youngster"], ["children", "kids"],
+    ["boy", "lad"], ["person", "individual", "someone", "somebody"], ["people", "persons", "folks"],
+    ["puppy", "pup"], ["kitten", "kitty"], ["rock", "stone", "boulder"], ["rocks", "stones"],
+    ["road", "street", "roadway"], ["roads", "streets"], ["sidewalk", "pavement"], ["pants", "trousers"],
+    ["sneakers", "trainers", "shoes"], ["hat", "cap"], ["trash", "garbage", "rubbish"], ["ocean", "sea"],
+    ["hill", "hillside"], ["field", "meadow", "pasture"], ["large", "big"], ["small", "little"],
+    ["huge", "enormous", "giant", "gigantic", "massive"], ["tiny", "minuscule", "miniature"],
+    ["gray", "grey"], ["next to", "beside", "alongside", "by", "adjacent to"],
+    ["under", "beneath", "underneath", "below"], ["over", "above"], ["on", "atop", "upon", "on top of"],
+    ["in", "inside", "within", "inside of"], ["behind", "in back of"], ["near", "close to", "nearby"],
+    ["sitting", "seated"], ["lying", "laying"], ["lies", "lays"], ["smiling", "grinning"],
+    ["happy", "cheerful", "joyful"], ["sad", "unhappy"], ["photographer", "cameraman"],
+]
+SYNONYMS: dict[str, set[str]] = {}
+for _g in SYNONYM_GROUPS:
+    for _w in _g:
+        SYNONYMS.setdefault(_w, set()).update(x for x in _g if x != _w)
+# a word and the words for the kind it belongs to (man -> person): naming the kind changes nothing shown
+_KINDS: list[tuple[str, str]] = [
+    ("person people human humans figure someone", "man woman boy girl child kid lady guy baby "
+     "player skier surfer skateboarder rider chef worker officer men women boys girls children kids ladies "
+     "guys players skiers surfers"),
+    ("animal animals creature creatures mammal mammals", "dog cat horse cow sheep bird elephant giraffe zebra "
+     "bear goat deer pig duck rabbit donkey dogs cats horses cows birds elephants giraffes zebras bears goats "
+     "pigs ducks puppy kitten calf lamb"),
+    ("pet pets", "dog cat dogs cats puppy kitten"), ("dog dogs", "puppy pup puppies"), ("cat cats", "kitten kittens"),
+    ("bird birds", "duck ducks pigeon pigeons seagull seagulls parrot eagle swan goose geese"),
+    ("vehicle vehicles", "car truck bus van bicycle bike motorcycle scooter train tram tractor taxi cars trucks "
+     "buses vans bicycles bikes motorcycles trains"),
+    ("food meal dish snack", "pizza sandwich cake donut burger hotdog salad pie soup bread apple banana orange"),
+    ("fruit fruits", "apple banana orange pear lemon grape apples bananas oranges pears lemons grapes"),
+    ("vegetable vegetables veggies", "broccoli carrot carrots tomato tomatoes potato potatoes"),
+    ("furniture seat seats", "chair table couch sofa bed bench desk stool chairs tables benches"),
+    ("container", "cup bowl plate bottle glass vase mug jar box basket"),
+    ("clothes clothing outfit garment", "shirt jacket coat dress skirt pants sweater hat"),
+    ("plant plants", "tree flower bush trees flowers bushes"), ("boat ship vessel", "canoe kayak sailboat yacht"),
+    ("building", "house church tower skyscraper"), ("device", "laptop phone computer tablet"),
+]
+HYPERNYMS: dict[str, set[str]] = {}
+for _above, _below in _KINDS:
+    for _w in _below.split():
+        HYPERNYMS.setdefault(_w, set()).update(_above.split())
+# relations whose two sides can trade places without changing the scene ("a dog and a cat")
+# "and" distributes over what comes before it; the others only between two subjects
+SYMMETRIC_AND = {"and", "or", "&", "and also", "as well as"}
+SYMMETRIC = SYMMETRIC_AND | {"next to", "beside", "near", "by", "alongside", "opposite", "close to", "with each other"}
+# unicode lookalikes of Latin letters (Cyrillic, Greek) that NFKC leaves alone
+CONFUSABLES = str.maketrans({
+    "\u0430": "a", "\u0435": "e", "\u043e": "o", "\u0440": "p", "\u0441": "c", "\u0443": "y", "\u0445": "x",
+    "\u0456": "i", "\u0458": "j", "\u0455": "s", "\u04bb": "h", "\u0501": "d", "\u051b": "q", "\u051d": "w",
+    "\u0410": "A", "\u0412": "B", "\u0415": "E", "\u041a": "K", "\u041c": "M", "\u041d": "H", "\u041e": "O",
+    "\u0420": "P", "\u0421": "C", "\u0422": "T", "\u0425": "X", "\u0406": "I", "\u0408": "J", "\u0405": "S",
+    "\u03bf": "o", "\u03b1": "a", "\u03b9": "i", "\u03bd": "v", "\u03c1": "p", "\u03ba": "k", "\u03c5": "u",
+    "\u0391": "A", "\u0392": "B", "\u0395": "E", "\u0396": "Z", "\u0397": "H", "\u0399": "I", "\u039a": "K",
+    "\u039c": "M", "\u039d": "N", "\u039f": "O", "\u03a1": "P", "\u03a4": "T", "\u03a5": "Y", "\u03a7": "X",
+    "\u0131": "i", "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2019": "'", "\u2018": "'",
+})
+
+# ---------------------------------------------------------------- what a scene allows
+# rough size of a thing, 1 (hand-held) .. 5 (bus, building): what fits under, into or on what
+SIZE_CLASS: dict[str, int] = {}
+for _n, _words in [
+    (1, "cup mug glass bottle phone remote ball frisbee apple banana orange donut sandwich book laptop bird duck "
+        "pigeon kitten puppy toy teddy bag hat shoe plate bowl vase clock cake pizza keyboard mouse"),
+    (2, "cat dog chair stool suitcase box basket bucket sheep goat pig child kid baby boy girl umbrella "
+        "skateboard tire lamp television monitor bench"),
+    (3, "man woman person lady guy player skier surfer rider chef worker officer bicycle bike motorcycle scooter "
+        "table desk refrigerator fridge stove oven couch sofa bed toilet sink deer calf surfboard"),
+    (4, "car van cow horse donkey bear zebra taxi tractor boat canoe tent"),
+    (5, "bus truck train tram airplane plane jet helicopter ship elephant giraffe building house tower church "
+        "tree bridge barn"),
+]:
+    for _w in _words.split():
+        SIZE_CLASS[_w] = _n
+        SIZE_CLASS.setdefault(pluralize(_w), _n)
+# what can be under a thing: the largest size class with room underneath
+ROOM_UNDER: dict[str, int] = {
+    "table": 2, "desk": 2, "chair": 2, "bench": 2, "bed": 2, "couch": 2, "sofa": 2, "stool": 1, "car": 2,
+    "truck": 2, "van": 2, "bus": 2, "counter": 2, "shelf": 1, "umbrella": 3, "tree": 4, "trees": 4,
+    "bridge": 5, "tent": 3, "awning": 3, "canopy": 3, "clouds": 5, "cloud": 5, "sky": 5, "blanket": 3,
+    "towel": 2, "sheet": 3, "branch": 3, "leaves": 3, "sign": 3, "arch": 4, "overpass": 5, "roof": 4,
+}
+# places and containers one can be in and go into or out of, with the largest size that fits
+ROOM_INSIDE: dict[str, int] = {
+    "building": 4, "house": 3, "room": 3, "store": 3, "shop": 3, "station": 5, "tunnel": 5, "garage": 4,
+    "barn": 4, "tent": 3, "water": 5, "ocean": 5, "lake": 5, "pool": 3, "river": 5, "sea": 5, "car": 3,
+    "bus": 3, "train": 3, "truck": 3, "van": 3, "box": 2, "basket": 1, "bag": 1, "bowl": 1, "cup": 1,
+    "refrigerator": 1, "fridge": 1, "oven": 1, "sink": 1, "bathtub": 2, "tub": 2, "kitchen": 3, "restaurant": 3,
+}
+# words that say whether a person is male or female
+MALE_ONLY = set("beard bearded mustache moustache goatee groom husband father dad king prince gentleman "
+                "tuxedo his himself he him man men boy boys".split())
+FEMALE_ONLY = set("pregnant bride wife mother mom queen princess bikini gown lipstick skirt heels purse "
+                  "her hers herself "
+                  "she woman women girl girls lady ladies".split())
+MALE_NOUNS = {"man", "men", "boy", "boys", "guy", "guys", "gentleman", "father", "dad", "husband", "groom"}
+FEMALE_NOUNS = {"woman", "women", "girl", "girls", "lady", "ladies", "mother", "mom", "wife", "bride"}
+# the colours an animal really has (a black giraffe or a green cat is not a photo)
+ANIMAL_PALETTE: dict[str, set[str]] = {
+    "giraffe": set(), "zebra": set(), "elephant": {"gray", "grey"}, "bear": {"brown", "black", "white"},
+    "horse": {"brown", "black", "white", "gray", "grey"}, "cow": {"black", "white", "brown"},
+    "sheep": {"white", "black"}, "goat": {"white", "black", "brown"}, "pig": {"pink", "black"},
+    "dog": {"black", "white", "brown", "gray", "grey", "golden", "yellow", "tan", "red", "cream"},
+    "cat": {"black", "white", "gray", "grey", "orange", "brown", "tan", "cream", "yellow", "ginger"},
+    "donkey": {"gray", "grey", "brown"}, "deer": {"brown"}, "duck": {"white", "brown"}, "swan": {"white", "black"},
+}
+ANIMAL_PALETTE.update({     # fruit too: no red orange, no blue banana
+    "banana": {"yellow", "green", "brown"}, "orange": {"orange", "green"},
+    "lemon": {"yellow", "green"}, "pear": {"green", "yellow", "brown"}, "broccoli": {"green"},
+    "carrot": {"orange"}, "tomato": {"red", "green", "yellow"}, "strawberry": {"red"}, "grass": {"green", "brown"},
+})
+for _a, _c in list(ANIMAL_PALETTE.items()):
+    ANIMAL_PALETTE[pluralize(_a)] = _c
+# sizes that contradict what a thing is: no tiny bus, no huge cup
+TOO_SMALL_FOR_BIG = {"tiny", "miniature", "minuscule"}
+TOO_BIG_FOR_SMALL = {"huge", "giant", "enormous", "gigantic", "massive"}
+# attribute words that contradict each other on one object ("a huge compact car")
+CONTRADICTIONS = _pairs([("huge", "compact"), ("huge", "tiny"), ("giant", "tiny"), ("large", "compact"),
+                         ("big", "compact"), ("tall", "short"), ("empty", "full"), ("empty", "filled"),
+                         ("empty", "loaded"), ("closed", "open"), ("old", "new"), ("young", "old"),
+                         ("young", "elderly"), ("wet", "dry"), ("clean", "dirty"), ("whole", "sliced"),
+                         ("whole", "half"), ("asleep", "awake"), ("raw", "cooked"), ("lit", "unlit")])
+# a state that rules out what the sentence does with the thing ("looking into a closed fridge")
+STATE_CONFLICTS: dict[str, set[str]] = {
+    "closed": {"into", "inside", "through", "from", "out"}, "empty": {"of", "with", "filled", "full", "topped"},
+    "full": set(), "sleeping": {"looking", "watching", "reading", "eating", "playing", "smiling", "holding"},
+    "asleep": {"looking", "watching", "reading", "eating", "playing", "holding"},
+    "unlit": {"burning", "glowing", "shining"}, "dry": {"rain", "raining", "wet", "splashing"},
+}
+# nouns that frame a picture or name an amount: they are not what a count counts
+FRAMING = set("close closeup close-up view picture photo image shot side top bottom front back middle kind "
+              "type lot couple pair group herd flock bunch number crowd set row pile stack slice piece variety".split())
+# words after which a singular subject cannot stand ("one giraffe ... standing together")
+PLURAL_ONLY = {"together", "each", "both", "all"}
+# third-person singular verbs of captions, and their plural forms ("a truck travels" / "trucks travel")
+VERBS_3SG = set("is was has does stands sits lies rides walks runs travels drives flies swims eats holds plays "
+                "looks waits sleeps jumps carries pulls pushes crosses grazes rests sits leans hangs watches "
+                "stares smiles poses works reads throws catches kicks hits swings skis surfs skates moves "
+                "goes comes takes makes wears uses floats sails parks stops turns heads climbs".split())
+VERB_PLURAL = {"is": "are", "was": "were", "has": "have", "does": "do", "goes": "go", "carries": "carry",
+               "flies": "fly"}
+
+
+def plural_verb(v: str) -> str:
+    """The plural present of a 3rd-person singular verb: travels -> travel, watches -> watch."""
+    if v in VERB_PLURAL:
+        return VERB_PLURAL[v]
+    if v.endswith(("ches", "shes", "sses", "xes", "zes")):
+        return v[:-2]
+    if v.endswith("ies"):
+        return v[:-3] + "y"
+    return v[:-1]
+
+
+VERBS_PL = {plural_verb(v) for v in VERBS_3SG}
+SINGULAR_VERB = {plural_verb(v): v for v in VERBS_3SG}
+# nouns that name a place on or at something: part of a relation phrase ("at the top of")
+PLACE_NOUNS = set("top bottom middle side edge front back center centre corner end left right arms arm hands "
+                  "hand shoulder shoulders lap mouth head background foreground distance inside outside".split())
+# body parts and gear that only some animals have: a category change must keep them possible
+PART_OWNERS: dict[str, set[str]] = {
+    "trunk": {"elephant"}, "tusks": {"elephant"}, "tusk": {"elephant"}, "mane": {"horse", "zebra", "lion"},
+    "saddle": {"horse", "donkey", "camel"}, "stripes": {"zebra", "tiger"}, "hump": {"camel"}, "udder": {"cow"},
+    "leash": {"dog"}, "horns": {"cow", "goat", "sheep", "bull"}, "beak": {"bird", "duck", "swan", "goose"},
+    "feathers": {"bird", "duck", "swan", "goose"}, "wool": {"sheep"}, "hooves": {"horse", "cow", "donkey", "zebra"},
+    "rider": {"horse", "donkey", "elephant", "camel", "bicycle", "bike", "motorcycle"},
+    "pedals": {"bicycle", "bike"}, "wings": {"bird", "duck", "swan", "goose", "airplane", "plane"},
+    "passengers": {"bus", "train", "airplane", "plane", "boat", "tram"}, "sails": {"boat"},
+}
+# parts whose word also names something else (a car's trunk): checked only after "its"/"their"
+AMBIGUOUS_PARTS = {"trunk", "wings", "horns", "rider", "passengers"}
+# what a body has one of: never counted ("a man with three beards")
+ONE_PER_BODY = set("beard mustache moustache goatee head face nose mouth neck tail trunk back chest smile".split())
+# words that say a person is an adult, and the nouns for children
+ADULT_ONLY = set("beard bearded mustache moustache goatee pregnant bride groom husband wife father mother dad mom "
+                 "tuxedo businessman".split())
+CHILD_NOUNS = set("boy girl child kid baby toddler boys girls children kids babies toddlers".split())
+ADULT_NOUNS = set("man woman men women lady ladies guy guys gentleman adult adults".split())
+# what a person wears or has one of: "two women in a red coat" would share it
+WORN = ONE_PER_BODY | set("hat cap helmet scarf jacket shirt dress coat suit uniform tie sweater hoodie costume "
+                          "vest skirt apron wetsuit jersey outfit tank top".split())
+# adjectives that say how old a person is: a change of category keeps the age
+AGE_WORDS = {"little", "young", "old", "older", "elderly", "small", "baby", "teenage", "toddler", "aged"}

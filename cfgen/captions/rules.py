@@ -1,8 +1,10 @@
-"""The `rules` backend: one-edit rewrites from a spaCy POS tagging and the lexicons.
+"""The `rules` backend: one-edit rewrites from a spaCy dependency parse and the lexicons.
 
 No model, no GPU: the embedded default. For each caption it lists every edit the lexicons
-allow (attribute swaps, category swaps, quantity changes with agreement, relation and causal
-flips), then picks K of them spread over as many edit types as possible, seeded per anchor.
+allow (attribute swaps, category swaps, counts of the head noun with agreement through the
+clause, relations the scene allows, acts on the same object), then picks K of them spread over
+as many edit types as possible, seeded per anchor. Every candidate must pass the validator
+(which also judges plausibility), so what is written is what the stage keeps.
 """
 from __future__ import annotations
 
@@ -11,13 +13,14 @@ from dataclasses import dataclass
 
 from . import lexicon as L
 from .nlp import load_nlp
+from .validate import Validator
 
-PHRASES: list[tuple[tuple[str, ...], str, bool]] = [     # (words, flip, vertical)
-    (("on", "top", "of"), "underneath", True),
-    (("in", "front", "of"), "behind", False),
-    (("next", "to"), "far from", False),
-    (("to", "the", "left", "of"), "to the right of", False),
-    (("to", "the", "right", "of"), "to the left of", False),
+PHRASES: list[tuple[tuple[str, ...], list[str], bool]] = [     # (words, new relations, vertical)
+    (("on", "top", "of"), ["underneath"], True),
+    (("in", "front", "of"), ["behind", "next to"], False),
+    (("next", "to"), ["behind", "in front of", "far from"], False),
+    (("to", "the", "left", "of"), ["to the right of"], False),
+    (("to", "the", "right", "of"), ["to the left of"], False),
 ]
 NOUN = ("NOUN", "PROPN")
 LOCATIVE_OK = {"with"}          # a counted noun may sit after these; after "in", "on", "at" it is a place
@@ -63,7 +66,7 @@ def _fixed(doc, j: int) -> bool:
     after = doc[j + 1] if j + 1 < len(doc) else None
     return (t.dep_ == "compound" or any(c.dep_ == "compound" for c in t.children)
             or (before is not None and (before.pos_ in NOUN or before.text.lower() in L.FIXED_MODIFIERS))
-            or (after is not None and after.pos_ in NOUN))
+            or (after is not None and (after.pos_ in NOUN or (after.pos_ == "ADJ" and not after.text.endswith("ed")))))
 
 
 def _subject(doc, v: int):
@@ -119,8 +122,11 @@ def _flippable(doc, i: int, n: int, vertical: bool) -> bool:
     if w in L.SHAPE_NOUN:
         return True
     down = doc[i].text.lower() in ("on", "over", "above", "atop")
-    if down and "person" in _kinds(_subject(doc, i)):
-        return False
+    subject = _subject(doc, i)
+    if down and ("person" in _kinds(subject) or (i > 0 and doc[i - 1].text.lower() == "perched")):
+        return False                         # nobody sits under a bench; a bird perches on top
+    if down and "animate" not in _kinds(subject) and L.ROOM_UNDER.get(w, 0) < 4:
+        return False                         # a vase of flowers goes on a table, not under it
     return w in (L.COVERS if down else L.SURFACES)
 
 
@@ -141,10 +147,13 @@ def _options(doc) -> list[Option]:
             if tuple(words[i:i + n]) == phrase:
                 covered.update(range(i, i + n))
                 if _flippable(doc, i, n, vertical):
-                    opts.append(Option("position", i, i + n, [repl]))
+                    opts.append(Option("position", i, i + n, [r for r in repl if r not in " ".join(words)]))
     for i, t in enumerate(doc):
         w = words[i]
         if i in covered or not t.text.isalpha():
+            continue
+        if w in L.RULES_ACTION and t.pos_ == "VERB":
+            opts.extend(_action_options(doc, words, i))
             continue
         opt = _word_option(doc, words, present, i)
         if opt is not None and opt.choices:
@@ -166,7 +175,9 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | N
             return None
         if head.text.lower() in L.NON_COUNT:
             return None                      # green grass, blue sky: not an object's colour to change
-        palette = L.ANIMAL_COLORS if head.text.lower() in L.ANIMALS else L.RULES_COLORS
+        h = head.text.lower()
+        palette = [c for c in L.ANIMAL_COLORS if c in L.ANIMAL_PALETTE.get(h, L.ANIMAL_COLORS)] \
+            if h in L.ANIMALS else L.RULES_COLORS
         return Option("color", i, i + 1, fresh(palette))
     if w in L.MATERIAL and t.pos_ in ("ADJ", "NOUN"):
         head = _np_head(doc, i)
@@ -176,7 +187,10 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | N
         head = _np_head(doc, i)
         if head is None or head.text.lower() in L.ABSTRACT:
             return None
-        return Option("size", i, i + 1, fresh(L.SIZE[w]))
+        sizes = fresh(L.RULES_SIZE.get(w, []))
+        if "person" in _kinds(head):
+            sizes = [x for x in sizes if x in ("big", "little", "tall", "short")]      # no "a large girl"
+        return Option("size", i, i + 1, sizes)
     if w in L.SHAPE:
         if t.pos_ in NOUN:
             if _fixed(doc, i) or (i + 1 < len(doc) and words[i + 1] == "of"):
@@ -202,11 +216,6 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | N
             return None
         typ = pairs[0][1]
         return Option(typ, i, i + 1, fresh([x for x, ty in pairs if ty == typ]))
-    if w in L.RULES_CAUSAL and t.pos_ == "VERB":
-        if any(c.dep_ == "prep" and c.text.lower() in ("into", "to", "toward", "towards", "onto", "through")
-               for c in t.children):
-            return None                      # "kicks the ball into the goal": the goal is the outcome
-        return Option("causal", i, i + 1, fresh(L.RULES_CAUSAL[w]))
     if w in L.RULES_STATE_ADJ and t.pos_ in ("ADJ", "VERB") and (t.pos_ == "ADJ" or t.dep_ == "amod"):
         return Option("state", i, i + 1, fresh(L.RULES_STATE_ADJ[w])) if _np_head(doc, i) is not None else None
     if (w in L.AGE_ADJ or w in L.OBJECT_AGE_ADJ) and t.pos_ == "ADJ":
@@ -218,21 +227,52 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | N
             return Option("state", i, i + 1, fresh(L.AGE_ADJ.get(w, [])))
         return Option("state", i, i + 1, fresh(L.OBJECT_AGE_ADJ.get(w, []))) if not _kinds(head) else None
     if w in L.RULES_POSITION and t.pos_ in ("ADP", "ADV", "SCONJ"):
-        flip, vertical = L.RULES_POSITION[w]
-        return Option("position", i, i + 1, [flip]) if _flippable(doc, i, 1, vertical) else None
+        choices, vertical = L.RULES_POSITION[w]
+        choices = list(choices) if _flippable(doc, i, 1, vertical) else []
+        obj = _pobj(doc, i)
+        if w == "on" and obj is not None and obj.text.lower() in L.SURFACES and "animate" in _kinds(_subject(doc, i)):
+            choices.append("next to")        # a cat on a couch can as well be next to it
+        return Option("position", i, i + 1, choices) if choices else None
     if w in L.RULES_CATEGORY and t.pos_ in NOUN:
         if _fixed(doc, i) or (i + 1 < len(doc) and words[i + 1] == "of"):
             return None
-        if i >= 2 and words[i - 1] == "of" and words[i - 2] not in ("group", "herd", "flock", "pair", "couple",
-                                                                      "crowd", "team", "bunch"):
-            return None                      # "a slice of pizza" -> "a slice of burger"
-        return Option("category", i, i + 1, fresh(L.RULES_CATEGORY[w]), _gender_flips(doc, words, i))
+        of = t.head if t.dep_ == "pobj" and t.head.text.lower() == "of" else None
+        if of is not None and of.head.text.lower() not in ("group", "herd", "flock", "pair", "couple", "crowd",
+                                                           "team", "bunch"):
+            return None                      # "a slice of pizza", "a branch of a tree": the part belongs to it
+        choices = fresh(L.RULES_CATEGORY[w])
+        if w in L.PERSON_SUBSTITUTES and any(c.dep_ == "amod" and c.text.lower() in L.AGE_WORDS for c in t.children):
+            choices = choices[:1]            # "a little girl" -> "a little boy", not "a little woman"
+        if (t.tag_ == "NNS" or of is not None) and L.singular(w) == w:
+            choices = [L.pluralize(c) if L.singular(c) == c else c for c in choices]   # "a herd of goats"
+        return Option("category", i, i + 1, choices, _gender_flips(doc, words, i))
     return None
 
 
 _GENDER = {"man": "male", "boy": "male", "woman": "female", "girl": "female"}
 _PRONOUN = {"his": "her", "he": "she", "him": "her", "himself": "herself",
             "she": "he", "hers": "his", "herself": "himself"}
+
+
+OUTCOME_PREPOSITIONS = {"into", "to", "toward", "towards", "onto", "through", "over", "at"}
+
+
+def _action_options(doc, words: list[str], i: int) -> list[Option]:
+    """Another act on the same object by a subject that can do it (holding a pizza -> eating it,
+    riding a bike -> pushing it); the outcome of an attempt flips as `causal` (catching a frisbee
+    -> dropping it). Not where a preposition names the act's target ("kicks the ball into the goal")."""
+    t = doc[i]
+    obj = next((c for c in t.children if c.dep_ == "dobj"), None)
+    if obj is None or any(c.dep_ == "prep" and c.text.lower() in OUTCOME_PREPOSITIONS for c in t.children):
+        return []
+    o = obj.text.lower()
+    kind = L.OBJECT_KIND.get(o) or L.OBJECT_KIND.get(L.singular(o))
+    who = _kinds(_subject(doc, i))
+    by_type: dict[str, list[str]] = {}
+    for new, typ, objs, subj in L.RULES_ACTION[words[i]]:
+        if kind in objs and subj in who and new not in words:
+            by_type.setdefault(typ, []).append(new)
+    return [Option(typ, i, i + 1, news) for typ, news in by_type.items()]
 
 
 def _gender_flips(doc, words: list[str], i: int) -> dict[int, str] | None:
@@ -284,38 +324,41 @@ def _takes(typ: str, noun: str, attr: str) -> bool:
     return True
 
 
-def _head_noun(doc, i: int) -> int | None:
-    for j in range(i + 1, min(i + 4, len(doc))):
-        if doc[j].pos_ in NOUN and doc[j].tag_ in ("NN", "NNS") and not doc[j].text.lower().endswith("ing"):
-            nxt = doc[j + 1] if j + 1 < len(doc) else None
-            if nxt is not None and (nxt.pos_ == "NOUN" or doc[j].text.lower() in L.FIXED_MODIFIERS) \
-                    and nxt.text.isalpha() and not nxt.text.lower().endswith("ing"):
-                continue       # compound: the head comes later
-            return j
-        if doc[j].pos_ not in ("ADJ", "NOUN", "PROPN"):
-            return None
-    return None
+def _count_head(doc, i: int):
+    """The noun a number or article at i counts, from the parse: the head of its phrase, never a
+    modifier ("a wall urinal" counts urinals, "a lime green bus" buses) nor a framing noun."""
+    h = doc[i].head
+    if doc[i].dep_ not in ("det", "nummod") or h.pos_ not in NOUN or h.i <= i or h.dep_ == "compound" \
+            or h.tag_ not in ("NN", "NNS") or h.text.lower().endswith("ing"):
+        return None
+    after = doc[h.i + 1] if h.i + 1 < len(doc) else None
+    if after is not None and after.pos_ in ("NOUN", "PROPN", "ADJ") and not after.text.lower().endswith(("ing", "ed")):
+        return None                          # the parse may have stopped at a modifier ("a wall urinal")
+    if any(doc[k].pos_ in NOUN and doc[k].head.i != h.i for k in range(i + 1, h.i)):
+        return None                          # another noun's phrase in between
+    return h
 
 
-def _countable(doc, words: list[str], j: int) -> bool:
-    """A noun that can be counted here: an object or the subject, not a place, an amount or stuff."""
-    w = words[j]
-    if w in L.ABSTRACT or L.singular(w) in L.ABSTRACT:
-        return False
-    if w in L.COLLECTIVES or w in L.NON_COUNT or L.singular(w) in L.COLLECTIVES or L.singular(w) in L.NON_COUNT:
+def _countable(doc, words: list[str], h) -> bool:
+    """A noun that can be counted here: an object or the subject, not a place, an amount, stuff,
+    a framing noun ("a close up"), nor one of two nouns sharing a determiner ("a mother and child")."""
+    w, j = words[h.i], h.i
+    base = L.singular(w)
+    if {w, base} & (L.ABSTRACT | L.COLLECTIVES | L.NON_COUNT | L.FRAMING):
         return False
     if j + 1 < len(doc) and words[j + 1] == "of":
         return False                         # "a plate of food": the container is not the point
-    t = doc[j]
-    if t.dep_ == "pobj" and t.head.text.lower() not in LOCATIVE_OK:
+    if h.dep_ == "conj" or any(c.dep_ == "conj" for c in h.children) or base in L.ONE_PER_BODY:
+        return False
+    if h.dep_ == "pobj" and h.head.text.lower() not in LOCATIVE_OK:
         return False                         # "in three bathrooms", "on two sidewalks"
-    if t.dep_ == "dobj" and t.head.text.lower() not in HOLDING_VERBS:
+    if h.dep_ == "dobj" and h.head.text.lower() not in HOLDING_VERBS:
         return False                         # "swinging three bats", "riding three waves"
     return True
 
 
 def _is_subject(doc, j: int) -> bool:
-    return not any(doc[k].pos_ in NOUN for k in range(j))
+    return doc[j].dep_ in ("nsubj", "nsubjpass", "ROOT") or not any(doc[k].pos_ in NOUN for k in range(j))
 
 
 def _pronoun_agreement(doc, words: list[str], j: int, plural: bool) -> dict[int, str] | None:
@@ -339,76 +382,119 @@ def _pronoun_agreement(doc, words: list[str], j: int, plural: bool) -> dict[int,
     return out
 
 
-def _verb_agreement(doc, words, j: int, plural: bool) -> dict[int, str] | None:
-    """Agreement of the verb when noun j is the subject (the sentence's first noun).
-
-    Returns the change to make, {} when none is needed, None when it cannot be made right
-    without a full parse (the option is then dropped rather than written ungrammatically).
-    """
-    if not _is_subject(doc, j):
-        return {}
-    flip = {"is": "are", "are": "is", "was": "were", "were": "was", "has": "have", "have": "has"}
-    for k in range(j + 1, len(doc)):
-        if words[k] in flip:
-            want_plural = words[k] in ("are", "were", "have")
-            return {} if want_plural == plural else {k: flip[words[k]]}
-        if doc[k].tag_ in ("VBZ", "VBP"):
-            return None
-    return {}
+_BE = {("is", True): "are", ("are", False): "is", ("was", True): "were", ("were", False): "was",
+       ("has", True): "have", ("have", False): "has", ("does", True): "do", ("do", False): "does"}
 
 
-def _agreement(doc, words, j: int, plural: bool) -> dict[int, str] | None:
-    verb = _verb_agreement(doc, words, j, plural)
-    pron = _pronoun_agreement(doc, words, j, plural)
-    return None if verb is None or pron is None else {**verb, **pron}
+def _inflect(tok, plural: bool) -> str | None:
+    """The verb form that agrees with a subject of this number, or None if it already does."""
+    w = tok.text.lower()
+    if (w, plural) in _BE:
+        return _BE[(w, plural)]
+    if plural and tok.tag_ == "VBZ":
+        return L.plural_verb(w)
+    if not plural and tok.tag_ == "VBP":
+        if w.endswith(("s", "sh", "ch", "x", "z", "o")):
+            return w + "es"
+        return w[:-1] + "ies" if w.endswith("y") and w[-2:-1] not in "aeiou" else w + "s"
+    return None
 
 
-def _number_options(doc, words, i: int) -> list[Option]:
-    j = _head_noun(doc, i)
-    if j is None or not _countable(doc, words, j):
-        return []
-    n = L.NUMBERS.index(words[i]) + 1
-    typ = "parts" if words[j] in L.PARTS else "quantity"
+def _verbs_of(h):
+    """The finite verbs whose subject is noun h: its own verb (and the verbs coordinated with it,
+    with their auxiliaries), a relative clause's ("a truck that travels"), a copula before it
+    ("there is a dog")."""
     out = []
-    for m in {max(1, n - 1), n + 1} - {n}:
-        extra: dict[int, str] = {}
-        agree = _agreement(doc, words, j, plural=m > 1)
-        if agree is None:
-            continue
-        extra.update(agree)
-        if m == 1:
-            extra[j] = L.singular(words[j])
-        out.append(Option(typ, i, i + 1, [L.NUMBERS[m - 1] if m <= 10 else str(m)], extra or None))
+    if h.dep_ in ("nsubj", "nsubjpass"):
+        verbs = [h.head] + [c for c in h.head.children if c.dep_ == "conj" and c.pos_ in ("VERB", "AUX")]
+        for v in verbs:
+            out += [v] + [c for c in v.children if c.dep_ in ("aux", "auxpass")]
+    if h.dep_ == "attr" and h.head.lemma_ == "be":
+        out.append(h.head)
+    for c in h.children:
+        if c.dep_ == "relcl" and any(x.dep_ == "nsubj" and x.text.lower() in ("that", "which", "who") for x in c.children):
+            out += [c] + [x for x in c.children if x.dep_ in ("aux", "auxpass")]
     return out
 
 
-def _article_options(doc, words, i: int) -> list[Option]:
-    j = _head_noun(doc, i)
-    if j is None or doc[j].tag_ != "NN" or not _countable(doc, words, j):
+def _agreement(doc, words, h, plural: bool) -> dict[int, str] | None:
+    """Every change the clause needs when noun h changes number: its verbs and the pronouns that
+    refer to it. None when a singular cannot stand ("together", "each other", "both")."""
+    if not plural and L.PLURAL_ONLY & set(words[h.i + 1:]):
+        return None
+    out: dict[int, str] = {}
+    for v in _verbs_of(h):
+        new = _inflect(v, plural)
+        if new:
+            out[v.i] = new
+    pron = _pronoun_agreement(doc, words, h.i, plural)
+    return None if pron is None else {**out, **pron}
+
+
+def _number_options(doc, words, i: int) -> list[Option]:
+    h = _count_head(doc, i)
+    if h is None or not _countable(doc, words, h):
         return []
-    agree = _agreement(doc, words, j, plural=True)
+    n = L.NUMBERS.index(words[i]) + 1
+    typ = "parts" if words[h.i] in L.PARTS else "quantity"
+    out = []
+    for m in sorted({max(1, n - 1), n + 1, n + 2} - {n}):
+        agree = _agreement(doc, words, h, plural=m > 1)
+        if agree is None or m > 10:
+            continue
+        extra = {**agree, h.i: L.singular(words[h.i]) if m == 1 else L.pluralize(L.singular(words[h.i]))}
+        if extra[h.i] == words[h.i]:
+            del extra[h.i]
+        after = extra.get(i + 1, words[i + 1])
+        new = L.NUMBERS[m - 1] if m > 1 else ("an" if after[:1] in "aeiou" else "a")
+        out.append(Option(typ, i, i + 1, [new], extra))
+    return out
+
+
+def _shares_one(h) -> bool:
+    """Noun h is described by one thing of its own ("a woman in a red coat"): more of them would
+    share that one coat."""
+    for c in h.children:
+        if c.dep_ in ("prep", "acl"):
+            for o in c.children:
+                if o.dep_ in ("pobj", "dobj") and any(d.text.lower() in ("a", "an") for d in o.children):
+                    return True
+    return False
+
+
+def _article_options(doc, words, i: int) -> list[Option]:
+    h = _count_head(doc, i)
+    if h is None or h.tag_ != "NN" or not _countable(doc, words, h) or _shares_one(h):
+        return []
+    agree = _agreement(doc, words, h, plural=True)
     if agree is None:
         return []
-    extra = {j: L.pluralize(words[j]), **agree}
-    return [Option("quantity", i, i + 1, ["two", "three"], extra)]
+    extra = {h.i: L.pluralize(words[h.i]), **agree}
+    return [Option("quantity", i, i + 1, ["two", "three", "four"], extra)]
+
+
+def _cased(new: str, old: str, caps: bool) -> str:
+    """`new` written in the case of the word it replaces (an ALL-CAPS caption stays all caps)."""
+    if caps:
+        return new.upper()
+    return new[:1].upper() + new[1:] if old[:1].isupper() else new
 
 
 def _realize(doc, opt: Option, choice: str) -> str:
     toks = [t.text for t in doc]
     ws = [t.whitespace_ for t in doc]
+    caps = any(c.isalpha() for c in doc.text) and doc.text.upper() == doc.text
     new = list(toks)
-    new[opt.start] = choice
+    new[opt.start] = _cased(choice, toks[opt.start], caps)
     for k in range(opt.start + 1, opt.stop):
         new[k] = ""
     for k, v in (opt.extra or {}).items():
-        new[k] = v
+        new[k] = _cased(v, toks[k], caps)
     # fix a/an before every changed word
     for p in [opt.start, *(opt.extra or {})] if opt.type != "quantity" else []:
         if p > 0 and toks[p - 1].lower() in L.ARTICLES and new[p]:
             art = "an" if new[p][:1].lower() in "aeiou" else "a"
-            new[p - 1] = art.capitalize() if toks[p - 1][0].isupper() else art
-    if toks[opt.start][:1].isupper() and new[opt.start]:
-        new[opt.start] = new[opt.start][0].upper() + new[opt.start][1:]
+            new[p - 1] = _cased(art, toks[p - 1], caps)
     out = "".join(w + (s if w else "") for w, s in zip(new, ws))
     return " ".join(out.split())
 
@@ -426,6 +512,7 @@ class RulesBackend:
         self.batch_size = batch_size
         self.vocab = {t: set(ws) for t, ws in (vocab or {}).items()}
         self.nlp = load_nlp(parser=True)
+        self.validator = Validator()
 
     def _allowed(self, opt: Option) -> list[str]:
         if opt.type not in self.vocab:
@@ -443,18 +530,27 @@ class RulesBackend:
         rng.shuffle(types)
         for t in types:
             rng.shuffle(by_type[t])
+            by_type[t].sort(key=lambda o: o.extra is None)      # a change of person's sex last: it is the commonest
         out: list[str] = []
         original = " ".join(doc.text.split()).lower()
-        rounds = 0
-        while len(out) < self.k and any(by_type.values()) and rounds < 4 * self.k:
-            rounds += 1
-            for t in types:
-                if len(out) >= self.k or not by_type[t]:
-                    continue
-                opt = by_type[t].pop()
-                text = _realize(doc, opt, rng.choice(opt.choices))
-                if text.lower() != original and text not in out:
+        again: list[tuple[Option, list[str]]] = []       # options with choices left: used once all were tried
+
+        def take(opt: Option, choices: list[str]) -> None:
+            while choices:
+                text = _realize(doc, opt, choices.pop())
+                if text.lower() != original and text not in out and self.validator(doc.text, text, out).ok:
                     out.append(text)
+                    if choices:
+                        again.append((opt, choices))
+                    return
+
+        while len(out) < self.k and any(by_type.values()):
+            for t in types:
+                if len(out) < self.k and by_type[t]:
+                    opt = by_type[t].pop()
+                    take(opt, rng.sample(opt.choices, len(opt.choices)))
+        while len(out) < self.k and again:
+            take(*again.pop(0))
         return out
 
     def generate(self, captions: list[str], keys: list[str]) -> list["Generation"]:

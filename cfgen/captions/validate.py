@@ -11,12 +11,21 @@ made at every mention of a word ("pickup ... pickup" -> "sedan ... sedan") is on
 relation or action phrase of up to three words replaced by another ("standing in" -> "running
 across", "next to" -> "across from") is one edit, judged on the spaCy parse. Two changed places
 are accepted only as an attribute swap between two objects (type `swap`: the binding changes,
-not the attributes), or as a causal flip (cause and effect verbs both change).
+not the attributes), or as a causal flip (cause and effect verbs both change). A binding swap is
+also found when the rewrite says the same words in another order, two phrases having traded
+places (A x B -> B x A), unless they trade across a symmetric relation ("a dog and a cat").
+A whole noun phrase replaced by another ("a long racquet" -> "an oar") is one object replacement.
+
+Before any of this both texts are normalised (NFKC, Cyrillic/Greek lookalikes), so a homoglyph is
+no change; an edit whose two sides mean the same (car -> automobile, two -> 2), or where one
+names the kind of the other (dog -> animal) or includes it (on -> on top of), is no
+counterfactual; and `implausible` refuses what a photo could not show (see there).
 """
 from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
@@ -25,8 +34,9 @@ from ..datamodel import Edit
 from . import lexicon as L
 from .nlp import load_nlp
 
-_TOKEN = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*|[^\sA-Za-z0-9]")
-GLOBAL_TYPES = {"position", "causal", "movement"}
+_TOKEN = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*|[^\s\w]|_")
+GLOBAL_TYPES = {"position", "causal", "movement", "action"}
+_NUMBER_WORDS = {str(i + 1): w for i, w in enumerate(L.NUMBERS)}
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,19 @@ class Verdict:
     ok: bool
     reason: str = ""
     edit: Edit | None = None
+
+
+def canonical(text: str) -> str:
+    """What a reader sees: NFKC (full-width letters, ligatures), lookalike letters of other
+    scripts mapped to Latin, invisible format characters dropped."""
+    text = unicodedata.normalize("NFKC", text).translate(L.CONFUSABLES)
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
+def _mixed_script(word: str) -> bool:
+    """A Latin word with a letter of another script in it (a lookalike we do not know)."""
+    latin = [c.isascii() or unicodedata.name(c, "").startswith("LATIN") for c in word if c.isalpha()]
+    return any(latin) and not all(latin)
 
 
 def tokens(text: str) -> list[tuple[str, int]]:
@@ -46,10 +69,14 @@ def normalize(text: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _pos_map(text: str) -> dict[int, str]:
-    """Char offset -> coarse POS from spaCy, computed only when the lexicons cannot type an edit."""
+def _tagged(text: str) -> dict[int, tuple[str, str]]:
+    """Char offset -> (coarse POS, lemma) from spaCy, computed only when the lexicons cannot judge an edit."""
     nlp = load_nlp()
-    return {t.idx: t.pos_ for t in nlp(text)}
+    return {t.idx: (t.pos_, t.lemma_.lower()) for t in nlp(text)}
+
+
+def _pos_map(text: str) -> dict[int, str]:
+    return {k: v[0] for k, v in _tagged(text).items()}
 
 
 def _agreement(a: str, b: str) -> bool:
@@ -98,9 +125,10 @@ class Validator:
         self.max_span = max_span
 
     def __call__(self, original: str, rewrite: str, others: Iterable[str] = ()) -> Verdict:
-        rw = " ".join((rewrite or "").split()).strip().strip('"').strip()
+        rw = canonical(" ".join((rewrite or "").split()).strip().strip('"').strip())
         if not rw:
             return Verdict(False, "empty")
+        original = canonical(original)
         a, b = tokens(original), tokens(rw)
         if len(rw) > self.max_chars or len(b) > self.max_len_ratio * len(a) + 10:
             return Verdict(False, "too_long")
@@ -109,18 +137,34 @@ class Validator:
         aw, bw = [t for t, _ in a], [t for t, _ in b]
         if aw == bw:
             return Verdict(False, "no_change")
-        if " ".join(bw) in {normalize(o) for o in others}:
+        if any(_mixed_script(w) for w in bw):
+            return Verdict(False, "mixed_script")
+        if " ".join(bw) in {normalize(canonical(o)) for o in others}:
             return Verdict(False, "duplicate")
-        blocks = self._blocks(aw, bw)
+        v, span = self._judge(original, a, rw, b)
+        if not v.ok and v.reason in ("multi_edit", "edit_too_large", "untyped_edit"):
+            v, span = self._restructured(original, a, rw, b, v)
+        if not v.ok:
+            return v
+        why = _same_meaning(v.edit) or implausible(bw, span, v.edit.type,
+                                                    lambda: [_pos_map(rw).get(o, "") for _, o in b])
+        return Verdict(False, why) if why else v
+
+    def _judge(self, original: str, a: list[tuple[str, int]], rw: str, b: list[tuple[str, int]],
+               blocks: list | None = None) -> tuple[Verdict, tuple[int, int]]:
+        """One edit found by the token diff, and where it sits in the rewrite."""
+        aw, bw = [t for t, _ in a], [t for t, _ in b]
+        blocks = self._blocks(aw, bw) if blocks is None else blocks
+        none = (0, 0)
         if not blocks:
-            return Verdict(False, "no_change")
+            return Verdict(False, "no_change"), none
         if len(blocks) == 1 and self._relation_phrase(original, a, rw, b, *blocks[0]):
-            i, f, t, _ = blocks[0]
-            typ = "movement" if any(self._is_verb(original, a, i + k, [w]) for k, w in enumerate(f)) else "position"
-            return Verdict(True, edit=Edit(typ, " ".join(f), " ".join(t), "global"))
+            i, f, t, j = blocks[0]
+            return self._relation(original, a, i, f, t), (j, j + len(t))
+        spans = [(j, j + len(t)) for _, _, t, j in blocks]
         blocks = [blk[:3] for blk in blocks]
         if any(len(f) > self.max_span or len(t) > self.max_span for _, f, t in blocks):
-            return Verdict(False, "edit_too_large")
+            return Verdict(False, "edit_too_large"), none
         if len(blocks) == 1:
             i, f, t = blocks[0]
             whole = any(" ".join(f) in lex and " ".join(t) in lex for _, lex in L.TYPED_LEXICONS)
@@ -128,34 +172,116 @@ class Validator:
                 per = {self._type(original, a, i + k, [f[k]], [t[k]])
                        for k in range(len(f)) if not _agreement(f[k], t[k])}
                 if len(per) > 1 or None in per:
-                    return Verdict(False, "multi_edit")
+                    return Verdict(False, "multi_edit"), none
             typ = self._type(original, a, i, f, t)
             if (not f or not t) and typ != "quantity":
-                return Verdict(False, "insert_or_delete")
+                return Verdict(False, "insert_or_delete"), none
             if typ is None:
-                return Verdict(False, "untyped_edit")
-            return Verdict(True, edit=Edit(typ, " ".join(f), " ".join(t), self._scope(typ, original, a, i, f)))
+                return Verdict(False, "untyped_edit"), none
+            return Verdict(True, edit=Edit(typ, " ".join(f), " ".join(t),
+                                           self._scope(typ, original, a, i, f))), spans[0]
         if len(blocks) == 2:
             (i1, f1, t1), (i2, f2, t2) = blocks
+            whole = (spans[0][0], spans[1][1])
             if f1 and f2 and f1 == t2 and f2 == t1:
                 typ = self._type(original, a, i1, f1, f2)
                 if typ and typ not in ("causal", "position"):      # a binding swap: its own type
+                    if _symmetric(aw, i1, i1 + len(f1), i2, i2 + len(f2)):
+                        return Verdict(False, "symmetric_swap"), none
                     return Verdict(True, edit=Edit("swap", f"{' '.join(f1)} ... {' '.join(f2)}",
-                                                   f"{' '.join(t1)} ... {' '.join(t2)}", "local"))
+                                                   f"{' '.join(t1)} ... {' '.join(t2)}", "local")), whole
             types = [self._type(original, a, i, f, t) for i, f, t in blocks]
             verbish = [self._is_verb(original, a, i, f) for i, f, _ in blocks]
             if all(verbish) and "causal" in types:
                 return Verdict(True, edit=Edit("causal", f"{' '.join(f1)} ... {' '.join(f2)}",
-                                               f"{' '.join(t1)} ... {' '.join(t2)}", "global"))
-        return Verdict(False, "multi_edit")
+                                               f"{' '.join(t1)} ... {' '.join(t2)}", "global")), whole
+        return Verdict(False, "multi_edit"), none
 
-    def _blocks(self, aw: list[str], bw: list[str]) -> list[tuple[int, list[str], list[str], int]]:
+    def _relation(self, original: str, a: list[tuple[str, int]], i: int, f: list[str], t: list[str]) -> Verdict:
+        if any(w in L.MOTION for w in f + t) or any(w in L.MOVEMENT for w in f + t):
+            typ = "movement"
+        elif any(self._is_verb(original, a, i + k, [w]) for k, w in enumerate(f)):
+            typ = "action"
+        else:
+            typ = "position"
+        return Verdict(True, edit=Edit(typ, " ".join(f), " ".join(t), "global"))
+
+    def _restructured(self, original: str, a: list[tuple[str, int]], rw: str, b: list[tuple[str, int]],
+                      failed: Verdict) -> tuple[Verdict, tuple[int, int]]:
+        """Edits the word diff sees as several places: phrases that traded places (a swap), a
+        noun phrase replaced whole (one object), a relation phrase with its article ("in the
+        middle" -> "on the side")."""
+        aw, bw = [t for t, _ in a], [t for t, _ in b]
+        pa, pb = _pos_map(original), _pos_map(rw)
+        ta, tb = _tagged(original), _tagged(rw)
+        attr = {"ADJ", "NUM"}
+        attr_a = {k for k, (w, o) in enumerate(a) if pa.get(o) in attr or w in _ATTRIBUTE_WORDS}
+        attr_b = {k for k, (w, o) in enumerate(b) if pb.get(o) in attr or w in _ATTRIBUTE_WORDS}
+        for verbs_only in (False, True):         # the tagger's lemmas, or plain singulars with verb lemmas
+            lemma = lambda toks, tags: [tags.get(o, ("", ""))[1] if not verbs_only or tags.get(o, ("",))[0]  # noqa: E731
+                                        in ("VERB", "AUX") else L.singular(w) for w, o in toks]
+            swap = _traded_places(aw, bw, lemma(a, ta), lemma(b, tb), attr_a, attr_b)
+            if swap is not None:
+                return swap
+        blocks = self._blocks(aw, bw, grammar=True)
+        if blocks and len(blocks) <= 2:
+            v, span = self._judge(original, a, rw, b, blocks)
+            if v.ok or v.reason == "symmetric_swap":
+                return v, span
+        if len(blocks) == 2 and blocks[1][0] - (blocks[0][0] + len(blocks[0][1])) <= 2 \
+                and all(w in _FUNCTION for w in aw[blocks[0][0] + len(blocks[0][1]):blocks[1][0]]):
+            (i, f1, _, j), (i2, f2, t2, j2) = blocks
+            blocks = [(i, aw[i:i2 + len(f2)], bw[j:j2 + len(t2)], j)]
+        if len(blocks) != 1:
+            return failed, (0, 0)
+        [(i, f, t, j)] = blocks
+        if not f or not t or max(len(f), len(t)) > self.max_span:
+            return failed, (0, 0)
+        if self._relation_phrase(original, a, rw, b, i, f, t, j, wide=True):
+            return self._relation(original, a, i, f, t), (j, j + len(t))
+        if self._object_phrase(original, a, rw, b, i, f, t, j):
+            return Verdict(True, edit=Edit("category", " ".join(f), " ".join(t), "local")), (j, j + len(t))
+        return failed, (0, 0)
+
+    def _object_phrase(self, original: str, a: list[tuple[str, int]], rw: str, b: list[tuple[str, int]],
+                       i: int, f: list[str], t: list[str], j: int) -> bool:
+        """One object replaced by another with its own words ("two planters" -> "a statue"), but
+        not a second change of a property both have (colour -> colour, "two boys" -> "three girls")."""
+        pa, pb = _pos_map(original), _pos_map(rw)
+        tf = [pa.get(a[i + k][1], "") for k in range(len(f))]
+        tt = [pb.get(b[j + k][1], "") for k in range(len(t))]
+        ok = {"DET", "NUM", "ADJ", "NOUN", "PROPN"}
+        if not all(x in ok or w == "of" for x, w in zip(tf + tt, f + t)):
+            return False
+        nf = {w for w, x in zip(f, tf) if x in ("NOUN", "PROPN")}
+        nt = {w for w, x in zip(t, tt) if x in ("NOUN", "PROPN")}
+        if not nf or not nt or nf & nt or tf[-1] not in ("NOUN", "PROPN") or tt[-1] not in ("NOUN", "PROPN"):
+            return False
+        if any(_is_quantity(w) and w not in ("a", "an", "one", "the") for w in set(t) - set(f)):
+            return False
+        gone, new = set(f) - set(t), set(t) - set(f)
+        return not any(x in lex and y in lex for _, lex in L.TYPED_LEXICONS[:5] + [("state", L.STATE)]
+                       for x in gone for y in new)
+
+    def _blocks(self, aw: list[str], bw: list[str], grammar: bool = False) -> list[tuple[int, list[str], list[str], int]]:
         """Changed places as (start in original, from words, to words, start in rewrite),
         agreement dropped: grammatical agreement, pronouns a person change drags along, and the
-        repeats of one change made at every mention."""
+        repeats of one change made at every mention. With `grammar`, also articles and
+        auxiliaries put in or left out ("sitting" -> "is standing", "Black cat" -> "A black cat"),
+        words only joined ("lap top" -> "laptop"), and pronouns that follow a changed noun."""
         out = []
         for i1, i2, j1, j2 in _changes(aw, bw):
             f, t = aw[i1:i2], bw[j1:j2]
+            if grammar:
+                if "".join(f) == "".join(t):
+                    continue
+                while f and t and f[0] != t[0] and (f[0] in _GRAMMAR) != (t[0] in _GRAMMAR):
+                    if f[0] in _GRAMMAR:
+                        f, i1 = f[1:], i1 + 1
+                    else:
+                        t, j1 = t[1:], j1 + 1
+                if all(w in _GRAMMAR for w in f + t):
+                    continue
             if len(f) == len(t):
                 keep = [k for k in range(len(f)) if not _agreement(f[k], t[k])]
                 if not keep:
@@ -166,6 +292,10 @@ class Validator:
         if any(len(f) == len(t) == 1 and f[0] in L.PERSON and t[0] in L.PERSON for _, f, t, _ in out):
             out = [blk for blk in out if not (len(blk[1]) == len(blk[2]) == 1
                                              and frozenset((blk[1][0], blk[2][0])) in L.GENDER_PAIRS)]
+        if grammar and len(out) > 1:
+            rest = [blk for blk in out if not (len(blk[1]) == len(blk[2]) == 1 and blk[1][0] in _PRONOUNS
+                                               and blk[2][0] in _PRONOUNS)]
+            out = rest or out
         if len(out) > 1 and all(self._only_agreement(f, t) for _, f, t, _ in out[1:]):
             out = out[:1]
         if len(out) > 1 and all((f, t) == (out[0][1], out[0][2]) for _, f, t, _ in out):
@@ -173,15 +303,23 @@ class Validator:
         return out
 
     def _relation_phrase(self, original: str, a: list[tuple[str, int]], rewrite: str, b: list[tuple[str, int]],
-                         i: int, f: list[str], t: list[str], j: int) -> bool:
+                         i: int, f: list[str], t: list[str], j: int, wide: bool = False) -> bool:
         """A 2-3 word relation or action constituent replaced by another: verbs, particles and
-        prepositions only, on both sides, with a preposition in each (so it stays a relation)."""
-        if not (2 <= max(len(f), len(t)) <= 3 and f and t):
+        prepositions only, on both sides, with a preposition in each (so it stays a relation).
+        `wide`: up to the span limit, with articles, possessives and the nouns that name a place
+        on something ("in her arms" -> "on her shoulder", "at the bottom of" -> "near the top of")."""
+        if not ((2 if not wide else 1) <= max(len(f), len(t)) <= (3 if not wide else self.max_span) and f and t):
             return False
         pa, pb = _pos_map(original), _pos_map(rewrite)
         tags_f = [_verbish(pa.get(a[i + k][1], ""), f[k]) for k in range(len(f))]
         tags_t = [_verbish(pb.get(b[j + k][1], ""), t[k]) for k in range(len(t))]
         ok = {"VERB", "AUX", "ADP", "ADV", "PART", "SCONJ"}
+        if wide:
+            ok |= {"DET", "PRON"}
+            tags_f = [x if x in ok or w not in L.PLACE_NOUNS else "ADP" for x, w in zip(tags_f, f)]
+            tags_t = [x if x in ok or w not in L.PLACE_NOUNS else "ADP" for x, w in zip(tags_t, t)]
+            tags_f = [("ADV" if w in ("next", "close") else x) for x, w in zip(tags_f, f)]
+            tags_t = [("ADV" if w in ("next", "close") else x) for x, w in zip(tags_t, t)]
         return (all(x in ok for x in tags_f + tags_t) and any(x in ("ADP", "ADV") for x in tags_f)
                 and any(x in ("ADP", "ADV") for x in tags_t))
 
@@ -203,7 +341,7 @@ class Validator:
         pos = _pos_map(original).get(a[i][1], "")
         if any(w in L.MOTION for w in f + t) and (pos == "VERB" or f[0].endswith("ing")):
             return "movement"
-        return {"ADJ": "state", "NOUN": "category", "PROPN": "category", "VERB": "state",
+        return {"ADJ": "state", "NOUN": "category", "PROPN": "category", "VERB": "action",
                 "ADP": "position", "NUM": "quantity", "ADV": "state"}.get(pos)
 
     def _is_verb(self, original: str, a: list[tuple[str, int]], i: int, f: list[str]) -> bool:
@@ -220,6 +358,218 @@ class Validator:
         if typ == "state" and f and f[0] not in L.STATE and _pos_map(original).get(a[i][1]) == "VERB":
             return "global"      # an action change, not a maskable attribute
         return "local"
+
+
+_GRAMMAR = {"a", "an", "the", "is", "are", "was", "were", "be", "being", "that", "who", "which"}
+_PRONOUNS = {"his", "her", "its", "their", "he", "she", "it", "they", "him", "them", "hers", "theirs",
+             "himself", "herself", "itself", "themselves"}
+_LINKS = set("in on at with near by of for from to under over above below behind beside next inside outside "
+             "into onto around across along through down up out off together nearby while as or but".split())
+_FUNCTION = {"a", "an", "the", "this", "that", "these", "those", "is", "are", "was", "were", "be", "been",
+             "being", "has", "have", "had", "its", "his", "her", "their", "them", "they", "it", "he", "she",
+             "him", "there", "of", "and", "which", "who", "while"}
+
+
+def _content(words: list[str], lemmas: list[str], articles: bool) -> list[tuple[str, int]]:
+    """Content words as comparable forms (lemmas, numbers as words; with `articles`, "a"
+    counts as one), each with its index: what a binding swap keeps and reorders."""
+    out = []
+    for k, w in enumerate(words):
+        w = _NUMBER_WORDS.get(w, w)
+        if w not in ("a", "an") and w not in _FUNCTION:
+            w = lemmas[k] or w
+        if w in ("a", "an") and articles:
+            w = "one"
+        elif w in _FUNCTION:
+            continue
+        out.append((w, k))
+    return out
+
+
+def _traded_places(aw: list[str], bw: list[str], la_: list[str], lb_: list[str], attr_a: set[int],
+                   attr_b: set[int]) -> tuple[Verdict, tuple[int, int]] | None:
+    """The same content words in another order, so that what belongs to what changes (a
+    binding swap): two phrases trade places (A x B -> B x A), attributes move to another
+    noun, or the same attributes are dealt out again to the same nouns. `attr_a`, `attr_b`: the
+    indices of attribute words (adjectives, numbers). A swap across a symmetric relation ("a dog
+    and a cat") is no edit."""
+    for articles in (True, False):
+        ca, cb = _content(aw, la_, articles), _content(bw, lb_, articles)
+        xa, xb = [w for w, _ in ca], [w for w, _ in cb]
+        if xa == xb or set(xa) != set(xb):
+            continue
+        p = 0
+        while p < min(len(xa), len(xb)) and xa[p] == xb[p]:
+            p += 1
+        q = 0
+        while q < min(len(xa), len(xb)) - p and xa[-1 - q] == xb[-1 - q]:
+            q += 1
+        m1, m2 = xa[p:len(xa) - q], xb[p:len(xb) - q]
+        ia, ib = ca[p][1], cb[p][1]
+        span = (ib, cb[len(cb) - q - 1][1] + 1)
+        edit = Edit("swap", " ".join(aw[ia:ca[len(ca) - q - 1][1] + 1]), " ".join(bw[span[0]:span[1]]), "local")
+        if sorted(m1) == sorted(m2):
+            n = len(m1)
+            for la in range(1, n):
+                for lb in range(1, n - la + 1):
+                    if m2 != m1[n - lb:] + m1[la:n - lb] + m1[:la]:
+                        continue
+                    if la + lb == n:        # a part moved, nothing between: only attributes moving bind anew
+                        moved = ca[p:p + la] if m2[-la:] == m1[:la] else ca[p + la:p + n]
+                        if not all(k in attr_a for _, k in moved):
+                            continue
+                    elif _symmetric(aw, ia, ca[p + la - 1][1] + 1, ca[p + n - lb][1], ca[p + n - 1][1] + 1):
+                        return Verdict(False, "symmetric_swap"), (0, 0)
+                    return Verdict(True, edit=edit), span
+        if len(m1) == len(m2) and all((x == y) or (ca[p + k][1] in attr_a and cb[p + k][1] in attr_b)
+                                      for k, (x, y) in enumerate(zip(m1, m2))):
+            return Verdict(True, edit=edit), span       # the same attributes dealt out again
+    return None
+
+
+_ATTRIBUTE_WORDS = set(L.COLOR) | set(L.MATERIAL) | set(L.SIZE) | set(L.SHAPE) | set(L.STATE) | set(L.EMOTION) \
+    | set(L.NUMBERS) | {"one"}
+
+
+def _symmetric(aw: list[str], ia: int, ea: int, ib: int, eb: int) -> bool:
+    """Two whole phrases that trade places across "and" (anywhere), or across "next to", "near" ...
+    between two subjects: the same scene ("a dog and a cat", "a cat next to a dog")."""
+    between = " ".join(w for w in aw[ea:ib] if w not in ("a", "an", "the", "one"))
+    k = ia - 1
+    while k >= 0 and aw[k] in ("a", "an", "the", "one"):
+        k -= 1
+    before = aw[k] if k >= 0 else ""
+    if before in _ATTRIBUTE_WORDS or before == "of":
+        return False
+    return between in L.SYMMETRIC_AND or (between in L.SYMMETRIC and not before)
+
+
+def _meaning(w: str) -> str:
+    return _NUMBER_WORDS.get(w, "one" if w in ("a", "an") else w)
+
+
+def _same_meaning(edit: Edit) -> str:
+    """'synonym', 'hypernym' or 'includes' when the edit's two sides show the same thing."""
+    if edit.type in ("swap", "causal"):
+        return ""
+    f, t = edit.from_.split(), edit.to.split()
+    fs, ts = " ".join(map(_meaning, f)), " ".join(map(_meaning, t))
+    if fs == ts or ts in L.SYNONYMS.get(fs, ()) or L.singular(ts) in L.SYNONYMS.get(L.singular(fs), ()):
+        return "synonym"
+    if ts in L.HYPERNYMS.get(fs, ()):
+        return "hypernym"          # a dog is an animal: true of the same photo (a kind named, not changed)
+    if f and t and (set(f) < set(t) or set(t) < set(f)):
+        return "includes"
+    return ""
+
+
+def _noun_after(bw: list[str], k: int) -> int | None:
+    """The first word at or after k that is not an article or an attribute: the head it describes."""
+    while k < len(bw) and (bw[k] in _ATTRIBUTE_WORDS or bw[k] in ("a", "an", "the", "other", "more")):
+        k += 1
+    return k if k < len(bw) else None
+
+
+def _noun_before(bw: list[str], k: int) -> str | None:
+    for w in reversed(bw[max(0, k - 7):k]):
+        if w in L.SIZE_CLASS:
+            return w
+    return None
+
+
+def implausible(bw: list[str], span: tuple[int, int], typ: str, tags=None) -> str:
+    """Why a rewrite (its lowercased words, the edit at `span`) could not be a photo's caption,
+    or "": a man's beard on a woman, a black giraffe, a tiny bus, a huge compact car, a closed
+    fridge looked into, a man under a bed, a count of a framing noun or without agreement.
+    Shared by every backend; looks only near the edit, so that the caption's own oddities pass.
+    `tags`: a callable giving the rewrite's POS per word, asked only when the words cannot tell."""
+    j1, j2 = span
+    near = set(bw[max(0, j1 - 3):j2 + 3])
+    new = bw[j1:j2]
+    words = set(bw)
+    if typ in ("category", "state", "swap") and words & (L.MALE_ONLY | L.FEMALE_ONLY):
+        male, female = words & L.MALE_NOUNS, words & L.FEMALE_NOUNS
+        if (male and not female and words & (L.FEMALE_ONLY - L.FEMALE_NOUNS - {"her", "hers", "herself", "she"})) \
+                or (female and not male and words & (L.MALE_ONLY - L.MALE_NOUNS - {"his", "him", "himself", "he"})):
+            return "implausible_gender"
+    if set(new) & L.CHILD_NOUNS and words & L.ADULT_ONLY and not words & L.ADULT_NOUNS:
+        return "implausible_age"             # "a boy with a beard"
+    if typ == "category" and any(w in L.ANIMALS or w in L.VEHICLES for w in new):
+        for k, w in enumerate(bw):
+            owners = L.PART_OWNERS.get(w)
+            if owners and not owners & words and (w not in L.AMBIGUOUS_PARTS or bw[k - 1] in ("its", "their")):
+                return "implausible_part"         # "a giraffe with its trunk"
+    for k in range(max(1, j1 - 1), min(len(bw), j2 + 2)):
+        w, prev = bw[k], bw[k - 1]
+        if w in L.ANIMAL_PALETTE and prev in L.COLOR and prev not in L.ANIMAL_PALETTE[w]:
+            return "implausible_color"
+        size = L.SIZE_CLASS.get(w)
+        if size and ((size == 5 and prev in L.TOO_SMALL_FOR_BIG) or (size == 1 and prev in L.TOO_BIG_FOR_SMALL)):
+            return "implausible_size"
+    for w in new if typ != "swap" else ():
+        if set(L.CONTRADICTIONS.get(w, ())) & near:
+            return "contradiction"
+        if L.STATE_CONFLICTS.get(w, set()) & set(bw[max(0, j1 - 3):j1] + bw[j2:j2 + 3]):
+            return "contradiction"
+    if typ == "position":
+        rel = " ".join(new)
+        k = _noun_after(bw, j2)
+        obj = bw[k] if k is not None else ""
+        subj = L.SIZE_CLASS.get(_noun_before(bw, j1) or "", 0)
+        if rel in ("under", "beneath", "underneath", "below") and obj in L.SIZE_CLASS \
+                and subj > L.ROOM_UNDER.get(obj, 0):
+            return "implausible_place"
+        if rel in ("into", "inside", "out of", "inside of") and obj in L.SIZE_CLASS \
+                and subj > L.ROOM_INSIDE.get(obj, 0):
+            return "implausible_place"
+        if rel in ("on", "on top of", "atop") and subj > L.SIZE_CLASS.get(obj, 5) + 1:
+            return "implausible_place"
+    if typ in ("quantity", "parts"):
+        return _count_problem(bw, j1, j2, tags)
+    return ""
+
+
+def _count_problem(bw: list[str], j1: int, j2: int, tags=None) -> str:
+    """A count must land on the head noun and the clause must agree with it."""
+    k = _noun_after(bw, j2)
+    if k is None:
+        return ""
+    while k + 1 < len(bw) and L.singular(bw[k + 1]) != bw[k + 1] and bw[k + 1] not in L.VERBS_3SG \
+            and not bw[k + 1].endswith("ings") and bw[k + 1] not in _FUNCTION:
+        k += 1                               # "clock towers": the head is the last noun
+    head, nxt = bw[k], (bw[k + 1] if k + 1 < len(bw) else "")
+    number = _meaning(bw[j2 - 1]) if j2 > j1 else ""
+    made_plural = L.singular(head) != head
+    plural = number in L.NUMBERS[1:] or number in ("several", "many", "multiple", "few") or \
+        (number not in L.NUMBERS[:1] + ["single"] and made_plural)
+    if L.singular(head) in L.FRAMING or head in ("close", "closes"):
+        return "count_of_frame"
+    if plural and L.singular(head) in L.ONE_PER_BODY:
+        return "implausible_count"
+    if plural and nxt in ("in", "with", "wearing") and k + 2 < len(bw) and bw[k + 2] in ("a", "an") \
+            and any(w in L.WORN for w in bw[k + 3:k + 6]):
+        return "agreement"                   # "four women in a red coat" would share one coat
+    if number in L.NUMBERS[1:] and not made_plural and L.pluralize(head) != head and \
+            (head in L.SIZE_CLASS or head in L.CATEGORY):
+        return "agreement"                   # "three tall giraffe standings"
+    if plural and nxt in L.VERBS_3SG:
+        return "agreement"
+    if not plural and (nxt in ("are", "were", "have") or (nxt in L.VERBS_PL and nxt not in L.SIZE_CLASS)
+                       or L.PLURAL_ONLY & set(bw[k + 1:])):
+        return "agreement"
+    if plural and nxt == "and" and k + 2 < len(bw):
+        w3 = bw[k + 2]
+        if L.singular(w3) == w3 and (w3 in L.SIZE_CLASS or w3 in L.CATEGORY) and L.pluralize(w3) != w3:
+            return "agreement"
+    if made_plural and nxt and nxt not in L.VERBS_PL and nxt not in _FUNCTION and nxt not in _LINKS \
+            and not nxt.endswith(("ing", "ed")):
+        pos = tags() if tags is not None else [""] * len(bw)
+        m = k + 1
+        while m < len(bw) and (bw[m] in _ATTRIBUTE_WORDS or pos[m] == "ADJ"):
+            m += 1
+        if m == len(bw) or bw[m] in L.SIZE_CLASS or pos[m] in ("NOUN", "PROPN"):
+            return "count_of_modifier"        # "two walls urinal": the count went to a modifier
+    return ""
 
 
 _DEFAULT = Validator()
