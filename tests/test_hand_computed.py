@@ -215,17 +215,18 @@ def _step(batches, accum, cfg, lr=0.1):
     from accelerate import Accelerator
     from cfgen.train import trainer as tr
     from cfgen.train.data import SkipCounter
-    model = _Toy()
+    acc = Accelerator(cpu=True)
+    model = _Toy().to(acc.device)         # the device an earlier Accelerator in this process chose
     before = copy.deepcopy(model)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     enc = SimpleNamespace(pre=SimpleNamespace(on_device=lambda x: x))    # pixels are already features
-    run = tr.Run(cfg=cfg, acc=Accelerator(cpu=True), enc=enc, feats=model, raw=model, opt=opt, sched=sched,
+    run = tr.Run(cfg=cfg, acc=acc, enc=enc, feats=model, raw=model, opt=opt, sched=sched,
                  state={"step": 0, "epoch": 0, "batches_in_epoch": 0, "anchors_seen": 0}, urls=[],
                  micro=batches[0].n, accum=accum, bias=None, skipped=SkipCounter())
     sums = tr.accumulate(run, iter(batches))
     tr.update(run, sums)
-    return before, model, sums
+    return before.cpu(), model.cpu(), {k: v.cpu() for k, v in sums.items()}
 
 
 def _grads(model, batch, cfg):
