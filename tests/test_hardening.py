@@ -1,4 +1,5 @@
 """Untrusted input (issue 17): each test reproduces one attack and asserts the safe behaviour."""
+import contextlib
 import io
 import json
 import os
@@ -319,17 +320,35 @@ def test_resume_falls_back_past_a_truncated_checkpoint_and_a_torn_log_line(world
     assert steps == list(range(1, 9))                        # resumed from step 4: lines 5-6 rewritten, torn one gone
 
 
+@contextlib.contextmanager
+def _read_only(folder: Path):
+    """A folder nobody can write, root included: root ignores permission bits, so as root the
+    folder is bind-mounted read-only on itself (a read-only file system refuses root too)."""
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        return
+    r = subprocess.run(["mount", "--bind", "-o", "ro", str(folder), str(folder)], capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"root without a read-only bind mount here: {r.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
 def test_out_that_is_a_file_and_a_read_only_run_give_one_line_errors(tmp_path):
     _tar(tmp_path / "in" / "00000.tar")
     (tmp_path / "file").write_text("x")
     r = _cli("captions", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "file"))
     assert r.returncode == 1 and "is a file" in r.stderr and "Traceback" not in r.stderr
-    if os.geteuid() != 0:                                    # root ignores permissions
-        ro = tmp_path / "ro"
-        ro.mkdir()
-        ro.chmod(0o555)
+    r = _cli("captions", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "file" / "run"))
+    assert r.returncode == 1 and "file" in r.stderr and "Traceback" not in r.stderr    # a file where a folder goes
+    with _read_only(tmp_path / "ro") as ro:
         r = _cli("captions", "--input", str(tmp_path / "in"), "--out", str(ro / "run"))
         assert r.returncode == 1 and "ro" in r.stderr and "Traceback" not in r.stderr
+        assert not (ro / "run").exists()
 
 
 def test_a_full_disk_in_the_images_stage_fails_the_unit_with_non_zero_exit(world_final, tmp_path, monkeypatch):
