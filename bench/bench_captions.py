@@ -1,5 +1,7 @@
 """Captions stage throughput: `rules` backend anchors/s (K = 4, validation included) on N
-photo-style captions, the validator's own rate, and the `transformers` backend with a tiny model."""
+photo-style captions, the validator's own rate, and the `transformers` backend with a tiny model.
+`--sugarcrepe DIR` (the official release's data/*.json, github RAIVNLab/sugar-crepe) adds the
+validator's acceptance of SugarCrepe's human-validated negatives and how it types them."""
 import argparse
 import random
 import tempfile
@@ -20,10 +22,28 @@ def captions(n: int, seed: int = 0) -> list[str]:
             for _ in range(n)]
 
 
+def sugarcrepe(folder: str, validator) -> dict:
+    """Per SugarCrepe category: the share of its negatives accepted as one edit, and typed `swap`."""
+    import json
+    from collections import Counter
+    from pathlib import Path
+    out = {}
+    for f in sorted(Path(folder).glob("*.json")):
+        items = list(json.loads(f.read_text()).values())
+        verdicts = [validator(x["caption"], x["negative_caption"]) for x in items]
+        types = Counter(v.edit.type for v in verdicts if v.ok)
+        out[f.stem] = {"n": len(items), "accepted": round(sum(v.ok for v in verdicts) / len(items), 3),
+                       "swap": round(types["swap"] / len(items), 3),
+                       "rejected": dict(Counter(v.reason for v in verdicts if not v.ok).most_common(4))}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--no-transformers", action="store_true", help="rules and validator only")
+    ap.add_argument("--sugarcrepe", help="folder with SugarCrepe's swap_att.json, replace_obj.json, ...")
     a = ap.parse_args()
     from cfgen.captions.rules import RulesBackend
     from cfgen.captions.stage import judge
@@ -45,6 +65,11 @@ def main() -> None:
             v(c, r)
     fig.update(anchors_per_s=round(a.n / fig["rules_total_s"], 1), rewrites_kept=kept,
                validator_per_s=round(len(pairs) / fig["validator_s"], 1))
+    if a.sugarcrepe:
+        fig["sugarcrepe"] = sugarcrepe(a.sugarcrepe, v)
+    if a.no_transformers:
+        report("captions", vars(a), fig)
+        return
     from cfgen.captions.backends import TransformersBackend, default_prompt
     from tests.fixtures import build_causal_lm
     with tempfile.TemporaryDirectory() as d:

@@ -168,12 +168,12 @@ SUBSTITUTES: list[list[str]] = [
     ["bicycles", "motorcycles", "scooters"], ["bike", "motorcycle"], ["bikes", "motorcycles"], ["boat", "canoe"],
     ["airplane", "helicopter"], ["train", "tram"], ["pizza", "sandwich", "burger", "cake", "salad"],
     ["donut", "bagel", "muffin", "cookie"], ["apple", "orange", "banana", "pear", "lemon"],
-    ["apples", "oranges", "bananas", "pears", "lemons"], ["chair", "stool", "bench"], ["bed", "couch"],
+    ["apples", "oranges", "bananas", "pears", "lemons"], ["chair", "stool", "bench"], ["bed", "couch"], ["sofas", "beds"], ["vases", "bowls"],
     ["ball", "frisbee"], ["racket", "bat"], ["skateboard", "scooter"], ["surfboard", "kayak"],
     ["cup", "glass"], ["bottle", "jar"], ["hat", "helmet"], ["jacket", "sweater", "shirt"], ["dress", "skirt"],
     ["laptop", "book", "tablet"], ["television", "monitor"], ["broccoli", "carrots"], ["kite", "balloon"],
-    ["vase", "bowl"], ["clock", "mirror"], ["sink", "bathtub"], ["refrigerator", "oven"], ["fence", "wall"],
-    ["flowers", "candles"], ["cake", "pie"], ["pillow", "blanket"], ["phone", "camera"], ["remote", "phone"],
+    ["vase", "bowl"], ["sink", "bathtub"], ["refrigerator", "oven"],
+    ["cake", "pie"], ["pillow", "blanket"], ["phone", "camera"], ["remote", "phone"],
 ]
 RULES_CATEGORY: dict[str, list[str]] = {k: list(v) for k, v in PERSON_SUBSTITUTES.items()}
 for _g in SUBSTITUTES:
@@ -230,7 +230,7 @@ VERB_CHANGES: dict[str, list[tuple[str, str, str]]] = {
     "galloping": [("standing", "movement", "animate"), ("walking", "movement", "animate")],
     "grazing": [("lying", "state", "animate")],
     "sleeping": [("sitting", "state", "animate")],
-    "parked": [("driving", "movement", "vehicle")],
+    "parked": [("driving", "movement", "road"), ("moving", "movement", "vehicle")],
     "driving": [("parked", "movement", "vehicle")],
     "traveling": [("stopped", "movement", "vehicle")],
     "moving": [("parked", "movement", "vehicle")],
@@ -308,7 +308,10 @@ AGE_ADJ = {"old": ["young"], "young": ["old"], "elderly": ["young"]}          # 
 OBJECT_AGE_ADJ = {"old": ["new"], "new": ["old"]}                             # things only
 # after these a motion verb is part of a path ("walking through the water"): no resting verb fits
 PATH_PREPOSITIONS = set("through across down up along into toward towards past around onto out".split())
-ABSTRACT = set("smile look view game meal day time trip ride way moment shot picture photo".split())
+ABSTRACT = set("smile look view game meal day time trip ride way moment shot picture photo league bit while "
+               "amount variety".split())
+ROAD_VEHICLES = set("car cars truck trucks bus buses van vans motorcycle motorcycles taxi taxis tractor tractors "
+                    "jeep jeeps suv".split())
 
 
 # ---------------------------------------------------------------- what is not a counterfactual
@@ -427,7 +430,8 @@ ANIMAL_PALETTE: dict[str, set[str]] = {
     "cat": {"black", "white", "gray", "grey", "orange", "brown", "tan", "cream", "yellow", "ginger"},
     "donkey": {"gray", "grey", "brown"}, "deer": {"brown"}, "duck": {"white", "brown"}, "swan": {"white", "black"},
 }
-ANIMAL_PALETTE.update({     # fruit too: no red orange, no blue banana
+ANIMAL_PALETTE.update({     # fruit and things of a fixed colour too: no red orange, no pink stop sign
+    "stop": {"red"}, "taxi": {"yellow"}, "cab": {"yellow"},
     "banana": {"yellow", "green", "brown"}, "orange": {"orange", "green"},
     "lemon": {"yellow", "green"}, "pear": {"green", "yellow", "brown"}, "broccoli": {"green"},
     "carrot": {"orange"}, "tomato": {"red", "green", "yellow"}, "strawberry": {"red"}, "grass": {"green", "brown"},
@@ -504,3 +508,13 @@ WORN = ONE_PER_BODY | set("hat cap helmet scarf jacket shirt dress coat suit uni
                           "vest skirt apron wetsuit jersey outfit tank top".split())
 # adjectives that say how old a person is: a change of category keeps the age
 AGE_WORDS = {"little", "young", "old", "older", "elderly", "small", "baby", "teenage", "toddler", "aged"}
+# things a photo shows several of: only these are counted by the rules backend
+COUNTABLE = set(SIZE_CLASS) | set(RULES_CATEGORY) | set(OBJECT_KIND) | {singular(w) for w in PEOPLE | ANIMALS | VEHICLES} \
+    | set("sign hydrant meter bench umbrella kite bag suitcase backpack bowl vase plate cup glass bottle clock lamp "
+          "window door pillow chair couch tv television laptop monitor keyboard phone remote book toothbrush "
+          "tie bird cow sheep horse elephant giraffe zebra bear dog cat person player skier surfer "
+          "skateboarder boat airplane plane bus train truck car motorcycle bicycle bike donut pizza cake "
+          "sandwich apple banana orange hot carrot broccoli toilet sink oven microwave refrigerator bed table "
+          "tree flower plant candle tower building house cone pole light animal device shelf sofa vase "
+          "surfboard ski skis glove hat cap helmet jacket shirt computer screen speaker box basket cart "
+          "van taxi tractor trailer kid child baby boy girl man woman lady guy tourist student worker".split())

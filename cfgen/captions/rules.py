@@ -95,6 +95,8 @@ def _kinds(noun) -> set[str]:
         kinds.add("bird")
     if w in L.VEHICLES:
         kinds.add("vehicle")
+    if w in L.ROAD_VEHICLES:
+        kinds.add("road")
     return kinds
 
 
@@ -109,12 +111,16 @@ def _pobj(doc, i: int, n: int = 1):
     return None
 
 
+def words_after(doc, i: int, n: int) -> str:
+    return " ".join(t.text.lower() for t in doc[i:i + n])
+
+
 def _flippable(doc, i: int, n: int, vertical: bool) -> bool:
     """A relation worth flipping: it has an object, and a vertical flip makes physical sense (a cat
     on a blanket can be under it; a bus on the side of the road cannot be under it; nobody sits
     under a bench)."""
     obj = _pobj(doc, i, n)
-    if obj is None:
+    if obj is None or words_after(doc, i + n, 2) in ("each other", "one another"):
         return False
     if not vertical:
         return True
@@ -156,7 +162,9 @@ def _options(doc) -> list[Option]:
             opts.extend(_action_options(doc, words, i))
             continue
         opt = _word_option(doc, words, present, i)
-        if opt is not None and opt.choices:
+        if isinstance(opt, list):
+            opts.extend(o for o in opt if o.choices)
+        elif opt is not None and opt.choices:
             opts.append(opt)
         elif w in L.NUMBERS and i + 1 < len(doc):
             opts.extend(_number_options(doc, words, i))
@@ -165,7 +173,7 @@ def _options(doc) -> list[Option]:
     return opts + _swap_options(doc, words, opts)
 
 
-def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | None:
+def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | list[Option] | None:
     """The one-word edit a person would accept at i, if there is one."""
     t, w = doc[i], words[i]
     fresh = lambda xs: [x for x in xs if x not in present]           # noqa: E731 - no "white white"
@@ -176,8 +184,9 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | N
         if head.text.lower() in L.NON_COUNT:
             return None                      # green grass, blue sky: not an object's colour to change
         h = head.text.lower()
-        palette = [c for c in L.ANIMAL_COLORS if c in L.ANIMAL_PALETTE.get(h, L.ANIMAL_COLORS)] \
-            if h in L.ANIMALS else L.RULES_COLORS
+        palette = L.ANIMAL_COLORS if h in L.ANIMALS else L.RULES_COLORS
+        for given in (h, words[i + 1] if i + 1 < len(words) else ""):       # a giraffe's, a stop sign's own colour
+            palette = [c for c in palette if c in L.ANIMAL_PALETTE.get(given, palette)]
         return Option("color", i, i + 1, fresh(palette))
     if w in L.MATERIAL and t.pos_ in ("ADJ", "NOUN"):
         head = _np_head(doc, i)
@@ -199,7 +208,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | N
         return Option("shape", i, i + 1, fresh(L.SHAPE_ADJ.get(w, [])))
     if w in L.EMOTION:
         who = _np_head(doc, i) if t.pos_ == "ADJ" else _subject(doc, i)
-        return Option("emotion", i, i + 1, fresh(L.EMOTION[w])) if "person" in _kinds(who) else None
+        moods = [x for x in fresh(L.EMOTION[w]) if x.endswith("ing") == w.endswith("ing")]    # "smiling while" stays a verb
+        return Option("emotion", i, i + 1, moods) if "person" in _kinds(who) else None
     if w in L.VERB_CHANGES and t.pos_ in ("VERB", "AUX", "NOUN", "ADJ") and t.dep_ != "amod":
         if any(c.dep_ in ("dobj", "iobj") for c in t.children):
             return None                      # "walking two dogs": the new verb would need the object too
@@ -217,7 +227,9 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | N
         typ = pairs[0][1]
         return Option(typ, i, i + 1, fresh([x for x, ty in pairs if ty == typ]))
     if w in L.RULES_STATE_ADJ and t.pos_ in ("ADJ", "VERB") and (t.pos_ == "ADJ" or t.dep_ == "amod"):
-        return Option("state", i, i + 1, fresh(L.RULES_STATE_ADJ[w])) if _np_head(doc, i) is not None else None
+        if _np_head(doc, i) is None or (i > 0 and doc[i - 1].dep_ == "advmod" and doc[i - 1].head.i == i):
+            return None                      # "over ripe": the adverb would be left describing the new state
+        return Option("state", i, i + 1, fresh(L.RULES_STATE_ADJ[w]))
     if (w in L.AGE_ADJ or w in L.OBJECT_AGE_ADJ) and t.pos_ == "ADJ":
         head = _np_head(doc, i)
         if head is None:
@@ -230,6 +242,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | N
         choices, vertical = L.RULES_POSITION[w]
         choices = list(choices) if _flippable(doc, i, 1, vertical) else []
         obj = _pobj(doc, i)
+        if w == "into" and (i == 0 or words[i - 1] not in L.MOTION):
+            return None                      # "cuts into a cake" has no "out of"
         if w == "on" and obj is not None and obj.text.lower() in L.SURFACES and "animate" in _kinds(_subject(doc, i)):
             choices.append("next to")        # a cat on a couch can as well be next to it
         return Option("position", i, i + 1, choices) if choices else None
@@ -245,11 +259,16 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | N
             choices = choices[:1]            # "a little girl" -> "a little boy", not "a little woman"
         if (t.tag_ == "NNS" or of is not None) and L.singular(w) == w:
             choices = [L.pluralize(c) if L.singular(c) == c else c for c in choices]   # "a herd of goats"
-        return Option("category", i, i + 1, choices, _gender_flips(doc, words, i))
+        if w not in _SEX:
+            return Option("category", i, i + 1, choices)
+        same = [c for c in choices if _SEX.get(c) == _SEX[w]]
+        other = [c for c in choices if c not in same]     # only a change of sex moves the pronouns
+        return [Option("category", i, i + 1, same), Option("category", i, i + 1, other, _gender_flips(doc, words, i))]
     return None
 
 
 _GENDER = {"man": "male", "boy": "male", "woman": "female", "girl": "female"}
+_SEX = {**_GENDER, "men": "male", "boys": "male", "guy": "male", "women": "female", "girls": "female", "lady": "female"}
 _PRONOUN = {"his": "her", "he": "she", "him": "her", "himself": "herself",
             "she": "he", "hers": "his", "herself": "himself"}
 
@@ -340,16 +359,19 @@ def _count_head(doc, i: int):
 
 
 def _countable(doc, words: list[str], h) -> bool:
-    """A noun that can be counted here: an object or the subject, not a place, an amount, stuff,
-    a framing noun ("a close up"), nor one of two nouns sharing a determiner ("a mother and child")."""
+    """A noun that can be counted here: a thing a photo shows several of (a known object noun, so
+    that a wrong parse cannot put the count on a modifier), an object or the subject, not a place,
+    an amount, stuff, a framing noun ("a close up"), nor one of two nouns sharing a determiner
+    ("a mother and child")."""
     w, j = words[h.i], h.i
     base = L.singular(w)
-    if {w, base} & (L.ABSTRACT | L.COLLECTIVES | L.NON_COUNT | L.FRAMING):
+    if base not in L.COUNTABLE or {w, base} & (L.ABSTRACT | L.COLLECTIVES | L.NON_COUNT | L.FRAMING):
         return False
     if j + 1 < len(doc) and words[j + 1] == "of":
         return False                         # "a plate of food": the container is not the point
-    if h.dep_ == "conj" or any(c.dep_ == "conj" for c in h.children) or base in L.ONE_PER_BODY:
-        return False
+    if base in L.ONE_PER_BODY or any(not any(d.dep_ in ("det", "nummod") for d in x.children)
+                                     for x in [h, *h.children] if x.dep_ == "conj"):
+        return False                         # "a mother and child": one determiner for two nouns
     if h.dep_ == "pobj" and h.head.text.lower() not in LOCATIVE_OK:
         return False                         # "in three bathrooms", "on two sidewalks"
     if h.dep_ == "dobj" and h.head.text.lower() not in HOLDING_VERBS:
@@ -405,6 +427,8 @@ def _verbs_of(h):
     with their auxiliaries), a relative clause's ("a truck that travels"), a copula before it
     ("there is a dog")."""
     out = []
+    if any(c.dep_ == "conj" for c in h.children):
+        return out                           # "a dog and a cat are": the verb agrees with both
     if h.dep_ in ("nsubj", "nsubjpass"):
         verbs = [h.head] + [c for c in h.head.children if c.dep_ == "conj" and c.pos_ in ("VERB", "AUX")]
         for v in verbs:
