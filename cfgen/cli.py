@@ -57,7 +57,8 @@ def _report(summary: dict[str, Any], run: str) -> None:
 @click.option("--prompt", type=click.Path(exists=True, dir_okay=False), help="prompt template file")
 @click.option("--structured/--no-structured", default=None, help="ask for JSON rewrites")
 @click.option("--model", help="model id or directory (transformers, openai, vllm)")
-@click.option("--base-url", help="OpenAI-compatible server URL")
+@click.option("--base-url", envvar="OPENAI_BASE_URL", help="OpenAI-compatible server URL [$OPENAI_BASE_URL]")
+@click.option("--api-key-env", help="environment variable holding the server's API key [OPENAI_API_KEY]")
 @click.option("--tensor-parallel-size", type=int, help="vllm: GPUs per model copy [the number of --gpus]")
 @click.option("--gpus", help="GPUs: 0-7, 0,2,5 or all (vllm: one engine over all of them; transformers: a worker each)")
 @click.option("--concurrency", type=int, help="openai backend: requests in flight [64]")
@@ -221,7 +222,7 @@ def plot(run, out) -> None:
 @one_line_errors
 def eval_cmd(models, benches, roots, coco_root, skip_missing, compare, out, device, seed, scoring) -> None:
     """Score models on compositional benchmarks read from local files (never downloads)."""
-    from .eval.run import evaluate, markdown, read_items, rows, write_reports
+    from .eval.run import evaluate, markdown, merge_results, read_results, rows, write_reports
 
     def pairs(opts, what):
         d = {}
@@ -231,14 +232,7 @@ def eval_cmd(models, benches, roots, coco_root, skip_missing, compare, out, devi
             k, v = o.split("=", 1)
             d[k] = v
         return d
-    results: dict = {}
-    items: dict = {}
-    for c in compare:
-        try:
-            results.update(json.loads(open(c).read()))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{c}: line {e.lineno}: malformed JSON ({e.msg})") from None
-        items.update(read_items(c))
+    runs = [(c, *read_results(c)) for c in compare]
     bench_map = pairs(benches, "--bench")
     if models and not bench_map:
         raise ValueError("give at least one --bench NAME=PATH")
@@ -247,12 +241,12 @@ def eval_cmd(models, benches, roots, coco_root, skip_missing, compare, out, devi
         image_roots.setdefault("sugarcrepe", coco_root)
     for m in models:
         r = evaluate(m, bench_map, image_roots, device=device, seed=seed, skip_missing=skip_missing, scoring=scoring)
-        results[m] = {b: x.table() for b, x in r.items()}
-        items[m] = {b: x.items for b, x in r.items()}
+        runs.append(("--model", {m: {b: x.table() for b, x in r.items()}}, {m: {b: x.items for b, x in r.items()}}))
+    results, items, model_paths = merge_results(runs)
     if not results:
         raise ValueError("nothing to evaluate: give --model and --bench, or --compare")
     click.echo(markdown(rows(results)))
-    files = write_reports(results, out, items=items if len(items) == len(results) else None)
+    files = write_reports(results, out, items=items if len(items) == len(results) else None, model_paths=model_paths)
     if "compare" in files:
         click.echo("\n" + files["compare"].read_text())
     click.echo("wrote " + ", ".join(str(f) for f in files.values()))

@@ -101,6 +101,39 @@ def test_generative_scorer_is_a_probability_and_deterministic(vlm, tmp_path):
         "Does this image show: two rings? Answer yes or no."]), atol=1e-5)
 
 
+def test_p_yes_and_conme_ask_the_model_only_for_the_logits_they_read(vlm, tmp_path, monkeypatch):
+    """P(yes) reads each row's last real token, ConMe's rule the positions that predict the letter:
+    the model computes logits only from there on (logits_to_keep), and P(yes) equals what the full
+    logits give by hand, whichever side the processor pads."""
+    import torch
+    from cfgen.eval.generative import GenerativeScorer
+    s = GenerativeScorer(str(vlm), batch_size=2)
+    imgs = [Image.new("RGB", (40, 30), (200, 10, 10)), Image.new("RGB", (20, 50), (10, 10, 200))]
+    qs = ["Is it red?", "Does this image show a long caption about a blue thing?"]
+    enc = s.processor(images=imgs, text=[s.prompt(q) for q in qs], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        full = s.model(**enc).logits.float()
+    last = [max(j for j, m in enumerate(row) if m) for row in enc["attention_mask"].tolist()]
+    want = []
+    for i, pos in enumerate(last):
+        lp = torch.log_softmax(full[i, pos], -1)
+        want.append(float(torch.sigmoid(torch.logsumexp(lp[s.yes], -1) - torch.logsumexp(lp[s.no], -1))))
+    asked = []
+    forward = s.model.forward
+
+    def spy(*a, **kw):
+        asked.append(kw.get("logits_to_keep"))
+        return forward(*a, **kw)
+    monkeypatch.setattr(s.model, "forward", spy)
+    assert np.allclose(s.p_yes(imgs, qs), want, atol=1e-5)
+    assert asked == [full.shape[1] - min(last)] and asked[0] < full.shape[1]
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "i.jpg")
+    asked.clear()
+    s.conme_scores([B.Item(str(tmp_path / "i.jpg"), ["a red kite", "a blue kite"], question="Which fits?")])
+    letters = [len(s.processor.tokenizer.encode(L, add_special_tokens=False)) for L in "AB"]
+    assert asked == [n + 1 for n in letters]
+
+
 def test_eval_in_both_scoring_modes(vlm, tmp_path, world_clip):
     from cfgen.eval.generative import GenerativeScorer
     from cfgen.eval.run import evaluate

@@ -394,9 +394,10 @@ P_TABLE = [0.9, 0.2, 0.5, 0.75]
 
 class _StubLM(torch.nn.Module):
     """Next-token logits at a position holding token 3 + j: log P_TABLE[j] on token 1 ("yes"),
-    log(1 - P_TABLE[j]) on token 2 ("no"), and a large 'other' mass on token 0."""
+    log(1 - P_TABLE[j]) on token 2 ("no"), and a large 'other' mass on token 0; like a transformers
+    model, only the last `logits_to_keep` positions (0: all)."""
 
-    def forward(self, input_ids, attention_mask):
+    def forward(self, input_ids, attention_mask, logits_to_keep=0):
         p = torch.tensor([P_TABLE[max(int(t) - 3, 0)] for t in input_ids.flatten()]).view(input_ids.shape)
         logits = torch.full(input_ids.shape + (8,), -30.0)
         logits[..., 0] = 5.0
@@ -405,7 +406,7 @@ class _StubLM(torch.nn.Module):
         class Out:
             pass
         o = Out()
-        o.logits = logits
+        o.logits = logits[:, -logits_to_keep:]
         return o
 
 

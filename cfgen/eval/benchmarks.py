@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import ast
 import csv
+import io
 import json
+import math
 import os
 import random
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -22,7 +25,8 @@ from typing import Any, Iterable
 import numpy as np
 from PIL import Image
 
-from ..io.images import decode_rgb
+from ..io.images import MAX_PIXELS, decode_rgb
+from ..io.reader import InputConfig, read_regular
 
 # ARO (Yuksekgonul et al. 2023): relations whose swapped caption may also be true, dropped
 # from the VG-Relation macro average as in the benchmark's published evaluation.
@@ -57,24 +61,75 @@ class BenchFileError(ValueError):
     """A benchmark file that cannot be read: the message names the file (and line)."""
 
 
-def read_json(path: Path) -> Any:
+MAX_BENCH_FILE_BYTES = 1 << 30      # an annotation file larger than this is refused, not read into memory
+MAX_IMAGE_BYTES = InputConfig.max_image_bytes
+
+
+def read_text(path: Path) -> str:
+    """A benchmark file's text: only a regular file (a FIFO would block forever, /dev/zero fill
+    memory) of at most MAX_BENCH_FILE_BYTES, in UTF-8; anything else is one line naming it."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        data = read_regular(Path(path), MAX_BENCH_FILE_BYTES)
     except FileNotFoundError:
         raise BenchFileError(f"{path}: file not found") from None
-    except json.JSONDecodeError as e:
-        raise BenchFileError(f"{path}: line {e.lineno}: malformed JSON ({e.msg})") from None
+    except ValueError as e:
+        why = "not a regular file" if str(e) == "not_a_regular_file" else f"larger than {MAX_BENCH_FILE_BYTES} bytes"
+        raise BenchFileError(f"{path}: {why}") from None
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise BenchFileError(f"{path}: not UTF-8") from None
+
+
+def parse_json(text: str, where: str) -> Any:
+    """JSON, or one line naming `where` (malformed, or nested too deeply for the parser)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BenchFileError(f"{where}: line {e.lineno}: malformed JSON ({e.msg})") from None
+    except RecursionError:
+        raise BenchFileError(f"{where}: JSON nested too deeply") from None
+
+
+def read_json(path: Path) -> Any:
+    return parse_json(read_text(path), str(path))
 
 
 def read_yaml(path: Path) -> Any:
     import yaml
     try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return yaml.safe_load(read_text(path))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise BenchFileError(f"{path}: line {mark.line + 1 if mark else '?'}: malformed YAML") from None
+    except RecursionError:
+        raise BenchFileError(f"{path}: YAML nested too deeply") from None
+
+
+OUTSIDE_ROOT = "image_outside_root"
+
+
+class ImageRoot:
+    """A benchmark's image folder: an image path from a benchmark file resolves inside it
+    (symlinks followed), or is counted in `skipped` as `image_outside_root` (an absolute path,
+    `../`, or a link that leaves the folder) and never opened."""
+
+    def __init__(self, root: str | Path, skipped: dict[str, int] | None):
+        self.root, self.real = Path(root), os.path.realpath(root)
+        self.skipped = skipped if skipped is not None else {}
+
+    def __call__(self, rel: Any, sub: str | Path = "", weight: int = 1) -> str | None:
+        """root / sub / rel, or None when it leaves the root or is not a path, counted `weight`
+        times (the items that image would have served)."""
+        if not isinstance(rel, str) or not rel or "\0" in rel:
+            return self.skip("bad_image_path", weight)
+        p = self.root / sub / rel
+        if os.path.commonpath([self.real, os.path.realpath(p)]) != self.real:
+            return self.skip(OUTSIDE_ROOT, weight)
+        return str(p)
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + n
 
 
 @dataclass
@@ -88,13 +143,41 @@ class Item:
     question: str = ""                      # the benchmark's own question (ConMe), for VLM scoring
 
 
+IMAGE_REASONS = ("not_a_regular_file", "image_file_too_large", "image_too_large")
+
+
 def load_image(item_image: str | bytes, box: tuple | None = None) -> Image.Image:
-    if isinstance(item_image, bytes):
-        im = decode_rgb(item_image)
-    else:
-        with Image.open(item_image) as f:
-            im = f.convert("RGB")
-    return im.crop(box) if box else im
+    """Decoded RGB, cropped to `box`: only a regular file of at most MAX_IMAGE_BYTES, at most
+    MAX_PIXELS decoded (checked from the header) and cropped (a box may reach past the image:
+    PIL pads it); anything else is a ValueError whose message starts with its reason."""
+    data = item_image if isinstance(item_image, bytes) else read_regular(Path(item_image), MAX_IMAGE_BYTES)
+    im = decode_rgb(data)
+    if box:
+        w, h = box[2] - box[0], box[3] - box[1]
+        if w * h > MAX_PIXELS:
+            raise ValueError(f"image_too_large: crop box {w}x{h}")
+        im = im.crop(box)
+    return im
+
+
+def image_error(e: Exception) -> str:
+    """The reason an image could not be loaded: one of IMAGE_REASONS, else corrupt_image."""
+    reason = str(e).split(":")[0] if isinstance(e, ValueError) else ""
+    return reason if reason in IMAGE_REASONS else "corrupt_image"
+
+
+def image_problems(paths: Iterable[str]) -> dict[str, str]:
+    """Image paths that cannot be opened, with why: missing_image or not_a_regular_file."""
+    out = {}
+    for p in set(paths):
+        try:
+            mode = os.stat(p).st_mode
+        except OSError:
+            out[p] = "missing_image"
+            continue
+        if not stat.S_ISREG(mode):
+            out[p] = "not_a_regular_file"
+    return out
 
 
 # ------------------------------------------------------------------------------- scoring
@@ -123,7 +206,7 @@ class Scorer:
                 try:
                     imgs.append(load_image(by_key[k].image, by_key[k].box))
                 except Exception as e:          # scored as nothing; the caller drops or reports it
-                    self.unreadable[k] = f"{type(e).__name__}"
+                    self.unreadable[k] = image_error(e)
                     imgs.append(Image.new("RGB", (8, 8)))
             img_emb.append(self.enc.embed_images(imgs, self.bs).numpy())
         txt_emb = self.enc.embed_texts(list(txt_keys), 256).numpy() if txt_keys else np.zeros((0, 1))
@@ -132,11 +215,6 @@ class Scorer:
     def item_scores(self, items: list[Item]) -> list[np.ndarray]:
         ie, ik, te, tk = self.embed_items(items)
         return [te[[tk[t] for t in it.texts]] @ ie[ik[_img_key(it)]] for it in items]
-
-
-def missing_images(items: list[Item]) -> list[str]:
-    """Image paths of items that are not regular files."""
-    return sorted({it.image for it in items if isinstance(it.image, str) and not os.path.isfile(it.image)})
 
 
 def _img_key(it: Item) -> tuple:
@@ -165,21 +243,46 @@ def _json_in(path: Path, name: str) -> Path:
     return path / name if path.is_dir() else path
 
 
-def load_vg_relation(path: str | Path, image_root: str | None = None) -> list[Item]:
-    p = _json_in(Path(path), "visual_genome_relation.json")
-    root = Path(image_root) if image_root else p.parent / "images"
-    return [Item(str(root / d["image_path"]), [d["true_caption"], d["false_caption"]], 0,
-                 (d["bbox_x"], d["bbox_y"], d["bbox_x"] + d["bbox_w"], d["bbox_y"] + d["bbox_h"]),
-                 {"relation": d["relation_name"]}, id=str(i)) for i, d in enumerate(read_json(p))]
+def _aro_items(path: str | Path, image_root: str | None, name: str, group: str,
+               skipped: dict[str, int] | None) -> list[Item]:
+    """ARO's VG-Relation / VG-Attribution entries: the image cropped to the entry's box."""
+    p = _json_in(Path(path), name)
+    images = ImageRoot(image_root or p.parent / "images", skipped)
+    items = []
+    for i, d in enumerate(_entries(p, read_json(p))):
+        try:
+            box = tuple(d[k] for k in ("bbox_x", "bbox_y", "bbox_w", "bbox_h"))
+            texts = [d["true_caption"], d["false_caption"]]
+            label = d["relation_name"] if group == "relation" else f"{d['attributes'][0]}_{d['attributes'][1]}"
+            rel = d["image_path"]
+        except (KeyError, TypeError, IndexError) as e:
+            raise BenchFileError(f"{p}: entry {i}: malformed ({type(e).__name__}: {e})") from None
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box) \
+                or box[2] <= 0 or box[3] <= 0:
+            images.skip("bad_box")
+            continue
+        img = images(rel)
+        if img is not None:
+            x, y, w, h = box
+            items.append(Item(img, texts, 0, (x, y, x + w, y + h), {group: label}, id=str(i)))
+    return items
 
 
-def load_vg_attribution(path: str | Path, image_root: str | None = None) -> list[Item]:
-    p = _json_in(Path(path), "visual_genome_attribution.json")
-    root = Path(image_root) if image_root else p.parent / "images"
-    return [Item(str(root / d["image_path"]), [d["true_caption"], d["false_caption"]], 0,
-                 (d["bbox_x"], d["bbox_y"], d["bbox_x"] + d["bbox_w"], d["bbox_y"] + d["bbox_h"]),
-                 {"attributes": f"{d['attributes'][0]}_{d['attributes'][1]}"}, id=str(i))
-            for i, d in enumerate(read_json(p))]
+def load_vg_relation(path: str | Path, image_root: str | None = None,
+                     skipped: dict[str, int] | None = None) -> list[Item]:
+    return _aro_items(path, image_root, "visual_genome_relation.json", "relation", skipped)
+
+
+def load_vg_attribution(path: str | Path, image_root: str | None = None,
+                        skipped: dict[str, int] | None = None) -> list[Item]:
+    return _aro_items(path, image_root, "visual_genome_attribution.json", "attributes", skipped)
+
+
+def _entries(path: Path, data: Any, kind: type = list) -> Any:
+    """A benchmark file's top level, checked to be a JSON list (or `kind`)."""
+    if not isinstance(data, kind):
+        raise BenchFileError(f"{path}: want a JSON {'list' if kind is list else 'object'} at the top level")
+    return data
 
 
 Counts = dict[str, tuple[int, str]]       # metric -> (n, what n counts: items, images, relations, ...)
@@ -266,23 +369,31 @@ def _trigrams(tokens: list[str]) -> list[list[str]]:
     return [tokens[i:i + 3] for i in range(0, len(tokens), 3)]
 
 
-def load_order(path: str | Path, image_root: str | None = None, seed: int = 1, max_words: int = 30) -> list[Item]:
+def load_order(path: str | Path, image_root: str | None = None, seed: int = 1, max_words: int = 30,
+               skipped: dict[str, int] | None = None) -> list[Item]:
     """COCO-Order / Flickr30k-Order: Karpathy test json ([{"image", "caption": [...]}]); the true
-    caption first, then its 4 perturbations (precision@1 by np.argmax, as ARO's evaluate_scores)."""
+    caption first, then its 4 perturbations (precision@1 by np.argmax, as ARO's evaluate_scores).
+    Perturbations are drawn for every caption in file order, kept or not, so the draws stay ARO's."""
     p = Path(path)
-    data = read_json(p)
-    root = Path(image_root) if image_root else p.parent
+    images = ImageRoot(image_root or p.parent, skipped)
     sh = Shuffler(seed)
-    items = []
-    for ann in data:
+    items, n = [], 0
+    for i, ann in enumerate(_entries(p, read_json(p))):
+        if not isinstance(ann, dict) or not isinstance(ann.get("caption"), list) \
+                or not all(isinstance(c, str) for c in ann["caption"]):
+            raise BenchFileError(f"{p}: entry {i}: needs an image path and a list of captions")
+        img = images(ann.get("image"), weight=len(ann["caption"]))
         for cap in ann["caption"]:
             opts = [pre_caption(cap, max_words)] + [pre_caption(x, max_words) for x in sh.all(cap)]
-            items.append(Item(str(root / ann["image"]), opts, 0, id=str(len(items))))
+            if img is not None:
+                items.append(Item(img, opts, 0, id=str(n)))
+            n += 1
     return items
 
 
 # ------------------------------------------------------------------------------- SugarCrepe
-def load_sugarcrepe(path: str | Path, image_root: str | None = None) -> list[Item]:
+def load_sugarcrepe(path: str | Path, image_root: str | None = None,
+                    skipped: dict[str, int] | None = None) -> list[Item]:
     """The 7 category files ({id: {filename, caption, negative_caption}}) of the official data folder;
     images from COCO val2017 (`image_root`, i.e. `--coco-root`; by default DATA_DIR/val2017)."""
     p = Path(path)
@@ -290,6 +401,7 @@ def load_sugarcrepe(path: str | Path, image_root: str | None = None) -> list[Ite
     if not root.is_dir():
         raise BenchFileError(f"SugarCrepe images: no folder {root}; give the COCO val2017 folder with "
                              "--coco-root DIR (or --image-root sugarcrepe=DIR)")
+    images = ImageRoot(root, skipped)
     items = []
     found = False
     for cat in SUGARCREPE_FILES:
@@ -297,9 +409,13 @@ def load_sugarcrepe(path: str | Path, image_root: str | None = None) -> list[Ite
         if not f.exists():
             continue
         found = True
-        for k, d in read_json(f).items():
-            items.append(Item(str(root / d["filename"]), [d["caption"], d["negative_caption"]], 0,
-                              groups={"category": cat}, id=f"{cat}:{k}"))
+        for k, d in _entries(f, read_json(f), dict).items():
+            if not isinstance(d, dict) or not all(isinstance(d.get(c), str) for c in ("caption", "negative_caption")):
+                raise BenchFileError(f"{f}: entry {k!r}: needs filename, caption and negative_caption")
+            img = images(d.get("filename"))
+            if img is not None:
+                items.append(Item(img, [d["caption"], d["negative_caption"]], 0, groups={"category": cat},
+                                  id=f"{cat}:{k}"))
     if not found:
         raise FileNotFoundError(f"no SugarCrepe category file ({', '.join(SUGARCREPE_FILES)}).json in {p}")
     return items
@@ -311,7 +427,7 @@ def _vlc_roots(root: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for y in sorted((root / "corpus").rglob("*.yaml")):
         d = read_yaml(y) or {}
-        if isinstance(d, dict) and "ANNO_PATH" in d and "IMG_ROOT" in d:
+        if isinstance(d, dict) and isinstance(d.get("ANNO_PATH"), str) and isinstance(d.get("IMG_ROOT"), str):
             out[str(Path(d["ANNO_PATH"]))] = d["IMG_ROOT"]
     return out
 
@@ -331,29 +447,28 @@ def load_vl_checklist(path: str | Path, image_root: str | None = None, all_pairs
     in `skipped` as `unpaired_option`."""
     root = Path(path)
     roots = _vlc_roots(root)
-    base = Path(image_root) if image_root else root
-    skipped = skipped if skipped is not None else {}
+    images = ImageRoot(image_root or root, skipped)      # every corpus's IMG_ROOT must stay inside it
     items = []
     for f in sorted((root / "data").rglob("*.json")):
         rel = str(f.relative_to(root))
         typ = f.relative_to(root / "data").parts[0]
-        img_root = base / roots.get(rel, "")
-        for e, entry in enumerate(read_json(f)):
+        sub = roots.get(rel, "")
+        for e, entry in enumerate(_entries(f, read_json(f))):
             try:
                 img, caps = entry
                 pos, neg = list(caps["POS"]), list(caps["NEG"])
             except (TypeError, ValueError, KeyError):
-                skipped["malformed_entry"] = skipped.get("malformed_entry", 0) + 1
+                images.skip("malformed_entry")
                 continue
             if not pos or not neg:
-                skipped["no_pos_or_neg"] = skipped.get("no_pos_or_neg", 0) + 1
+                images.skip("no_pos_or_neg")
                 continue
             pairs = list(zip(pos, neg)) if all_pairs else [(pos[0], neg[0])]
             if all_pairs and len(pos) != len(neg):
-                skipped["unpaired_option"] = skipped.get("unpaired_option", 0) + abs(len(pos) - len(neg))
-            for j, (p_, n_) in enumerate(pairs):
-                items.append(Item(str(img_root / img), [p_, n_], 0, groups={"type": typ, "file": rel},
-                                  id=f"{rel}:{e}:{j}"))
+                images.skip("unpaired_option", abs(len(pos) - len(neg)))
+            path_ = images(img, sub, weight=len(pairs))
+            for j, (p_, n_) in enumerate(pairs if path_ is not None else []):
+                items.append(Item(path_, [p_, n_], 0, groups={"type": typ, "file": rel}, id=f"{rel}:{e}:{j}"))
     if not items:
         raise FileNotFoundError(f"no VL-CheckList json under {root}/data")
     return items
@@ -378,33 +493,51 @@ _OPT = re.compile(r"\(?\b([AB])[\).:]\s*(.+?)(?=\s*\(?\b[AB][\).:]|$)", re.S)
 CONME_QUESTION = "What is a suitable caption for this image?"   # ConMe benchmark_datasets.py, loss_score prompt
 
 
-def _conme_options(low: dict[str, str]) -> tuple[list[str], int] | None:
-    """(options, index of the right one) from a ConMe row, or None. Real columns first:
-    correct_option / incorrect_option (generated files), text_options (human-filtered files:
-    a list literal, the right option named by `answer`/`correct_option`), then A/B layouts."""
+def _conme_options(low: dict[str, str]) -> tuple[list[str], int] | str:
+    """(options, index of the right one) from a ConMe row, or the reason it has none. Real columns
+    first: correct_option / incorrect_option (generated files), text_options (human-filtered files:
+    a list literal of 2 to 8 options, the right one named by `correct_option` or `answer`), then
+    A/B layouts (the right one named by `answer`)."""
     if low.get("correct_option") and low.get("incorrect_option"):
         return [low["correct_option"], low["incorrect_option"]], 0
     if low.get("text_options"):
         try:
-            opts = [str(x) for x in ast.literal_eval(low["text_options"])]
-        except (ValueError, SyntaxError):
-            return None
-        ans = (low.get("answer") or "").strip()
-        right = low.get("correct_option") or ""
-        if len(opts) >= 2 and right in opts:
-            return opts, opts.index(right)
-        if len(opts) >= 2 and ans[:1].upper() in "ABCD" and ans and "ABCD".index(ans[:1].upper()) < len(opts):
-            return opts, "ABCD".index(ans[:1].upper())
-        return None
+            opts = ast.literal_eval(low["text_options"])
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return "no_parseable_options"
+        if not isinstance(opts, (list, tuple)) or not 2 <= len(opts) <= len(CONME_LETTERS) \
+                or not all(isinstance(x, str) and x.strip() for x in opts):
+            return "no_parseable_options"
+        right = _answer_index(low.get("correct_option") or low.get("answer") or "", list(opts))
+        return right if isinstance(right, str) else (list(opts), right)
     a = low.get("option_a", low.get("a"))
     b = low.get("option_b", low.get("b"))
     if a is None or b is None:
-        opts = dict((m.group(1), m.group(2).strip()) for m in _OPT.finditer(low.get("question", "")))
-        a, b = opts.get("A"), opts.get("B")
-    if a is None or b is None:
-        return None
-    ans = (low.get("answer") or "A").strip().upper()[:1]
-    return [a, b], 0 if ans == "A" else 1
+        found = dict((m.group(1), m.group(2).strip()) for m in _OPT.finditer(low.get("question", "")))
+        a, b = found.get("A"), found.get("B")
+    if not a or not b:
+        return "no_parseable_options"
+    right = _answer_index(low.get("answer") or "", [a, b])
+    return right if isinstance(right, str) else ([a, b], right)
+
+
+def _answer_index(answer: str, opts: list[str]) -> int | str:
+    """The option an answer names: its text (case and a final period aside), or its letter written
+    `A`, `(A)`, `A)`, `A.` or `Option A`; else the reason (`no_answer`, `unparseable_answer`)."""
+    def norm(t: str) -> str:
+        return t.strip().rstrip(".").strip().casefold()
+    if not answer.strip():
+        return "no_answer"
+    texts = [norm(o) for o in opts]
+    if texts.count(norm(answer)) == 1:
+        return texts.index(norm(answer))
+    m = re.fullmatch(r"\(?\s*(?:option\s+)?([A-H])\s*\)?[.:]?", answer.strip(), re.I)
+    if m and CONME_LETTERS.index(m.group(1).upper()) < len(opts):
+        return CONME_LETTERS.index(m.group(1).upper())
+    return "unparseable_answer"
+
+
+CONME_LETTERS = "ABCDEFGH"      # ConMe's option letters (score.py); a row has at most this many options
 
 
 def load_conme(path: str | Path, image_root: str | None = None,
@@ -412,8 +545,9 @@ def load_conme(path: str | Path, image_root: str | None = None,
     """ConMe replace-{att,obj,rel} CSVs, both kinds: the generated files (columns image, question,
     answer, base_question, correct_option, incorrect_option, question_format) and the
     `*_HUMAN_FILTER.csv` files (id, text_options, ...). Each file is its own category, named by
-    its stem, so a score always says which kind it comes from. Rows without parseable options
-    are counted in `skipped` (`no_parseable_options`), never dropped silently.
+    its stem, so a score always says which kind it comes from. Rows without parseable options,
+    or whose answer names no option (`_answer_index`), are counted in `skipped`
+    (`no_parseable_options`, `no_answer`, `unparseable_answer`), never dropped silently or guessed.
 
     Scoring rule for a contrastive model: each option is scored on its own as a caption,
     S(image, option); the option with the higher score is the answer (ties wrong). The question
@@ -421,8 +555,7 @@ def load_conme(path: str | Path, image_root: str | None = None,
     for ConMe's own VLM scoring, where the order of the options matters: as ConMe does, the
     options of each row are shuffled (seeded, per row)."""
     p = Path(path)
-    root = Path(image_root) if image_root else p
-    skipped = skipped if skipped is not None else {}
+    images = ImageRoot(image_root or (p if p.is_dir() else p.parent), skipped)
     items = []
     files = sorted(p.glob("replace-*.csv")) if p.is_dir() else [p]
     if not files:
@@ -430,53 +563,60 @@ def load_conme(path: str | Path, image_root: str | None = None,
     for f in files:
         cat = f.stem
         try:
-            with open(f, newline="", encoding="utf-8") as fh:
-                rows = list(csv.DictReader(fh))
-        except (UnicodeDecodeError, csv.Error) as e:
-            raise BenchFileError(f"{f}: unreadable CSV ({type(e).__name__})") from None
+            rows = list(csv.DictReader(io.StringIO(read_text(f), newline="")))
+        except csv.Error as e:
+            raise BenchFileError(f"{f}: unreadable CSV ({e})") from None
         for r, row in enumerate(rows):
-            low = {k.lower().strip(): (v or "") for k, v in row.items() if k}
+            low = {k.lower().strip(): v if isinstance(v, str) else "" for k, v in row.items() if isinstance(k, str)}
             got = _conme_options(low)
-            img = low.get("image") or low.get("image_path") or low.get("filename")
-            if got is None or not img:
-                skipped["no_parseable_options" if got is None else "no_image_column"] = \
-                    skipped.get("no_parseable_options" if got is None else "no_image_column", 0) + 1
+            rel = low.get("image") or low.get("image_path") or low.get("filename")
+            if isinstance(got, str) or not rel:
+                images.skip(got if isinstance(got, str) else "no_image_column")
+                continue
+            img = images(rel)
+            if img is None:
                 continue
             opts, right = got
             if random.Random(f"{seed}:{cat}:{r}").random() < 0.5:
                 opts, right = opts[::-1], len(opts) - 1 - right
             m = _OPT.search(low.get("question", ""))
             question = (low.get("question", "")[:m.start()] if m else low.get("question", "")).strip()
-            items.append(Item(str(root / img), opts, right, groups={"category": cat}, id=f"{cat}:{r}",
+            items.append(Item(img, opts, right, groups={"category": cat}, id=f"{cat}:{r}",
                               question=question or CONME_QUESTION))
     return items
 
 
 # ------------------------------------------------------------------------------- Winoground
-def load_winoground(path: str | Path, image_root: str | None = None) -> list[dict[str, Any]]:
+def load_winoground(path: str | Path, image_root: str | None = None,
+                    skipped: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """examples.jsonl: one example a line; its id is the line's `id`, else `line:<n>` (ids pair
+    examples across models, so each must be unique)."""
     p = Path(path)
     f = p / "examples.jsonl" if p.is_dir() else p
-    root = Path(image_root) if image_root else f.parent / "images"
-    out = []
-    for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise BenchFileError(f"{f}: line {n}: malformed JSON ({e.msg})") from None
-            out.append({"images": [str(_with_ext(root, d["image_0"])), str(_with_ext(root, d["image_1"]))],
-                        "captions": [d["caption_0"], d["caption_1"]], "id": d.get("id")})
+    images = ImageRoot(image_root or f.parent / "images", skipped)
+    out, seen = [], {}
+    for n, line in enumerate(read_text(f).splitlines(), start=1):
+        if not line.strip():
+            continue
+        d = parse_json(line, f"{f}: line {n}")
+        if not isinstance(d, dict) or not all(isinstance(d.get(k), str) for k in ("caption_0", "caption_1")):
+            raise BenchFileError(f"{f}: line {n}: needs caption_0, caption_1, image_0 and image_1")
+        ex_id = str(d["id"]) if d.get("id") is not None else f"line:{n}"
+        if ex_id in seen:
+            raise BenchFileError(f"{f}: line {n}: id {ex_id!r} repeats line {seen[ex_id]}")
+        seen[ex_id] = n
+        a = images(_with_ext(images, d.get("image_0")))
+        b = images(_with_ext(images, d.get("image_1"))) if a is not None else None
+        if a is not None and b is not None:
+            out.append({"images": [a, b], "captions": [d["caption_0"], d["caption_1"]], "id": ex_id})
     return out
 
 
-def _with_ext(root: Path, name: str) -> Path:
-    p = root / name
-    if p.suffix:
-        return p
-    for ext in (".png", ".jpg", ".jpeg"):
-        if (root / (name + ext)).exists():
-            return root / (name + ext)
-    return root / (name + ".png")
+def _with_ext(images: ImageRoot, name: Any) -> Any:
+    """The release names images without an extension (`ex_0`): the first of .png/.jpg/.jpeg that exists."""
+    if not isinstance(name, str) or "\0" in name or Path(name).suffix:
+        return name
+    return next((name + e for e in (".png", ".jpg", ".jpeg") if (images.root / (name + e)).exists()), name + ".png")
 
 
 def winoground_metrics(s: np.ndarray) -> dict[str, bool]:
@@ -501,31 +641,39 @@ def recall_at_k(sim: np.ndarray, gt: list[set[int]], ks: Iterable[int] = (1, 5, 
     return {k: float((w < k).mean()) for k in ks}
 
 
-def load_karpathy(path: str | Path, image_root: str | None = None) -> tuple[list[str], list[str], list[int]]:
+def load_karpathy(path: str | Path, image_root: str | None = None, skipped: dict[str, int] | None = None
+                  ) -> tuple[list[str], list[str], list[int]]:
+    """Image paths, captions and each caption's image (an index into the paths); an image that
+    leaves its root is counted and left out with its captions."""
     p = Path(path)
-    data = read_json(p)
-    root = Path(image_root) if image_root else p.parent
+    root = ImageRoot(image_root or p.parent, skipped)
     images, texts, owner = [], [], []
-    for i, ann in enumerate(data):
-        if not isinstance(ann, dict) or not isinstance(ann.get("image"), str) or not ann.get("caption"):
+    for i, ann in enumerate(_entries(p, read_json(p))):
+        if not isinstance(ann, dict) or not isinstance(ann.get("caption"), list) or not ann["caption"] \
+                or not all(isinstance(c, str) for c in ann["caption"]):
             raise BenchFileError(f"{p}: entry {i}: needs an image path and its captions")
-        images.append(str(root / ann["image"]))
+        img = root(ann.get("image"))
+        if img is None:
+            continue
         for c in ann["caption"]:
             texts.append(c)
-            owner.append(i)
+            owner.append(len(images))
+        images.append(img)
     return images, texts, owner
 
 
 IMAGENET_ZEROSHOT = Path(__file__).resolve().parent / "data" / "imagenet1k_zeroshot.json"
 
 
-def load_image_folder(path: str | Path) -> tuple[list[str], list[int], list[str], list[str]]:
+def load_image_folder(path: str | Path, skipped: dict[str, int] | None = None
+                      ) -> tuple[list[str], list[int], list[str], list[str]]:
     """A zero-shot folder: one folder per class (the ImageFolder layout) -> image files, labels,
     class names and templates. Class names: `classnames.txt` (one per line, in sorted folder
     order) if present; else ImageNet-1k's standard names when the folders are its 1,000 WordNet
     ids; else the folder names. Templates: `templates.txt` ("{}" or "{c}" for the class) if
     present, else CLIP's 80 ImageNet templates (both shipped in data/imagenet1k_zeroshot.json,
-    taken from clip_benchmark; the file names its source)."""
+    taken from clip_benchmark; the file names its source). An image that leaves the folder (a
+    link) is counted as `image_outside_root` and left out."""
     p = Path(path)
     if not p.is_dir():
         raise BenchFileError(f"{p}: zero-shot folder not found")
@@ -535,22 +683,23 @@ def load_image_folder(path: str | Path) -> tuple[list[str], list[int], list[str]
     shipped = read_json(IMAGENET_ZEROSHOT)
     names = [c.replace("_", " ") for c in classes]
     if (p / "classnames.txt").exists():
-        names = [ln.strip() for ln in (p / "classnames.txt").read_text(encoding="utf-8").splitlines() if ln.strip()]
+        names = [ln.strip() for ln in read_text(p / "classnames.txt").splitlines() if ln.strip()]
         if len(names) != len(classes):
             raise BenchFileError(f"{p / 'classnames.txt'}: {len(names)} names for {len(classes)} class folders")
     elif len(classes) == len(shipped["classnames"]) and all(re.fullmatch(r"n\d{8}", c) for c in classes):
         names = shipped["classnames"]
     templates = shipped["templates"]
     if (p / "templates.txt").exists():
-        templates = [t.strip() for t in (p / "templates.txt").read_text(encoding="utf-8").splitlines() if t.strip()]
+        templates = [t.strip() for t in read_text(p / "templates.txt").splitlines() if t.strip()]
         bad = [t for t in templates if not re.fullmatch(r"[^{}]*\{c?\}[^{}]*", t)]
         if bad or not templates:
             raise BenchFileError(f"{p / 'templates.txt'}: each line needs one {{}} (or {{c}}) for the class name"
                                  + (f", not {bad[0]!r}" if bad else ""))
+    images = ImageRoot(p, skipped)
     files, labels = [], []
     for ci, c in enumerate(classes):
         for f in sorted((p / c).iterdir()):
-            if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"):
+            if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp") and images(f.name, c) is not None:
                 files.append(str(f))
                 labels.append(ci)
     return files, labels, names, templates
@@ -591,7 +740,8 @@ def _yes_no(text: str, where: str) -> bool:
     return t == "yes"
 
 
-def load_pope(path: str | Path, image_root: str | None = None) -> list[YesNo]:
+def load_pope(path: str | Path, image_root: str | None = None, skipped: dict[str, int] | None = None
+              ) -> list[YesNo]:
     """POPE question files (`coco_pope_{random,popular,adversarial}.json`, one JSON object per line
     with `question_id`, `image`, `text`, `label`; a JSON list is read too). A folder gives each file
     as its own split; images under `image_root` (COCO val2014), default the folder itself."""
@@ -599,28 +749,25 @@ def load_pope(path: str | Path, image_root: str | None = None) -> list[YesNo]:
     files = sorted(p.glob("*pope*.json")) or sorted(p.glob("*.json")) if p.is_dir() else [p]
     if not files:
         raise BenchFileError(f"{p}: no POPE question file (*pope*.json)")
-    root = Path(image_root) if image_root else (p if p.is_dir() else p.parent)
+    images = ImageRoot(image_root or (p if p.is_dir() else p.parent), skipped)
     out = []
     for f in files:
         split = re.sub(r"^.*pope_", "", f.stem)
-        text = f.read_text(encoding="utf-8")
+        text = read_text(f)
         try:
-            rows = json.loads(text)
+            rows = parse_json(text, str(f))
             rows = rows if isinstance(rows, list) else [rows]
             lines = [(i + 1, r) for i, r in enumerate(rows)]
-        except json.JSONDecodeError:
-            lines = []
-            for n, line in enumerate(text.splitlines(), 1):
-                if line.strip():
-                    try:
-                        lines.append((n, json.loads(line)))
-                    except json.JSONDecodeError as e:
-                        raise BenchFileError(f"{f}: line {n}: malformed JSON ({e.msg})") from None
+        except BenchFileError:                 # not one JSON document: one object per line
+            lines = [(n, parse_json(line, f"{f}: line {n}")) for n, line in enumerate(text.splitlines(), 1)
+                     if line.strip()]
         for n, r in lines:
-            if not isinstance(r, dict) or not {"image", "text", "label"} <= set(r):
+            if not isinstance(r, dict) or not {"image", "text", "label"} <= set(r) or not isinstance(r["text"], str):
                 raise BenchFileError(f"{f}: line {n}: needs image, text and label")
-            out.append(YesNo(str(root / r["image"]), r["text"], _yes_no(r["label"], f"{f}: line {n}"),
-                             f"{split}:{r.get('question_id', n)}", split))
+            answer = _yes_no(r["label"], f"{f}: line {n}")
+            img = images(r["image"])
+            if img is not None:
+                out.append(YesNo(img, r["text"], answer, f"{split}:{r.get('question_id', n)}", split))
     return out
 
 
@@ -639,40 +786,45 @@ MME_PERCEPTION = ("existence", "count", "position", "color", "posters", "celebri
 MME_COGNITION = ("commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning")
 
 
-def load_mme(path: str | Path, skipped: dict[str, int] | None = None) -> list[YesNo]:
+def load_mme(path: str | Path, skipped: dict[str, int] | None = None, skip_empty: bool = False) -> list[YesNo]:
     """MME's released folder (`MME_Benchmark_release_version/`, or the `MME_Benchmark/` some copies
     nest in it), one folder per subtask, read as LLaVA's `get_gt` reads it: a subtask with an
     `images/` folder keeps its question files in `questions_answers_YN/`, the others keep them
     beside the images (`<image stem>.txt`, lines "question<TAB>Yes|No"). Every question is kept
     with its image, for acc+. A subtask folder that yields no question is an error naming it, or,
-    with `skipped` given (`--skip-missing`), counted there as `empty_subtask:<name>`."""
+    with `skip_empty` (`--skip-missing`), counted in `skipped` as `empty_subtask:<name>`. An image
+    that leaves the MME folder (a link) is counted as `image_outside_root`, with its questions."""
     root = Path(path)
     if not root.is_dir():
         raise BenchFileError(f"{root}: MME folder not found")
     known = MME_PERCEPTION + MME_COGNITION
     if (root / "MME_Benchmark").is_dir() and not any((root / n).is_dir() for n in known):
         root = root / "MME_Benchmark"
+    images = ImageRoot(root, skipped)
     out = []
     for d in sorted(x for x in root.iterdir() if x.is_dir()):
         name = d.name
         idir, qdir = (d / "images", d / "questions_answers_YN") if (d / "images").is_dir() else (d, d)
-        found = len(out)
+        asked = 0
         for txt in sorted(qdir.glob("*.txt")):
-            img = next((idir / (txt.stem + e) for e in (".jpg", ".png", ".jpeg", ".JPG", ".PNG")
-                        if (idir / (txt.stem + e)).is_file()), idir / (txt.stem + ".jpg"))
-            for n, line in enumerate(txt.read_text(encoding="utf-8").splitlines(), 1):
+            ext = next((e for e in (".jpg", ".png", ".jpeg", ".JPG", ".PNG") if (idir / (txt.stem + e)).is_file()), ".jpg")
+            qs = []
+            for n, line in enumerate(read_text(txt).splitlines(), 1):
                 if not line.strip():
                     continue
                 parts = line.rsplit("\t", 1)
                 if len(parts) != 2:
                     raise BenchFileError(f"{txt}: line {n}: want question<TAB>answer")
-                out.append(YesNo(str(img), parts[0].strip(), _yes_no(parts[1], f"{txt}: line {n}"),
-                                 f"{name}:{txt.stem}:{n}", name, image_id=f"{name}:{txt.stem}"))
-        if len(out) == found:
-            if skipped is None:
+                qs.append((n, parts[0].strip(), _yes_no(parts[1], f"{txt}: line {n}")))
+            asked += len(qs)
+            img = images(txt.stem + ext, idir.relative_to(root), weight=len(qs)) if qs else None
+            out += [YesNo(img, q, a, f"{name}:{txt.stem}:{n}", name, image_id=f"{name}:{txt.stem}")
+                    for n, q, a in qs if img is not None]
+        if not asked:
+            if not skip_empty:
                 raise BenchFileError(f"{d}: MME subtask {name!r} yields no question (no *.txt in {qdir}); "
                                      "--skip-missing to score the others")
-            skipped[f"empty_subtask:{name}"] = 1
+            images.skip(f"empty_subtask:{name}")
     if not out:
         raise BenchFileError(f"{root}: no MME question file found")
     return out

@@ -14,25 +14,27 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .benchmarks import Item, _img_key, load_image
+from .benchmarks import CONME_LETTERS, Item, _img_key, image_error, load_image
 
 SHOW_PROMPT = "Does this image show: {text}? Answer yes or no."
 YES = ("Yes", " Yes", "yes", " yes", "YES")
 NO = ("No", " No", "no", " no", "NO")
 # ConMe's multiple-choice prompt (jmiemirza/ConMe dec_vl_eval/src/models/score.py, score_options)
-CONME_LETTERS = "ABCDEFGH"
 CONME_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 
 
 class GenerativeScorer:
-    """P(yes) from a transformers image-text-to-text model and its processor (loaded once)."""
+    """P(yes) from a transformers image-text-to-text model and its processor (loaded once). A model
+    folder that asks to run its own code (`auto_map`) is refused before anything is loaded."""
 
     def __init__(self, model: str, device: str = "cpu", batch_size: int = 8, dtype: torch.dtype | None = None):
         from transformers import AutoModelForImageTextToText
+        from ..hub import refuse_remote_code
         from ..train.vlm import load_processor
+        refuse_remote_code(model)
         self.processor = load_processor(model)
         kw = {"dtype": dtype} if dtype is not None else {}
-        self.model = AutoModelForImageTextToText.from_pretrained(model, **kw).to(device).eval()
+        self.model = AutoModelForImageTextToText.from_pretrained(model, trust_remote_code=False, **kw).to(device).eval()
         self.device, self.bs = device, batch_size
         tok = self.processor.tokenizer
         self.yes = self._first_tokens(tok, YES)
@@ -66,10 +68,11 @@ class GenerativeScorer:
             enc = self.processor(images=list(images[b:b + self.bs]),
                                  text=[self.prompt(q) for q in questions[b:b + self.bs]],
                                  return_tensors="pt", padding=True).to(self.device)
-            logits = self.model(**enc).logits
             mask = enc["attention_mask"]
             last = mask.shape[1] - 1 - mask.flip(1).int().argmax(1)      # last real token, either padding side
-            lp = torch.log_softmax(logits[torch.arange(len(last)), last].float(), -1)
+            keep = int(mask.shape[1] - last.min())                       # logits only from the first last token on
+            logits = self.model(**enc, logits_to_keep=keep).logits
+            lp = torch.log_softmax(logits[torch.arange(len(last)), last - (mask.shape[1] - keep)].float(), -1)
             y, n = torch.logsumexp(lp[:, self.yes], -1), torch.logsumexp(lp[:, self.no], -1)
             out.append(torch.sigmoid(y - n).cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0)
@@ -92,8 +95,8 @@ class GenerativeScorer:
                 kw = {k: torch.cat([v, torch.ones_like(ans) if k == "attention_mask" else
                                     (ans if k == "input_ids" else torch.zeros_like(ans))], 1)
                       if torch.is_tensor(v) and v.shape == enc["input_ids"].shape else v for k, v in enc.items()}
-                logits = self.model(**kw).logits[0].float()
-                lp = torch.log_softmax(logits[-ans.shape[1] - 1:-1], -1).gather(1, ans[0][:, None])
+                logits = self.model(**kw, logits_to_keep=ans.shape[1] + 1).logits[0].float()   # those that predict the letter
+                lp = torch.log_softmax(logits[:-1], -1).gather(1, ans[0][:, None])
                 scores.append(float(lp.mean()))
             out.append(np.array(scores))
         return out
@@ -109,7 +112,7 @@ class GenerativeScorer:
                 try:
                     im = load_image(it.image, it.box)
                 except Exception as e:         # scored as nothing; the caller drops or reports it
-                    self.unreadable[_img_key(it)] = type(e).__name__
+                    self.unreadable[_img_key(it)] = image_error(e)
                     im = Image.new("RGB", (8, 8))
                 for t in it.texts:
                     imgs.append(im)

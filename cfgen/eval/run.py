@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
+import math
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from ..io.reader import read_regular
+from ..io.writer import atomic_write_bytes, refuse_symlink
 from . import benchmarks as B
 
 
@@ -28,6 +33,7 @@ class BenchResult:
     unit: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     items: list[tuple[str, str, bool]] = field(default_factory=list)
+    undefined: dict[str, str] = field(default_factory=dict)     # metric -> why it has no value
 
     def count(self, metric: str, n: int, unit: str = "items") -> None:
         self.n[metric], self.unit[metric] = n, unit
@@ -36,41 +42,72 @@ class BenchResult:
         for k, (n, unit) in counts.items():
             self.count(k, n, unit)
 
-    def table(self) -> dict[str, float]:
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+    def table(self) -> dict[str, Any]:
         """Metrics, `n_<what it counts>:<metric>` counts and `skipped:<reason>` counts, as
-        results.json holds them."""
-        return {**self.metrics, **{f"n_{self.unit.get(k, 'items')}:{k}": v for k, v in self.n.items()},
+        results.json holds them. A metric that is not a number (a mean over nothing) is null,
+        with `undefined:<metric>` saying why: JSON has no NaN, and one NaN must not lose a run."""
+        mets: dict[str, Any] = {}
+        for k, v in self.metrics.items():
+            mets[k] = v if math.isfinite(v) else None
+            if mets[k] is None:
+                mets[f"undefined:{k}"] = self.undefined.get(k, f"no {self.unit.get(k, 'items')} to average")
+        return {**mets, **{f"n_{self.unit.get(k, 'items')}:{k}": v for k, v in self.n.items()},
                 **{f"skipped:{k}": v for k, v in self.skipped.items()}}
 
 
-COUNT_KEY = re.compile(r"^(?:n(?:_(\w+))?|skipped):")        # n_<unit>:, skipped: (and n: of older results)
+# Keys of a results table that are not metrics: n_<unit>: (and n: of older results), skipped:, undefined:
+COUNT_KEY = re.compile(r"^(?:n(?:_(\w+))?|skipped|undefined):")
 
 
 def count_of(mets: dict[str, Any], metric: str) -> tuple[Any, str | None]:
     """(n, what it counts) of `metric` in a results.json table, or (None, None)."""
     for k, v in mets.items():
         m = COUNT_KEY.match(k)
-        if m and not k.startswith("skipped:") and k[m.end():] == metric:
+        if m and not k.startswith(("skipped:", "undefined:")) and k[m.end():] == metric:
             return v, m.group(1) or "items"
     return None, None
 
 
-def _usable(scorer: B.Scorer, items: list[B.Item], res: BenchResult, skip_missing: bool) -> list[B.Item]:
-    """Items whose image exists; a missing image stops the run (naming it) unless skip_missing."""
-    missing = set(B.missing_images(items))
-    if missing and not skip_missing:
-        first = sorted(missing)[0]
-        raise ValueError(f"{first}: image not found ({len(missing) - 1} other image(s) of this benchmark missing); "
+def _usable(items: list[B.Item], res: BenchResult, skip_missing: bool) -> list[B.Item]:
+    """Items whose image file can be opened (see `_unusable`)."""
+    bad = _unusable([it.image for it in items if isinstance(it.image, str)], skip_missing)
+    for it in items:
+        if isinstance(it.image, str) and it.image in bad:
+            res.skip(bad[it.image])
+    return [it for it in items if not (isinstance(it.image, str) and it.image in bad)]
+
+
+def _unusable(paths: list[str], skip_missing: bool) -> dict[str, str]:
+    """Image paths that cannot be opened, with why (B.image_problems); any stops the run naming
+    the first unless skip_missing (the caller then counts what it leaves out)."""
+    bad = B.image_problems(paths)
+    if bad and not skip_missing:
+        first = sorted(bad)[0]
+        what = "image not found" if bad[first] == "missing_image" else "not a regular file"
+        raise ValueError(f"{first}: {what} ({len(bad) - 1} other image(s) of this benchmark unusable); "
                          "fix --image-root/--coco-root, or --skip-missing to score the rest")
-    if missing:
-        res.skipped["missing_image"] = sum(1 for it in items if isinstance(it.image, str) and it.image in missing)
-    return [it for it in items if not (isinstance(it.image, str) and it.image in missing)]
+    return bad
+
+
+def _load(path: str, res: BenchResult, skip_missing: bool):
+    """The decoded image, or None (counted by reason) when it cannot be read and skip_missing;
+    without skip_missing one line naming it."""
+    try:
+        return B.load_image(path)
+    except Exception as e:
+        if not skip_missing:
+            raise ValueError(f"{path}: unreadable image ({B.image_error(e)}); --skip-missing to score the rest") from None
+        res.skip(B.image_error(e))
+        return None
 
 
 def _mc(scorer: B.Scorer, items: list[B.Item], res: BenchResult, skip_missing: bool,
         group: str | None = None, argmax: bool = False) -> tuple[list[B.Item], list[bool]]:
     """Score multiple-choice items (`argmax`: the first of tied options wins, see B.is_correct);
-    corrupt images stop the run or are skipped and counted."""
+    unreadable images stop the run or are skipped and counted by reason."""
     scores = scorer.item_scores(items)
     bad = getattr(scorer, "unreadable", {})
     if bad:
@@ -79,8 +116,10 @@ def _mc(scorer: B.Scorer, items: list[B.Item], res: BenchResult, skip_missing: b
         if not skip_missing:
             raise ValueError(f"{first.image}: unreadable image ({bad[B._img_key(first)]}; "
                              f"{len(bad) - 1} other(s)); --skip-missing to score the rest")
+        for k in keys:
+            if k in bad:
+                res.skip(bad[k])
         keep = [k not in bad for k in keys]
-        res.skipped["corrupt_image"] = len(keep) - sum(keep)
         items = [it for it, ok in zip(items, keep) if ok]
         scores = [s for s, ok in zip(scores, keep) if ok]
     corrects = [B.is_correct(s, it.correct, argmax) for s, it in zip(scores, items)]
@@ -112,7 +151,13 @@ class Ctx:
         self.seed, self.skip_missing, self.res = seed, skip_missing, BenchResult()
 
     def usable(self, items: list[B.Item]) -> list[B.Item]:
-        return _usable(self.scorer, items, self.res, self.skip_missing)
+        return _usable(items, self.res, self.skip_missing)
+
+    def unusable(self, paths: list[str]) -> dict[str, str]:
+        return _unusable(paths, self.skip_missing)
+
+    def load(self, path: str):
+        return _load(path, self.res, self.skip_missing)
 
     def mc(self, items: list[B.Item], group: str | None = None, argmax: bool = False
            ) -> tuple[list[B.Item], list[bool]]:
@@ -121,22 +166,25 @@ class Ctx:
 
 def _aro(c: Ctx) -> None:
     rel = c.kind == "aro-vg-relation"
-    items = c.usable((B.load_vg_relation if rel else B.load_vg_attribution)(c.path, c.image_root))
+    items = c.usable((B.load_vg_relation if rel else B.load_vg_attribution)(c.path, c.image_root, c.res.skipped))
     items, ok = c.mc(items, "relation" if rel else "attributes")
     c.res.metrics, counts = (B.aro_relation_metrics if rel else B.aro_attribution_metrics)(items, ok)
     c.res.counts(counts)
+    if not math.isfinite(c.res.metrics["macro"]):
+        c.res.undefined["macro"] = ("no relation left once the symmetric ones are dropped" if rel else
+                                    "no attribute pair has the 25 items the macro average needs")
 
 
 def _order(c: Ctx) -> None:
     """ARO's evaluate_scores: np.argmax over [true caption, 4 perturbations], so a perturbation
     identical to the caption ties and the caption (first) wins."""
-    _, ok = c.mc(c.usable(B.load_order(c.path, c.image_root, seed=c.seed)), argmax=True)
+    _, ok = c.mc(c.usable(B.load_order(c.path, c.image_root, seed=c.seed, skipped=c.res.skipped)), argmax=True)
     c.res.metrics = {"precision@1": float(np.mean(ok)) if ok else 0.0}
     c.res.count("precision@1", len(ok))
 
 
 def _sugarcrepe(c: Ctx) -> None:
-    _per_group(*c.mc(c.usable(B.load_sugarcrepe(c.path, c.image_root)), "category"), "category", c.res)
+    _per_group(*c.mc(c.usable(B.load_sugarcrepe(c.path, c.image_root, c.res.skipped)), "category"), "category", c.res)
 
 
 def _vl_checklist(c: Ctx) -> None:
@@ -188,19 +236,21 @@ def _conme_groups(items: list[B.Item], ok: list[bool], res: BenchResult, prefix:
 
 
 def _winoground(c: Ctx) -> None:
-    ex = B.load_winoground(c.path, c.image_root)
-    missing = B.missing_images([B.Item(x, []) for e in ex for x in e["images"]])
-    if missing and not c.skip_missing:
-        raise ValueError(f"{missing[0]}: image not found ({len(missing) - 1} other(s) missing); --skip-missing")
-    ok = [e for e in ex if not set(e["images"]) & set(missing)]
-    if len(ok) < len(ex):
-        c.res.skipped["missing_image"] = len(ex) - len(ok)
+    ex = B.load_winoground(c.path, c.image_root, c.res.skipped)
+    bad = c.unusable([x for e in ex for x in e["images"]])
     out: dict[str, list[bool]] = {"text": [], "image": [], "group": []}
-    for e in ok:
-        s = c.scorer.enc.score([B.load_image(x) for x in e["images"]], e["captions"]).numpy().T
+    for e in ex:
+        why = next((bad[x] for x in e["images"] if x in bad), None)
+        if why:
+            c.res.skip(why)
+            continue
+        ims = [c.load(x) for x in e["images"]]
+        if None in ims:
+            continue
+        s = c.scorer.enc.score(ims, e["captions"]).numpy().T
         for k, v in B.winoground_metrics(s).items():
             out[k].append(v)
-        c.res.items.append((str(e["id"]), "group", out["group"][-1]))
+        c.res.items.append((e["id"], "group", out["group"][-1]))
     c.res.metrics = {k: float(np.mean(v)) if v else 0.0 for k, v in out.items()}
     for k, v in out.items():
         c.res.count(k, len(v), "examples")
@@ -208,30 +258,23 @@ def _winoground(c: Ctx) -> None:
 
 def _image_embeddings(c: Ctx, files: list[str], desc: str):
     """(indices into `files`, their embeddings) one batch at a time, with a progress bar: only one
-    batch of pixels is ever in memory, whatever the folder size. A missing or unreadable image stops
-    the run naming it, or with --skip-missing is left out and counted."""
+    batch of pixels is ever in memory, whatever the folder size. An image that cannot be opened or
+    decoded stops the run naming it, or with --skip-missing is left out and counted by reason."""
     from tqdm.auto import tqdm
-    missing = set(B.missing_images([B.Item(x, []) for x in files]))
-    if missing and not c.skip_missing:
-        raise ValueError(f"{sorted(missing)[0]}: image not found ({len(missing) - 1} other(s) missing); "
-                         "fix the path or --image-root, or --skip-missing")
-    if missing:
-        c.res.skipped["missing_image"] = len(missing)
+    bad = c.unusable(files)
     bs = c.scorer.bs
     with tqdm(total=len(files), desc=desc, unit="img", leave=False) as bar:
         for b in range(0, len(files), bs):
             idx, ims = [], []
             for i in range(b, min(b + bs, len(files))):
-                if files[i] in missing:
-                    continue
-                try:
-                    ims.append(B.load_image(files[i]))
-                except Exception as e:
-                    if not c.skip_missing:
-                        raise ValueError(f"{files[i]}: unreadable image ({type(e).__name__}); --skip-missing") from None
-                    c.res.skipped["unreadable_image"] = c.res.skipped.get("unreadable_image", 0) + 1
-                    continue
-                idx.append(i)
+                im = None
+                if files[i] in bad:
+                    c.res.skip(bad[files[i]])
+                else:
+                    im = c.load(files[i])
+                if im is not None:
+                    idx.append(i)
+                    ims.append(im)
             if ims:
                 yield idx, c.scorer.enc.embed_images(ims, bs).numpy()
             bar.update(min(bs, len(files) - b))
@@ -239,7 +282,7 @@ def _image_embeddings(c: Ctx, files: list[str], desc: str):
 
 def _retrieval(c: Ctx) -> None:
     """Recall@K both ways; images embedded batch by batch (the embeddings, not the pixels, are kept)."""
-    images, texts, owner = B.load_karpathy(c.path, c.image_root)
+    images, texts, owner = B.load_karpathy(c.path, c.image_root, c.res.skipped)
     got = list(_image_embeddings(c, images, "retrieval images"))
     kept = [i for idx, _ in got for i in idx]
     ie = np.concatenate([e for _, e in got]) if got else np.zeros((0, 1))
@@ -263,7 +306,7 @@ def _zeroshot(c: Ctx) -> None:
     per class, each template's text embedding L2-normalised, averaged, renormalised; images streamed
     in batches; top-5 only with 5 or more classes (clip_benchmark reports NaN there)."""
     import torch
-    files, labels, names, templates = B.load_image_folder(c.path)
+    files, labels, names, templates = B.load_image_folder(c.path, c.res.skipped)
     cls = []
     for n in names:
         e = torch.nn.functional.normalize(c.scorer.enc.embed_texts([t.format(n, c=n) for t in templates]), dim=-1)
@@ -297,30 +340,24 @@ def _world(c: Ctx) -> None:
 
 def _answers(c: Ctx, qs: list[B.YesNo]) -> tuple[list[B.YesNo], list[bool]]:
     """Yes/no answers (P(yes) > 0.5) of a generative scorer, a batch of images at a time (POPE's
-    9,000 questions never sit in memory as decoded images); missing or unreadable images stop the
-    run, or with --skip-missing are dropped and counted."""
+    9,000 questions never sit in memory as decoded images); images that cannot be opened or
+    decoded stop the run, or with --skip-missing are dropped and counted by reason."""
     if not hasattr(c.scorer, "p_yes"):
         raise ValueError(f"{c.kind}: yes/no questions need a generative model (cfgen eval --scoring generative)")
-    missing = {q.image for q in qs if not os.path.isfile(q.image)}
-    if missing and not c.skip_missing:
-        raise ValueError(f"{sorted(missing)[0]}: image not found ({len(missing) - 1} other(s) missing); "
-                         "fix --image-root, or --skip-missing")
+    bad = c.unusable([q.image for q in qs])
     keep, pred = [], []
     bs = getattr(c.scorer, "bs", 8)
     for b in range(0, len(qs), bs):
         batch, imgs = [], []
         for q in qs[b:b + bs]:
-            if q.image in missing:
-                c.res.skipped["missing_image"] = c.res.skipped.get("missing_image", 0) + 1
-                continue
-            try:
-                imgs.append(B.load_image(q.image))
-            except Exception as e:
-                if not c.skip_missing:
-                    raise ValueError(f"{q.image}: unreadable image ({type(e).__name__}); --skip-missing") from None
-                c.res.skipped["unreadable_image"] = c.res.skipped.get("unreadable_image", 0) + 1
-                continue
-            batch.append(q)
+            im = None
+            if q.image in bad:
+                c.res.skip(bad[q.image])
+            else:
+                im = c.load(q.image)
+            if im is not None:
+                batch.append(q)
+                imgs.append(im)
         if batch:
             keep += batch
             p = c.scorer.p_yes(imgs, [q.question for q in batch])
@@ -329,7 +366,7 @@ def _answers(c: Ctx, qs: list[B.YesNo]) -> tuple[list[B.YesNo], list[bool]]:
 
 
 def _pope(c: Ctx) -> None:
-    qs, pred = _answers(c, B.load_pope(c.path, c.image_root))
+    qs, pred = _answers(c, B.load_pope(c.path, c.image_root, c.res.skipped))
     for split in sorted({q.group for q in qs}) + ["all"]:
         sel = [i for i, q in enumerate(qs) if split in ("all", q.group)]
         for k, v in B.pope_metrics([pred[i] for i in sel], [qs[i].answer for i in sel]).items():
@@ -339,7 +376,7 @@ def _pope(c: Ctx) -> None:
 
 
 def _mme(c: Ctx) -> None:
-    qs, pred = _answers(c, B.load_mme(c.path, c.res.skipped if c.skip_missing else None))
+    qs, pred = _answers(c, B.load_mme(c.path, c.res.skipped, skip_empty=c.skip_missing))
     ok = [p == q.answer for q, p in zip(qs, pred)]
     c.res.metrics, counts = B.mme_metrics(qs, ok)
     c.res.counts(counts)
@@ -474,42 +511,55 @@ def markdown(rs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_reports(results: dict[str, dict[str, dict[str, float]]], out: str | Path,
-                  items: dict[str, dict[str, list[tuple[str, str, bool]]]] | None = None) -> dict[str, Path]:
+def write_reports(results: dict[str, dict[str, dict[str, Any]]], out: str | Path,
+                  items: dict[str, dict[str, list[tuple[str, str, bool]]]] | None = None,
+                  model_paths: dict[str, str] | None = None) -> dict[str, Path]:
     """results.{json,csv,md}; results_long.{csv,parquet} (model, model path, config hash,
     benchmark, metric, value, n, n_of: what n counts); with `items`: items.parquet and, for two or more models,
-    compare.{json,md} (paired bootstrap 95% intervals per category)."""
+    compare.{json,md} (paired bootstrap 95% intervals per category). `model_paths`: the model
+    behind a name where they differ (`merge_results`). Every file is written atomically, and
+    none is written when any of them is a symlink (it could point anywhere)."""
     import pandas as pd
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    paths = model_paths or {}
     rs = rows(results)
-    (out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True, allow_nan=False))
-    long = [{"model": Path(m).name or m, "model_path": m, "config_hash": config_hash(m), "benchmark": b,
-             "metric": k, "value": v, **dict(zip(("n", "n_of"), count_of(mets, k)))}
-            for m, benches in results.items() for b, mets in benches.items() for k, v in mets.items()
-            if not COUNT_KEY.match(k)]
-    pd.DataFrame(long).to_csv(out / "results_long.csv", index=False)
-    pd.DataFrame(long).to_parquet(out / "results_long.parquet", index=False)
-    files = {"long_csv": out / "results_long.csv", "long_parquet": out / "results_long.parquet"}
+    files: dict[str, bytes] = {"results.json": json.dumps(results, indent=1, sort_keys=True, allow_nan=False).encode()}
+    long = pd.DataFrame([{"model": Path(paths.get(m, m)).name or m, "model_path": paths.get(m, m),
+                          "config_hash": config_hash(paths.get(m, m)), "benchmark": b, "metric": k, "value": v,
+                          **dict(zip(("n", "n_of"), count_of(mets, k)))}
+                         for m, benches in results.items() for b, mets in benches.items() for k, v in mets.items()
+                         if not COUNT_KEY.match(k)])
+    files["results_long.csv"] = long.to_csv(index=False).encode()
+    files["results_long.parquet"] = _parquet(long)
     if items:
-        pd.DataFrame([{"model": m, "benchmark": b, "item": i, "category": c, "correct": x}
-                      for m, bs in items.items() for b, rows_ in bs.items() for i, c, x in rows_]
-                     ).to_parquet(out / "items.parquet", index=False)
-        files["items"] = out / "items.parquet"
+        files["items.parquet"] = _parquet(pd.DataFrame(
+            [{"model": m, "benchmark": b, "item": i, "category": c, "correct": x}
+             for m, bs in items.items() for b, rows_ in bs.items() for i, c, x in rows_]))
         if len(items) > 1:
             cmp_rows = compare_items(items)
-            (out / "compare.json").write_text(json.dumps(cmp_rows, indent=1))
-            (out / "compare.md").write_text(markdown([{**r, "diff": f"{100 * r['diff']:+.1f}",
-                                                       "95% CI": f"[{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}]"}
-                                                      for r in cmp_rows]) + "\n")
-            files["compare"] = out / "compare.md"
-    cols = list(dict.fromkeys(c for r in rs for c in r))
-    with open(out / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rs)
-    (out / "results.md").write_text(markdown(rs) + "\n")
-    return {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md", **files}
+            files["compare.json"] = json.dumps(cmp_rows, indent=1).encode()
+            files["compare.md"] = (markdown([{**r, "diff": f"{100 * r['diff']:+.1f}",
+                                             "95% CI": f"[{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}]"}
+                                            for r in cmp_rows]) + "\n").encode()
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(c for r in rs for c in r)))
+    w.writeheader()
+    w.writerows(rs)
+    files["results.csv"] = buf.getvalue().encode()
+    files["results.md"] = (markdown(rs) + "\n").encode()
+    for name in files:
+        refuse_symlink(out / name)
+    for name, data in files.items():
+        atomic_write_bytes(out / name, data)
+    keys = {"results.json": "json", "results.csv": "csv", "results.md": "md", "results_long.csv": "long_csv",
+            "results_long.parquet": "long_parquet", "items.parquet": "items", "compare.md": "compare"}
+    return {keys[n]: out / n for n in files if n in keys}
+
+
+def _parquet(df: Any) -> bytes:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
 
 
 def read_items(results_json: str | Path) -> dict[str, dict[str, list[tuple[str, str, bool]]]]:
@@ -519,6 +569,48 @@ def read_items(results_json: str | Path) -> dict[str, dict[str, list[tuple[str, 
     if not p.is_file():
         return {}
     out: dict[str, dict[str, list[tuple[str, str, bool]]]] = {}
-    for r in pd.read_parquet(p).itertuples():
-        out.setdefault(r.model, {}).setdefault(r.benchmark, []).append((r.item, r.category, bool(r.correct)))
+    try:
+        for r in pd.read_parquet(io.BytesIO(read_regular(p, B.MAX_BENCH_FILE_BYTES))).itertuples():
+            out.setdefault(str(r.model), {}).setdefault(str(r.benchmark), []).append(
+                (str(r.item), str(r.category), bool(r.correct)))
+    except (ValueError, AttributeError, OSError) as e:
+        raise B.BenchFileError(f"{p}: not the items.parquet of a cfgen eval ({type(e).__name__})") from None
     return out
+
+
+def read_results(path: str | Path) -> tuple[dict[str, dict[str, dict[str, Any]]], dict]:
+    """An earlier results.json ({model: {benchmark: {metric: value}}}) and the per-item results
+    beside it, for `--compare`; a value that is not a finite number (Python's JSON reads NaN) is null."""
+    data = B.read_json(Path(path))
+    ok = isinstance(data, dict) and all(isinstance(bs, dict) and all(isinstance(m, dict) for m in bs.values())
+                                        for bs in data.values())
+    bad = "" if ok else "not {model: {benchmark: {metric: value}}}"
+    for bs in data.values() if ok else ():
+        for b, mets in bs.items():
+            for k, v in mets.items():
+                if isinstance(v, float) and not math.isfinite(v):
+                    mets[k] = None
+                elif not COUNT_KEY.match(k) and not (v is None or isinstance(v, (int, float))):
+                    bad = bad or f"{b}: {k} is not a number"
+    if bad:
+        raise B.BenchFileError(f"{path}: not a results.json of cfgen eval ({bad})")
+    return data, read_items(path)
+
+
+def merge_results(runs: list[tuple[str, dict, dict]]) -> tuple[dict, dict, dict[str, str]]:
+    """[(source, results, items)] -> (results, items, model path of each renamed model). A model
+    name found in more than one source (two results files of the same model, or a file and this
+    run) is named `<model> (<source>)` in each, so none replaces another."""
+    seen = Counter(m for _, res, _ in runs for m in res)
+    results: dict = {}
+    items: dict = {}
+    paths: dict[str, str] = {}
+    for src, res, its in runs:
+        for m, r in res.items():
+            name = m if seen[m] == 1 else f"{m} ({src})"
+            results[name] = r
+            if m in its:
+                items[name] = its[m]
+            if name != m:
+                paths[name] = m
+    return results, items, paths
