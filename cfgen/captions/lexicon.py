@@ -158,7 +158,8 @@ ANIMAL_COLORS = "black white brown gray orange".split()
 PERSON_SUBSTITUTES: dict[str, list[str]] = {
     "man": ["woman", "boy"], "woman": ["man", "girl"], "boy": ["girl", "man"], "girl": ["boy", "woman"],
     "men": ["women", "boys"], "women": ["men", "girls"], "boys": ["girls", "men"], "girls": ["boys", "women"],
-    "lady": ["man", "girl"], "guy": ["woman", "boy"],
+    "lady": ["man", "girl"], "guy": ["woman", "boy"], "people": ["children"], "person": ["child"],
+    "skier": ["snowboarder"], "skiers": ["snowboarders"], "snowboarder": ["skier"], "surfer": ["swimmer"],
 }
 SUBSTITUTES: list[list[str]] = [
     ["dog", "cat"], ["dogs", "cats"], ["horse", "cow", "donkey"], ["horses", "cows", "donkeys"],
@@ -247,6 +248,8 @@ for _kind, _words in [
     ("wheels", "bicycle bike motorcycle scooter skateboard"), ("mount", "horse elephant camel donkey"),
     ("cart", "cart carriage wagon suitcase luggage stroller"), ("pet", "dog cat puppy kitten"),
     ("animal", "giraffe goat sheep cow calf lamb"), ("board", "surfboard snowboard"),
+    ("worn", "hat cap helmet glasses sunglasses scarf jacket coat backpack tie"), ("bat", "bat racket racquet club"),
+    ("device", "laptop phone tablet camera"),
 ]:
     for _w in _words.split():
         OBJECT_KIND[_w] = _kind
@@ -272,6 +275,10 @@ _ACTIONS = [
     ("feed", "pet", "action", "pet mount animal", "person"), ("pet", "feed", "action", "pet mount animal", "person"),
     ("drink", "hold", "action", "drink", "person"), ("lead", "ride", "action", "mount", "person"),
     ("chase", "carry", "action", "ball", "pet"), ("open", "close", "action", "umbrella book", "person"),
+    ("wear", "hold", "action", "worn", "person"), ("hold", "wear", "action", "worn", "person"),
+    ("swing", "hold", "action", "bat", "person"), ("hold", "swing", "action", "bat", "person"),
+    ("use", "close", "action", "device", "person"), ("use", "hold", "action", "device", "person"),
+    ("hold", "use", "action", "device", "person"),
 ]
 _FORMS = {"hold": ("holding", "holds"), "eat": ("eating", "eats"), "throw": ("throwing", "throws"),
           "fly": ("flying", "flies"), "close": ("closing", "closes"), "read": ("reading", "reads"),
@@ -280,7 +287,8 @@ _FORMS = {"hold": ("holding", "holds"), "eat": ("eating", "eats"), "throw": ("th
           "sniff": ("sniffing", "sniffs"), "lead": ("leading", "leads"), "catch": ("catching", "catches"),
           "drop": ("dropping", "drops"), "kick": ("kicking", "kicks"), "miss": ("missing", "misses"),
           "hit": ("hitting", "hits"), "pull": ("pulling", "pulls"), "walk": ("walking", "walks"),
-          "drink": ("drinking", "drinks"), "chase": ("chasing", "chases"), "open": ("opening", "opens")}
+          "drink": ("drinking", "drinks"), "chase": ("chasing", "chases"), "open": ("opening", "opens"),
+          "wear": ("wearing", "wears"), "swing": ("swinging", "swings"), "use": ("using", "uses")}
 RULES_ACTION: dict[str, list[tuple[str, str, set[str], str]]] = {}
 for _v, _new, _typ, _objs, _subj in _ACTIONS:
     for _form in range(2):
@@ -292,6 +300,7 @@ RULES_POSITION: dict[str, tuple[list[str], bool]] = {     # word -> (new relatio
     "atop": (["beneath"], True), "behind": (["in front of", "next to"], False),
     "near": (["far from", "behind", "in front of"], False), "inside": (["outside"], False),
     "outside": (["inside"], False), "into": (["out of"], False), "beside": (["behind", "in front of"], False),
+    "in": ([], False),
 }
 # sizes a person would accept instead (no extremes: a tiny bus is not a photo)
 RULES_SIZE: dict[str, list[str]] = {

@@ -244,6 +244,9 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         obj = _pobj(doc, i)
         if w == "into" and (i == 0 or words[i - 1] not in L.MOTION):
             return None                      # "cuts into a cake" has no "out of"
+        if w == "in" and obj is not None and L.ROOM_INSIDE.get(obj.text.lower(), 9) <= 3 \
+                and (i == 0 or words[i - 1] not in L.MOTION) and "animate" in _kinds(_subject(doc, i)):
+            choices.append("next to")        # a cat in a box can as well sit next to it
         if w == "on" and obj is not None and obj.text.lower() in L.SURFACES and "animate" in _kinds(_subject(doc, i)):
             choices.append("next to")        # a cat on a couch can as well be next to it
         return Option("position", i, i + 1, choices) if choices else None
@@ -353,7 +356,7 @@ def _count_head(doc, i: int):
     after = doc[h.i + 1] if h.i + 1 < len(doc) else None
     if after is not None and after.pos_ in ("NOUN", "PROPN", "ADJ") and not after.text.lower().endswith(("ing", "ed")):
         return None                          # the parse may have stopped at a modifier ("a wall urinal")
-    if any(doc[k].pos_ in NOUN and doc[k].head.i != h.i for k in range(i + 1, h.i)):
+    if any(doc[k].pos_ in NOUN and not h.is_ancestor(doc[k]) for k in range(i + 1, h.i)):
         return None                          # another noun's phrase in between
     return h
 
@@ -476,12 +479,13 @@ def _number_options(doc, words, i: int) -> list[Option]:
 
 
 def _shares_one(h) -> bool:
-    """Noun h is described by one thing of its own ("a woman in a red coat"): more of them would
-    share that one coat."""
+    """Noun h wears one thing of its own ("a woman in a red coat"): more of them would share that
+    one coat."""
     for c in h.children:
         if c.dep_ in ("prep", "acl"):
             for o in c.children:
-                if o.dep_ in ("pobj", "dobj") and any(d.text.lower() in ("a", "an") for d in o.children):
+                if o.dep_ in ("pobj", "dobj") and o.text.lower() in L.WORN \
+                        and any(d.text.lower() in ("a", "an") for d in o.children):
                     return True
     return False
 
@@ -573,6 +577,7 @@ class RulesBackend:
                 if len(out) < self.k and by_type[t]:
                     opt = by_type[t].pop()
                     take(opt, rng.sample(opt.choices, len(opt.choices)))
+        again.sort(key=lambda x: x[0].type in ("quantity", "parts"))     # another colour before another count
         while len(out) < self.k and again:
             take(*again.pop(0))
         return out

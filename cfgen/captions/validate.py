@@ -559,8 +559,9 @@ def _count_problem(bw: list[str], j1: int, j2: int, tags=None) -> str:
         return "agreement"
     if plural and nxt == "and" and k + 2 < len(bw):
         w3 = bw[k + 2]
-        if L.singular(w3) == w3 and (w3 in L.SIZE_CLASS or w3 in L.CATEGORY) and L.pluralize(w3) != w3:
-            return "agreement"
+        if L.singular(w3) == w3 and L.pluralize(w3) != w3 and w3 not in _FUNCTION and w3 not in _LINKS and \
+                (w3 in L.SIZE_CLASS or w3 in L.CATEGORY or (tags is not None and tags()[k + 2] == "NOUN")):
+            return "agreement"               # "two mothers and child": the count covers one of two nouns
     if made_plural and nxt and nxt not in L.VERBS_PL and nxt not in _FUNCTION and nxt not in _LINKS \
             and not nxt.endswith(("ing", "ed")):
         pos = tags() if tags is not None else [""] * len(bw)

@@ -1,0 +1,89 @@
+"""The rules backend does not write the failures a blind read of its COCO rewrites found (issue
+#27 item 1): one caption of each kind, written for cfgen, with every rewrite the backend can
+make (K = 20) checked."""
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from cfgen.captions import validate
+from cfgen.captions.rules import RulesBackend
+
+
+def rewrites(caption: str, seeds=range(4)) -> list[str]:
+    """Every rewrite the backend makes of `caption` under a few seeds (choices are drawn per seed)."""
+    return list(dict.fromkeys(c["text"] for seed in seeds
+                              for c in RulesBackend(k=20, seed=seed).generate([caption], ["x"])[0].candidates))
+
+
+@pytest.mark.parametrize("caption,never,some", [
+    # a count lands on the head noun, not on a modifier or a framing noun
+    ("A stone garden bench under an oak tree.", ["stones", "gardens bench", "two garden bench "],
+     ["garden benches"]),
+    ("A zoomed in close up of a cupcake.", ["closes", "close ups", "two zoomed"], []),
+    ("A lime green bus parked on a street.", ["limes"], []),
+    # the whole clause agrees with the new count: verbs, and no count over a shared determiner
+    ("A tractor pulls a trailer across a field.", ["tractors pulls"], ["tractors pull "]),
+    ("A woman who carries a basket walks home.", ["women who carries", "women who carry a basket walks"],
+     ["women who carry a basket walk "]),
+    ("A father and son fishing from a pier.", ["fathers and son"], []),
+    ("Three ducks swimming together in a pond.", ["one duck", "a duck swimming together"], []),
+    ("Two giraffes standing together near a fence.", ["one giraffe", "a giraffe standing together"], []),
+    # verb changes are acts on the same object, typed `action`, and make sense with it
+    ("A girl holding a slice of cake at a party.", ["dropping a slice"], []),
+    # relations only where the scene allows them
+    ("A helicopter hovering over a pickup truck.", ["under a pickup"], []),
+    ("A man napping on a sofa in the afternoon.", ["under a sofa"], []),
+    ("A woman peering into a microwave.", ["out of a microwave"], []),
+    ("A bird perched on a wire.", ["under a wire"], []),
+    # a category change keeps the rest of the caption true
+    ("A bearded man playing a guitar on stage.", ["woman", "girl", "boy"], []),
+    ("An elephant spraying water with its trunk.", ["giraffe", "zebra", "bear"], []),
+    ("A black bear climbing a tree.", ["black elephant", "black giraffe", "black zebra"], []),
+    ("A brown giraffe eating leaves.", ["black giraffe", "white giraffe", "gray giraffe"], []),
+    # antonyms that contradict the context, extreme sizes for big things
+    ("A man reaching into an open fridge.", ["closed fridge"], []),
+    ("A little compact car parked by a curb.", ["big compact", "large compact", "huge compact"], []),
+    ("A big truck on a highway.", ["tiny truck"], ["small truck"]),
+    ("A large bus parked by the curb.", ["tiny bus"], ["small bus"]),
+    # near-synonyms change nothing a photo shows
+    ("A laptop on a wooden desk.", ["wooden table"], []),
+    ("A slice of pizza on a paper plate.", ["slice of pie", "paper pie"], []),
+])
+def test_rules_backend_avoids_the_failure_kinds(caption, never, some):
+    texts = rewrites(caption)
+    low = [t.lower() for t in texts]
+    for bad in never:
+        assert not any(bad.lower() in t for t in low), (bad, texts)
+    for good in some:
+        assert any(good.lower() in t for t in low), (good, texts)
+
+
+def test_verb_changes_are_typed_action_and_keep_the_object():
+    caption = "A boy holding a frisbee in a park."
+    texts = rewrites(caption)
+    verbs = [validate(caption, t).edit for t in texts if validate(caption, t).edit.from_ == "holding"]
+    assert verbs and {e.type for e in verbs} == {"action"}, texts
+    assert {e.to for e in verbs} <= {"throwing", "catching"}, verbs
+
+
+def test_all_caps_captions_get_all_caps_rewrites():
+    texts = rewrites("TWO DOGS PLAYING WITH A RED BALL ON THE BEACH")
+    assert texts and all(t == t.upper() for t in texts), texts
+
+
+def test_variety_within_each_type():
+    """No single change dominates its type (before #27: a third of category edits were
+    man <-> woman, three quarters of counts "a -> two/three", half of relations "next to -> far from")."""
+    from tests.test_captions import PHOTO_CAPTIONS
+    caps = PHOTO_CAPTIONS + [line for line in (Path(__file__).parent / "data" / "photo_captions.txt")
+                             .read_text().splitlines() if line.strip() and not line.startswith("#")]
+    by_type: dict[str, Counter] = defaultdict(Counter)
+    for cap, g in zip(caps, RulesBackend(k=4, seed=0).generate(caps, [str(i) for i in range(len(caps))])):
+        for c in g.candidates:
+            e = validate(cap, c["text"]).edit
+            pair = frozenset((e.from_, e.to)) if e.type == "category" else (e.from_, e.to)
+            by_type[e.type][pair] += 1
+    for typ in ("category", "quantity", "position"):
+        n = sum(by_type[typ].values())
+        assert n >= 10 and max(by_type[typ].values()) <= n / 3, (typ, by_type[typ].most_common(3))
