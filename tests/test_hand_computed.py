@@ -376,17 +376,22 @@ class _Tok:
 
 
 class _StubProcessor:
-    """Token ids: the question's P(yes) as a token (id 3 + index in P_TABLE), left-padded."""
+    """Token ids: the question's P(yes) as a token (id 3 + index in P_TABLE), prompts of different
+    lengths padded on `side`."""
 
     chat_template = None
     tokenizer = _Tok()
+
+    def __init__(self, side):
+        self.side = side
 
     def __call__(self, images, text, return_tensors, padding):
         from transformers import BatchEncoding
         ids = [[3 + P_TABLE.index(float(q.split("p=")[1].split("?")[0]))] * (1 + i) for i, q in enumerate(text)]
         width = max(len(x) for x in ids)
-        return BatchEncoding({"input_ids": torch.tensor([[0] * (width - len(x)) + x for x in ids]),
-                              "attention_mask": torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])})
+        pad = lambda x, v: [v] * (width - len(x)) + x if self.side == "left" else x + [v] * (width - len(x))  # noqa: E731
+        return BatchEncoding({"input_ids": torch.tensor([pad(x, 0) for x in ids]),
+                              "attention_mask": torch.tensor([pad([1] * len(x), 0) for x in ids])})
 
 
 P_TABLE = [0.9, 0.2, 0.5, 0.75]
@@ -399,6 +404,7 @@ class _StubLM(torch.nn.Module):
 
     def forward(self, input_ids, attention_mask, logits_to_keep=0):
         p = torch.tensor([P_TABLE[max(int(t) - 3, 0)] for t in input_ids.flatten()]).view(input_ids.shape)
+        p = torch.where(attention_mask.bool(), p, torch.full_like(p, 0.01))      # padding predicts "no"
         logits = torch.full(input_ids.shape + (8,), -30.0)
         logits[..., 0] = 5.0
         logits[..., 1], logits[..., 2] = p.log(), (1 - p).log()
@@ -406,15 +412,17 @@ class _StubLM(torch.nn.Module):
         class Out:
             pass
         o = Out()
-        o.logits = logits[:, -logits_to_keep:]
+        o.logits = logits[:, -logits_to_keep:] if logits_to_keep else logits
         return o
 
 
-def test_generative_p_yes_is_yes_over_yes_plus_no():
-    """S_gen = P(yes) / (P(yes) + P(no)) at the last real token, whatever else the model predicts."""
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_generative_p_yes_is_yes_over_yes_plus_no(side):
+    """S_gen = P(yes) / (P(yes) + P(no)) at the last real token, whatever else the model predicts,
+    with the padding on either side."""
     from cfgen.eval.generative import GenerativeScorer
     s = GenerativeScorer.__new__(GenerativeScorer)
-    s.processor, s.model, s.device, s.bs, s.yes, s.no = _StubProcessor(), _StubLM(), "cpu", 3, [1], [2]
+    s.processor, s.model, s.device, s.bs, s.yes, s.no = _StubProcessor(side), _StubLM(), "cpu", 3, [1], [2]
     img = Image.new("RGB", (8, 8))
     qs = [f"q p={p}?" for p in P_TABLE]
     # yes-mass p, no-mass 1 - p  ->  p / (p + 1 - p) = p
