@@ -360,9 +360,20 @@ def test_a_malformed_benchmark_entry_names_its_file_and_entry(tmp_path):
     (tmp_path / "visual_genome_relation.json").write_text(json.dumps({"a": 1}))
     with pytest.raises(B.BenchFileError, match="want a JSON list"):
         B.load_vg_relation(tmp_path)
+    (tmp_path / "visual_genome_relation.json").write_text(json.dumps([
+        {"image_path": "1.jpg", "relation_name": "on", "bbox_x": 0, "bbox_y": 0, "bbox_w": 8, "bbox_h": 8,
+         "true_caption": 7, "false_caption": "a cup"}]))
+    with pytest.raises(B.BenchFileError, match="entry 0: malformed .*captions must be strings"):
+        B.load_vg_relation(tmp_path)
     (tmp_path / "results.json").write_text(json.dumps({"m": {"b": {"acc": "high"}}}))
     with pytest.raises(B.BenchFileError, match="b: acc is not a number"):
         read_results(tmp_path / "results.json")
+    vlc = tmp_path / "vlc" / "data" / "Attribute" / "x.json"
+    vlc.parent.mkdir(parents=True)
+    vlc.write_text(json.dumps([["1.jpg", {"POS": "a red sky", "NEG": ["a blue sky"]}],     # a string, not a list
+                               ["1.jpg", {"POS": ["a red sky"], "NEG": ["a blue sky"]}]]))
+    skipped = {}
+    assert len(B.load_vl_checklist(tmp_path / "vlc", skipped=skipped)) == 1 and skipped == {"malformed_entry": 1}
 
 
 # ------------------------------------------------------------------ item 1 (eval): a model folder's own code
@@ -389,3 +400,19 @@ def test_a_generative_model_folder_with_auto_map_is_refused_before_loading(tmp_p
     with pytest.raises(RuntimeError, match="stop here"):
         GenerativeScorer(str(tmp_path))
     assert seen["trust_remote_code"] is False
+
+
+def test_cfgen_eval_ends_in_one_line_on_a_deep_json_and_a_conme_file_without_options(tmp_path, world_clip):
+    """The tracebacks of this round, through the command: a benchmark JSON nested 100,000 deep
+    (RecursionError) and a ConMe file whose only row has text_options=1 (TypeError)."""
+    aro = tmp_path / "aro"
+    aro.mkdir()
+    (aro / "visual_genome_relation.json").write_text("[" * 100_000 + "]" * 100_000)
+    _csv(tmp_path / "conme" / "replace-att_HUMAN_FILTER.csv", ["image", "text_options", "answer"], [["i.jpg", "1", "A"]])
+    from click.testing import CliRunner
+    from cfgen.cli import main
+    for bench, line in ((f"aro-vg-relation={aro}", "visual_genome_relation.json: JSON nested too deeply"),
+                        (f"conme={tmp_path / 'conme'}", "no ConMe row with parseable options")):
+        r = CliRunner().invoke(main, ["eval", "--model", str(world_clip), "--bench", bench, "--out", str(tmp_path / "o")])
+        assert r.exit_code == 1 and isinstance(r.exception, SystemExit) and line in r.output, r.output
+

@@ -255,6 +255,8 @@ def _aro_items(path: str | Path, image_root: str | None, name: str, group: str,
             texts = [d["true_caption"], d["false_caption"]]
             label = d["relation_name"] if group == "relation" else f"{d['attributes'][0]}_{d['attributes'][1]}"
             rel = d["image_path"]
+            if not all(isinstance(t, str) for t in texts):
+                raise TypeError("captions must be strings")
         except (KeyError, TypeError, IndexError) as e:
             raise BenchFileError(f"{p}: entry {i}: malformed ({type(e).__name__}: {e})") from None
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box) \
@@ -456,8 +458,10 @@ def load_vl_checklist(path: str | Path, image_root: str | None = None, all_pairs
         for e, entry in enumerate(_entries(f, read_json(f))):
             try:
                 img, caps = entry
-                pos, neg = list(caps["POS"]), list(caps["NEG"])
+                pos, neg = caps["POS"], caps["NEG"]
             except (TypeError, ValueError, KeyError):
+                pos = neg = None
+            if not (isinstance(pos, list) and isinstance(neg, list) and all(isinstance(t, str) for t in pos + neg)):
                 images.skip("malformed_entry")
                 continue
             if not pos or not neg:
@@ -807,7 +811,8 @@ def load_mme(path: str | Path, skipped: dict[str, int] | None = None, skip_empty
         idir, qdir = (d / "images", d / "questions_answers_YN") if (d / "images").is_dir() else (d, d)
         asked = 0
         for txt in sorted(qdir.glob("*.txt")):
-            ext = next((e for e in (".jpg", ".png", ".jpeg", ".JPG", ".PNG") if (idir / (txt.stem + e)).is_file()), ".jpg")
+            ext = next((e for e in (".jpg", ".png", ".jpeg", ".JPG", ".PNG") if (idir / (txt.stem + e)).is_file()),
+                       ".jpg")
             qs = []
             for n, line in enumerate(read_text(txt).splitlines(), 1):
                 if not line.strip():

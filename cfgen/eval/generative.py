@@ -95,7 +95,8 @@ class GenerativeScorer:
                 kw = {k: torch.cat([v, torch.ones_like(ans) if k == "attention_mask" else
                                     (ans if k == "input_ids" else torch.zeros_like(ans))], 1)
                       if torch.is_tensor(v) and v.shape == enc["input_ids"].shape else v for k, v in enc.items()}
-                logits = self.model(**kw, logits_to_keep=ans.shape[1] + 1).logits[0].float()   # those that predict the letter
+                # logits only at the positions that predict the letter, plus the last one (dropped)
+                logits = self.model(**kw, logits_to_keep=ans.shape[1] + 1).logits[0].float()
                 lp = torch.log_softmax(logits[:-1], -1).gather(1, ans[0][:, None])
                 scores.append(float(lp.mean()))
             out.append(np.array(scores))

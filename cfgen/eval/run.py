@@ -99,7 +99,8 @@ def _load(path: str, res: BenchResult, skip_missing: bool):
         return B.load_image(path)
     except Exception as e:
         if not skip_missing:
-            raise ValueError(f"{path}: unreadable image ({B.image_error(e)}); --skip-missing to score the rest") from None
+            raise ValueError(f"{path}: unreadable image ({B.image_error(e)}); "
+                             "--skip-missing to score the rest") from None
         res.skip(B.image_error(e))
         return None
 
