@@ -13,12 +13,15 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
+import sys
 import time
 import traceback
 from typing import Any, Callable, Protocol
 
 from tqdm.auto import tqdm
 
+from .errors import redact
 from .io.reader import Unit
 
 
@@ -107,7 +110,12 @@ def is_fatal_device_error(e: BaseException) -> bool:
 
 
 def _short(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}"[:500]
+    return redact(f"{type(e).__name__}: {e}")[:500]
+
+
+def print_traceback() -> None:
+    """The current exception's traceback on stderr, without secrets."""
+    sys.stderr.write(redact(traceback.format_exc()))
 
 
 class _Rate:
@@ -154,7 +162,7 @@ def distribute_sequential(job: Job, units: list[Unit], *, workers: int = 1, gpus
                 except Exception as e:  # one unit never stops the job
                     failures[u.index] = _short(e)
                     if is_fatal_device_error(e):
-                        traceback.print_exc()
+                        print_traceback()
                         broken = _short(e)[:200]
             bar.update(1)
     return failures
@@ -175,6 +183,7 @@ def _exit_with_parent(parent: int, every: float = 1.0) -> None:
 
 def _worker_main(job: Job, inbox: Any, outbox: Any, wid: int, gpu: str | None, device: str,
                  parent: int | None = None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C reaches the whole group: the coordinator ends us
     if parent is not None:
         _exit_with_parent(parent)
     if gpu is not None:
@@ -189,9 +198,9 @@ def _worker_main(job: Job, inbox: Any, outbox: Any, wid: int, gpu: str | None, d
             outbox.put(("done", wid, unit.index, stats))
         except Exception as e:
             if is_fatal_device_error(e):    # from the editor, a scorer, setup: wherever it was raised
-                traceback.print_exc()
+                print_traceback()
                 os._exit(70)        # the coordinator sees a dead worker and retries its unit on a fresh one
-            outbox.put(("error", wid, unit.index, _short(e) + "\n" + traceback.format_exc(limit=3)))
+            outbox.put(("error", wid, unit.index, _short(e) + "\n" + redact(traceback.format_exc(limit=3))))
 
 
 def distribute_local(job: Job, units: list[Unit], *, workers: int = 1, gpus: list[str] | None = None,
@@ -241,38 +250,43 @@ def distribute_local(job: Job, units: list[Unit], *, workers: int = 1, gpus: lis
 
     for s in slots:
         start(s)
-    with tqdm(total=len(units), desc=desc, unit="unit") as bar:
-        while todo or any(h is not None for h in holding.values()):
-            for wid, u in list(holding.items()):
-                if u is None and todo:
-                    holding[wid] = todo.pop(0)
-                    inboxes[wid].put(holding[wid])
-            try:
-                kind, wid, idx, payload = outbox.get(timeout=0.2)
-                u = holding.get(wid)
-                holding[wid] = None
-                if u is not None and u.index == idx:
-                    if kind == "done":
-                        settle(u, None)
-                        bar.set_postfix(rate.add(str(procs[wid].slot or wid), payload))
-                        bar.update(1)
-                    else:
-                        settle(u, payload)
-                        if u.index in failures:
+    try:
+        with tqdm(total=len(units), desc=desc, unit="unit") as bar:
+            while todo or any(h is not None for h in holding.values()):
+                for wid, u in list(holding.items()):
+                    if u is None and todo:
+                        holding[wid] = todo.pop(0)
+                        inboxes[wid].put(holding[wid])
+                try:
+                    kind, wid, idx, payload = outbox.get(timeout=0.2)
+                    u = holding.get(wid)
+                    holding[wid] = None
+                    if u is not None and u.index == idx:
+                        if kind == "done":
+                            settle(u, None)
+                            bar.set_postfix(rate.add(str(procs[wid].slot or wid), payload))
                             bar.update(1)
-            except queue.Empty:
-                pass
-            for wid, p in list(procs.items()):
-                if not p.is_alive():
-                    u = holding.pop(wid, None)
-                    procs.pop(wid)
-                    inboxes.pop(wid)
-                    if u is not None:
-                        settle(u, f"worker died (exit code {p.exitcode}) on {u.name}")
-                        if u.index in failures:
-                            bar.update(1)
-                    if todo or any(h is not None for h in holding.values()):
-                        start(p.slot)
+                        else:
+                            settle(u, payload)
+                            if u.index in failures:
+                                bar.update(1)
+                except queue.Empty:
+                    pass
+                for wid, p in list(procs.items()):
+                    if not p.is_alive():
+                        u = holding.pop(wid, None)
+                        procs.pop(wid)
+                        inboxes.pop(wid)
+                        if u is not None:
+                            settle(u, f"worker died (exit code {p.exitcode}) on {u.name}")
+                            if u.index in failures:
+                                bar.update(1)
+                        if todo or any(h is not None for h in holding.values()):
+                            start(p.slot)
+    except KeyboardInterrupt:          # the workers ignore Ctrl-C: end them, then stop
+        for p in procs.values():
+            p.terminate()
+        raise
     for wid in procs:
         inboxes[wid].put(None)
     for p in procs.values():

@@ -3,7 +3,8 @@
 Same signature and ledger as the local distributor, so a run started locally can be finished
 on a cluster and the reverse, redoing no finished unit. Each actor keeps its models loaded
 between units (`job.setup` runs in the actor's __init__); a unit whose actor dies or whose job raises
-is retried on another actor up to `retries` times, then reported as failed.
+is retried on another actor up to `retries` times, then reported as failed. A fatal device error
+ends the actor, as it ends a local worker, and a fresh one takes its place.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from .distribute import is_fatal_device_error, print_traceback
 from .io.reader import Unit
 
 
@@ -38,7 +40,13 @@ def distribute_ray(job: Any, units: list[Unit], *, workers: int = 1, gpus: list[
             job.setup(self.device)
 
         def run(self, unit: Unit) -> dict[str, Any]:
-            return job(unit, self.device)
+            try:
+                return job(unit, self.device)
+            except Exception as e:
+                if is_fatal_device_error(e):    # the local worker loop's check: this actor is done for
+                    print_traceback()
+                    os._exit(70)            # RayActorError: the actor is replaced, the unit retried
+                raise
 
     actors = [Worker.remote() for _ in range(min(n_actors, max(len(units), 1)))]
     todo = list(units)

@@ -7,15 +7,30 @@ from typing import Any, Callable
 import click
 
 
+_SECRETS: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """A value (an API key) that no stored or printed error may carry, in this process."""
+    if len(value) >= 4:
+        _SECRETS.add(value)
+
+
+def redact(text: str) -> str:
+    """`text` with every registered secret replaced by `[redacted]`."""
+    for s in _SECRETS:
+        text = text.replace(s, "[redacted]")
+    return text
+
+
 def describe(e: BaseException) -> str:
-    """One line for a user error; OS errors name their file (never a bare errno)."""
+    """One line for a user error; OS errors name their file (never a bare errno); no secret."""
     if isinstance(e, OSError) and (e.filename or e.strerror):
         where = f"{e.filename}: " if e.filename else ""
-        return f"{where}{e.strerror or type(e).__name__}"
+        return redact(f"{where}{e.strerror or type(e).__name__}")
     if isinstance(e, KeyError):
-        return f"missing key {e.args[0]!r}" if e.args else "missing key"
-    text = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return text
+        return redact(f"missing key {e.args[0]!r}" if e.args else "missing key")
+    return redact(str(e).splitlines()[0] if str(e) else type(e).__name__)
 
 
 def one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -4,11 +4,34 @@ A job is an object with `setup(device)` (load its models once per worker and kee
 attributes) and `__call__(unit, device)` (process one whole unit); see `distribute.Job`."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .distribute import get_distributor
+from .errors import redact
 from .io.ledger import Ledger
 from .io.reader import Unit
+from .io.writer import atomic_write_json
+
+
+def check_settings(ledger: Ledger, units: list[Unit], settings: dict[str, Any], record: bool = True,
+                   hint: str = "use a new run directory") -> None:
+    """Refuse to go on with a stage whose finished parts were made with other values of the
+    settings that shape them (a resume would mix them), naming each; then record them in the
+    run's manifest.json (`settings.<stage>`). With no part finished, the new values stand."""
+    path = ledger.run_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    settings = json.loads(json.dumps(settings))                 # as they read back from the manifest
+    recorded = manifest.get("settings", {}).get(ledger.stage)
+    if recorded is not None and any(ledger.stats_path(u).exists() for u in units):
+        diff = [f"{k} {recorded[k]!r} (now {v!r})" for k, v in settings.items() if k in recorded and recorded[k] != v]
+        if diff:
+            raise ValueError(f"{ledger.run_dir}: its {ledger.stage} parts were made with {'; '.join(diff)}; "
+                             f"rerun with those values, or {hint}")
+    if record and recorded != settings:
+        manifest.setdefault("settings", {})[ledger.stage] = settings
+        atomic_write_json(path, manifest)
+
 
 def run_units(job: Any, units: list[Unit], ledger: Ledger, *, distributor: str = "local",
               workers: int = 1, gpus: list[str] | None = None, retries: int = 2, desc: str = "units",
@@ -19,7 +42,7 @@ def run_units(job: Any, units: list[Unit], ledger: Ledger, *, distributor: str =
     failures = get_distributor(distributor)(job, todo, workers=workers, gpus=gpus, retries=retries,
                                             desc=desc, device=device, item_key=item_key, **dist_kw) if todo else {}
     by_index = {u.index: u for u in units}
-    failed = {i: e for i, e in failures.items() if not ledger.is_done(by_index[i])}
+    failed = {i: redact(e) for i, e in failures.items() if not ledger.is_done(by_index[i])}
     try:
         ledger.record_failures(failed)
     except OSError as e:          # a full disk must not hide the failures: they are still reported

@@ -8,19 +8,20 @@ and fails the whole unit: no row is written for it and a rerun retries it.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import struct
-import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..resources import prompts_dir
 from ..datamodel import Status
 from ..distribute import WorkerBroken
+from ..errors import redact, register_secret
 from .parse import REWRITES_JSON_SCHEMA, parse_numbered, parse_structured
 
 
@@ -37,7 +38,7 @@ class Generation:
 
     @classmethod
     def failed(cls, error: str) -> "Generation":
-        return cls(error=error[:300], status=Status.FAILED)
+        return cls(error=redact(error)[:300], status=Status.FAILED)
 
 
 class BackendError(ConnectionError):
@@ -114,8 +115,36 @@ class TransformersBackend:
         return out
 
 
+MAX_RESPONSE_BYTES = 8 << 20          # an answer of K rewrites is a few KB; a larger body is refused unread
+
+
+class ResponseTooLarge(Exception):
+    """A server's answer passed MAX_RESPONSE_BYTES."""
+
+
+def api_key(env: str) -> str:
+    """The API key in variable `env` (EMPTY when unset, as vLLM's server accepts), registered so
+    that no stored or printed error can carry it."""
+    key = os.environ.get(env, "")
+    register_secret(key)
+    return key or "EMPTY"
+
+
+def http_reason(status: int) -> str:
+    """A status code and its standard phrase: never the server's own words, which may quote the key."""
+    try:
+        return f"http_{status}: {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"http_{status}"
+
+
 class OpenAIBackend:
-    """Any OpenAI-compatible chat-completions server (`vllm serve`, SGLang, TGI...)."""
+    """Any OpenAI-compatible chat-completions server (`vllm serve`, SGLang, TGI...).
+
+    A server is not trusted: each request has one deadline (`timeout`, however slowly the bytes
+    come), its body is read up to MAX_RESPONSE_BYTES, errors keep the status code and never the
+    body, and the key is redacted from the model's answers. Requests run on an event loop, so one
+    Ctrl-C cancels all of them at once."""
 
     name = "openai"
 
@@ -124,17 +153,29 @@ class OpenAIBackend:
                  timeout: float = 120.0, retries: int = 4, backoff: float = 1.0,
                  max_new_tokens: int = 512, temperature: float = 0.8, top_p: float = 0.95):
         import httpx
-        key = os.environ.get(api_key_env, "EMPTY")
-        self.client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout,
-                                   headers={"Authorization": f"Bearer {key}"},
-                                   limits=httpx.Limits(max_connections=concurrency))
         self.httpx = httpx
+        self.base_url = base_url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {api_key(api_key_env)}"}
         self.model, self.template, self.k, self.seed = model, template, k, seed
-        self.structured, self.concurrency = structured, concurrency
+        self.structured, self.concurrency, self.timeout = structured, concurrency, timeout
         self.retries, self.backoff = retries, backoff
         self.params = dict(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
 
-    def _one(self, caption: str, key: str) -> Generation:
+    async def _post(self, client: Any, body: dict[str, Any]) -> tuple[int, bytes]:
+        """Status and body of one request; a body is read in chunks and refused past the cap."""
+        async with client.stream("POST", "/chat/completions", json=body) as r:
+            if r.status_code >= 400:
+                return r.status_code, b""
+            if int(r.headers.get("content-length") or 0) > MAX_RESPONSE_BYTES:
+                raise ResponseTooLarge
+            data = bytearray()
+            async for chunk in r.aiter_bytes():
+                data += chunk
+                if len(data) > MAX_RESPONSE_BYTES:
+                    raise ResponseTooLarge
+            return r.status_code, bytes(data)
+
+    async def _one(self, client: Any, slots: Any, caption: str, key: str) -> Generation:
         body: dict[str, Any] = {"model": self.model, "seed": request_seed(self.seed, key),
                                 "messages": [{"role": "user", "content": render_prompt(self.template, caption, self.k)}],
                                 **self.params}
@@ -144,41 +185,76 @@ class OpenAIBackend:
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                r = self.client.post("/chat/completions", json=body)
-            except self.httpx.TimeoutException:
+                async with slots:                   # the deadline starts when the request is sent
+                    status, data = await asyncio.wait_for(self._post(client, body), self.timeout)
+            except (TimeoutError, self.httpx.TimeoutException):
                 last = "timeout"
                 continue
+            except ResponseTooLarge:
+                return Generation.failed(f"response_too_large: over {MAX_RESPONSE_BYTES} bytes")
             except self.httpx.HTTPError as e:
                 last = f"http_error: {type(e).__name__}"
                 continue
-            if r.status_code == 429 or r.status_code >= 500:
-                last = f"http_{r.status_code}"
+            if status == 429 or status >= 500:
+                last = http_reason(status)
                 continue
-            if r.status_code >= 400:
-                return Generation.failed(f"http_{r.status_code}: {r.text[:200]}")
+            if status >= 400:
+                return Generation.failed(http_reason(status))
             try:
-                text = r.json()["choices"][0]["message"]["content"] or ""
-            except Exception:
+                text = json.loads(data)["choices"][0]["message"]["content"] or ""
+            except (ValueError, KeyError, IndexError, TypeError):
                 last = "bad_response"
                 continue
-            return to_generation(text, self.structured)
+            return to_generation(redact(str(text)), self.structured)
         return Generation.failed(f"backend_error: {last} after {self.retries + 1} tries")
 
     def generate(self, captions: list[str], keys: list[str]) -> list[Generation]:
         """All requests in flight (up to `concurrency`); the first one still failing after its
         retries cancels the rest and fails the unit, so a server that is down fails fast."""
-        ex = ThreadPoolExecutor(self.concurrency)
-        try:
-            futures = [ex.submit(self._one, c, k) for c, k in zip(captions, keys)]
-            for f in as_completed(futures):
-                g = f.result()
-                if g.status == Status.FAILED:
-                    raise BackendError(f"{self.client.base_url}: {g.error}")
-            return [f.result() for f in futures]
-        finally:
-            ex.shutdown(wait=True, cancel_futures=True)
+        return asyncio.run(self._generate(captions, keys))
+
+    async def _generate(self, captions: list[str], keys: list[str]) -> list[Generation]:
+        slots = asyncio.Semaphore(self.concurrency)
+        async with self.httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout, headers=self.headers,
+                                          limits=self.httpx.Limits(max_connections=self.concurrency)) as client:
+            tasks = [asyncio.ensure_future(self._one(client, slots, c, k)) for c, k in zip(captions, keys)]
+            try:
+                for f in asyncio.as_completed(tasks):
+                    g = await f
+                    if g.status == Status.FAILED:
+                        raise BackendError(f"{self.base_url}: {g.error}")
+                return [t.result() for t in tasks]
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# `captions.vllm_engine`: the vllm.LLM options a recipe may set, with their types. Scalars
+# only: others can run code (trust_remote_code, worker_cls, a distributed_executor_backend or
+# logits processor named by its import path) or reach other files (download_dir, hf_overrides).
+VLLM_ENGINE_OPTIONS: dict[str, tuple[type, ...]] = {
+    "gpu_memory_utilization": (float, int), "max_model_len": (int,), "max_num_seqs": (int,),
+    "max_num_batched_tokens": (int,), "enable_chunked_prefill": (bool,), "enable_prefix_caching": (bool,),
+    "dtype": (str,), "kv_cache_dtype": (str,), "quantization": (str,), "enforce_eager": (bool,),
+    "pipeline_parallel_size": (int,), "swap_space": (float, int), "cpu_offload_gb": (float, int),
+    "block_size": (int,), "disable_custom_all_reduce": (bool,), "revision": (str,),
+}
+
+
+def vllm_engine_options(engine: dict[str, Any]) -> dict[str, Any]:
+    """The recipe's engine options, each declared in VLLM_ENGINE_OPTIONS with a value of its type."""
+    for name, value in engine.items():
+        if name not in VLLM_ENGINE_OPTIONS:
+            raise ValueError(f"captions.vllm_engine: {name!r} is not an engine option cfgen passes to vLLM "
+                             f"(allowed: {', '.join(sorted(VLLM_ENGINE_OPTIONS))})")
+        want = VLLM_ENGINE_OPTIONS[name]
+        if not isinstance(value, want) or (isinstance(value, bool) and bool not in want):
+            raise ValueError(f"captions.vllm_engine: {name} must be {' or '.join(t.__name__ for t in want)}, "
+                             f"got {type(value).__name__}")
+    return dict(engine)
 
 
 class VLLMBackend:
@@ -186,7 +262,8 @@ class VLLMBackend:
 
     The stage hands it a whole unit per call (`whole_unit`), so vLLM's scheduler keeps its batch
     full; engine options (`max_num_seqs`, `gpu_memory_utilization`, `max_model_len`, ...) come
-    from the recipe's `captions.vllm_engine` and otherwise keep vLLM's own defaults.
+    from the recipe's `captions.vllm_engine` (only those in VLLM_ENGINE_OPTIONS) and otherwise keep
+    vLLM's own defaults.
 
     Sampling is seeded once, for the engine (`LLM(seed=...)`): a per-request
     `SamplingParams(seed=...)` gives each request its own torch.Generator, and vLLM then leaves
@@ -210,7 +287,7 @@ class VLLMBackend:
             raise RuntimeError("the vllm backend needs vLLM and a GPU: pip install 'cfgen[gpu]'") from e
         self.engine_dead = EngineDeadError
         self.llm = vllm.LLM(**{"model": model, "tensor_parallel_size": tensor_parallel_size, "seed": seed,
-                               "enable_prefix_caching": True, **(engine or {})})
+                               "enable_prefix_caching": True, **vllm_engine_options(engine or {})})
         self.template, self.k, self.structured = template, k, structured
         kw: dict[str, Any] = dict(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
         if structured:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -11,6 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..config import CLI_ONLY, RECIPE_FILE
 from ..datamodel import FAILED, KEPT, REJECTED, Anchor, Rewrite, rewrites_to_table
 from ..io.ledger import Ledger, UnitStats, input_identity, read_manifest, run_lock, write_manifest
 from ..io.keys import sanitize_key
@@ -30,7 +32,7 @@ class CaptionsConfig:
     backend: str = "rules"
     k: int = 4
     swaps: bool = True                        # keep binding swaps (edit type `swap`)
-    prompt: str | None = None
+    prompt: str | None = field(default=None, metadata=RECIPE_FILE)
     structured: bool = False
     model: str = "Qwen/Qwen2-72B-Instruct"
     seed: int = 0
@@ -38,8 +40,8 @@ class CaptionsConfig:
     temperature: float = 0.8
     top_p: float = 0.95
     max_new_tokens: int = 512
-    base_url: str = "http://localhost:8000/v1"
-    api_key_env: str = "OPENAI_API_KEY"
+    base_url: str = field(default="http://localhost:8000/v1", metadata=CLI_ONLY)
+    api_key_env: str = field(default="OPENAI_API_KEY", metadata=CLI_ONLY)   # the variable holding the key
     concurrency: int = 64                     # openai: requests in flight (a 72B server batches them)
     timeout: float = 120.0
     request_retries: int = 4
@@ -53,7 +55,7 @@ class CaptionsConfig:
     check_images: bool = True
     workers: int = 1
     distributor: str = "local"
-    ray_address: str | None = None
+    ray_address: str | None = field(default=None, metadata=CLI_ONLY)
     retries: int = 2
 
     def input_config(self) -> InputConfig:
@@ -62,6 +64,20 @@ class CaptionsConfig:
 
     def template(self) -> str:
         return Path(self.prompt or default_prompt(self.structured)).read_text()
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that shape a captions part (recorded in the manifest: a resume with other
+        values is refused): the anchors read, and what the backend is asked and how it samples."""
+        out: dict[str, Any] = {"backend": self.backend, "k": self.k, "swaps": self.swaps, "seed": self.seed,
+                               **asdict(self.input_config())}
+        if self.backend == "rules":
+            return {**out, "rules_vocab": self.rules_vocab}
+        out.update(model=self.model, structured=self.structured, temperature=self.temperature, top_p=self.top_p,
+                   max_new_tokens=self.max_new_tokens,
+                   prompt_sha256=hashlib.sha256(self.template().encode()).hexdigest())
+        if self.backend == "transformers":
+            out["batch_size"] = self.batch_size          # its sampling is seeded per batch
+        return out
 
 
 def make_backend(cfg: CaptionsConfig, device: str = "cpu") -> Backend:
@@ -216,9 +232,13 @@ def preview_captions(cfg: CaptionsConfig, n: int,
 
 
 def plan(cfg: CaptionsConfig) -> list[Unit]:
-    """Units of the inputs; a run directory that belongs to other inputs (other files, or the same
-    files with other contents) is refused."""
+    """Units of the inputs; a run directory inside an input directory, or that belongs to other
+    inputs (other files, or the same files with other contents), is refused."""
     out = Path(cfg.out)
+    inside = next((i for i in cfg.input if os.path.isdir(i) and out.resolve().is_relative_to(Path(i).resolve())), None)
+    if inside is not None:
+        raise ValueError(f"--out {cfg.out} is inside --input {inside}: the run's own files would be read as "
+                         "inputs; put the run directory elsewhere")
     units = plan_units(expand_inputs(cfg.input), cfg.input_config())
     if (out / "manifest.json").exists():
         old, info = read_manifest(cfg.out)
@@ -228,7 +248,9 @@ def plan(cfg: CaptionsConfig) -> list[Unit]:
         if old != units or info.get("inputs") != input_identity(units):
             raise ValueError(f"{cfg.out} belongs to a run with other inputs (its manifest.json lists other "
                              "files or contents); use a new --out")
-    write_manifest(cfg.out, units, {"captions": asdict(cfg)})
+        write_manifest(cfg.out, units, {"captions": asdict(cfg), "settings": info.get("settings", {})})
+    else:
+        write_manifest(cfg.out, units, {"captions": asdict(cfg)})
     return units
 
 
@@ -257,6 +279,8 @@ def preflight(cfg: CaptionsConfig, gpus: list[str] | None = None) -> None:
         raise ValueError(f"captions --gpus: the {cfg.backend} backend runs no model on a local GPU "
                          "(--gpus is for --backend transformers or vllm)")
     if cfg.backend == "vllm":
+        from .backends import vllm_engine_options
+        vllm_engine_options(cfg.vllm_engine)
         if cfg.workers > 1 or cfg.distributor == "ray":
             raise ValueError("captions --backend vllm runs in one process that drives all its GPUs (vLLM cannot "
                              "start its engine inside a worker process): use --workers 1, and --gpus 0-7 for its GPUs "
@@ -337,7 +361,10 @@ def retry_backend_failures(ledger: Ledger, units: list[Unit]) -> None:
 def run_captions(cfg: CaptionsConfig, gpus: list[str] | None = None) -> dict[str, Any]:
     """Every unit of the inputs. `gpus`: the transformers backend runs one worker per GPU; vLLM
     runs in this process over all of them (tensor parallel)."""
-    from ..runner import run_units
+    from ..runner import check_settings, run_units
+    if cfg.backend == "openai":
+        from .backends import api_key
+        api_key(cfg.api_key_env)                 # redacted here too, whichever process meets the server
     with visible_gpus(cfg, gpus) as cfg:
         preflight(cfg, gpus)
         if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
@@ -345,6 +372,7 @@ def run_captions(cfg: CaptionsConfig, gpus: list[str] | None = None) -> dict[str
         with run_lock(cfg.out):
             units = plan(cfg)
             ledger = Ledger(cfg.out, STAGE)
+            check_settings(ledger, units, cfg.settings())
             retry_backend_failures(ledger, units)
             return run_units(CaptionsJob(cfg), units, ledger, distributor=cfg.distributor,
                              workers=cfg.workers, gpus=None if cfg.backend == "vllm" else gpus, retries=cfg.retries,

@@ -7,6 +7,7 @@ Scores are stored with every counterfactual, so `cfgen filter` can re-decide wit
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from PIL import Image
@@ -23,7 +24,11 @@ class FilterConfig:
 
 
 def verdict(scores: dict[str, float], cfg: FilterConfig) -> tuple[bool, str]:
-    """(keep, reason) from stored scores and thresholds."""
+    """(keep, reason) from stored scores and thresholds. A score that is missing or not finite
+    (a filter model that outputs NaN) is a rejection: NaN fails no comparison and would keep all."""
+    if not all(isinstance(scores.get(k), (int, float)) and math.isfinite(scores[k])
+               for k in ("s_cf_tcf", "margin", "s_img")):
+        return False, "filter_score_not_finite"
     if scores["s_cf_tcf"] < cfg.min_cf_score:
         return False, "filter_low_score"
     if scores["margin"] < cfg.min_margin:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..config import CLI_ONLY
 from ..datamodel import (EDIT_SCHEMA, FAILED, GENERATED, KEPT, REJECTED, SCORE_KEYS, Counterfactual, Edit, Generated,
                          Rewrite, Sample, Status, table_to_rewrites)
 from ..io.ledger import Ledger, UnitStats, check_inputs, read_manifest, run_lock
@@ -32,6 +33,7 @@ from .masks import MaskConfig
 from .sdxl import SDXLConfig
 
 EDIT_STAGE, FINAL_STAGE = "images", "final"
+REFILTER = "`cfgen filter` to redo every final part with the new ones"
 
 
 @dataclass
@@ -52,7 +54,7 @@ class ImagesConfig:
     masks: MaskConfig = field(default_factory=MaskConfig)
     workers: int = 1
     distributor: str = "local"
-    ray_address: str | None = None
+    ray_address: str | None = field(default=None, metadata=CLI_ONLY)
     retries: int = 2
 
     def models(self) -> dict[str, str]:
@@ -63,6 +65,24 @@ class ImagesConfig:
                         if getattr(self.sdxl, k)})
             out.update({f"masks.{k}": getattr(self.masks, k) for k in ("detector", "sam") if getattr(self.masks, k)})
         return out
+
+    def edit_settings(self) -> dict[str, Any]:
+        """The settings that shape an images part (recorded in the manifest: a resume with other
+        values is refused); the SDXL batch size and compilation change speed, not images."""
+        out: dict[str, Any] = {"editor": self.editor, "seed": self.seed, "max_cf": self.max_cf,
+                               "image_format": self.image_format, "filter": self.filter}
+        if self.filter:
+            out["filter_model"] = self.filter_model
+        if self.editor == "sdxl":
+            sdxl = {k: v for k, v in asdict(self.sdxl).items() if k not in ("batch_size", "compile")}
+            out.update(sdxl=sdxl, masks=asdict(self.masks))
+        return out
+
+    def final_settings(self) -> dict[str, Any]:
+        """The settings that shape a final part (`cfgen filter` redoes them all with new ones)."""
+        return {"filter": self.filter, "min_cf_score": self.min_cf_score, "min_margin": self.min_margin,
+                "min_img_sim": self.min_img_sim, "max_img_sim": self.max_img_sim, "store_size": self.store_size,
+                "image_format": self.image_format}
 
     def filter_config(self) -> FilterConfig:
         return FilterConfig(model=self.filter_model, min_cf_score=self.min_cf_score, min_margin=self.min_margin,
@@ -85,7 +105,8 @@ def edit_anchors(editor: Editor, jobs: list[tuple[Any, list[Any], list[int]]]) -
 
     Out of memory: free the cache and redo each anchor alone, one image at a time (seeded per
     image, so the result is the same); `editor.oom_retries` counts the anchors redone. A sticky
-    CUDA error: WorkerBroken, the process is replaced. Any other error of a group is retried
+    CUDA error, wherever it was raised (the editor, freeing the cache after an out of memory):
+    WorkerBroken, the worker loop replaces the process. Any other error of a group is retried
     anchor by anchor, so one bad anchor fails alone (its exception is returned in its place)."""
     editor.oom_retries = 0
     many = getattr(editor, "edit_many", None)
@@ -98,9 +119,8 @@ def edit_anchors(editor: Editor, jobs: list[tuple[Any, list[Any], list[int]]]) -
     for anchor, rewrites, seeds in jobs:
         try:
             out.append(_edit_one(editor, anchor, rewrites, seeds))
-        except WorkerBroken:
-            raise
         except Exception as e:
+            _raise_if_broken(e)
             out.append(e)
     return out
 
@@ -125,6 +145,8 @@ def _edit_one(editor: Any, anchor: Any, rewrites: list[Any], seeds: list[int]) -
 
 def _raise_if_broken(e: BaseException) -> None:
     """A sticky CUDA error poisons the process: WorkerBroken, so the distributor replaces it."""
+    if isinstance(e, WorkerBroken):
+        raise e
     if is_fatal_device_error(e):
         raise WorkerBroken(f"{type(e).__name__}: {e}"[:300]) from e
 
@@ -346,7 +368,7 @@ def run_images(cfg: ImagesConfig, gpus: list[str] | None = None, device: str = "
 
 
 def _run_images(cfg: ImagesConfig, gpus: list[str] | None, device: str) -> dict[str, Any]:
-    from ..runner import run_units
+    from ..runner import check_settings, run_units
     units, icfg, info = _input_config(cfg.run)
     check_inputs(cfg.run, units, info.get("inputs", {}))
     cap = Ledger(cfg.run, "captions")
@@ -354,6 +376,8 @@ def _run_images(cfg: ImagesConfig, gpus: list[str] | None, device: str) -> dict[
     if not ready:
         raise ValueError(f"{cfg.run}: no finished captions parts; run `cfgen captions` first")
     edits = Ledger(cfg.run, EDIT_STAGE)
+    check_settings(edits, units, cfg.edit_settings())
+    check_settings(Ledger(cfg.run, FINAL_STAGE), units, cfg.final_settings(), hint=REFILTER)
     if edits.pending(ready):
         for option, name in cfg.models().items():
             require_model(name, f"images option {option}")
@@ -369,17 +393,23 @@ def _run_images(cfg: ImagesConfig, gpus: list[str] | None, device: str) -> dict[
 
 
 def run_filter(cfg: ImagesConfig, redo: bool = False) -> dict[str, Any]:
-    """(Re)build final shards from generated images and stored scores; no image is regenerated."""
+    """(Re)build final shards from generated images and stored scores; no image is regenerated.
+    The image format is the one the images were generated in."""
+    from ..runner import check_settings
     with run_lock(cfg.run):
-        return _run_filter(cfg, _input_config(cfg.run)[0], redo)
+        units = _input_config(cfg.run)[0]
+        check_settings(Ledger(cfg.run, EDIT_STAGE), units, {"image_format": cfg.image_format}, record=False)
+        return _run_filter(cfg, units, redo)
 
 
 def _run_filter(cfg: ImagesConfig, units: list[Unit], redo: bool = False) -> dict[str, Any]:
     from ..runner import run_units
+    from ..runner import check_settings
     final = Ledger(cfg.run, FINAL_STAGE)
     if redo:
         for u in units:
             final.stats_path(u).unlink(missing_ok=True)
+    check_settings(final, units, cfg.final_settings(), hint=REFILTER)
     edits = Ledger(cfg.run, EDIT_STAGE)
     ready = [u for u in units if edits.is_done(u)]
     summary = run_units(FinalizeJob(cfg), ready, final, distributor="sequential", desc="filter",

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +30,15 @@ FILES_KEY = "files"          # stats entry: {"outputs": {path: [size, sha256]}, 
 
 def file_digest(path: str | os.PathLike) -> list[Any]:
     """[size, sha256] of a file."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return [os.path.getsize(path), h.hexdigest()]
+        return _digest_open(f)
+
+
+def _digest_open(f: Any) -> list[Any]:
+    h = hashlib.sha256()
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+        h.update(chunk)
+    return [os.fstat(f.fileno()).st_size, h.hexdigest()]
 
 
 @dataclass
@@ -107,14 +112,22 @@ class Ledger:
         return False
 
     def _digest(self, path: Path) -> list[Any] | None:
+        """[size, sha256] of a file the stats record, or None unless it is a regular file inside
+        the run directory (a shared run's stats may name ../../dev/zero or a FIFO: never read)."""
         try:
-            st = path.stat()
+            if not path.resolve().is_relative_to(self.run_dir.resolve()):
+                return None
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except OSError:
             return None
-        key = (str(path), st.st_size, st.st_mtime_ns)
-        if key not in self._digests:
-            self._digests[key] = file_digest(path)
-        return self._digests[key]
+        with open(fd, "rb") as f:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            key = (str(path), st.st_size, st.st_mtime_ns)
+            if key not in self._digests:
+                self._digests[key] = _digest_open(f)
+            return self._digests[key]
 
     def pending(self, units: Iterable[Unit]) -> list[Unit]:
         return [u for u in units if not self.is_done(u)]
