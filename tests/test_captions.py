@@ -50,7 +50,7 @@ def test_parse_structured_tolerates_fences_and_garbage():
 # ------------------------------------------------------------------ validator
 @pytest.mark.parametrize("orig,rw,typ,scope,frm,to", [
     ("a red apple on a table", "a green apple on a table", "color", "local", "red", "green"),
-    ("a red apple on a table", "an orange apple on a table", "color", "local", "red", "orange"),
+    ("a red umbrella on a table", "an orange umbrella on a table", "color", "local", "red", "orange"),
     ("a dog is running on the beach", "two dogs are running on the beach", "quantity", "local", "a", "two"),
     ("a wooden table with three legs", "a wooden table with four legs", "parts", "local", "three", "four"),
     ("a cat sitting on a couch", "a cat sitting under a couch", "position", "global", "on", "under"),

@@ -432,15 +432,19 @@ MALE_NOUNS = {"man", "men", "boy", "boys", "guy", "guys", "gentleman", "father",
 FEMALE_NOUNS = {"woman", "women", "girl", "girls", "lady", "ladies", "mother", "mom", "wife", "bride"}
 # the colours an animal really has (a black giraffe or a green cat is not a photo)
 ANIMAL_PALETTE: dict[str, set[str]] = {
-    "giraffe": set(), "zebra": set(), "elephant": {"gray", "grey"}, "bear": {"brown", "black", "white"},
+    "giraffe": {"brown", "spotted", "tan"}, "zebra": {"black", "white", "striped"}, "elephant": {"gray", "grey", "brown"}, "bear": {"brown", "black", "white"},
     "horse": {"brown", "black", "white", "gray", "grey"}, "cow": {"black", "white", "brown"},
     "sheep": {"white", "black"}, "goat": {"white", "black", "brown"}, "pig": {"pink", "black"},
     "dog": {"black", "white", "brown", "gray", "grey", "golden", "yellow", "tan", "red", "cream"},
     "cat": {"black", "white", "gray", "grey", "orange", "brown", "tan", "cream", "yellow", "ginger"},
     "donkey": {"gray", "grey", "brown"}, "deer": {"brown"}, "duck": {"white", "brown"}, "swan": {"white", "black"},
 }
-ANIMAL_PALETTE.update({     # fruit and things of a fixed colour too: no red orange, no pink stop sign
-    "stop": {"red"}, "taxi": {"yellow"}, "cab": {"yellow"},
+ANIMAL_PALETTE.update({     # fruit, plants and things of a fixed colour too: no red orange, no pink stop sign
+    "stop": {"red"}, "taxi": {"yellow"}, "cab": {"yellow"}, "wine": {"red", "white"}, "apple": {"red", "green", "yellow"},
+    "bush": {"green", "brown", "yellow"}, "tree": {"green", "brown", "yellow", "orange", "red"},
+    "leaves": {"green", "brown", "yellow", "orange", "red"}, "pasture": {"green", "brown", "yellow"},
+    "meadow": {"green", "brown", "yellow"}, "lawn": {"green", "brown"}, "field": {"green", "brown", "yellow"},
+    "hill": {"green", "brown"}, "forest": {"green", "brown"}, "sky": {"blue", "gray", "grey", "white", "orange", "pink"},
     "banana": {"yellow", "green", "brown"}, "orange": {"orange", "green"},
     "lemon": {"yellow", "green"}, "pear": {"green", "yellow", "brown"}, "broccoli": {"green"},
     "carrot": {"orange"}, "tomato": {"red", "green", "yellow"}, "strawberry": {"red"}, "grass": {"green", "brown"},
@@ -527,3 +531,11 @@ COUNTABLE = set(SIZE_CLASS) | set(RULES_CATEGORY) | set(OBJECT_KIND) | {singular
           "tree flower plant candle tower building house cone pole light animal device shelf sofa vase "
           "surfboard ski skis glove hat cap helmet jacket shirt computer screen speaker box basket cart "
           "van taxi tractor trailer kid child baby boy girl man woman lady guy tourist student worker".split())
+# what rides one of these cannot be four people on one ("four men on a motorcycle")
+RIDDEN = set("bicycle bike motorcycle scooter skateboard surfboard snowboard horse skis ski unicycle".split())
+# places and backgrounds: nothing can be put in front of or behind them
+BACKGROUNDS = set("sky clouds background mountains mountain horizon scenery landscape skyline view".split())
+# what hides what is behind it
+OPAQUE = set("wall walls building buildings house door curtain screen barn tower church truck bus train".split())
+# animals whose colour is two colours together: one of them alone is wrong
+TWO_TONE = {"zebra", "zebras", "panda", "pandas"}

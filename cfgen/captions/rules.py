@@ -122,6 +122,9 @@ def _flippable(doc, i: int, n: int, vertical: bool) -> bool:
     obj = _pobj(doc, i, n)
     if obj is None or words_after(doc, i + n, 2) in ("each other", "one another"):
         return False
+    located = doc[i].head if doc[i].head.pos_ in NOUN else _subject(doc, i)
+    if located is not None and located.text.lower() in L.NON_COUNT | L.BACKGROUNDS:
+        return False                         # the sky is behind everything, it cannot be put in front
     if not vertical:
         return True
     w = L.singular(obj.text.lower())
@@ -134,6 +137,18 @@ def _flippable(doc, i: int, n: int, vertical: bool) -> bool:
     if down and "animate" not in _kinds(subject) and L.ROOM_UNDER.get(w, 0) < 4:
         return False                         # a vase of flowers goes on a table, not under it
     return w in (L.COVERS if down else L.SURFACES)
+
+
+def _visible(doc, i: int, n: int, relations: list[str]) -> list[str]:
+    """Relations that keep the thing in the photo: nothing stands behind a wall or a building
+    (it would be hidden), nor in front of or behind the water or a field (they have no front)."""
+    obj = _pobj(doc, i, n)
+    o = obj.text.lower() if obj is not None else ""
+    if o in L.OPAQUE:
+        relations = [r for r in relations if r != "behind"]
+    if o in L.NON_COUNT:
+        relations = [r for r in relations if r not in ("behind", "in front of")]
+    return relations
 
 
 def _in_color_list(doc, words: list[str], i: int) -> bool:
@@ -153,7 +168,8 @@ def _options(doc) -> list[Option]:
             if tuple(words[i:i + n]) == phrase:
                 covered.update(range(i, i + n))
                 if _flippable(doc, i, n, vertical):
-                    opts.append(Option("position", i, i + n, [r for r in repl if r not in " ".join(words)]))
+                    opts.append(Option("position", i, i + n, _visible(doc, i, n, [r for r in repl
+                                                                                 if r not in " ".join(words)])))
     for i, t in enumerate(doc):
         w = words[i]
         if i in covered or not t.text.isalpha():
@@ -249,6 +265,7 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             choices.append("next to")        # a cat in a box can as well sit next to it
         if w == "on" and obj is not None and obj.text.lower() in L.SURFACES and "animate" in _kinds(_subject(doc, i)):
             choices.append("next to")        # a cat on a couch can as well be next to it
+        choices = _visible(doc, i, 1, choices)
         return Option("position", i, i + 1, choices) if choices else None
     if w in L.RULES_CATEGORY and t.pos_ in NOUN:
         if _fixed(doc, i) or (i + 1 < len(doc) and words[i + 1] == "of"):
@@ -341,8 +358,8 @@ def _takes(typ: str, noun: str, attr: str) -> bool:
             or L.singular(noun) in L.SHAPE_NOUN
     if typ == "material":
         return attr in L.MATERIAL_FOR.get(_base(noun), [])
-    if typ == "size":
-        return noun not in L.PEOPLE and noun not in L.ABSTRACT
+    if typ == "size":       # "long" fits a tongue, not a bear: only sizes that fit anything trade places
+        return noun not in L.PEOPLE and noun not in L.ABSTRACT and attr in ("big", "small", "large", "little")
     return True
 
 
@@ -400,6 +417,8 @@ def _pronoun_agreement(doc, words: list[str], j: int, plural: bool) -> dict[int,
             out[k] = "their"
         elif plural and w in ("his", "her") and person:
             out[k] = "their"
+        elif plural and w in ("himself", "herself", "itself"):
+            out[k] = "themselves"
         elif not plural and w in ("their", "they", "them", "themselves"):
             if person or w != "their":
                 return None
@@ -479,12 +498,12 @@ def _number_options(doc, words, i: int) -> list[Option]:
 
 
 def _shares_one(h) -> bool:
-    """Noun h wears one thing of its own ("a woman in a red coat"): more of them would share that
-    one coat."""
+    """Noun h wears or rides one thing of its own ("a woman in a red coat", "a man on a
+    motorcycle"): more of them would share that one coat or motorcycle."""
     for c in h.children:
         if c.dep_ in ("prep", "acl"):
             for o in c.children:
-                if o.dep_ in ("pobj", "dobj") and o.text.lower() in L.WORN \
+                if o.dep_ in ("pobj", "dobj") and o.text.lower() in L.WORN | L.RIDDEN \
                         and any(d.text.lower() in ("a", "an") for d in o.children):
                     return True
     return False
@@ -498,7 +517,19 @@ def _article_options(doc, words, i: int) -> list[Option]:
     if agree is None:
         return []
     extra = {h.i: L.pluralize(words[h.i]), **agree}
-    return [Option("quantity", i, i + 1, ["two", "three", "four"], extra)]
+    return [Option("quantity", i, i + 1, ["two", "three"] if _handles_one(h) else ["two", "three", "four"], extra)]
+
+
+def _handles_one(h) -> bool:
+    """Noun h does something with one thing ("a man holding an umbrella"): two of them may share
+    it, four would not."""
+    verbs = [h.head] if h.dep_ in ("nsubj", "nsubjpass") else [c for c in h.children if c.dep_ in ("acl", "relcl")]
+    for v in verbs:
+        for o in list(v.children) + [x for c in v.children if c.dep_ == "prep" for x in c.children]:
+            if o.dep_ in ("dobj", "pobj") and any(d.text.lower() in ("a", "an") for d in o.children):
+                return True
+    return any(c.dep_ == "prep" and any(x.dep_ == "pobj" and any(d.text.lower() in ("a", "an") for d in x.children)
+                                          for x in c.children) for c in h.children if c.text.lower() == "with")
 
 
 def _cased(new: str, old: str, caps: bool) -> str:

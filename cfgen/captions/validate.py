@@ -439,8 +439,10 @@ def _symmetric(aw: list[str], ia: int, ea: int, ib: int, eb: int) -> bool:
     while k >= 0 and aw[k] in ("a", "an", "the", "one"):
         k -= 1
     before = aw[k] if k >= 0 else ""
-    if before in _ATTRIBUTE_WORDS or before == "of":
-        return False
+    after = aw[eb] if eb < len(aw) else ""
+    if before in _ATTRIBUTE_WORDS or before == "of" or not (after in _LINKS or after in _FUNCTION or not after
+                                                           or after.endswith(("ing", "ed"))):
+        return False                         # "a cane and a roller bag": the second is not a whole phrase
     return between in L.SYMMETRIC_AND or (between in L.SYMMETRIC and not before)
 
 
@@ -501,8 +503,9 @@ def implausible(bw: list[str], span: tuple[int, int], typ: str, tags=None) -> st
                 return "implausible_part"         # "a giraffe with its trunk"
     for k in range(max(1, j1 - 1), min(len(bw), j2 + 2)):
         w, prev = bw[k], bw[k - 1]
-        if w in L.ANIMAL_PALETTE and prev in L.COLOR and prev not in L.ANIMAL_PALETTE[w]:
-            return "implausible_color"
+        if w in L.ANIMAL_PALETTE and prev in L.COLOR and (prev not in L.ANIMAL_PALETTE[w] or (
+                w in L.TWO_TONE and bw[k - 2] != "and")):
+            return "implausible_color"       # a green horse; a black zebra (zebras are black and white)
         size = L.SIZE_CLASS.get(w)
         if size and ((size == 5 and prev in L.TOO_SMALL_FOR_BIG) or (size == 1 and prev in L.TOO_BIG_FOR_SMALL)):
             return "implausible_size"
