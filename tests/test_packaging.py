@@ -12,17 +12,14 @@ def test_wheel_has_every_subpackage_prompt_and_recipe(tmp_path):
                     "-w", str(tmp_path), str(ROOT)], check=True)
     (whl,) = tmp_path.glob("cfgen-*.whl")
     names = set(zipfile.ZipFile(whl).namelist())
-    for py in (ROOT / "cfgen").rglob("*.py"):
-        if "__pycache__" not in py.parts:
-            assert py.relative_to(ROOT).as_posix() in names, f"{py} is missing from the wheel"
+    for f in (ROOT / "cfgen").rglob("*"):          # code and data alike (eval/data, the stand-ins, the note)
+        if f.is_file() and "__pycache__" not in f.parts:
+            assert f.relative_to(ROOT).as_posix() in names, f"{f} is missing from the wheel"
     for f in (ROOT / "prompts").glob("*.txt"):
         assert f"cfgen/prompts/{f.name}" in names
     for f in (ROOT / "pipelines").rglob("*.yaml"):
         assert f"cfgen/pipelines/{f.relative_to(ROOT / 'pipelines').as_posix()}" in names
-    assert "cfgen/py.typed" in names
-    for d in ("standin", "standin-vlm"):
-        for f in (ROOT / "cfgen" / "world" / d).iterdir():
-            assert f"cfgen/world/{d}/{f.name}" in names, f"released stand-in file {d}/{f.name} is missing from the wheel"
+    assert "cfgen/py.typed" in names and "cfgen/eval/data/imagenet1k_zeroshot.json" in names
 
 
 def test_resources_resolve_in_the_checkout():
