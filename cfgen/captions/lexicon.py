@@ -174,7 +174,9 @@ SUBSTITUTES: list[list[str]] = [
     ["cup", "glass"], ["bottle", "jar"], ["hat", "helmet"], ["jacket", "sweater", "shirt"], ["dress", "skirt"],
     ["laptop", "book", "tablet"], ["television", "monitor"], ["broccoli", "carrots"], ["kite", "balloon"],
     ["vase", "bowl"], ["sink", "bathtub"], ["refrigerator", "oven"],
-    ["cake", "pie"], ["pillow", "blanket"], ["phone", "camera"], ["remote", "phone"],
+    ["cake", "pie"], ["pillow", "blanket"], ["phone", "camera"], ["remote", "phone"], ["suitcase", "backpack"],
+    ["knife", "fork", "spoon"], ["microwave", "toaster"], ["newspaper", "magazine"], ["bag", "backpack"],
+    ["suitcases", "backpacks"], ["cups", "glasses"], ["plates", "bowls"], ["chairs", "stools"], ["kites", "balloons"],
 ]
 RULES_CATEGORY: dict[str, list[str]] = {k: list(v) for k, v in PERSON_SUBSTITUTES.items()}
 for _g in SUBSTITUTES:
@@ -203,6 +205,8 @@ for _nouns, _mats in [
     ("cup mug bowl plate vase jar pot", "ceramic glass plastic metal"),
     ("box crate basket tray bucket buckets", "wooden metal plastic cardboard"),
     ("porch deck dock pier", "wooden stone concrete"), ("plate", "ceramic paper plastic glass"),
+    ("spoon fork knife pan pot ladle", "wooden metal plastic"), ("sign pole post", "metal wooden"),
+    ("bag purse", "leather paper plastic"), ("floor", "wooden stone concrete"), ("wall walls", "brick stone wooden"),
     ("jacket coat bag boots shoes hat", "leather denim woolen"),
     ("bottle", "glass plastic metal"),
 ]:

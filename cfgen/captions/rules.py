@@ -184,7 +184,7 @@ def _options(doc) -> list[Option]:
             opts.append(opt)
         elif w in L.NUMBERS and i + 1 < len(doc):
             opts.extend(_number_options(doc, words, i))
-        elif w in L.ARTICLES:
+        elif w in L.ARTICLES or w == "the":
             opts.extend(_article_options(doc, words, i))
     return opts + _swap_options(doc, words, opts)
 
@@ -504,7 +504,7 @@ def _shares_one(h) -> bool:
         if c.dep_ in ("prep", "acl"):
             for o in c.children:
                 if o.dep_ in ("pobj", "dobj") and o.text.lower() in L.WORN | L.RIDDEN \
-                        and any(d.text.lower() in ("a", "an") for d in o.children):
+                        and any(d.text.lower() in ("a", "an", "the") for d in o.children):
                     return True
     return False
 
@@ -513,6 +513,8 @@ def _article_options(doc, words, i: int) -> list[Option]:
     h = _count_head(doc, i)
     if h is None or h.tag_ != "NN" or not _countable(doc, words, h) or _shares_one(h):
         return []
+    if words[i] == "the" and h.dep_ not in ("nsubj", "nsubjpass", "ROOT"):
+        return []                            # "the dog is" -> "two dogs are"; "on the bench" stays one place
     agree = _agreement(doc, words, h, plural=True)
     if agree is None:
         return []
