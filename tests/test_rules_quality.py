@@ -41,6 +41,8 @@ def rewrites(caption: str, seeds=range(4)) -> list[str]:
     ("An elephant spraying water with its trunk.", ["giraffe", "zebra", "bear"], []),
     ("A black bear climbing a tree.", ["black elephant", "black giraffe", "black zebra"], []),
     ("A brown giraffe eating leaves.", ["black giraffe", "white giraffe", "gray giraffe"], []),
+    ("A sofa with two dogs and a cat asleep on it.", ["and a dog", "two cats and"], []),
+    ("A lamb beside another sheep in a barn.", ["another goats", "a goats"], []),
     # antonyms that contradict the context, extreme sizes for big things
     ("A man reaching into an open fridge.", ["closed fridge"], []),
     ("A little compact car parked by a curb.", ["big compact", "large compact", "huge compact"], []),
@@ -73,8 +75,9 @@ def test_all_caps_captions_get_all_caps_rewrites():
 
 
 def test_variety_within_each_type():
-    """No single change dominates its type (before #27: a third of category edits were
-    man <-> woman, three quarters of counts "a -> two/three", half of relations "next to -> far from")."""
+    """No single change dominates its type. Before #27 a blind read found a third of category edits
+    man <-> woman, three quarters of counts "a -> two/three", half of relations "next to -> far
+    from" (on these captions the pre-#27 backend wrote "a -> two/three" in 83% of its counts)."""
     from tests.test_captions import PHOTO_CAPTIONS
     caps = PHOTO_CAPTIONS + [line for line in (Path(__file__).parent / "data" / "photo_captions.txt")
                              .read_text().splitlines() if line.strip() and not line.startswith("#")]
@@ -82,8 +85,10 @@ def test_variety_within_each_type():
     for cap, g in zip(caps, RulesBackend(k=4, seed=0).generate(caps, [str(i) for i in range(len(caps))])):
         for c in g.candidates:
             e = validate(cap, c["text"]).edit
-            pair = frozenset((e.from_, e.to)) if e.type == "category" else (e.from_, e.to)
-            by_type[e.type][pair] += 1
+            by_type[e.type][(e.from_, e.to)] += 1
+    share = {t: {p: v / sum(c.values()) for p, v in c.items()} for t, c in by_type.items()}
+    assert share["category"].get(("man", "woman"), 0) + share["category"].get(("woman", "man"), 0) <= .2
+    assert sum(v for (f, t), v in share["quantity"].items() if f in ("a", "an") and t in ("two", "three")) <= 2 / 3
+    assert share["position"].get(("next to", "far from"), 0) <= .2
     for typ in ("category", "quantity", "position"):
-        n = sum(by_type[typ].values())
-        assert n >= 10 and max(by_type[typ].values()) <= n / 3, (typ, by_type[typ].most_common(3))
+        assert sum(by_type[typ].values()) >= 10 and max(share[typ].values()) <= .5, (typ, by_type[typ].most_common(3))

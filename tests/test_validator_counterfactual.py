@@ -92,6 +92,7 @@ def test_binding_swaps_are_one_swap(orig, rw):
     ("A woman sitting on a couch.", "A woman sitting under a couch.", "implausible_place"),
     ("A dog looking into an oven.", "A dog looking out of an oven.", "implausible_place"),
     ("An elephant with its trunk raised.", "A giraffe with its trunk raised.", "implausible_part"),
+    ("A kitchen with a sink and a stove.", "A kitchen with a bathtub and a stove.", "implausible_context"),
     ("A bus stops at a corner.", "Two buses stops at a corner.", "agreement"),
     ("Two horses graze side by side together.", "One horse graze side by side together.", "agreement"),
     ("A father and son fishing.", "Two fathers and son fishing.", "agreement"),

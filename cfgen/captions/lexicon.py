@@ -176,7 +176,7 @@ SUBSTITUTES: list[list[str]] = [
     ["vase", "bowl"], ["sink", "bathtub"], ["refrigerator", "oven"],
     ["cake", "pie"], ["pillow", "blanket"], ["phone", "camera"], ["remote", "phone"], ["suitcase", "backpack"],
     ["knife", "fork", "spoon"], ["microwave", "toaster"], ["newspaper", "magazine"], ["bag", "backpack"],
-    ["suitcases", "backpacks"], ["cups", "glasses"], ["plates", "bowls"], ["chairs", "stools"], ["kites", "balloons"],
+    ["suitcases", "backpacks"], ["cups", "glasses"], ["kites", "balloons"],
 ]
 RULES_CATEGORY: dict[str, list[str]] = {k: list(v) for k, v in PERSON_SUBSTITUTES.items()}
 for _g in SUBSTITUTES:
@@ -444,7 +444,7 @@ ANIMAL_PALETTE: dict[str, set[str]] = {
     "donkey": {"gray", "grey", "brown"}, "deer": {"brown"}, "duck": {"white", "brown"}, "swan": {"white", "black"},
 }
 ANIMAL_PALETTE.update({     # fruit, plants and things of a fixed colour too: no red orange, no pink stop sign
-    "stop": {"red"}, "taxi": {"yellow"}, "cab": {"yellow"}, "wine": {"red", "white"}, "apple": {"red", "green", "yellow"},
+    "toilet": {"white", "black", "gray", "grey", "beige", "pink", "blue", "brown"}, "stop": {"red"}, "taxi": {"yellow"}, "cab": {"yellow"}, "wine": {"red", "white"}, "apple": {"red", "green", "yellow"},
     "bush": {"green", "brown", "yellow"}, "tree": {"green", "brown", "yellow", "orange", "red"},
     "leaves": {"green", "brown", "yellow", "orange", "red"}, "pasture": {"green", "brown", "yellow"},
     "meadow": {"green", "brown", "yellow"}, "lawn": {"green", "brown"}, "field": {"green", "brown", "yellow"},
@@ -543,3 +543,8 @@ BACKGROUNDS = set("sky clouds background mountains mountain horizon scenery land
 OPAQUE = set("wall walls building buildings house door curtain screen barn tower church truck bus train".split())
 # animals whose colour is two colours together: one of them alone is wrong
 TWO_TONE = {"zebra", "zebras", "panda", "pandas"}
+# fixtures of one room: a bathtub in a kitchen or a stove in a bathroom is not a photo
+ROOM_OF = {"bathtub": "bathroom", "toilet": "bathroom", "shower": "bathroom", "stove": "kitchen", "oven": "kitchen",
+           "refrigerator": "kitchen", "dishwasher": "kitchen", "microwave": "kitchen", "toaster": "kitchen",
+           "bed": "bedroom"}
+ROOMS = {"bathroom", "kitchen", "bedroom"}

@@ -192,7 +192,8 @@ def _options(doc) -> list[Option]:
 def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | list[Option] | None:
     """The one-word edit a person would accept at i, if there is one."""
     t, w = doc[i], words[i]
-    fresh = lambda xs: [x for x in xs if x not in present]           # noqa: E731 - no "white white"
+    fresh = lambda xs: [x for x in xs if x not in present and L.pluralize(x) not in present   # noqa: E731
+                        and L.singular(x) not in present]        # no "white white", no "two dogs and a dog"
     if t.pos_ in ("ADJ", "NOUN", "VERB") and w in L.COLOR and t.pos_ != "VERB":
         head = _np_head(doc, i) if t.pos_ == "ADJ" or t.dep_ in ("amod", "compound") else None
         if head is None or _in_color_list(doc, words, i):
@@ -229,6 +230,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
     if w in L.VERB_CHANGES and t.pos_ in ("VERB", "AUX", "NOUN", "ADJ") and t.dep_ != "amod":
         if any(c.dep_ in ("dobj", "iobj") for c in t.children):
             return None                      # "walking two dogs": the new verb would need the object too
+        if i > 0 and doc[i - 1].pos_ == "VERB":
+            return None                      # "sit parked" cannot become "sit driving"
         kinds = _kinds(_subject(doc, i))
         pairs = [(x, typ) for x, typ, need in L.VERB_CHANGES[w] if need in kinds]
         if not pairs:
@@ -274,10 +277,13 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if of is not None and of.head.text.lower() not in ("group", "herd", "flock", "pair", "couple", "crowd",
                                                            "team", "bunch"):
             return None                      # "a slice of pizza", "a branch of a tree": the part belongs to it
+        if t.dep_ == "pobj" and not any(c.dep_ in ("det", "poss", "nummod") for c in t.children) and t.tag_ == "NN":
+            return None                      # "in bed", "at school": a fixed phrase, not an object
         choices = fresh(L.RULES_CATEGORY[w])
         if w in L.PERSON_SUBSTITUTES and any(c.dep_ == "amod" and c.text.lower() in L.AGE_WORDS for c in t.children):
             choices = choices[:1]            # "a little girl" -> "a little boy", not "a little woman"
-        if (t.tag_ == "NNS" or of is not None) and L.singular(w) == w:
+        one = any(c.text.lower() in ("a", "an", "another", "one", "this", "that", "each") for c in t.children)
+        if (t.tag_ == "NNS" or of is not None) and L.singular(w) == w and not one:
             choices = [L.pluralize(c) if L.singular(c) == c else c for c in choices]   # "a herd of goats"
         if w not in _SEX:
             return Option("category", i, i + 1, choices)
@@ -519,7 +525,7 @@ def _article_options(doc, words, i: int) -> list[Option]:
     if agree is None:
         return []
     extra = {h.i: L.pluralize(words[h.i]), **agree}
-    return [Option("quantity", i, i + 1, ["two", "three"] if _handles_one(h) else ["two", "three", "four"], extra)]
+    return [Option("quantity", i, i + 1, ["two"] if _handles_one(h) else ["two", "three", "four"], extra)]
 
 
 def _handles_one(h) -> bool:
@@ -538,6 +544,8 @@ def _cased(new: str, old: str, caps: bool) -> str:
     """`new` written in the case of the word it replaces (an ALL-CAPS caption stays all caps)."""
     if caps:
         return new.upper()
+    if old.isupper() and len(old) > 1:
+        return old + new[len(old):] if new.lower().startswith(old.lower()) else new.upper()   # "TV" -> "TVs"
     return new[:1].upper() + new[1:] if old[:1].isupper() else new
 
 

@@ -501,6 +501,9 @@ def implausible(bw: list[str], span: tuple[int, int], typ: str, tags=None) -> st
             owners = L.PART_OWNERS.get(w)
             if owners and not owners & words and (w not in L.AMBIGUOUS_PARTS or bw[k - 1] in ("its", "their")):
                 return "implausible_part"         # "a giraffe with its trunk"
+    rooms = words & L.ROOMS
+    if typ == "category" and rooms and any(L.ROOM_OF.get(w, next(iter(rooms))) not in rooms for w in new):
+        return "implausible_context"         # "a kitchen with a bathtub"
     for k in range(max(1, j1 - 1), min(len(bw), j2 + 2)):
         w, prev = bw[k], bw[k - 1]
         if w in L.ANIMAL_PALETTE and prev in L.COLOR and (prev not in L.ANIMAL_PALETTE[w] or (
