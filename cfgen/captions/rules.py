@@ -283,8 +283,10 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if w in L.PERSON_SUBSTITUTES and any(c.dep_ == "amod" and c.text.lower() in L.AGE_WORDS for c in t.children):
             choices = choices[:1]            # "a little girl" -> "a little boy", not "a little woman"
         one = any(c.text.lower() in ("a", "an", "another", "one", "this", "that", "each") for c in t.children)
-        if (t.tag_ == "NNS" or of is not None) and L.singular(w) == w and not one:
-            choices = [L.pluralize(c) if L.singular(c) == c else c for c in choices]   # "a herd of goats"
+        plural = (t.tag_ == "NNS" or of is not None) and not one
+        if L.singular(w) == w:                 # "sheep" says its number only through its words
+            choices = [L.pluralize(c) if plural and L.singular(c) == c else c for c in choices]   # "a herd of goats"
+            choices = list(dict.fromkeys(c for c in choices if plural or L.singular(c) == c))
         if w not in _SEX:
             return Option("category", i, i + 1, choices)
         same = [c for c in choices if _SEX.get(c) == _SEX[w]]
