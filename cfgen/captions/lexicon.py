@@ -316,7 +316,12 @@ RULES_STATE_ADJ: dict[str, list[str]] = {
     "open": ["closed"], "closed": ["open"], "empty": ["full"], "full": ["empty"], "wet": ["dry"],
     "dry": ["wet"], "dirty": ["clean"], "clean": ["dirty"], "ripe": ["unripe"], "lit": ["unlit"],
     "sleeping": ["awake"], "broken": ["intact"], "sliced": ["whole"], "raw": ["cooked"],
+    "busy": ["empty"], "crowded": ["empty"], "messy": ["tidy"], "cluttered": ["tidy"], "tidy": ["messy"],
+    "sunny": ["cloudy", "rainy"], "cloudy": ["sunny"], "rainy": ["sunny"], "dark": ["bright"], "bright": ["dark"],
 }
+# a side or end of something, in "the left side", "the top of": the other side
+RULES_SIDES: dict[str, str] = {"left": "right", "right": "left", "top": "bottom", "bottom": "top",
+                               "front": "back", "back": "front"}
 AGE_ADJ = {"old": ["young"], "young": ["old"], "elderly": ["young"]}          # people only
 OBJECT_AGE_ADJ = {"old": ["new"], "new": ["old"]}                             # things only
 # after these a motion verb is part of a path ("walking through the water"): no resting verb fits

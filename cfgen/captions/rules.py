@@ -257,6 +257,9 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if h in ("man", "woman", "men", "women", "person", "people", "lady", "ladies", "couple"):
             return Option("state", i, i + 1, fresh(L.AGE_ADJ.get(w, [])))
         return Option("state", i, i + 1, fresh(L.OBJECT_AGE_ADJ.get(w, []))) if not _kinds(head) else None
+    if w in L.RULES_SIDES and i > 0 and words[i - 1] in ("the", "his", "her", "its", "their") \
+            and (w in ("left", "right") or words[i + 1:i + 2] == ["of"]) and L.RULES_SIDES[w] not in present:
+        return Option("position", i, i + 1, [L.RULES_SIDES[w]])     # "the top of the hill" -> "the bottom of"
     if w in L.RULES_POSITION and t.pos_ in ("ADP", "ADV", "SCONJ"):
         choices, vertical = L.RULES_POSITION[w]
         choices = list(choices) if _flippable(doc, i, 1, vertical) else []
