@@ -23,7 +23,7 @@ def rewrites(caption: str, seeds=range(4)) -> list[str]:
     ("A zoomed in close up of a cupcake.", ["closes", "close ups", "two zoomed"], []),
     ("A lime green bus parked on a street.", ["limes"], []),
     # the whole clause agrees with the new count: verbs, and no count over a shared determiner
-    ("A tractor pulls a trailer across a field.", ["tractors pulls"], ["tractors pull "]),
+    ("A truck travels along a country road.", ["trucks travels"], ["trucks travel "]),
     ("A woman who carries a basket walks home.", ["women who carries", "women who carry a basket walks"],
      ["women who carry a basket walk "]),
     ("A father and son fishing from a pier.", ["fathers and son"], []),

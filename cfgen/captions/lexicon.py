@@ -174,7 +174,7 @@ SUBSTITUTES: list[list[str]] = [
     ["cup", "glass"], ["bottle", "jar"], ["hat", "helmet"], ["jacket", "sweater", "shirt"], ["dress", "skirt"],
     ["laptop", "book", "tablet"], ["television", "monitor"], ["broccoli", "carrots"], ["kite", "balloon"],
     ["vase", "bowl"], ["sink", "bathtub"], ["refrigerator", "oven"],
-    ["cake", "pie"], ["pillow", "blanket"], ["phone", "camera"], ["remote", "phone"], ["suitcase", "backpack"],
+    ["cake", "pie"], ["pillow", "blanket"], ["remote", "phone"], ["suitcase", "backpack"],
     ["knife", "fork", "spoon"], ["microwave", "toaster"], ["newspaper", "magazine"], ["bag", "backpack"],
     ["suitcases", "backpacks"], ["cups", "glasses"], ["kites", "balloons"],
 ]
@@ -222,7 +222,8 @@ NON_COUNT = set("water grass snow food hair sand dirt air sky sun rain ice fog s
                 "restaurant station hillside lake river ocean sea court area yard zoo market store shop".split())
 # words that make a fixed expression with the noun after them ("living room", "hot dog")
 FIXED_MODIFIERS = set("living dining hot teddy fire stop wedding parking traffic city tennis baseball "
-                      "computer coffee kitchen clock cell toilet ice birthday police school double".split())
+                      "computer coffee kitchen clock cell toilet ice birthday police school double polar grizzly "
+                      "panda sea water guinea".split())
 # verb changes: which change, for which kind of subject (animate, vehicle, bird)
 VERB_CHANGES: dict[str, list[tuple[str, str, str]]] = {
     "standing": [("sitting", "state", "person"), ("sitting", "state", "pet"), ("lying", "state", "animal"),
@@ -451,7 +452,9 @@ ANIMAL_PALETTE: dict[str, set[str]] = {
 ANIMAL_PALETTE.update({     # fruit, plants and things of a fixed colour too: no red orange, no pink stop sign
     "toilet": {"white", "black", "gray", "grey", "beige", "pink", "blue", "brown"}, "stop": {"red"}, "taxi": {"yellow"}, "cab": {"yellow"}, "wine": {"red", "white"}, "apple": {"red", "green", "yellow"},
     "bush": {"green", "brown", "yellow"}, "tree": {"green", "brown", "yellow", "orange", "red"},
-    "leaves": {"green", "brown", "yellow", "orange", "red"}, "pasture": {"green", "brown", "yellow"},
+    "leaves": {"green", "brown", "yellow", "orange", "red"},
+    "flowers": {"red", "yellow", "white", "pink", "purple", "orange", "blue"},
+    "flower": {"red", "yellow", "white", "pink", "purple", "orange", "blue"}, "pasture": {"green", "brown", "yellow"},
     "meadow": {"green", "brown", "yellow"}, "lawn": {"green", "brown"}, "field": {"green", "brown", "yellow"},
     "hill": {"green", "brown"}, "forest": {"green", "brown"}, "sky": {"blue", "gray", "grey", "white", "orange", "pink"},
     "banana": {"yellow", "green", "brown"}, "orange": {"orange", "green"},
@@ -545,7 +548,8 @@ RIDDEN = set("bicycle bike motorcycle scooter skateboard surfboard snowboard hor
 # places and backgrounds: nothing can be put in front of or behind them
 BACKGROUNDS = set("sky clouds background mountains mountain horizon scenery landscape skyline view".split())
 # what hides what is behind it
-OPAQUE = set("wall walls building buildings house door curtain screen barn tower church truck bus train".split())
+OPAQUE = set("wall walls building buildings house door curtain screen barn tower church truck bus train audience "
+             "crowd".split()) | ONE_PER_BODY | {"face", "faces", "eyes"}
 # animals whose colour is two colours together: one of them alone is wrong
 TWO_TONE = {"zebra", "zebras", "panda", "pandas"}
 # fixtures of one room: a bathtub in a kitchen or a stove in a bathroom is not a photo
@@ -553,3 +557,10 @@ ROOM_OF = {"bathtub": "bathroom", "toilet": "bathroom", "shower": "bathroom", "s
            "refrigerator": "kitchen", "dishwasher": "kitchen", "microwave": "kitchen", "toaster": "kitchen",
            "bed": "bedroom"}
 ROOMS = {"bathroom", "kitchen", "bedroom"}
+# the game a thing belongs to: no frisbee in a soccer game, no bat on a tennis court
+SPORT_WORDS = set("soccer tennis baseball football basketball volleyball golf rugby hockey cricket umpire "
+                  "pitcher batter goal court".split())
+SPORT_GEAR = {"ball", "balls", "racket", "racquet", "bat", "frisbee", "net"}
+# "empty" becomes "full" for a container, "busy" for a place
+CONTAINERS = set("cup glass bowl plate bottle box basket jar vase bucket mug tray pot pan bag fridge "
+                 "refrigerator cart".split())

@@ -233,7 +233,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if i > 0 and doc[i - 1].pos_ == "VERB":
             return None                      # "sit parked" cannot become "sit driving"
         kinds = _kinds(_subject(doc, i))
-        pairs = [(x, typ) for x, typ, need in L.VERB_CHANGES[w] if need in kinds]
+        pairs = [(x, typ) for x, typ, need in L.VERB_CHANGES[w] if need in kinds
+                 and not (x == "lying" and "bird" in kinds)]         # a bird perches, it does not lie
         if not pairs:
             return None
         nxt = words[i + 1] if i + 1 < len(doc) else ""
@@ -248,7 +249,10 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
     if w in L.RULES_STATE_ADJ and t.pos_ in ("ADJ", "VERB") and (t.pos_ == "ADJ" or t.dep_ == "amod"):
         if _np_head(doc, i) is None or (i > 0 and doc[i - 1].dep_ == "advmod" and doc[i - 1].head.i == i):
             return None                      # "over ripe": the adverb would be left describing the new state
-        return Option("state", i, i + 1, fresh(L.RULES_STATE_ADJ[w]))
+        states = fresh(L.RULES_STATE_ADJ[w])
+        if w == "empty" and _np_head(doc, i).text.lower() not in L.CONTAINERS:
+            states = ["busy"]                # an empty street is a busy one, not a full one
+        return Option("state", i, i + 1, states)
     if (w in L.AGE_ADJ or w in L.OBJECT_AGE_ADJ) and t.pos_ == "ADJ":
         head = _np_head(doc, i)
         if head is None:
@@ -282,6 +286,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             return None                      # "a slice of pizza", "a branch of a tree": the part belongs to it
         if t.dep_ == "pobj" and not any(c.dep_ in ("det", "poss", "nummod") for c in t.children) and t.tag_ == "NN":
             return None                      # "in bed", "at school": a fixed phrase, not an object
+        if sum(L.singular(x) == L.singular(w) for x in words) > 1 or (w in L.SPORT_GEAR and present & L.SPORT_WORDS):
+            return None                      # "another woman" names the same kind; a soccer game keeps its ball
         choices = fresh(L.RULES_CATEGORY[w])
         if w in L.PERSON_SUBSTITUTES and any(c.dep_ == "amod" and c.text.lower() in L.AGE_WORDS for c in t.children):
             choices = choices[:1]            # "a little girl" -> "a little boy", not "a little woman"
@@ -526,11 +532,30 @@ def _article_options(doc, words, i: int) -> list[Option]:
         return []
     if words[i] == "the" and h.dep_ not in ("nsubj", "nsubjpass", "ROOT"):
         return []                            # "the dog is" -> "two dogs are"; "on the bench" stays one place
+    if _holds_one(h):
+        return []
     agree = _agreement(doc, words, h, plural=True)
     if agree is None:
         return []
     extra = {h.i: L.pluralize(words[h.i]), **agree}
     return [Option("quantity", i, i + 1, ["two"] if _handles_one(h) else ["two", "three", "four"], extra)]
+
+
+HELD = {"hold", "carry", "use", "wear", "ride", "swing", "eat", "drink", "read", "fly", "throw", "push", "pull", "talk"}
+
+
+def _holds_one(h) -> bool:
+    """Noun h holds, wears or rides one thing of its own ("a man holding a phone to his face"):
+    more of them would hold that one phone."""
+    verbs = [h.head] if h.dep_ in ("nsubj", "nsubjpass") else [c for c in h.children if c.dep_ in ("acl", "relcl")]
+    for v in verbs + [c for v in verbs for c in v.children if c.dep_ in ("advcl", "xcomp", "conj")]:
+        if v.lemma_ in HELD and any(o.dep_ in ("dobj", "pobj") or (o.dep_ == "prep" and any(
+                x.dep_ == "pobj" for x in o.children)) for o in v.children):
+            objs = [o for o in v.children if o.dep_ == "dobj"] + [x for o in v.children if o.dep_ == "prep"
+                                                                  for x in o.children if x.dep_ == "pobj"]
+            if any(any(d.text.lower() in ("a", "an", "the", "his", "her", "its") for d in o.children) for o in objs):
+                return True
+    return False
 
 
 def _handles_one(h) -> bool:

@@ -489,6 +489,9 @@ def implausible(bw: list[str], span: tuple[int, int], typ: str, tags=None) -> st
     near = set(bw[max(0, j1 - 3):j2 + 3])
     new = bw[j1:j2]
     words = set(bw)
+    if any(w in ("dress", "dresses") and bw[k + 1:k + 2] not in (["shirt"], ["shirts"], ["shoes"], ["pants"], ["code"])
+           for k, w in enumerate(bw)):
+        words = words | {"skirt"}            # a dress (not a dress shirt) is worn by a woman or a girl
     if typ in ("category", "state", "swap") and words & (L.MALE_ONLY | L.FEMALE_ONLY):
         male, female = words & L.MALE_NOUNS, words & L.FEMALE_NOUNS
         if (male and not female and words & (L.FEMALE_ONLY - L.FEMALE_NOUNS - {"her", "hers", "herself", "she"})) \
