@@ -20,6 +20,11 @@ def test_lookalike_letters_are_no_change(orig, rw):
     assert not v.ok and v.reason in ("no_change", "mixed_script"), v
 
 
+def test_parsed_candidates_are_stored_in_canonical_letters():
+    from cfgen.captions.parse import parse_numbered
+    assert parse_numbered("1. a gr\u0435en bus\n2. \uff41 red bus") == ["a green bus", "a red bus"]
+
+
 def test_a_real_edit_written_with_lookalikes_is_still_read():
     v = validate("a gr\u0435en bus", "a yellow bus")
     assert v.ok and (v.edit.type, v.edit.from_, v.edit.to) == ("color", "green", "yellow")

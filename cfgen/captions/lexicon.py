@@ -564,3 +564,5 @@ SPORT_GEAR = {"ball", "balls", "racket", "racquet", "bat", "frisbee", "net"}
 # "empty" becomes "full" for a container, "busy" for a place
 CONTAINERS = set("cup glass bowl plate bottle box basket jar vase bucket mug tray pot pan bag fridge "
                  "refrigerator cart".split())
+# what shows what comes after its "of": "a picture of two dogs" counts the dogs
+PICTURES = set("view picture photo photograph image shot close closeup close-up painting drawing".split())

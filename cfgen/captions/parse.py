@@ -1,10 +1,13 @@
 """Parsing LLM outputs into candidate rewrites: numbered lists (robust to chatter, quotes,
-missing numbers, blank lines, one-line lists) and the structured JSON variant."""
+missing numbers, blank lines, one-line lists) and the structured JSON variant. Candidates come out
+in canonical Unicode (NFKC, lookalike letters mapped to Latin), so what is stored is what was judged."""
 from __future__ import annotations
 
 import json
 import re
 from typing import Any
+
+from .validate import canonical
 
 _ITEM = re.compile(r"^\s*(?:\(?(\d{1,2})[\).:\]]|[-*\u2022])\s+(.*\S)\s*$")
 _INLINE = re.compile(r"(?:^|\s)(\d{1,2})[\).]\s+")
@@ -15,7 +18,7 @@ _TRAIL = re.compile(r"\s*[\(\[][^\)\]]*(?:changed|edit|attribute|causal|color|ty
 
 
 def _clean(s: str) -> str:
-    s = s.strip().replace("**", "").replace("__", "")
+    s = canonical(s).strip().replace("**", "").replace("__", "")
     s = _LABEL.sub("", s)
     s = _TRAIL.sub("", s)
     s = re.sub(r"\s*(?:->|\u2192)\s*.*$", "", s) if s.count("\u2192") + s.count("->") == 1 and ":" in s else s

@@ -281,8 +281,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if _fixed(doc, i) or (i + 1 < len(doc) and words[i + 1] == "of"):
             return None
         of = t.head if t.dep_ == "pobj" and t.head.text.lower() == "of" else None
-        if of is not None and of.head.text.lower() not in ("group", "herd", "flock", "pair", "couple", "crowd",
-                                                           "team", "bunch"):
+        if of is not None and of.head.text.lower() not in {"group", "herd", "flock", "pair", "couple", "crowd",
+                                                           "team", "bunch"} | L.PICTURES:
             return None                      # "a slice of pizza", "a branch of a tree": the part belongs to it
         if t.dep_ == "pobj" and not any(c.dep_ in ("det", "poss", "nummod") for c in t.children) and t.tag_ == "NN":
             return None                      # "in bed", "at school": a fixed phrase, not an object
@@ -409,8 +409,9 @@ def _countable(doc, words: list[str], h) -> bool:
     if base in L.ONE_PER_BODY or any(not any(d.dep_ in ("det", "nummod") for d in x.children)
                                      for x in [h, *h.children] if x.dep_ == "conj"):
         return False                         # "a mother and child": one determiner for two nouns
-    if h.dep_ == "pobj" and h.head.text.lower() not in LOCATIVE_OK:
-        return False                         # "in three bathrooms", "on two sidewalks"
+    if h.dep_ == "pobj" and h.head.text.lower() not in LOCATIVE_OK and not (
+            h.head.text.lower() == "of" and h.head.head.text.lower() in L.PICTURES):
+        return False                         # "in three bathrooms", "on two sidewalks"; but "a view of two planes"
     if h.dep_ == "dobj" and h.head.text.lower() not in HOLDING_VERBS:
         return False                         # "swinging three bats", "riding three waves"
     return True
@@ -548,12 +549,15 @@ def _holds_one(h) -> bool:
     """Noun h holds, wears or rides one thing of its own ("a man holding a phone to his face"):
     more of them would hold that one phone."""
     verbs = [h.head] if h.dep_ in ("nsubj", "nsubjpass") else [c for c in h.children if c.dep_ in ("acl", "relcl")]
-    for v in verbs + [c for v in verbs for c in v.children if c.dep_ in ("advcl", "xcomp", "conj")]:
-        if v.lemma_ in HELD and any(o.dep_ in ("dobj", "pobj") or (o.dep_ == "prep" and any(
-                x.dep_ == "pobj" for x in o.children)) for o in v.children):
-            objs = [o for o in v.children if o.dep_ == "dobj"] + [x for o in v.children if o.dep_ == "prep"
-                                                                  for x in o.children if x.dep_ == "pobj"]
-            if any(any(d.text.lower() in ("a", "an", "the", "his", "her", "its") for d in o.children) for o in objs):
+    for v in verbs + [c for v in verbs for c in v.children if c.dep_ in ("advcl", "conj")]:
+        if v.lemma_ not in HELD:
+            continue
+        objs = [o for o in v.children if o.dep_ == "dobj"] + [x for o in v.children if o.dep_ == "prep"
+                                                              for x in o.children if x.dep_ == "pobj"]
+        for o in objs:
+            thing = L.singular(o.text.lower())
+            if (thing in L.OBJECT_KIND or thing in L.WORN or thing in L.RIDDEN or L.SIZE_CLASS.get(thing, 9) <= 2) \
+                    and any(d.text.lower() in ("a", "an", "the", "his", "her", "its") for d in o.children):
                 return True
     return False
 
