@@ -173,15 +173,22 @@ def test_the_training_loader_decodes_to_the_processors_short_side(world_final, w
 
 # ------------------------------------------------------------------------------ item 16
 def test_skipped_corrupt_is_counted_with_dataloader_workers(world_final, world_clip, tmp_path):
+    """Each of 4 shards starts with a sample whose image is corrupt; 2 DataLoader workers each read
+    2 shards in order (no shuffle), so each worker skips its first shard's sample before its
+    first batch: at least 2 skips reach the main process (it saw 0 before batches carried them)."""
+    import webdataset as wds
     from cfgen.train.trainer import train
+    samples = list(wds.WebDataset(sorted(str(p) for p in (world_final / "final").glob("*.tar")), shardshuffle=False))
     d = tmp_path / "shards"
     d.mkdir()
-    for p in (world_final / "final").glob("*.tar"):
-        shutil.copy(p, d / p.name)
-    (d / "part-99999.tar").write_bytes(b"\x00garbage" * 1000)
-    r = train(train_cfg(world_final, world_clip, tmp_path / "c", shards=[str(d)], max_steps=6, num_workers=2,
-                        batch_size=16, micro_batch=16))
-    assert r["skipped_corrupt"] >= 1
+    for i in range(4):
+        with wds.TarWriter(str(d / f"part-{i:05d}.tar")) as w:
+            for j, s in enumerate(samples[i * 60:(i + 1) * 60]):
+                s = {k: v for k, v in s.items() if k not in ("__url__", "__local_path__")}
+                w.write({**s, "jpg": b"not an image"} if j == 0 else s)
+    r = train(train_cfg(world_final, world_clip, tmp_path / "c", shards=[str(d)], max_steps=4, num_workers=2,
+                        batch_size=16, micro_batch=16, shuffle_buffer=1))
+    assert r["skipped_corrupt"] >= 2
 
 
 # ------------------------------------------------------------------------------ item 20
@@ -194,3 +201,34 @@ def test_a_run_folder_trains_on_final_only_and_a_world_test_split_is_refused(wor
     with pytest.raises(ValueError, match="held-out test split"):
         shard_urls([str(small_world / "test")])
     assert shard_urls([str(small_world / "train")])
+
+
+# ------------------------------------------------------------------------------ item 11 (inputs)
+def test_oversized_captions_and_members_are_rejected_before_they_are_decoded(tmp_path, monkeypatch):
+    """A 50 MB caption is refused by its byte length (UTF-8: at most 4 bytes a character), never
+    decoded or cleaned; a text member over 1 MB is never even read; the sample still counts."""
+    from cfgen.io import reader
+    from cfgen.io.reader import plan_units, read_unit
+    from tests.conftest import jpeg_bytes, write_tar
+    cleaned = []
+    monkeypatch.setattr(reader, "clean_text", lambda t: cleaned.append(len(t)) or (t, False))
+    path = write_tar(tmp_path / "00000.tar", [
+        ("a.jpg", jpeg_bytes()), ("a.txt", b"x" * 8_001),             # 4 x 2,000 chars + 1 byte
+        ("b.jpg", jpeg_bytes()), ("b.txt", b"y" * 2_000_000),
+        ("c.jpg", jpeg_bytes()), ("c.txt", b"a red car")])
+    recs = {r.source_id: r.reason for r in read_unit(plan_units([str(path)])[0])}
+    assert recs == {"a": "caption_too_long", "b": "member_too_large", "c": ""}
+    assert cleaned == [9]                                # only the good caption was cleaned
+
+
+def test_a_csv_or_parquet_with_too_many_columns_is_refused_before_parsing(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from cfgen.io.reader import InputError, MAX_COLUMNS, plan_units, read_unit
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(f"c{i}" for i in range(MAX_COLUMNS + 1)) + "\n" + ",".join("1" * (MAX_COLUMNS + 1)) + "\n")
+    pq.write_table(pa.table({f"c{i}": [1] for i in range(MAX_COLUMNS + 1)}), tmp_path / "wide.parquet")
+    for path in (wide, tmp_path / "wide.parquet"):       # a bad table fails its own unit, naming why
+        (unit,) = plan_units([str(path)])
+        with pytest.raises(InputError, match=f"{MAX_COLUMNS + 1} columns"):
+            list(read_unit(unit))

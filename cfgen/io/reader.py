@@ -49,7 +49,11 @@ class InputConfig:
     max_caption_chars: int = 2_000
     check_images: bool = True         # decode every image (catches corrupt and truncated files)
     max_image_pixels: int = 40_000_000    # decoded width x height; larger images: image_too_large
-    max_image_bytes: int = 50_000_000     # table image files; larger: image_file_too_large
+    max_image_bytes: int = 50_000_000     # table image files and tar image members; larger: image_file_too_large
+
+
+MAX_COLUMNS = 1_000                   # a table with more columns is refused before it is parsed
+MAX_TEXT_MEMBER = 1_000_000           # bytes of a tar's txt/json member; larger: member_too_large (never read)
 
 
 @dataclass(frozen=True)
@@ -166,8 +170,26 @@ def fingerprint(path: str, block: int = 1 << 20) -> dict[str, Any]:
     return {"size": size, "sha256_head_tail": h.hexdigest()}
 
 
+def _check_csv_header(path: str) -> None:
+    """Count a CSV's columns from its first line before pandas parses it (300,000 columns would
+    cost minutes and gigabytes)."""
+    import csv
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
+    line = head.split(b"\n", 1)[0]
+    if len(line) == len(head) and len(head) == 1 << 20:
+        raise InputError(f"{path}: the header line is longer than 1 MiB")
+    n = len(next(csv.reader([line.decode("utf-8", "replace")]), []))
+    if n > MAX_COLUMNS:
+        raise InputError(f"{path}: {n} columns (more than {MAX_COLUMNS}); not an image-caption table")
+
+
 def _load_table(path: str) -> pd.DataFrame:
     """Read a table; any problem is an InputError naming the file (and the line, where known)."""
+    if path.endswith(".csv"):
+        _check_csv_header(path)
+    elif path.endswith(".parquet"):
+        _table_columns(path)
     try:
         if path.endswith(".parquet"):
             return pd.read_parquet(path)
@@ -193,9 +215,12 @@ def _table_columns(path: str) -> tuple[int, list[str]]:
     if path.endswith(".parquet"):
         try:
             f = pq.ParquetFile(path)
-            return f.metadata.num_rows, list(f.schema_arrow.names)
+            rows, names = f.metadata.num_rows, list(f.schema_arrow.names)
         except Exception as e:
             raise InputError(f"{path}: unreadable table: {e}") from None
+        if len(names) > MAX_COLUMNS:
+            raise InputError(f"{path}: {len(names)} columns (more than {MAX_COLUMNS}); not an image-caption table")
+        return rows, names
     df = _load_table(path)
     return len(df), [str(c) for c in df.columns]
 
@@ -235,7 +260,7 @@ def read_unit(unit: Unit, cfg: InputConfig | None = None) -> Iterator[ReadRecord
     the unit fails and is retried by the next run, rather than being recorded as done."""
     cfg = cfg or InputConfig()
     seen: set[str] = set()
-    src = _read_tar(unit.path) if unit.kind == "wds" else _read_table(unit, cfg)
+    src = _read_tar(unit.path, cfg.max_image_bytes) if unit.kind == "wds" else _read_table(unit, cfg)
     for source_id, fields in src:
         rec = _check(source_id, fields, cfg)
         if rec.anchor is not None:
@@ -246,7 +271,7 @@ def read_unit(unit: Unit, cfg: InputConfig | None = None) -> Iterator[ReadRecord
         yield rec
 
 
-def _read_tar(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def _read_tar(path: str, max_member: int) -> Iterator[tuple[str, dict[str, Any]]]:
     """Group consecutive tar members by key, like webdataset, accounting for every member.
 
     A member whose name has no key/extension, that is not a regular file, or that repeats an
@@ -277,15 +302,18 @@ def _read_tar(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
                     yield m.name, {"__reject__": "unrecognised_member_name"}
                     continue
                 key, ext = match.group(1), match.group(2).lower()
-                f = tf.extractfile(m)
-                data = f.read() if f else b""
                 if key != current:
                     if current is not None:
                         yield current, fields
                     current, fields = key, {}
                 if ext in fields:
                     fields["__reject__"] = "duplicate_member"
-                fields[ext] = data
+                if m.size > (MAX_TEXT_MEMBER if ext in ("txt", "json") else max_member):
+                    fields.setdefault("__reject__", "member_too_large")       # never read into memory
+                    fields[ext] = b""
+                    continue
+                f = tf.extractfile(m)
+                fields[ext] = f.read() if f else b""
             fh.seek(end)
             tail = fh.read(1024)
             if len(tail) < 1024 or tail.strip(b"\0"):
@@ -386,6 +414,8 @@ def _check(source_id: str, fields: dict[str, Any], cfg: InputConfig) -> ReadReco
         return ReadRecord(source_id, None, REJECTED, "missing_image")
     if "txt" not in fields:
         return ReadRecord(source_id, None, REJECTED, "missing_caption")
+    if len(fields["txt"]) > 4 * cfg.max_caption_chars:     # UTF-8: at most 4 bytes a character
+        return ReadRecord(source_id, None, REJECTED, "caption_too_long")     # before any decoding or cleaning
     try:
         caption = fields["txt"].decode("utf-8")
     except UnicodeDecodeError:
