@@ -534,7 +534,7 @@ WORN = ONE_PER_BODY | set("hat cap helmet scarf jacket shirt dress coat suit uni
 # adjectives that say how old a person is: a change of category keeps the age
 AGE_WORDS = {"little", "young", "old", "older", "elderly", "small", "baby", "teenage", "toddler", "aged"}
 # things a photo shows several of: only these are counted by the rules backend
-COUNTABLE = set(SIZE_CLASS) | set(RULES_CATEGORY) | set(OBJECT_KIND) | {singular(w) for w in PEOPLE | ANIMALS | VEHICLES} \
+COUNTABLE = set(SIZE_CLASS) | set(RULES_CATEGORY) | set(OBJECT_KIND) | set(SHAPE_NOUN) | {singular(w) for w in PEOPLE | ANIMALS | VEHICLES} \
     | set("sign hydrant meter bench umbrella kite bag suitcase backpack bowl vase plate cup glass bottle clock lamp "
           "window door pillow chair couch tv television laptop monitor keyboard phone remote book toothbrush "
           "tie bird cow sheep horse elephant giraffe zebra bear dog cat person player skier surfer "

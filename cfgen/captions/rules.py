@@ -510,8 +510,8 @@ def _number_options(doc, words, i: int) -> list[Option]:
         if extra[h.i] == words[h.i]:
             del extra[h.i]
         after = extra.get(i + 1, words[i + 1])
-        new = L.NUMBERS[m - 1] if m > 1 else ("an" if after[:1] in "aeiou" else "a")
-        out.append(Option(typ, i, i + 1, [new], extra))
+        new = [L.NUMBERS[m - 1]] if m > 1 else ["an" if after[:1] in "aeiou" else "a", "one"]
+        out.append(Option(typ, i, i + 1, new, extra))
     return out
 
 
