@@ -23,7 +23,8 @@ def main() -> None:
     from cfgen.world.clip import build_clip
     from cfgen.train.data import make_loader
     from cfgen.train.model import DualEncoder, FeatureModule
-    from cfgen.train.trainer import TrainConfig, compute_losses, recipe_config, train
+    from cfgen.train.losses import CFVLMLoss
+    from cfgen.train.trainer import TrainConfig, recipe_config, train
     from cfgen.world import world_vocab, world_words
     from cfgen.world.generate import WorldConfig, generate_world
     dims = (dict(image_size=224, patch_size=32, width=768, layers=12, text_width=512, text_layers=12, heads=8,
@@ -52,8 +53,8 @@ def main() -> None:
         for i, b in enumerate(batches):
             t = time.perf_counter()
             img, txt = feats(b.pixel_values, b.input_ids, b.attention_mask)
-            loss = compute_losses(img, txt, b.n, b.cf_owner, b.cf_slot, b.mask, b.local, enc.model.logit_scale, None,
-                                  TrainConfig())["total"]
+            loss = CFVLMLoss(TrainConfig())(img, txt, b.n, b.cf_owner, b.cf_slot, b.mask, b.local,
+                                            enc.model.logit_scale)["total"]
             loss.backward()
             opt.step()
             opt.zero_grad()

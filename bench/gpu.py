@@ -222,7 +222,8 @@ def bench_train(d: Path, tiny: bool, device: str, fig: dict) -> None:
     from cfgen.world.clip import build_clip
     from cfgen.train.data import make_loader
     from cfgen.train.model import DualEncoder, FeatureModule
-    from cfgen.train.trainer import TrainConfig, compute_losses, recipe_config, train
+    from cfgen.train.losses import CFVLMLoss
+    from cfgen.train.trainer import TrainConfig, recipe_config, train
     from cfgen.world import world_words
     batch, steps = (8, 3) if tiny else (256, 8)
     size = 64 if tiny else 224
@@ -251,8 +252,8 @@ def bench_train(d: Path, tiny: bool, device: str, fig: dict) -> None:
         t = time.perf_counter()
         with ac:
             img, txt = feats(b.pixel_values.to(device), b.input_ids.to(device), b.attention_mask.to(device))
-        loss = compute_losses(img.float(), txt.float(), b.n, b.cf_owner.to(device), b.cf_slot.to(device), b.mask,
-                              b.local, enc.model.logit_scale, None, TrainConfig())["total"]
+        loss = CFVLMLoss(TrainConfig())(img.float(), txt.float(), b.n, b.cf_owner.to(device), b.cf_slot.to(device),
+                                        b.mask, b.local, enc.model.logit_scale)["total"]
         loss.backward()
         opt.step()
         opt.zero_grad()

@@ -13,7 +13,8 @@ import torch
 
 from cfgen.train.data import make_loader
 from cfgen.train.model import DualEncoder, FeatureModule
-from cfgen.train.trainer import TrainConfig, compute_losses
+from cfgen.train.losses import CFVLMLoss
+from cfgen.train.trainer import TrainConfig
 
 
 def main() -> None:
@@ -33,7 +34,7 @@ def main() -> None:
         if i == a.batches:
             break
         img, txt = feats(b.pixel_values, b.input_ids, b.attention_mask)
-        L = compute_losses(img, txt, b.n, b.cf_owner, b.cf_slot, b.mask, b.local, enc.model.logit_scale, None, cfg)
+        L = CFVLMLoss(cfg)(img, txt, b.n, b.cf_owner, b.cf_slot, b.mask, b.local, enc.model.logit_scale)
         row = {}
         for name, w in (("align", cfg.alpha), ("csd", cfg.beta), ("fcd", cfg.gamma)):
             g = torch.autograd.grad(w * L[name], params, retain_graph=True, allow_unused=True)

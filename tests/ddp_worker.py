@@ -20,7 +20,8 @@ if world > 1:
 
 from cfgen.train.data import Collator, Decoder  # noqa: E402
 from cfgen.train.model import DualEncoder, FeatureModule  # noqa: E402
-from cfgen.train.trainer import TrainConfig, compute_losses  # noqa: E402
+from cfgen.train.losses import CFVLMLoss  # noqa: E402
+from cfgen.train.trainer import TrainConfig  # noqa: E402
 
 torch.manual_seed(0)
 enc = DualEncoder.load(clip_dir)
@@ -33,8 +34,8 @@ batch = Collator(enc.pre, 4)(examples[rank * per:(rank + 1) * per])
 feats = FeatureModule(enc.model)
 img, txt = feats(batch.pixel_values, batch.input_ids, batch.attention_mask)
 cfg = TrainConfig(text_negatives="all", image_negatives=True)
-losses = compute_losses(img, txt, batch.n, batch.cf_owner, batch.cf_slot, batch.mask, batch.local,
-                        enc.model.logit_scale, None, cfg)
+losses = CFVLMLoss(cfg)(img, txt, batch.n, batch.cf_owner, batch.cf_slot, batch.mask, batch.local,
+                        enc.model.logit_scale)
 losses["total"].backward()
 grad = torch.cat([p.grad.flatten() if p.grad is not None else torch.zeros(p.numel())
                   for p in enc.model.parameters()])

@@ -175,7 +175,7 @@ def test_a_vlm_whose_config_says_float16_trains_in_fp32_on_cpu(llava, world_fina
     from transformers import AutoModelForImageTextToText
     assert next(AutoModelForImageTextToText.from_pretrained(half).parameters()).dtype == torch.float16
     run = prepare(_vlm_cfg(half, world_final, tmp_path / "o", lora_rank=4))
-    assert {p.dtype for p in run.raw.parameters()} == {torch.float32}
+    assert {p.dtype for p in run.model.parameters()} == {torch.float32}
 
 
 # ------------------------------------------------------------------------------ item 9 (training side)

@@ -282,7 +282,8 @@ def test_a_few_lora_steps_of_each_recipe_reduce_its_loss(vlm, world_final, tmp_p
     import torch
     from cfgen.train.data import make_loader
     from cfgen.train.model import DualEncoder, FeatureModule
-    from cfgen.train.trainer import compute_losses, recipe_config, train
+    from cfgen.train.losses import CFVLMLoss
+    from cfgen.train.trainer import recipe_config, train
     cfg = recipe_config(recipe, {"shards": [str(world_final / "final")], "model": str(vlm), "out": str(tmp_path / "o"),
                                  "batch_size": 16, "micro_batch": 16, "max_steps": 12, "lr": 1e-2, "warmup_steps": 1,
                                  "num_workers": 0, "log_every": 1, "save_every": 0, "k": 2, "shuffle_buffer": 20,
@@ -295,8 +296,8 @@ def test_a_few_lora_steps_of_each_recipe_reduce_its_loss(vlm, world_final, tmp_p
                                   num_workers=0)))
         with torch.no_grad():
             img, txt = FeatureModule(enc.model)(b.pixel_values, b.input_ids, b.attention_mask)
-            return float(compute_losses(img, txt, b.n, b.cf_owner, b.cf_slot, b.mask, b.local, enc.model.logit_scale,
-                                        None, cfg)["total"])
+            return float(CFVLMLoss(cfg)(img, txt, b.n, b.cf_owner, b.cf_slot, b.mask, b.local,
+                                        enc.model.logit_scale)["total"])
     before = loss_of(vlm)
     train(cfg)
     assert loss_of(tmp_path / "o") < before - 1e-3

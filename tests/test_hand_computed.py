@@ -15,7 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cfgen.train.trainer import TrainConfig, compute_losses
+from cfgen.train.losses import CFVLMLoss
+from cfgen.train.trainer import TrainConfig
 
 
 def t64(rows):
@@ -55,7 +56,7 @@ def _batch():
 def _losses(scale, **cfg):
     img, txt, owner, slot, mask, local = _batch()
     ls = torch.tensor(math.log(scale), dtype=torch.float64, requires_grad=True)
-    out = compute_losses(img, txt, 2, owner, slot, mask, local, ls, None, TrainConfig(**cfg))
+    out = CFVLMLoss(TrainConfig(**cfg))(img, txt, 2, owner, slot, mask, local, ls)
     return {k: float(v.detach()) for k, v in out.items()}, out, ls
 
 
@@ -221,9 +222,9 @@ def _step(batches, accum, cfg, lr=0.1):
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     enc = SimpleNamespace(pre=SimpleNamespace(on_device=lambda x: x))    # pixels are already features
-    run = tr.Run(cfg=cfg, acc=acc, enc=enc, feats=model, raw=model, opt=opt, sched=sched,
-                 state={"step": 0, "epoch": 0, "batches_in_epoch": 0, "anchors_seen": 0}, urls=[],
-                 micro=batches[0].n, accum=accum, bias=None, skipped=SkipCounter())
+    run = tr.Run(cfg=cfg, accelerator=acc, encoder=enc, features=model, model=model, loss=CFVLMLoss(cfg), opt=opt,
+                 sched=sched, state={"step": 0, "epoch": 0, "batches_in_epoch": 0, "anchors_seen": 0}, urls=[],
+                 micro=batches[0].n, accum=accum, skipped=SkipCounter())
     sums = tr.accumulate(run, iter(batches))
     tr.update(run, sums)
     return before.cpu(), model.cpu(), {k: v.cpu() for k, v in sums.items()}
@@ -232,8 +233,8 @@ def _step(batches, accum, cfg, lr=0.1):
 def _grads(model, batch, cfg):
     """d total / d params of one micro-batch, by plain autograd (no trainer code)."""
     img, txt = model(batch.pixel_values, batch.input_ids, batch.attention_mask)
-    out = compute_losses(img, txt, batch.n, batch.cf_owner, batch.cf_slot, batch.mask, batch.local,
-                         model.logit_scale, None, cfg)
+    out = CFVLMLoss(cfg)(img, txt, batch.n, batch.cf_owner, batch.cf_slot, batch.mask, batch.local,
+                         model.logit_scale)
     return torch.autograd.grad(out["total"], [model.vis, model.emb])
 
 
@@ -258,9 +259,9 @@ def test_accumulation_step_is_the_mean_of_the_micro_batch_gradients():
     for p0, p1, a, b in zip([before.vis, before.emb], [after.vis, after.emb], g1, g2):
         assert torch.allclose(p1 - p0, -0.1 * (a + b) / 2, atol=1e-6)
     # the logged total is the mean of the two micro-batch totals too
-    tot = lambda b: float(compute_losses(*before(b.pixel_values, b.input_ids, b.attention_mask), b.n,  # noqa: E731
-                                         b.cf_owner, b.cf_slot, b.mask, b.local, before.logit_scale, None,
-                                         cfg)["total"].detach())
+    tot = lambda b: float(CFVLMLoss(cfg)(*before(b.pixel_values, b.input_ids, b.attention_mask), b.n,  # noqa: E731
+                                         b.cf_owner, b.cf_slot, b.mask, b.local, before.logit_scale)
+                          ["total"].detach())
     assert float(sums["total"]) == pytest.approx((tot(b1) + tot(b2)) / 2, abs=1e-5)
 
 

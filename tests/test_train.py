@@ -73,17 +73,17 @@ def test_two_processes_give_the_same_loss_and_grads_as_one(world_final, world_cl
 
 def test_nonfinite_loss_stops_with_a_usable_checkpoint(world_final, world_clip, tmp_path, monkeypatch):
     from transformers import CLIPModel
-    import cfgen.train.trainer as tr
-    real = tr.compute_losses
+    from cfgen.train.losses import CFVLMLoss
+    real = CFVLMLoss.__call__
     calls = {"n": 0}
 
-    def poisoned(*a, **k):
-        out = real(*a, **k)
+    def poisoned(self, *a, **k):
+        out = real(self, *a, **k)
         calls["n"] += 1
         if calls["n"] == 4:
             out["total"] = out["total"] * float("nan")
         return out
-    monkeypatch.setattr(tr, "compute_losses", poisoned)
+    monkeypatch.setattr(CFVLMLoss, "__call__", poisoned)
     with pytest.raises(NonFiniteLoss, match="step 3"):
         train(_cfg(world_final, world_clip, tmp_path / "nan", max_steps=10))
     ck = tmp_path / "nan" / "checkpoints" / "step-0000003-before-nonfinite"

@@ -1,4 +1,6 @@
-"""The CF-VLM losses as small pure functions over L2-normalised embeddings (paper Sec. 3.2).
+"""The CF-VLM losses (paper Sec. 3.2): small pure functions over L2-normalised embeddings, the
+cross-rank gather beside them, and `CFVLMLoss`, the weighted total built once from the config and
+the model type (as open_clip builds its loss), so the trainer is only the loop.
 
 S(I, T) is the cosine similarity (a dot product of normalised embeddings). Counterfactual
 slots a sample does not have are masked (`mask[n, k] = False`), never padded with fake data;
@@ -7,6 +9,7 @@ slots a sample does not have are masked (`mask[n, k] = False`), never padded wit
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -114,3 +117,59 @@ def clamp_logit_scale(logit_scale: torch.nn.Parameter, max_value: float = MAX_LO
     """Keep 1/tau <= 100, as open_clip does after every optimiser step."""
     with torch.no_grad():
         logit_scale.clamp_(0, max_value)
+
+
+def dense_cf(feats: torch.Tensor, n: int, owner: torch.Tensor, slot: torch.Tensor, k: int) -> torch.Tensor:
+    """Counterfactual features [M, D] -> [n, K, D] (zeros where a sample has no k-th counterfactual).
+
+    Always built from `feats`, even when M = 0, so the result stays in the autograd graph and the
+    backward of the cross-rank gather runs its collective on every rank."""
+    return feats.new_zeros(n, k, feats.shape[-1]).index_put((owner, slot), feats[n:])
+
+
+class CFVLMLoss:
+    """alpha*L_align + beta*L_csd + gamma*L_fcd on the global batch (identical on every rank).
+
+    Built once: `cfg` is a TrainConfig (alpha, beta, gamma, m1, m2, hinge_space, text_negatives,
+    image_negatives, cf_in_batch are read); `logit_bias` given (a SigLIP model's) makes L_align the
+    sigmoid loss, else InfoNCE with the configured extra negatives. Features come as the
+    collator lays them out: N anchors, then M counterfactuals at (owner, slot)."""
+
+    def __init__(self, cfg: Any, logit_bias: torch.Tensor | None = None):
+        self.cfg, self.logit_bias = cfg, logit_bias
+
+    @classmethod
+    def for_model(cls, cfg: Any, model: Any) -> "CFVLMLoss":
+        """The model type picks the align loss: SigLIP's learned bias, or CLIP-style InfoNCE."""
+        from .model import is_siglip
+        return cls(cfg, model.logit_bias if is_siglip(model.config) else None)
+
+    def __call__(self, img: torch.Tensor, txt: torch.Tensor, n: int, owner: torch.Tensor, slot: torch.Tensor,
+                 mask: torch.Tensor, local: torch.Tensor, logit_scale: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg, k = self.cfg, mask.shape[1]
+        a_img, a_txt = gather(img[:n]), gather(txt[:n])
+        cf_img, cf_txt = gather(dense_cf(img, n, owner, slot, k)), gather(dense_cf(txt, n, owner, slot, k))
+        mask, local = gather(mask.to(img.device), False), gather(local.to(img.device), False)
+        out: dict[str, torch.Tensor] = {}
+        if self.logit_bias is not None:
+            out["align"] = siglip_loss(a_img, a_txt, logit_scale, self.logit_bias)
+        else:
+            ex_t = ex_tm = ex_i = ex_im = None
+            if cfg.text_negatives != "none":
+                tm = mask.clone()
+                if cfg.text_negatives == "one":
+                    tm[:, 1:] = False
+                ex_t, ex_tm = cf_txt.reshape(-1, cf_txt.shape[-1]), tm.reshape(-1)
+            if cfg.image_negatives:
+                ex_i, ex_im = cf_img.reshape(-1, cf_img.shape[-1]), mask.reshape(-1)
+            b_img, b_txt = a_img, a_txt
+            if cfg.cf_in_batch:        # each (I_cf, T_cf) is a pair of its own: its anchor's hard negative both ways
+                b_img, b_txt = torch.cat([a_img, cf_img[mask]]), torch.cat([a_txt, cf_txt[mask]])
+            out["align"] = align_loss(b_img, b_txt, logit_scale, ex_t, ex_tm, ex_i, ex_im)
+        # the hinges see S (paper) or S / tau, the scale InfoNCE works at (tau not trained through them)
+        hs = logit_scale.exp().detach() if cfg.hinge_space == "logit" else 1.0
+        s_anchor = hs * (a_img * a_txt).sum(-1)
+        out["csd"] = csd_loss(hs * (cf_img * cf_txt).sum(-1), s_anchor, mask, cfg.m1)
+        out["fcd"] = fcd_loss(hs * (cf_img * a_txt[:, None]).sum(-1), s_anchor, local, cfg.m2)
+        out["total"] = cfg.alpha * out["align"] + cfg.beta * out["csd"] + cfg.gamma * out["fcd"]
+        return out

@@ -21,10 +21,9 @@ import torch
 
 from .checkpoint import (latest_checkpoint, load_checkpoint, prune_checkpoints, read_log, save_checkpoint,
                          save_rng)
-from .losses import (MAX_LOGIT_SCALE, align_loss, all_ranks_have, clamp_logit_scale, csd_loss, fcd_loss, gather,
-                     siglip_loss)
+from .losses import MAX_LOGIT_SCALE, CFVLMLoss, all_ranks_have, clamp_logit_scale
 from ..io.writer import append_line, atomic_write_bytes, refuse_symlink
-from .model import FeatureModule, is_siglip
+from .model import FeatureModule
 
 log = logging.getLogger("cfgen.train")
 
@@ -86,14 +85,6 @@ class TrainConfig:
                                 or self.image_negatives or self.cf_in_batch)
 
 
-def dense_cf(feats: torch.Tensor, n: int, owner: torch.Tensor, slot: torch.Tensor, k: int) -> torch.Tensor:
-    """Counterfactual features [M, D] -> [n, K, D] (zeros where a sample has no k-th counterfactual).
-
-    Always built from `feats`, even when M = 0, so the result stays in the autograd graph and the
-    backward of the cross-rank gather runs its collective on every rank."""
-    return feats.new_zeros(n, k, feats.shape[-1]).index_put((owner, slot), feats[n:])
-
-
 WORLD_SIZES = (1, 2, 4, 8)                 # every shipped recipe must start at each of these
 
 
@@ -107,39 +98,6 @@ def accumulation_steps(batch_size: int, micro_batch: int, world: int) -> tuple[i
                          f"(batch_size / processes) or to one that works at {', '.join(map(str, WORLD_SIZES))} "
                          f"processes: {', '.join(map(str, fits))}")
     return micro, batch_size // (micro * world)
-
-
-def compute_losses(img: torch.Tensor, txt: torch.Tensor, n: int, owner: torch.Tensor, slot: torch.Tensor,
-                   mask: torch.Tensor, local: torch.Tensor, logit_scale: torch.Tensor,
-                   logit_bias: torch.Tensor | None, cfg: TrainConfig) -> dict[str, torch.Tensor]:
-    """All loss terms on the global batch (identical on every rank)."""
-    k = mask.shape[1]
-    a_img, a_txt = gather(img[:n]), gather(txt[:n])
-    cf_img, cf_txt = gather(dense_cf(img, n, owner, slot, k)), gather(dense_cf(txt, n, owner, slot, k))
-    mask, local = gather(mask.to(img.device), False), gather(local.to(img.device), False)
-    out: dict[str, torch.Tensor] = {}
-    if logit_bias is not None:
-        out["align"] = siglip_loss(a_img, a_txt, logit_scale, logit_bias)
-    else:
-        ex_t = ex_tm = ex_i = ex_im = None
-        if cfg.text_negatives != "none":
-            tm = mask.clone()
-            if cfg.text_negatives == "one":
-                tm[:, 1:] = False
-            ex_t, ex_tm = cf_txt.reshape(-1, cf_txt.shape[-1]), tm.reshape(-1)
-        if cfg.image_negatives:
-            ex_i, ex_im = cf_img.reshape(-1, cf_img.shape[-1]), mask.reshape(-1)
-        b_img, b_txt = a_img, a_txt
-        if cfg.cf_in_batch:        # each (I_cf, T_cf) is a pair of its own: its anchor's hard negative both ways
-            b_img, b_txt = torch.cat([a_img, cf_img[mask]]), torch.cat([a_txt, cf_txt[mask]])
-        out["align"] = align_loss(b_img, b_txt, logit_scale, ex_t, ex_tm, ex_i, ex_im)
-    # the hinges see S (paper) or S / tau, the scale InfoNCE works at (tau not trained through them)
-    hs = logit_scale.exp().detach() if cfg.hinge_space == "logit" else 1.0
-    s_anchor = hs * (a_img * a_txt).sum(-1)
-    out["csd"] = csd_loss(hs * (cf_img * cf_txt).sum(-1), s_anchor, mask, cfg.m1)
-    out["fcd"] = fcd_loss(hs * (cf_img * a_txt[:, None]).sum(-1), s_anchor, local, cfg.m2)
-    out["total"] = cfg.alpha * out["align"] + cfg.beta * out["csd"] + cfg.gamma * out["fcd"]
-    return out
 
 
 # ------------------------------------------------------------------------------ optimiser
@@ -160,17 +118,17 @@ class Run:
     """Everything one training run holds while it loops (built once by `prepare`)."""
 
     cfg: TrainConfig
-    acc: Any
-    enc: Any
-    feats: Any
-    raw: Any
+    accelerator: Any
+    encoder: Any                       # the DualEncoder: its preprocessor and processor
+    features: Any                      # the FeatureModule as accelerate prepared it (DDP-wrapped on several ranks)
+    model: Any                         # the unwrapped model (temperature, saving)
+    loss: CFVLMLoss
     opt: Any
     sched: Any
     state: dict[str, Any]
     urls: list[str]
     micro: int
     accum: int
-    bias: Any
     skipped: Any
     tb: Any = None
     bar: Any = None
@@ -231,10 +189,10 @@ def prepare(cfg: TrainConfig) -> Run:
         log.info("resumed from %s at step %d", resume_from, state["step"])
     # from_pretrained returns eval mode: without train(), dropout is off and transformers skips
     # gradient checkpointing (it checkpoints only `if self.gradient_checkpointing and self.training`)
-    feats, opt = acc.prepare(FeatureModule(model).train(), opt)
-    raw = acc.unwrap_model(feats).model
-    bias = getattr(raw, "logit_bias", None) if is_siglip(raw.config) else None
-    run = Run(cfg, acc, enc, feats, raw, opt, sched, state, urls, micro, accum, bias, SkipCounter())
+    features, opt = acc.prepare(FeatureModule(model).train(), opt)
+    model = acc.unwrap_model(features).model
+    run = Run(cfg, acc, enc, features, model, CFVLMLoss.for_model(cfg, model), opt, sched, state, urls, micro,
+              accum, SkipCounter())
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         log_path = out / "train_log.jsonl"
@@ -249,7 +207,7 @@ def prepare(cfg: TrainConfig) -> Run:
 def accumulate(run: Run, it: Any) -> dict[str, torch.Tensor] | None:
     """Forward and backward of one step's micro-batches; the summed loss terms, or None when the
     epoch ran out on any rank (gradients of a partial step are dropped)."""
-    acc, cfg, state = run.acc, run.cfg, run.state
+    acc, cfg, state = run.accelerator, run.cfg, run.state
     sums: dict[str, torch.Tensor] = {}         # on the device: no host sync per micro-step
     for m in range(run.accum):
         b = next(it, None)
@@ -258,15 +216,15 @@ def accumulate(run: Run, it: Any) -> dict[str, torch.Tensor] | None:
             return None
         state["batches_in_epoch"] += 1
         run.skipped.skipped += b.skipped           # counted in the loader's process, summed here
-        ctx = acc.no_sync(run.feats) if m < run.accum - 1 else nullcontext()
+        ctx = acc.no_sync(run.features) if m < run.accum - 1 else nullcontext()
         dev = dict(device=acc.device, non_blocking=True)
         with ctx:
             with acc.autocast():
-                img, txt = run.feats(run.enc.pre.on_device(b.pixel_values.to(**dev)), b.input_ids.to(**dev),
+                img, txt = run.features(run.encoder.pre.on_device(b.pixel_values.to(**dev)), b.input_ids.to(**dev),
                                      b.attention_mask.to(**dev))
             # losses in fp32, outside autocast: logits at scale up to 100 lose too much in bf16
-            losses = compute_losses(img.float(), txt.float(), b.n, b.cf_owner.to(**dev), b.cf_slot.to(**dev),
-                                    b.mask, b.local, run.raw.logit_scale, run.bias, cfg)
+            losses = run.loss(img.float(), txt.float(), b.n, b.cf_owner.to(**dev), b.cf_slot.to(**dev),
+                              b.mask, b.local, run.model.logit_scale)
             acc.backward(losses["total"] / run.accum)
         for kname, v in losses.items():
             sums[kname] = sums.get(kname, 0.0) + v.detach() / run.accum
@@ -279,17 +237,17 @@ def update(run: Run, sums: dict[str, torch.Tensor]) -> None:
     state = run.state
     if not torch.isfinite(sums["total"]):      # one host sync per step, before the update
         ck = run.out / "checkpoints" / f"step-{state['step']:07d}-before-nonfinite"
-        save_rng(ck.with_name(ck.name + ".tmp"), run.acc.process_index)
-        if run.acc.is_main_process:
-            save_checkpoint(ck, run.raw, run.enc.processor, run.opt, run.sched, state)
+        save_rng(ck.with_name(ck.name + ".tmp"), run.accelerator.process_index)
+        if run.accelerator.is_main_process:
+            save_checkpoint(ck, run.model, run.encoder.processor, run.opt, run.sched, state)
         raise NonFiniteLoss(f"non-finite loss ({float(sums['total'])}) at step {state['step']}; "
                             f"parameters before it are saved in {ck}")
     if run.cfg.grad_clip:
-        run.acc.clip_grad_norm_(run.feats.parameters(), run.cfg.grad_clip)
+        run.accelerator.clip_grad_norm_(run.features.parameters(), run.cfg.grad_clip)
     run.opt.step()
     run.sched.step()
     run.opt.zero_grad(set_to_none=True)
-    clamp_logit_scale(run.raw.logit_scale, MAX_LOGIT_SCALE)
+    clamp_logit_scale(run.model.logit_scale, MAX_LOGIT_SCALE)
     state["step"] += 1
     state["anchors_seen"] = state.get("anchors_seen", 0) + run.cfg.batch_size
 
@@ -300,7 +258,7 @@ def write_log(run: Run, sums: dict[str, torch.Tensor]) -> None:
     dt = time.time() - run.t_last
     rec = {"step": state["step"], "loss": float(sums["total"]), "align": float(sums["align"]),
            "csd": float(sums["csd"]), "fcd": float(sums["fcd"]),
-           "temperature": float(1 / run.raw.logit_scale.detach().exp()),
+           "temperature": float(1 / run.model.logit_scale.detach().exp()),
            "lr": run.sched.get_last_lr()[0], "images_per_s": run.imgs_since / max(dt, 1e-9),
            "epoch": state["epoch"], "skipped_corrupt": run.skipped.skipped, "global_batch": cfg.batch_size,
            "anchors_seen": state["anchors_seen"]}
@@ -314,7 +272,7 @@ def write_log(run: Run, sums: dict[str, torch.Tensor]) -> None:
 
 def checkpoint(run: Run) -> None:
     """A resumable checkpoint: every rank's RNG, then the main process's model and optimiser."""
-    acc = run.acc
+    acc = run.accelerator
     ck = run.out / "checkpoints" / f"step-{run.state['step']:07d}"
     if acc.is_main_process:
         shutil.rmtree(ck.with_name(ck.name + ".tmp"), ignore_errors=True)
@@ -322,7 +280,7 @@ def checkpoint(run: Run) -> None:
     save_rng(ck.with_name(ck.name + ".tmp"), acc.process_index)
     acc.wait_for_everyone()
     if acc.is_main_process:
-        save_checkpoint(ck, run.raw, run.enc.processor, run.opt, run.sched, run.state)
+        save_checkpoint(ck, run.model, run.encoder.processor, run.opt, run.sched, run.state)
         prune_checkpoints(run.out, run.cfg.keep_checkpoints)
     acc.wait_for_everyone()
 
@@ -366,11 +324,11 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     from tqdm.auto import tqdm
     from .data import make_loader
     run = prepare(cfg)
-    acc, state = run.acc, run.state
+    acc, state = run.accelerator, run.state
     run.bar = tqdm(total=cfg.max_steps, initial=state["step"], desc=f"train {cfg.recipe}",
                    disable=not acc.is_main_process)
     while state["step"] < cfg.max_steps:
-        it = iter(make_loader(run.urls, run.enc.pre, k=cfg.k, cf_ratio=cfg.cf_ratio, use_cf=cfg.needs_cf(),
+        it = iter(make_loader(run.urls, run.encoder.pre, k=cfg.k, cf_ratio=cfg.cf_ratio, use_cf=cfg.needs_cf(),
                               micro_batch=run.micro, seed=cfg.seed, epoch=state["epoch"],
                               skip_batches=state["batches_in_epoch"], shuffle_buffer=cfg.shuffle_buffer,
                               num_workers=cfg.num_workers, rank=acc.process_index,
@@ -395,11 +353,11 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
             state["epoch"] += 1
             state["batches_in_epoch"] = 0
     run.bar.close()
-    run.feats.eval()
+    run.features.eval()
     acc.wait_for_everyone()
     if acc.is_main_process:
-        run.raw.save_pretrained(run.out)
-        run.enc.processor.save_pretrained(run.out)
+        run.model.save_pretrained(run.out)
+        run.encoder.processor.save_pretrained(run.out)
         atomic_write_bytes(run.out / "train_config.json", json.dumps(asdict(cfg), indent=1).encode())
     if run.tb is not None:
         run.tb.close()
@@ -418,4 +376,4 @@ def recipe_config(recipe: str | None, *overrides: dict[str, Any] | None,
     return build(TrainConfig, config, base, *overrides)
 
 
-__all__ = ["TrainConfig", "train", "compute_losses", "NonFiniteLoss", "recipe_config"]
+__all__ = ["TrainConfig", "train", "NonFiniteLoss", "recipe_config"]
