@@ -71,7 +71,7 @@ def main() -> None:
         report("captions", vars(a), fig)
         return
     from cfgen.captions.backends import TransformersBackend, default_prompt
-    from tests.fixtures import build_causal_lm
+    from cfgen.testing import build_causal_lm
     with tempfile.TemporaryDirectory() as d:
         build_causal_lm(d, corpus=caps[:200])
         tb = TransformersBackend(d, default_prompt().read_text(), k=a.k, max_new_tokens=64, batch_size=8)

@@ -45,7 +45,7 @@ def sdxl(fig: dict, steps: tuple[int, int]) -> None:
     from cfgen.images.editors import encode_image
     from cfgen.images.masks import MaskResult
     from cfgen.images.sdxl import SDXLConfig, SDXLEditor
-    from tests.fixtures import build_sdxl
+    from cfgen.testing import build_sdxl
     from PIL import Image
 
     class Box:

@@ -1,16 +1,12 @@
-"""Shared helpers of the benchmark scripts: the machine line and a timer. Importing it puts the
-checkout's root on the path, so the scripts share the test fixtures (`tests/fixtures.py`)."""
+"""Shared helpers of the benchmark scripts: the machine line and a timer. Tiny models come from
+`cfgen.testing` (shipped with the package), never from the tests/ folder."""
 from __future__ import annotations
 
 import json
 import os
 import platform
-import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def machine() -> str:

@@ -102,7 +102,7 @@ def bench_sdxl(d: Path, tiny: bool, device: str, steps: tuple[int, int], fig: di
     from cfgen.images.masks import MaskResult
     from cfgen.images.sdxl import SDXLConfig, SDXLEditor, gen_size
     from cfgen.io.images import encode_image
-    from tests.fixtures import build_sdxl
+    from cfgen.testing import build_sdxl
 
     class Box:
         def many(self, img, phrases):
@@ -165,7 +165,7 @@ def bench_masks(d: Path, tiny: bool, device: str, fig: dict) -> None:
     import torch
     from PIL import Image
     from cfgen.images.masks import MaskConfig, Masker
-    from tests.fixtures import build_grounding
+    from cfgen.testing import build_grounding
     owl = build_grounding(d / "owlv2", "owlv2", full=not tiny)
     sam = build_grounding(d / "sam", "sam", full=not tiny)
     seg = build_grounding(d / "clipseg", "clipseg", full=not tiny)
@@ -270,7 +270,7 @@ def bench_train(d: Path, tiny: bool, device: str, fig: dict) -> None:
 def bench_vlm(d: Path, tiny: bool, device: str, fig: dict) -> None:
     """The trainer on a Qwen2-VL-2B-architecture VLM (random weights): LoRA, bf16, K = 4."""
     import torch
-    from tests.fixtures import build_qwen2_vl
+    from cfgen.testing import build_qwen2_vl
     from cfgen.train.trainer import recipe_config, train
     batch, steps = (8, 3) if tiny else (8, 12)
     final = world_shards(d, batch * (steps + 2), 64 if tiny else 224)

@@ -265,7 +265,7 @@ def test_openai_backend_failures_fail_the_call(tmp_path, fake_server):
 
 
 def test_transformers_backend_end_to_end_with_a_tiny_local_model(tmp_path):
-    from tests.fixtures import build_causal_lm
+    from cfgen.testing import build_causal_lm
     model = build_causal_lm(tmp_path / "lm", corpus=PHOTO_CAPTIONS)
     _anchors_tar(tmp_path / "in" / "00000.tar", PHOTO_CAPTIONS[:3])
     cfg = CaptionsConfig(input=[str(tmp_path / "in")], out=str(tmp_path / "run"), backend="transformers",

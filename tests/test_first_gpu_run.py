@@ -16,13 +16,13 @@ from tests.helpers import finish_ranks, launch_ranks, recut_shards
 
 @pytest.fixture(scope="module")
 def llava(tmp_path_factory):
-    from tests.fixtures import build_llava
+    from cfgen.testing import build_llava
     return build_llava(tmp_path_factory.mktemp("llava") / "m")
 
 
 @pytest.fixture(scope="module")
 def qwen(tmp_path_factory):
-    from tests.fixtures import build_qwen2_vl
+    from cfgen.testing import build_qwen2_vl
     return build_qwen2_vl(tmp_path_factory.mktemp("qwen") / "m")
 
 

@@ -16,7 +16,7 @@ from tests.helpers import ColorEncoder
 
 @pytest.fixture(scope="module", params=["llava", "qwen2-vl", "qwen2.5-vl"])
 def vlm(request, tmp_path_factory):
-    from tests.fixtures import build_llava, build_qwen2_vl
+    from cfgen.testing import build_llava, build_qwen2_vl
     out = tmp_path_factory.mktemp(request.param) / "m"
     if request.param == "llava":
         return build_llava(out)
@@ -331,7 +331,7 @@ def test_cli_trains_a_vlm_with_its_paper_recipe_and_evals_it_in_both_modes(vlm, 
 
 @pytest.fixture(scope="module")
 def qwen(tmp_path_factory):
-    from tests.fixtures import build_qwen2_vl
+    from cfgen.testing import build_qwen2_vl
     return build_qwen2_vl(tmp_path_factory.mktemp("qwen") / "m")
 
 

@@ -25,7 +25,7 @@ from cfgen.io.images import decode_rgb
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from tests.fixtures import build_sdxl
+    from cfgen.testing import build_sdxl
     d = tmp_path_factory.mktemp("tiny_sdxl")
     base, ref = build_sdxl(d / "base", d / "refiner")
     return str(base), str(ref)

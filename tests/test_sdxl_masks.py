@@ -18,7 +18,7 @@ from tests.conftest import write_tar
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from tests.fixtures import build_grounding, build_sdxl
+    from cfgen.testing import build_grounding, build_sdxl
     d = tmp_path_factory.mktemp("tiny")
     base, ref = build_sdxl(d / "base", d / "refiner")
     return {"base": str(base), "refiner": str(ref), "owlv2": str(build_grounding(d / "owlv2", "owlv2")),

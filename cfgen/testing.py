@@ -1,17 +1,19 @@
-"""Test and benchmark fixtures: small models built from configs, saved with `save_pretrained`
-and loaded back through the same `from_pretrained` code real checkpoints use (no download).
+"""Tiny models for tests and benchmarks — NOT for production: random weights, built from
+configs, saved with `save_pretrained` and loaded back through the same `from_pretrained` code real
+checkpoints use (no download). Shipped in the wheel so the benchmarks and a user's own tests can
+build them without the repository's tests/ folder.
 
 `build_causal_lm`: a tiny Llama-architecture LM with a locally trained BPE tokenizer, for the
 `transformers` captions backend. `build_sdxl`: SDXL base + refiner pipelines (tiny, or the
 published sizes with random weights for GPU benchmarks). `build_grounding`: OWLv2 / Grounding
-DINO / SAM / CLIPSeg checkpoints. The bench scripts import this module too (bench/common.py).
+DINO / SAM / CLIPSeg checkpoints. `build_llava`, `build_qwen2_vl`: tiny generative VLMs.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Iterable
 
-from cfgen.world.clip import BOS, EOS, write_clip_tokenizer
+from .world.clip import BOS, EOS, write_clip_tokenizer
 
 
 def build_causal_lm(out: str | Path, corpus: Iterable[str] = (), vocab_size: int = 400, seed: int = 0) -> Path:
