@@ -111,10 +111,10 @@ def test_plausibility_is_judged_for_every_backend(orig, rw, reason):
 
 
 SAMPLE = Path(__file__).parent / "data" / "sugarcrepe_sample.tsv"
-# measured on the sample (40 per file): .95/.90/.90 accepted, .625/.825 typed swap; before #27
+# measured on the sample (40 per file): .95/.90/.90 accepted, .75/.825 typed swap; before #27
 # .95/.875/.85 and .45/.30. Some swap negatives are refused as implausible ("a green horse").
 FLOORS = {"replace_att": ("accepted", .90), "replace_obj": ("accepted", .85), "replace_rel": ("accepted", .85),
-          "swap_att": ("swap", .60), "swap_obj": ("swap", .80)}
+          "swap_att": ("swap", .70), "swap_obj": ("swap", .80)}
 
 
 def test_sugarcrepe_negatives_are_one_edit_and_swaps_are_swaps():

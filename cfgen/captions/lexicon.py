@@ -450,7 +450,7 @@ ANIMAL_PALETTE: dict[str, set[str]] = {
     "donkey": {"gray", "grey", "brown"}, "deer": {"brown"}, "duck": {"white", "brown"}, "swan": {"white", "black"},
 }
 ANIMAL_PALETTE.update({     # fruit, plants and things of a fixed colour too: no red orange, no pink stop sign
-    "toilet": {"white", "black", "gray", "grey", "beige", "pink", "blue", "brown"}, "stop": {"red"}, "taxi": {"yellow"}, "cab": {"yellow"}, "wine": {"red", "white"}, "apple": {"red", "green", "yellow"},
+    "stop": {"red"}, "taxi": {"yellow"}, "cab": {"yellow"}, "wine": {"red", "white"}, "apple": {"red", "green", "yellow"},
     "bush": {"green", "brown", "yellow"}, "tree": {"green", "brown", "yellow", "orange", "red"},
     "leaves": {"green", "brown", "yellow", "orange", "red"},
     "flowers": {"red", "yellow", "white", "pink", "purple", "orange", "blue"},

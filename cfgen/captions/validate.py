@@ -217,9 +217,9 @@ class Validator:
         attr = {"ADJ", "NUM"}
         attr_a = {k for k, (w, o) in enumerate(a) if pa.get(o) in attr or w in _ATTRIBUTE_WORDS}
         attr_b = {k for k, (w, o) in enumerate(b) if pb.get(o) in attr or w in _ATTRIBUTE_WORDS}
-        for verbs_only in (False, True):         # the tagger's lemmas, or plain singulars with verb lemmas
-            lemma = lambda toks, tags: [tags.get(o, ("", ""))[1] if not verbs_only or tags.get(o, ("",))[0]  # noqa: E731
-                                        in ("VERB", "AUX") else L.singular(w) for w, o in toks]
+        for verbs in (None, ("VERB", "AUX"), ()):     # the tagger's lemmas; singulars with verb lemmas; singulars
+            lemma = lambda toks, tags: [tags.get(o, ("", ""))[1] if verbs is None or tags.get(o, ("",))[0]  # noqa: E731
+                                        in verbs else L.singular(w) for w, o in toks]
             swap = _traded_places(aw, bw, lemma(a, ta), lemma(b, tb), attr_a, attr_b)
             if swap is not None:
                 return swap
@@ -360,6 +360,7 @@ class Validator:
         return "local"
 
 
+_DRESS_THINGS = {"shirt", "shirts", "shoes", "pants", "code", "tie", "suit", "uniform", "coat", "jacket", "socks"}
 _GRAMMAR = {"a", "an", "the", "is", "are", "was", "were", "be", "being", "that", "who", "which"}
 _PRONOUNS = {"his", "her", "its", "their", "he", "she", "it", "they", "him", "them", "hers", "theirs",
              "himself", "herself", "itself", "themselves"}
@@ -398,32 +399,43 @@ def _traded_places(aw: list[str], bw: list[str], la_: list[str], lb_: list[str],
         xa, xb = [w for w, _ in ca], [w for w, _ in cb]
         if xa == xb or set(xa) != set(xb):
             continue
-        p = 0
-        while p < min(len(xa), len(xb)) and xa[p] == xb[p]:
-            p += 1
-        q = 0
-        while q < min(len(xa), len(xb)) - p and xa[-1 - q] == xb[-1 - q]:
-            q += 1
-        m1, m2 = xa[p:len(xa) - q], xb[p:len(xb) - q]
-        ia, ib = ca[p][1], cb[p][1]
-        span = (ib, cb[len(cb) - q - 1][1] + 1)
-        edit = Edit("swap", " ".join(aw[ia:ca[len(ca) - q - 1][1] + 1]), " ".join(bw[span[0]:span[1]]), "local")
-        if sorted(m1) == sorted(m2):
-            n = len(m1)
-            for la in range(1, n):
-                for lb in range(1, n - la + 1):
-                    if m2 != m1[n - lb:] + m1[la:n - lb] + m1[:la]:
+        p0 = 0
+        while p0 < min(len(xa), len(xb)) and xa[p0] == xb[p0]:
+            p0 += 1
+        q0 = 0
+        while q0 < min(len(xa), len(xb)) - p0 and xa[-1 - q0] == xb[-1 - q0]:
+            q0 += 1
+        # a repeated word ("a pizza on a pizza box") can make the common ends too long: back off
+        for p, q in [(p, q) for p in range(p0, max(p0 - 3, -1), -1) for q in range(q0, max(q0 - 3, -1), -1)]:
+            found = _one_reordering(aw, bw, ca, cb, xa, xb, p, q, attr_a, attr_b)
+            if found is not None:
+                return found
+    return None
+
+
+def _one_reordering(aw, bw, ca, cb, xa, xb, p, q, attr_a, attr_b) -> tuple[Verdict, tuple[int, int]] | None:
+    """The reordering of `_traded_places` with the first p and last q content words in common."""
+    m1, m2 = xa[p:len(xa) - q], xb[p:len(xb) - q]
+    if not m1 or not m2:
+        return None
+    ia, ib = ca[p][1], cb[p][1]
+    span = (ib, cb[len(cb) - q - 1][1] + 1)
+    edit = Edit("swap", " ".join(aw[ia:ca[len(ca) - q - 1][1] + 1]), " ".join(bw[span[0]:span[1]]), "local")
+    if sorted(m1) == sorted(m2):
+        n = len(m1)
+        for la in range(1, n):
+            for lb in range(1, n - la + 1):
+                if m2 != m1[n - lb:] + m1[la:n - lb] + m1[:la]:
+                    continue
+                if la + lb == n:        # a part moved, nothing between: only attributes moving bind anew
+                    if not any(all(k in attr_a for _, k in moved) for moved in (ca[p:p + la], ca[p + la:p + n])):
                         continue
-                    if la + lb == n:        # a part moved, nothing between: only attributes moving bind anew
-                        moved = ca[p:p + la] if m2[-la:] == m1[:la] else ca[p + la:p + n]
-                        if not all(k in attr_a for _, k in moved):
-                            continue
-                    elif _symmetric(aw, ia, ca[p + la - 1][1] + 1, ca[p + n - lb][1], ca[p + n - 1][1] + 1):
-                        return Verdict(False, "symmetric_swap"), (0, 0)
-                    return Verdict(True, edit=edit), span
-        if len(m1) == len(m2) and all((x == y) or (ca[p + k][1] in attr_a and cb[p + k][1] in attr_b)
-                                      for k, (x, y) in enumerate(zip(m1, m2))):
-            return Verdict(True, edit=edit), span       # the same attributes dealt out again
+                elif _symmetric(aw, ia, ca[p + la - 1][1] + 1, ca[p + n - lb][1], ca[p + n - 1][1] + 1):
+                    return Verdict(False, "symmetric_swap"), (0, 0)
+                return Verdict(True, edit=edit), span
+    if len(m1) == len(m2) and all((x == y) or (ca[p + k][1] in attr_a and cb[p + k][1] in attr_b)
+                                  for k, (x, y) in enumerate(zip(m1, m2))):
+        return Verdict(True, edit=edit), span       # the same attributes dealt out again
     return None
 
 
@@ -489,8 +501,7 @@ def implausible(bw: list[str], span: tuple[int, int], typ: str, tags=None) -> st
     near = set(bw[max(0, j1 - 3):j2 + 3])
     new = bw[j1:j2]
     words = set(bw)
-    if any(w in ("dress", "dresses") and bw[k + 1:k + 2] not in (["shirt"], ["shirts"], ["shoes"], ["pants"], ["code"])
-           for k, w in enumerate(bw)):
+    if any(w in ("dress", "dresses") and not set(bw[k + 1:k + 2]) & _DRESS_THINGS for k, w in enumerate(bw)):
         words = words | {"skirt"}            # a dress (not a dress shirt) is worn by a woman or a girl
     if typ in ("category", "state", "swap") and words & (L.MALE_ONLY | L.FEMALE_ONLY):
         male, female = words & L.MALE_NOUNS, words & L.FEMALE_NOUNS
