@@ -146,7 +146,7 @@ def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
     # the jobs that encode counterfactual images cost about 3x the others: longest first, so the
     # two workers finish together instead of one waiting on the last long job
     jobs = sorted(((seed, recipe) for seed in cfg.seeds for recipe in cfg.recipes),
-                  key=lambda j: (j[1] in ("std-ft", "textneg-ft"), cfg.seeds.index(j[0])))
+                  key=lambda j: (j[1] in BASELINES, cfg.seeds.index(j[0])))
     args = [([str(run / "final")], str(pretrained), str(out / "models" / f"seed{s}" / Path(r).stem), r, s, over, str(world),
              1 if cfg.workers > 1 else 0) for s, r in jobs]
     if cfg.workers > 1:

@@ -123,7 +123,8 @@ class Preprocessor:
 
 
 class DualEncoder:
-    """A CLIP/SigLIP model with its processor. `kind` is "clip" or "siglip"."""
+    """A dual encoder with its processor: CLIP, SigLIP, or a generative VLM through `vlm.py`'s
+    prompt embeddings. `kind` is "clip", "siglip" or "vlm"."""
 
     def __init__(self, model: Any, processor: Any, device: str = "cpu"):
         self.model = model.to(device)

@@ -138,10 +138,6 @@ def generate_world(out: str | Path, cfg: WorldConfig) -> dict[str, Any]:
     return info
 
 
-def load_world_config(world_dir: str | Path) -> WorldConfig:
-    return WorldConfig(**json.loads((Path(world_dir) / "world.json").read_text())["config"])
-
-
 def load_test_items(paths: list[str]) -> Iterator[dict[str, Any]]:
     """Test items: {key, image (bytes), caption, tests: {type: negative}, heldout}."""
     import webdataset as wds

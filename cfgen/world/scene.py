@@ -331,6 +331,3 @@ def caption_of(p: Parsed) -> str:
         return np_(p.nps[0], "two") + "s"
     return f"{np_(p.nps[0], 'a')} {p.rel} {np_(p.nps[1], 'a')}"
 
-
-def scene_combos(scene: Scene) -> set[tuple[str, str]]:
-    return {o.combo for o in scene.objects}
