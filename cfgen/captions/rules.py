@@ -250,8 +250,11 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if _np_head(doc, i) is None or (i > 0 and doc[i - 1].dep_ == "advmod" and doc[i - 1].head.i == i):
             return None                      # "over ripe": the adverb would be left describing the new state
         states = fresh(L.RULES_STATE_ADJ[w])
-        if w == "empty" and _np_head(doc, i).text.lower() not in L.CONTAINERS:
+        head = _np_head(doc, i).text.lower()
+        if w == "empty" and head not in L.CONTAINERS:
             states = ["busy"]                # an empty street is a busy one, not a full one
+        if w in ("dark", "bright") and head not in L.LIT_PLACES:
+            return None                      # a dark room can be bright; bright lights cannot be dark
         return Option("state", i, i + 1, states)
     if (w in L.AGE_ADJ or w in L.OBJECT_AGE_ADJ) and t.pos_ == "ADJ":
         head = _np_head(doc, i)
@@ -319,8 +322,8 @@ def _action_options(doc, words: list[str], i: int) -> list[Option]:
     -> dropping it). Not where a preposition names the act's target ("kicks the ball into the goal")."""
     t = doc[i]
     obj = next((c for c in t.children if c.dep_ == "dobj"), None)
-    if obj is None or any(c.dep_ == "prep" and c.text.lower() in OUTCOME_PREPOSITIONS for c in t.children):
-        return []
+    if obj is None or any(c.dep_ == "prep" and c.text.lower() in OUTCOME_PREPOSITIONS | {"with"} for c in t.children):
+        return []                            # "holding it with her mouth": the new act would need another tool
     o = obj.text.lower()
     kind = L.OBJECT_KIND.get(o) or L.OBJECT_KIND.get(L.singular(o))
     who = _kinds(_subject(doc, i))
