@@ -20,7 +20,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
 import numpy as np
 from PIL import Image
@@ -181,11 +181,29 @@ def image_problems(paths: Iterable[str]) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------- scoring
+class ItemScorer(Protocol):
+    """The contract every eval scorer meets (tests/test_eval_scorers.py runs it over each one):
+    `item_scores` gives one score per option of each item; an image it cannot read is recorded in
+    `unreadable` (image key -> reason), never raised; `bs` is its batch size; `enc` its dual encoder,
+    or None when it has no embeddings (retrieval and zero-shot refuse it); `generative` says
+    whether it answers yes/no questions through `p_yes` (POPE, MME)."""
+
+    bs: int
+    enc: Any
+    unreadable: dict[tuple, str]
+    generative: bool
+
+    def item_scores(self, items: list[Item]) -> list[np.ndarray]: ...
+
+
 class Scorer:
-    """Embeds each distinct image and caption once; S = cosine similarity."""
+    """Embeds each distinct image and caption once; S = cosine similarity (an ItemScorer)."""
+
+    generative = False
 
     def __init__(self, encoder: Any, batch_size: int = 64):
         self.enc, self.bs = encoder, batch_size
+        self.unreadable: dict[tuple, str] = {}
 
     def embed_items(self, items: list[Item]) -> tuple[np.ndarray, dict[tuple, int], np.ndarray, dict[str, int]]:
         from tqdm.auto import tqdm
@@ -199,7 +217,7 @@ class Scorer:
         by_key = {k: it for it in items for k in [_img_key(it)]}
         keys = list(img_keys)
         img_emb = []
-        self.unreadable: dict[tuple, str] = {}
+        self.unreadable = {}
         for b in tqdm(range(0, len(keys), self.bs), desc="images", leave=False):
             imgs = []
             for k in keys[b:b + self.bs]:

@@ -24,8 +24,11 @@ CONME_INSTRUCTION = "Answer with the option's letter from the given choices dire
 
 
 class GenerativeScorer:
-    """P(yes) from a transformers image-text-to-text model and its processor (loaded once). A model
-    folder that asks to run its own code (`auto_map`) is refused before anything is loaded."""
+    """P(yes) from a transformers image-text-to-text model and its processor (loaded once), an
+    ItemScorer that answers yes/no questions. A model folder that asks to run its own code
+    (`auto_map`) is refused before anything is loaded."""
+
+    generative = True
 
     def __init__(self, model: str, device: str = "cpu", batch_size: int = 8, dtype: torch.dtype | None = None):
         from transformers import AutoModelForImageTextToText

@@ -105,12 +105,12 @@ def _load(path: str, res: BenchResult, skip_missing: bool):
         return None
 
 
-def _mc(scorer: B.Scorer, items: list[B.Item], res: BenchResult, skip_missing: bool,
+def _mc(scorer: B.ItemScorer, items: list[B.Item], res: BenchResult, skip_missing: bool,
         group: str | None = None, argmax: bool = False) -> tuple[list[B.Item], list[bool]]:
     """Score multiple-choice items (`argmax`: the first of tied options wins, see B.is_correct);
     unreadable images stop the run or are skipped and counted by reason."""
     scores = scorer.item_scores(items)
-    bad = getattr(scorer, "unreadable", {})
+    bad = scorer.unreadable
     if bad:
         keys = [B._img_key(it) for it in items]
         first = next(it for it, k in zip(items, keys) if k in bad)
@@ -146,7 +146,7 @@ class Ctx:
     """What every benchmark function gets: the scorer, the data path and image root, the seed,
     the skip policy, and the result it fills."""
 
-    def __init__(self, scorer: B.Scorer, kind: str, path: str, image_root: str | None, seed: int,
+    def __init__(self, scorer: B.ItemScorer, kind: str, path: str, image_root: str | None, seed: int,
                  skip_missing: bool):
         self.scorer, self.kind, self.path, self.image_root = scorer, kind, path, image_root
         self.seed, self.skip_missing, self.res = seed, skip_missing, BenchResult()
@@ -343,11 +343,11 @@ def _answers(c: Ctx, qs: list[B.YesNo]) -> tuple[list[B.YesNo], list[bool]]:
     """Yes/no answers (P(yes) > 0.5) of a generative scorer, a batch of images at a time (POPE's
     9,000 questions never sit in memory as decoded images); images that cannot be opened or
     decoded stop the run, or with --skip-missing are dropped and counted by reason."""
-    if not hasattr(c.scorer, "p_yes"):
+    if not c.scorer.generative:
         raise ValueError(f"{c.kind}: yes/no questions need a generative model (cfgen eval --scoring generative)")
     bad = c.unusable([q.image for q in qs])
     keep, pred = [], []
-    bs = getattr(c.scorer, "bs", 8)
+    bs = c.scorer.bs
     for b in range(0, len(qs), bs):
         batch, imgs = [], []
         for q in qs[b:b + bs]:
@@ -393,14 +393,14 @@ BENCHMARKS: dict[str, Callable[[Ctx], None]] = {
 EMBEDDING_ONLY = ("winoground", "retrieval", "zeroshot")
 
 
-def run_bench(scorer: B.Scorer, name: str, path: str, image_root: str | None = None, seed: int = 1,
+def run_bench(scorer: B.ItemScorer, name: str, path: str, image_root: str | None = None, seed: int = 1,
               skip_missing: bool = False) -> BenchResult:
     """Metrics of one benchmark (accuracies as fractions in [0, 1]), with counts and skips.
     `name` is a kind from BENCHMARKS, optionally `kind:label`."""
     kind = name.split(":")[0]
     if kind not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {kind!r} (one of: {', '.join(BENCHMARKS)})")
-    if kind in EMBEDDING_ONLY and getattr(scorer, "enc", None) is None:
+    if kind in EMBEDDING_ONLY and scorer.enc is None:
         raise ValueError(f"{kind} needs image and text embeddings: score it with a contrastive model "
                          "(--scoring contrastive)")
     c = Ctx(scorer, kind, path, image_root, seed, skip_missing)
