@@ -255,6 +255,7 @@ for _kind, _words in [
     ("animal", "giraffe goat sheep cow calf lamb"), ("board", "surfboard snowboard"),
     ("worn", "hat cap helmet glasses sunglasses scarf jacket coat backpack tie"), ("bat", "bat racket racquet club"),
     ("device", "laptop phone tablet camera"),
+    ("game", "tennis frisbee soccer baseball football basketball volleyball game games chess cards wii golf"),
 ]:
     for _w in _words.split():
         OBJECT_KIND[_w] = _kind
@@ -283,7 +284,7 @@ _ACTIONS = [
     ("wear", "hold", "action", "worn", "person"), ("hold", "wear", "action", "worn", "person"),
     ("swing", "hold", "action", "bat", "person"), ("hold", "swing", "action", "bat", "person"),
     ("use", "close", "action", "device", "person"), ("use", "hold", "action", "device", "person"),
-    ("hold", "use", "action", "device", "person"),
+    ("hold", "use", "action", "device", "person"), ("play", "watch", "action", "game", "person"),
 ]
 _FORMS = {"hold": ("holding", "holds"), "eat": ("eating", "eats"), "throw": ("throwing", "throws"),
           "fly": ("flying", "flies"), "close": ("closing", "closes"), "read": ("reading", "reads"),
@@ -293,7 +294,8 @@ _FORMS = {"hold": ("holding", "holds"), "eat": ("eating", "eats"), "throw": ("th
           "drop": ("dropping", "drops"), "kick": ("kicking", "kicks"), "miss": ("missing", "misses"),
           "hit": ("hitting", "hits"), "pull": ("pulling", "pulls"), "walk": ("walking", "walks"),
           "drink": ("drinking", "drinks"), "chase": ("chasing", "chases"), "open": ("opening", "opens"),
-          "wear": ("wearing", "wears"), "swing": ("swinging", "swings"), "use": ("using", "uses")}
+          "wear": ("wearing", "wears"), "swing": ("swinging", "swings"), "use": ("using", "uses"),
+          "play": ("playing", "plays"), "watch": ("watching", "watches")}
 RULES_ACTION: dict[str, list[tuple[str, str, set[str], str]]] = {}
 for _v, _new, _typ, _objs, _subj in _ACTIONS:
     for _form in range(2):
