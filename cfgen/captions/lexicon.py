@@ -456,6 +456,9 @@ ANIMAL_PALETTE.update({     # fruit, plants and things of a fixed colour too: no
     "bush": {"green", "brown", "yellow"}, "tree": {"green", "brown", "yellow", "orange", "red"},
     "leaves": {"green", "brown", "yellow", "orange", "red"},
     "flowers": {"red", "yellow", "white", "pink", "purple", "orange", "blue"},
+    "rice": {"white", "brown", "yellow"}, "bread": {"white", "brown"}, "egg": {"white", "brown"},
+    "eggs": {"white", "brown"}, "cheese": {"yellow", "white", "orange"}, "milk": {"white"},
+    "coffee": {"black", "brown"}, "chicken": {"brown", "white"}, "pasta": {"white", "yellow", "green", "red"},
     "flower": {"red", "yellow", "white", "pink", "purple", "orange", "blue"}, "pasture": {"green", "brown", "yellow"},
     "meadow": {"green", "brown", "yellow"}, "lawn": {"green", "brown"}, "field": {"green", "brown", "yellow"},
     "hill": {"green", "brown"}, "forest": {"green", "brown"}, "sky": {"blue", "gray", "grey", "white", "orange", "pink"},
@@ -524,7 +527,8 @@ PART_OWNERS: dict[str, set[str]] = {
 # parts whose word also names something else (a car's trunk): checked only after "its"/"their"
 AMBIGUOUS_PARTS = {"trunk", "wings", "horns", "rider", "passengers"}
 # what a body has one of: never counted ("a man with three beards")
-ONE_PER_BODY = set("beard mustache moustache goatee head face nose mouth neck tail trunk back chest smile".split())
+ONE_PER_BODY = set("beard mustache moustache goatee head face nose mouth neck tail trunk back chest smile mane "
+                   "hump".split())
 # words that say a person is an adult, and the nouns for children
 ADULT_ONLY = set("beard bearded mustache moustache goatee pregnant bride groom husband wife father mother dad mom "
                  "tuxedo businessman".split())
@@ -561,7 +565,7 @@ ROOM_OF = {"bathtub": "bathroom", "toilet": "bathroom", "shower": "bathroom", "s
 ROOMS = {"bathroom", "kitchen", "bedroom"}
 # the game a thing belongs to: no frisbee in a soccer game, no bat on a tennis court
 SPORT_WORDS = set("soccer tennis baseball football basketball volleyball golf rugby hockey cricket umpire "
-                  "pitcher batter goal court".split())
+                  "pitcher batter catcher pitch inning dugout mound goal goalie court".split())
 SPORT_GEAR = {"ball", "balls", "racket", "racquet", "bat", "frisbee", "net"}
 # "empty" becomes "full" for a container, "busy" for a place
 CONTAINERS = set("cup glass bowl plate bottle box basket jar vase bucket mug tray pot pan bag fridge "

@@ -232,6 +232,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             return None                      # "walking two dogs": the new verb would need the object too
         if i > 0 and doc[i - 1].pos_ == "VERB":
             return None                      # "sit parked" cannot become "sit driving"
+        if "air" in words[i + 1:i + 4]:
+            return None                      # "jumping in the air" has no "standing in the air"
         kinds = _kinds(_subject(doc, i))
         pairs = [(x, typ) for x, typ, need in L.VERB_CHANGES[w] if need in kinds
                  and not (x == "lying" and "bird" in kinds)]         # a bird perches, it does not lie
