@@ -92,10 +92,11 @@ def _mme_release(root, qdir="questions_answers_YN"):
 
 
 class _Answers:
-    """Generative stand-in answering each question as MME says above (P(yes) 0.9 or 0.1)."""
-    enc = None
+    """Generative stand-in (an ItemScorer) answering each question as MME says above (P(yes) 0.9 or 0.1)."""
+    bs, enc, generative = 8, None, True
 
     def __init__(self):
+        self.unreadable = {}
         self.said = {f"Is this {t} {n} {w}? Please answer yes or no.": a
                      for t, imgs in MME.items() for n, pair in imgs for w, a in zip(("true", "false"), pair)}
 

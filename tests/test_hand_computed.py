@@ -323,12 +323,13 @@ def test_paired_bootstrap_is_a_95_percent_percentile_interval(seed):
 
 
 class _StubYesNo:
-    """A generative scorer whose P(yes) for each question is written in the question."""
+    """A generative scorer (an ItemScorer) whose P(yes) for each question is written in the question."""
 
-    enc = None
+    bs, enc, generative = 8, None, True
 
     def __init__(self):
         self.calls = 0
+        self.unreadable = {}
 
     def p_yes(self, images, questions):
         self.calls += 1
