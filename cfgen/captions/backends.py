@@ -9,7 +9,6 @@ and fails the whole unit: no row is written for it and a rerun retries it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import struct
@@ -20,6 +19,7 @@ from typing import Any, Protocol
 
 from ..resources import prompts_dir
 from ..datamodel import Status
+from ..seeds import stable_seed
 from ..distribute import WorkerBroken
 from ..errors import redact, register_secret
 from .parse import REWRITES_JSON_SCHEMA, parse_numbered, parse_structured
@@ -63,7 +63,7 @@ def render_prompt(template: str, caption: str, k: int) -> str:
 
 
 def request_seed(seed: int, key: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:4], "little") & 0x7FFFFFFF
+    return stable_seed(seed, key)
 
 
 def to_generation(text: str, structured: bool) -> Generation:

@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -14,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 from ..datamodel import Anchor, Rewrite, Status
 from ..io.images import decode_rgb, encode_image
+from ..seeds import stable_seed
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Editor(Protocol):
 
 def edit_seed(seed: int, key: str, i: int) -> int:
     """Seed of counterfactual (key, i): any single image can be reproduced alone."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{key}:{i}".encode()).digest()[:4], "little") & 0x7FFFFFFF
+    return stable_seed(seed, key, i)
 
 
 class SceneEditor:

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from ..datamodel import FAILED, IMAGE_EXTS, REJECTED, Anchor, Status
+from .images import MAX_PIXELS
 from .keys import sanitize_key
 
 TAR_EXTS = (".tar",)
@@ -48,7 +49,7 @@ class InputConfig:
     rows_per_unit: int = 10_000
     max_caption_chars: int = 2_000
     check_images: bool = True         # decode every image (catches corrupt and truncated files)
-    max_image_pixels: int = 40_000_000    # decoded width x height; larger images: image_too_large
+    max_image_pixels: int = MAX_PIXELS    # decoded width x height; larger images: image_too_large
     max_image_bytes: int = 50_000_000     # table image files and tar image members; larger: image_file_too_large
 
 

@@ -8,7 +8,6 @@ Corrupt samples or shards are skipped with a warning and counted, never fatal.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import random
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import torch
 import webdataset as wds
 from ..datamodel import Sample
 from ..io.images import decode_rgb
+from ..seeds import stable_hash32
 
 log = logging.getLogger("cfgen.train")
 
@@ -94,8 +94,7 @@ class SkipCounter:
 def _use_cf(key: str, cf_ratio: float, seed: int) -> bool:
     if cf_ratio >= 1.0:
         return True
-    h = int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:4], "little")
-    return h / 2**32 < cf_ratio
+    return stable_hash32(seed, key) / 2**32 < cf_ratio
 
 
 class Decoder:
