@@ -123,7 +123,7 @@ MUTANTS = [
            "torch.sigmoid(y - n)", "torch.sigmoid(n - y)", [HC, "-k", "generative"]),
     Mutant("p-yes-at-the-last-position", "metrics (generative POPE)", "cfgen/eval/generative.py",
            "last - (mask.shape[1] - keep)]", "keep - 1]", [HC, "-k", "generative"]),
-    Mutant("bootstrap-90-percent", "metrics (bootstrap)", "cfgen/eval/run.py",
+    Mutant("bootstrap-90-percent", "metrics (bootstrap)", "cfgen/eval/stats.py",
            "np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))",
            "np.percentile(boots, 5.0)), float(np.percentile(boots, 95.0))", [HC, "-k", "bootstrap"]),
     Mutant("mme-acc-plus-any", "metrics", "cfgen/eval/benchmarks.py",

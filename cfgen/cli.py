@@ -222,7 +222,8 @@ def plot(run, out) -> None:
 @one_line_errors
 def eval_cmd(models, benches, roots, coco_root, skip_missing, compare, out, device, seed, scoring) -> None:
     """Score models on compositional benchmarks read from local files (never downloads)."""
-    from .eval.run import evaluate, markdown, merge_results, read_results, rows, write_reports
+    from .eval.report import markdown, merge_results, read_results, rows, write_reports
+    from .eval.run import evaluate
 
     def pairs(opts, what):
         d = {}

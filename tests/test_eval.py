@@ -8,7 +8,9 @@ import pytest
 import yaml
 
 from cfgen.eval import benchmarks as B
-from cfgen.eval.run import run_bench, write_reports
+from cfgen.eval.scoring import Scorer
+from cfgen.eval.report import write_reports
+from cfgen.eval.run import run_bench
 from tests.helpers import COLORS, ColorEncoder, img
 
 def _m(*a, **k):
@@ -17,7 +19,7 @@ def _m(*a, **k):
 
 @pytest.fixture()
 def scorer():
-    return B.Scorer(ColorEncoder())
+    return Scorer(ColorEncoder())
 
 
 # ------------------------------------------------------------------ metrics by hand

@@ -17,14 +17,17 @@ import pytest
 import yaml
 
 from cfgen.eval import benchmarks as B
-from cfgen.eval.run import BenchResult, compare_items, merge_results, read_results, run_bench, write_reports
+from cfgen.eval.scoring import Scorer
+from cfgen.eval.report import merge_results, read_results, write_reports
+from cfgen.eval.run import BenchResult, run_bench
+from cfgen.eval.stats import compare_items
 from cfgen.io.images import MAX_PIXELS
 from tests.helpers import ColorEncoder, img
 
 
 @pytest.fixture()
 def scorer():
-    return B.Scorer(ColorEncoder())
+    return Scorer(ColorEncoder())
 
 
 class YesScorer:

@@ -10,13 +10,15 @@ import pytest
 import yaml
 
 from cfgen.eval import benchmarks as B
-from cfgen.eval.run import compare_items, paired_bootstrap, run_bench
+from cfgen.eval.scoring import Scorer
+from cfgen.eval.run import run_bench
+from cfgen.eval.stats import compare_items, paired_bootstrap
 from tests.helpers import ColorEncoder, img
 
 
 @pytest.fixture()
 def scorer():
-    return B.Scorer(ColorEncoder())
+    return Scorer(ColorEncoder())
 
 
 def _cli(*args):

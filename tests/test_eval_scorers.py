@@ -1,4 +1,4 @@
-"""One contract, every eval scorer (issue #28 item 3): `cfgen.eval.benchmarks.ItemScorer`.
+"""One contract, every eval scorer (issue #28 item 3): `cfgen.eval.scoring.ItemScorer`.
 
 Each implementation is built from a tiny saved model and must: declare `bs`, `enc`,
 `unreadable` and `generative` from the start; give one score per option of each item; record an
@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cfgen.eval.benchmarks import Item, ItemScorer, Scorer, _img_key
+from cfgen.eval.benchmarks import Item, _img_key
+from cfgen.eval.scoring import ItemScorer, Scorer
 
 
 @pytest.fixture(scope="module", params=["contrastive", "generative"])

@@ -14,7 +14,9 @@ import yaml
 from PIL import Image
 
 from cfgen.eval import benchmarks as B
-from cfgen.eval.run import markdown, rows, run_bench, write_reports
+from cfgen.eval.scoring import Scorer
+from cfgen.eval.report import markdown, rows, write_reports
+from cfgen.eval.run import run_bench
 
 COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
 
@@ -173,7 +175,7 @@ def test_order_perturbations_are_aros_own_draws(tmp_path):
     assert all(it.image.endswith(k["image"]) for it, k in zip(items, [KARPATHY[0]] * 2 + [KARPATHY[1]] * 2))
     # a perturbation identical to its caption ties it, and the caption wins, as in ARO
     _img(tmp_path / KARPATHY[1]["image"])
-    assert run_bench(B.Scorer(_Colors()), "coco-order", str(f), skip_missing=True).metrics["precision@1"] == 1.0
+    assert run_bench(Scorer(_Colors()), "coco-order", str(f), skip_missing=True).metrics["precision@1"] == 1.0
 
 
 # ------------------------------------------------------------------ item 5: ConMe
@@ -202,7 +204,7 @@ def conme_release(root):
 
 
 def test_conme_reports_the_generated_and_the_human_filtered_files_apart(tmp_path):
-    r = run_bench(B.Scorer(_Colors()), "conme", str(conme_release(tmp_path)))
+    r = run_bench(Scorer(_Colors()), "conme", str(conme_release(tmp_path)))
     assert (r.metrics["replace-att"], r.metrics["replace-obj"], r.metrics["replace-rel"]) == (1.0, 0.5, 0.0)
     assert r.metrics["avg"] == pytest.approx(0.5) and r.n["avg"] == 6
     assert r.metrics["avg_HUMAN_FILTER"] == pytest.approx(2 / 3) and r.n["avg_HUMAN_FILTER"] == 3
@@ -228,7 +230,7 @@ def test_vl_checklist_category_figures_are_the_mean_over_corpus_files(tmp_path):
         y = root / "corpus" / "v1" / typ / name / "vg.yaml"
         y.parent.mkdir(parents=True, exist_ok=True)
         y.write_text(yaml.safe_dump({"ANNO_PATH": f"data/{typ}/vg/{name}.json", "IMG_ROOT": "imgs/"}))
-    r = run_bench(B.Scorer(_Colors()), "vl-checklist", str(root))
+    r = run_bench(Scorer(_Colors()), "vl-checklist", str(root))
     t = r.table()
     assert r.metrics["file:data/Attribute/vg/color.json"] == 1.0 and t["n_items:file:data/Attribute/vg/material.json"] == 3
     assert r.metrics["Attribute:mean_of_files"] == pytest.approx(0.5)           # pooled would be 1/4
@@ -273,7 +275,7 @@ def test_zeroshot_averages_the_template_ensemble_as_clip_benchmark_and_streams_i
     (tmp_path / "classnames.txt").write_text("\n".join(names) + "\n")
     (tmp_path / "templates.txt").write_text("a photo of a {c}.\na drawing of a {c}.\n")
     enc = _Table()
-    r = run_bench(B.Scorer(enc, batch_size=4), "zeroshot", str(tmp_path))
+    r = run_bench(Scorer(enc, batch_size=4), "zeroshot", str(tmp_path))
     assert r.metrics["top1"] == pytest.approx(1 / 3) and r.metrics["top5"] == pytest.approx(1.0)
     assert r.table()["n_images:top1"] == 6 and enc.largest == 4          # never more than a batch
 
@@ -299,7 +301,7 @@ def test_retrieval_streams_images_and_counts_images_and_captions(tmp_path):
     (tmp_path / "test.json").write_text(json.dumps([{"image": f"imgs/{c}.jpg", "caption": [f"a {c} thing", "something"]}
                                                     for c in COLORS]))
     enc = _Colors()
-    r = run_bench(B.Scorer(enc, batch_size=2), "retrieval", str(tmp_path / "test.json"))
+    r = run_bench(Scorer(enc, batch_size=2), "retrieval", str(tmp_path / "test.json"))
     assert r.metrics["i2t_R@1"] == 1.0 and r.metrics["t2i_R@1"] == pytest.approx(0.5) and enc.largest == 2
     t = r.table()
     assert t["n_images:i2t_R@1"] == 3 and t["n_captions:t2i_R@1"] == 6
@@ -317,7 +319,7 @@ def test_counts_say_what_they_count_and_large_values_print_in_full(tmp_path):
         rel.append({"image_id": str(i), "relation_name": r, "image_path": f"{i}.jpg", "bbox_x": 0, "bbox_y": 0,
                     "bbox_w": 8, "bbox_h": 8, "true_caption": "the red cup", "false_caption": "the blue cup"})
     (root / "visual_genome_relation.json").write_text(json.dumps(rel))
-    t = run_bench(B.Scorer(_Colors()), "aro-vg-relation", str(root)).table()
+    t = run_bench(Scorer(_Colors()), "aro-vg-relation", str(root)).table()
     assert t == {"macro": 1.0, "micro": 1.0, "n_relations:macro": 2, "n_items:micro": 4}
     results = {"m": {"aro": t, "mme": {"perception": 1234.5, "n_subtasks:perception": 10}}}
     md = markdown(rows(results))

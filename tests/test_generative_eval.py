@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from cfgen.eval import benchmarks as B
+from cfgen.eval.scoring import Scorer
 from cfgen.eval.run import run_bench
 from tests.helpers import ColorEncoder
 
@@ -153,7 +154,7 @@ def test_eval_in_both_scoring_modes(vlm, tmp_path, world_clip):
     c = evaluate(str(world_clip), {"world": str(world)}, scoring="contrastive")["world"]
     assert set(g.metrics) == set(c.metrics) and all(0 <= v <= 1 for v in g.metrics.values())
     with pytest.raises(ValueError, match="generative model"):
-        run_bench(B.Scorer(ColorEncoder()), "pope", str(pope), str(pope / "val2014"))
+        run_bench(Scorer(ColorEncoder()), "pope", str(pope), str(pope / "val2014"))
     with pytest.raises(ValueError, match="contrastive"):
         run_bench(gen, "winoground", str(tmp_path))
 

@@ -312,7 +312,7 @@ def test_paired_bootstrap_is_a_95_percent_percentile_interval(seed):
     whose 2.5% and 97.5% quantiles are 14/40 and 26/40 (P(X<=13) = .019, P(X<=14) = .040);
     a 90% interval would give 15/40 and 25/40. With 20,000 resamples the empirical percentiles
     land on those atoms whatever the seed (the counts are > 6 sigma from the interpolation point)."""
-    from cfgen.eval.run import paired_bootstrap
+    from cfgen.eval.stats import paired_bootstrap
     a = np.zeros(40)
     b = np.array([1.0] * 20 + [0.0] * 20)
     assert (_binom_quantile(40, 0.5, 0.025), _binom_quantile(40, 0.5, 0.975)) == (14 / 40, 26 / 40)

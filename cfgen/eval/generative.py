@@ -25,7 +25,7 @@ CONME_INSTRUCTION = "Answer with the option's letter from the given choices dire
 
 class GenerativeScorer:
     """P(yes) from a transformers image-text-to-text model and its processor (loaded once), an
-    ItemScorer that answers yes/no questions. A model folder that asks to run its own code
+    ItemScorer (scoring.py) that answers yes/no questions. A model folder that asks to run its own code
     (`auto_map`) is refused before anything is loaded."""
 
     generative = True

@@ -1,25 +1,17 @@
-"""`cfgen eval`: score models on benchmarks; write the table as JSON, CSV and Markdown, a long
-table (one row per model, benchmark and metric, with n), per-item results, and paired bootstrap
-intervals for the difference between models."""
+"""`cfgen eval` dispatch: score a model on benchmarks (one function per benchmark kind in
+BENCHMARKS), with per-item results for paired comparisons. Reports are `report.py`'s, the
+statistics `stats.py`'s."""
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import json
 import math
 import os
-import re
-from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from ..io.reader import read_regular
-from ..io.writer import atomic_write_bytes, refuse_symlink
 from . import benchmarks as B
+from .scoring import ItemScorer, Scorer
 
 
 @dataclass
@@ -58,19 +50,6 @@ class BenchResult:
                 **{f"skipped:{k}": v for k, v in self.skipped.items()}}
 
 
-# Keys of a results table that are not metrics: n_<unit>: (and n: of older results), skipped:, undefined:
-COUNT_KEY = re.compile(r"^(?:n(?:_(\w+))?|skipped|undefined):")
-
-
-def count_of(mets: dict[str, Any], metric: str) -> tuple[Any, str | None]:
-    """(n, what it counts) of `metric` in a results.json table, or (None, None)."""
-    for k, v in mets.items():
-        m = COUNT_KEY.match(k)
-        if m and not k.startswith(("skipped:", "undefined:")) and k[m.end():] == metric:
-            return v, m.group(1) or "items"
-    return None, None
-
-
 def _usable(items: list[B.Item], res: BenchResult, skip_missing: bool) -> list[B.Item]:
     """Items whose image file can be opened (see `_unusable`)."""
     bad = _unusable([it.image for it in items if isinstance(it.image, str)], skip_missing)
@@ -105,7 +84,7 @@ def _load(path: str, res: BenchResult, skip_missing: bool):
         return None
 
 
-def _mc(scorer: B.ItemScorer, items: list[B.Item], res: BenchResult, skip_missing: bool,
+def _mc(scorer: ItemScorer, items: list[B.Item], res: BenchResult, skip_missing: bool,
         group: str | None = None, argmax: bool = False) -> tuple[list[B.Item], list[bool]]:
     """Score multiple-choice items (`argmax`: the first of tied options wins, see B.is_correct);
     unreadable images stop the run or are skipped and counted by reason."""
@@ -146,7 +125,7 @@ class Ctx:
     """What every benchmark function gets: the scorer, the data path and image root, the seed,
     the skip policy, and the result it fills."""
 
-    def __init__(self, scorer: B.ItemScorer, kind: str, path: str, image_root: str | None, seed: int,
+    def __init__(self, scorer: ItemScorer, kind: str, path: str, image_root: str | None, seed: int,
                  skip_missing: bool):
         self.scorer, self.kind, self.path, self.image_root = scorer, kind, path, image_root
         self.seed, self.skip_missing, self.res = seed, skip_missing, BenchResult()
@@ -393,7 +372,7 @@ BENCHMARKS: dict[str, Callable[[Ctx], None]] = {
 EMBEDDING_ONLY = ("winoground", "retrieval", "zeroshot")
 
 
-def run_bench(scorer: B.ItemScorer, name: str, path: str, image_root: str | None = None, seed: int = 1,
+def run_bench(scorer: ItemScorer, name: str, path: str, image_root: str | None = None, seed: int = 1,
               skip_missing: bool = False) -> BenchResult:
     """Metrics of one benchmark (accuracies as fractions in [0, 1]), with counts and skips.
     `name` is a kind from BENCHMARKS, optionally `kind:label`."""
@@ -420,198 +399,8 @@ def evaluate(model: str, benches: dict[str, str], image_roots: dict[str, str] | 
         from ..train.model import DualEncoder
         enc = encoder or DualEncoder.load(model, device=device)
         enc.model.eval()
-        scorer = B.Scorer(enc)
+        scorer = Scorer(enc)
     else:
         raise ValueError(f"--scoring must be contrastive or generative, not {scoring!r}")
     return {name: run_bench(scorer, name, path, (image_roots or {}).get(name), seed, skip_missing)
             for name, path in benches.items()}
-
-
-def config_hash(model: str) -> str:
-    """sha256 (12 hex) of the model directory's train_config.json, else config.json, else the name."""
-    for f in ("train_config.json", "config.json"):
-        p = Path(model) / f
-        if p.is_file():
-            return hashlib.sha256(p.read_bytes()).hexdigest()[:12]
-    return hashlib.sha256(model.encode()).hexdigest()[:12]
-
-
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Difference of accuracies b - a on the same items, with a 95% percentile bootstrap interval
-    (items resampled jointly for both models)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    d = b - a
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(d), size=(n_boot, len(d)))
-    boots = d[idx].mean(1)
-    return float(d.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
-
-
-def compare_items(items: dict[str, dict[str, list[tuple[str, str, bool]]]]) -> list[dict[str, Any]]:
-    """{model: {bench: [(id, category, correct)]}} -> per (bench, category) the difference of every
-    other model to the first, on the items both scored, with its paired bootstrap interval."""
-    models = list(items)
-    out = []
-    for m in models[1:]:
-        for bench, rows_a in items[models[0]].items():
-            b = {(i, c): x for i, c, x in items[m].get(bench, [])}
-            cats: dict[str, tuple[list[bool], list[bool]]] = {}
-            for i, c, x in rows_a:
-                if (i, c) in b:
-                    for key in (c, "all"):
-                        cats.setdefault(key, ([], []))
-                        cats[key][0].append(x)
-                        cats[key][1].append(b[(i, c)])
-            for cat, (xa, xb) in sorted(cats.items()):
-                if cat == "all" and len(cats) == 2:
-                    continue                       # one category: "all" repeats it
-                diff, lo, hi = paired_bootstrap(np.array(xa), np.array(xb))
-                out.append({"benchmark": bench, "category": cat, "base": models[0], "model": m, "n": len(xa),
-                            "diff": diff, "ci_low": lo, "ci_high": hi, "significant": bool(lo > 0 or hi < 0)})
-    return out
-
-
-# ------------------------------------------------------------------------------- reports
-def rows(results: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any]]:
-    """{model: {bench: {metric: value}}} -> rows with one column per model and deltas vs the first."""
-    models = list(results)
-    keys: list[tuple[str, str]] = []
-    for m in models:
-        for b, mets in results[m].items():
-            for k in mets:
-                if (b, k) not in keys:
-                    keys.append((b, k))
-    out = []
-    for b, k in keys:
-        r: dict[str, Any] = {"benchmark": b, "metric": k}
-        base = results[models[0]].get(b, {}).get(k)
-        for m in models:
-            v = results[m].get(b, {}).get(k)
-            r[m] = v
-            if m != models[0] and v is not None and base is not None and not COUNT_KEY.match(k):
-                r[f"delta {m}"] = v - base
-        out.append(r)
-    return out
-
-
-def _fmt(v: Any) -> str:
-    """Accuracies (fractions) as percentages; other values in full (MME's 1234.5, not 1.23e+03)."""
-    if isinstance(v, float):
-        return "nan" if v != v else (f"{100 * v:.1f}" if abs(v) <= 1.0 else f"{v:.1f}")
-    return "" if v is None else str(v)
-
-
-def markdown(rs: list[dict[str, Any]]) -> str:
-    if not rs:
-        return ""
-    cols = list(rs[0].keys())
-    for r in rs:
-        cols += [c for c in r if c not in cols]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rs]
-    return "\n".join(lines)
-
-
-def write_reports(results: dict[str, dict[str, dict[str, Any]]], out: str | Path,
-                  items: dict[str, dict[str, list[tuple[str, str, bool]]]] | None = None,
-                  model_paths: dict[str, str] | None = None) -> dict[str, Path]:
-    """results.{json,csv,md}; results_long.{csv,parquet} (model, model path, config hash,
-    benchmark, metric, value, n, n_of: what n counts); with `items`: items.parquet and, for two or more models,
-    compare.{json,md} (paired bootstrap 95% intervals per category). `model_paths`: the model
-    behind a name where they differ (`merge_results`). Every file is written atomically, and
-    none is written when any of them is a symlink (it could point anywhere)."""
-    import pandas as pd
-    out = Path(out)
-    paths = model_paths or {}
-    rs = rows(results)
-    files: dict[str, bytes] = {"results.json": json.dumps(results, indent=1, sort_keys=True, allow_nan=False).encode()}
-    long = pd.DataFrame([{"model": Path(paths.get(m, m)).name or m, "model_path": paths.get(m, m),
-                          "config_hash": config_hash(paths.get(m, m)), "benchmark": b, "metric": k, "value": v,
-                          **dict(zip(("n", "n_of"), count_of(mets, k)))}
-                         for m, benches in results.items() for b, mets in benches.items() for k, v in mets.items()
-                         if not COUNT_KEY.match(k)])
-    files["results_long.csv"] = long.to_csv(index=False).encode()
-    files["results_long.parquet"] = _parquet(long)
-    if items:
-        files["items.parquet"] = _parquet(pd.DataFrame(
-            [{"model": m, "benchmark": b, "item": i, "category": c, "correct": x}
-             for m, bs in items.items() for b, rows_ in bs.items() for i, c, x in rows_]))
-        if len(items) > 1:
-            cmp_rows = compare_items(items)
-            files["compare.json"] = json.dumps(cmp_rows, indent=1).encode()
-            files["compare.md"] = (markdown([{**r, "diff": f"{100 * r['diff']:+.1f}",
-                                             "95% CI": f"[{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}]"}
-                                            for r in cmp_rows]) + "\n").encode()
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(c for r in rs for c in r)))
-    w.writeheader()
-    w.writerows(rs)
-    files["results.csv"] = buf.getvalue().encode()
-    files["results.md"] = (markdown(rs) + "\n").encode()
-    for name in files:
-        refuse_symlink(out / name)
-    for name, data in files.items():
-        atomic_write_bytes(out / name, data)
-    keys = {"results.json": "json", "results.csv": "csv", "results.md": "md", "results_long.csv": "long_csv",
-            "results_long.parquet": "long_parquet", "items.parquet": "items", "compare.md": "compare"}
-    return {keys[n]: out / n for n in files if n in keys}
-
-
-def _parquet(df: Any) -> bytes:
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
-    return buf.getvalue()
-
-
-def read_items(results_json: str | Path) -> dict[str, dict[str, list[tuple[str, str, bool]]]]:
-    """The per-item results saved beside a results.json (for `--compare`), or {}."""
-    import pandas as pd
-    p = Path(results_json).with_name("items.parquet")
-    if not p.is_file():
-        return {}
-    out: dict[str, dict[str, list[tuple[str, str, bool]]]] = {}
-    try:
-        for r in pd.read_parquet(io.BytesIO(read_regular(p, B.MAX_BENCH_FILE_BYTES))).itertuples():
-            out.setdefault(str(r.model), {}).setdefault(str(r.benchmark), []).append(
-                (str(r.item), str(r.category), bool(r.correct)))
-    except (ValueError, AttributeError, OSError) as e:
-        raise B.BenchFileError(f"{p}: not the items.parquet of a cfgen eval ({type(e).__name__})") from None
-    return out
-
-
-def read_results(path: str | Path) -> tuple[dict[str, dict[str, dict[str, Any]]], dict]:
-    """An earlier results.json ({model: {benchmark: {metric: value}}}) and the per-item results
-    beside it, for `--compare`; a value that is not a finite number (Python's JSON reads NaN) is null."""
-    data = B.read_json(Path(path))
-    ok = isinstance(data, dict) and all(isinstance(bs, dict) and all(isinstance(m, dict) for m in bs.values())
-                                        for bs in data.values())
-    bad = "" if ok else "not {model: {benchmark: {metric: value}}}"
-    for bs in data.values() if ok else ():
-        for b, mets in bs.items():
-            for k, v in mets.items():
-                if isinstance(v, float) and not math.isfinite(v):
-                    mets[k] = None
-                elif not COUNT_KEY.match(k) and not (v is None or isinstance(v, (int, float))):
-                    bad = bad or f"{b}: {k} is not a number"
-    if bad:
-        raise B.BenchFileError(f"{path}: not a results.json of cfgen eval ({bad})")
-    return data, read_items(path)
-
-
-def merge_results(runs: list[tuple[str, dict, dict]]) -> tuple[dict, dict, dict[str, str]]:
-    """[(source, results, items)] -> (results, items, model path of each renamed model). A model
-    name found in more than one source (two results files of the same model, or a file and this
-    run) is named `<model> (<source>)` in each, so none replaces another."""
-    seen = Counter(m for _, res, _ in runs for m in res)
-    results: dict = {}
-    items: dict = {}
-    paths: dict[str, str] = {}
-    for src, res, its in runs:
-        for m, r in res.items():
-            name = m if seen[m] == 1 else f"{m} ({src})"
-            results[name] = r
-            if m in its:
-                items[name] = its[m]
-            if name != m:
-                paths[name] = m
-    return results, items, paths
