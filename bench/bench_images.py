@@ -26,7 +26,7 @@ def scene(n: int, fig: dict) -> None:
 def clip_filter(n: int, fig: dict, device: str) -> None:
     from PIL import Image
     from cfgen.images.filter import ClipScorer
-    from cfgen.world.clip import build_clip
+    from cfgen.demo.clip import build_clip
     with tempfile.TemporaryDirectory() as d:
         build_clip(d, image_size=224, patch_size=32, width=768, layers=12, text_width=512, text_layers=12,
                    heads=8, embed_dim=512, max_length=77)

@@ -20,7 +20,7 @@ def main() -> None:
     import torch
     from cfgen.captions.stage import CaptionsConfig, run_captions
     from cfgen.images.stage import ImagesConfig, run_images
-    from cfgen.world.clip import build_clip
+    from cfgen.demo.clip import build_clip
     from cfgen.train.data import make_loader
     from cfgen.train.model import DualEncoder, FeatureModule
     from cfgen.train.losses import CFVLMLoss

@@ -3,8 +3,8 @@ not depend on the world seed), then print its held-out profile (replace colour/s
 relation swaps) on the test split of each world seed.
 
     python bench/calibrate.py OUT --world-seeds 0,1,2 --set steps=4000 --set eval_every=500
-    python bench/calibrate.py OUT --world-seeds 0,1,2 --release   # rebuild cfgen/world/standin
-    python bench/calibrate.py OUT --backbone vlm --release        # rebuild cfgen/world/standin-vlm
+    python bench/calibrate.py OUT --world-seeds 0,1,2 --release   # rebuild cfgen/demo/standin
+    python bench/calibrate.py OUT --backbone vlm --release        # rebuild cfgen/demo/standin-vlm
 
 Decided from the pretrained model alone, before any fine-tuning result is looked at. `--release`
 pretrains with the default PretrainConfig and copies the result, with its profiles on every
@@ -21,7 +21,7 @@ from pathlib import Path
 from cfgen.demo import DemoConfig
 from cfgen.train.model import DualEncoder
 from cfgen.world.generate import WorldConfig, generate_world
-from cfgen.world.pretrain import BACKBONES, PretrainConfig, held_out_test, pretrain_stand_in, profile
+from cfgen.demo.pretrain import BACKBONES, PretrainConfig, held_out_test, pretrain_stand_in, profile
 
 
 def world_profile(model_dir: Path, world_dir: Path) -> dict[str, float]:
@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--world-seeds", default="0")
     ap.add_argument("--set", action="append", default=[], help="PretrainConfig field=value")
     ap.add_argument("--backbone", default="clip", choices=sorted(BACKBONES))
-    ap.add_argument("--release", action="store_true", help="copy the result into cfgen/world/standin[-vlm]")
+    ap.add_argument("--release", action="store_true", help="copy the result into cfgen/demo/standin[-vlm]")
     a = ap.parse_args()
     over = {}
     for kv in a.set:

@@ -187,7 +187,7 @@ def bench_filter(d: Path, tiny: bool, device: str, fig: dict) -> None:
     import torch
     from PIL import Image
     from cfgen.images.filter import ClipScorer
-    from cfgen.world.clip import build_clip
+    from cfgen.demo.clip import build_clip
     dims = dict(image_size=32, patch_size=8) if tiny else dict(
         image_size=224, patch_size=14, width=1024, layers=24, heads=16, text_width=768, text_layers=12,
         embed_dim=768, max_length=77)
@@ -219,7 +219,7 @@ def world_shards(d: Path, n: int, image_size: int) -> Path:
 def bench_train(d: Path, tiny: bool, device: str, fig: dict) -> None:
     """Trainer images/s next to a bare loop (same model, same batches, same precision)."""
     import torch
-    from cfgen.world.clip import build_clip
+    from cfgen.demo.clip import build_clip
     from cfgen.train.data import make_loader
     from cfgen.train.model import DualEncoder, FeatureModule
     from cfgen.train.losses import CFVLMLoss

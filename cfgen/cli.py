@@ -275,7 +275,7 @@ def demo(out, quick, seeds, recipes, ablations, pretrain_steps, backbone, **kw) 
     """The whole method on the embedded scene world, on CPU: the comparison table of the recipes."""
     from dataclasses import asdict
     from .demo import ABLATIONS, DemoConfig, run_demo
-    from .world.pretrain import PretrainConfig
+    from .demo.pretrain import PretrainConfig
     base = DemoConfig.quick(out) if quick else DemoConfig(out=out)
     over: dict = dict(kw)
     if seeds:

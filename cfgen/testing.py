@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from .world.clip import BOS, EOS, write_clip_tokenizer
+from .demo.clip import BOS, EOS, write_clip_tokenizer
 
 
 def build_causal_lm(out: str | Path, corpus: Iterable[str] = (), vocab_size: int = 400, seed: int = 0) -> Path:

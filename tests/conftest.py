@@ -57,7 +57,7 @@ def world_final(small_world, tmp_path_factory):
 @pytest.fixture(scope="session")
 def world_clip(tmp_path_factory):
     """A tiny random-weight CLIP with the world's vocabulary, saved locally."""
-    from cfgen.world.clip import build_clip
+    from cfgen.demo.clip import build_clip
     from cfgen.world import world_words
     return build_clip(tmp_path_factory.mktemp("clip"), words=world_words(), image_size=32, patch_size=8,
                       width=32, layers=2, text_width=32, text_layers=1, heads=2, embed_dim=32)

@@ -21,7 +21,7 @@ def scorer(request, tmp_path_factory) -> ItemScorer:
     if request.param == "contrastive":
         from cfgen.train.model import DualEncoder
         from cfgen.world import world_words
-        from cfgen.world.clip import build_clip
+        from cfgen.demo.clip import build_clip
         clip = build_clip(tmp_path_factory.mktemp("clip"), words=world_words(), image_size=32, patch_size=8,
                           width=32, layers=1, text_width=32, text_layers=1, heads=2, embed_dim=32)
         return Scorer(DualEncoder.load(clip), batch_size=2)

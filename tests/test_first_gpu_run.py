@@ -217,7 +217,7 @@ def test_pixels_travel_as_uint8_and_normalise_on_the_device_to_the_same_values(w
     from cfgen.train.data import make_loader
     from cfgen.train.model import DualEncoder
     from cfgen.world import world_words
-    from cfgen.world.clip import build_clip
+    from cfgen.demo.clip import build_clip
     import webdataset as wds
     first = next(iter(wds.WebDataset(str(sorted((world_final / "final").glob("*.tar"))[0]), shardshuffle=False)))
     side = decode_rgb(first["jpg"]).size[0]

@@ -396,7 +396,7 @@ def test_mean_pooling_is_saved_with_the_model_and_is_padding_independent(tmp_pat
     import torch
     from cfgen.train.model import DualEncoder
     from cfgen.world import world_words
-    from cfgen.world.vlm import build_world_vlm
+    from cfgen.demo.vlm import build_world_vlm
     build_world_vlm(tmp_path / "m", world_words(), image_size=32, patch_size=8, pooling="mean")
     enc = DualEncoder.load(tmp_path / "m")
     assert enc.model.pooling == "mean"

@@ -34,7 +34,7 @@ def world_images(world_run):
 
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
-    from cfgen.world.clip import build_clip
+    from cfgen.demo.clip import build_clip
     return build_clip(tmp_path_factory.mktemp("clip"), words=list(COLORS) + list(SHAPES), image_size=32)
 
 

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cfgen.world.generate import WorldConfig
-from cfgen.world.pretrain import PretrainConfig, web_caption, web_corpus
+from cfgen.demo.pretrain import PretrainConfig, web_caption, web_corpus
 from cfgen.world.scene import COLORS
 
 
@@ -60,7 +60,7 @@ def test_released_stand_in_has_the_profile_of_a_real_model(tmp_path, backbone, w
     from cfgen.demo import DemoConfig
     from cfgen.train.model import DualEncoder
     from cfgen.world.generate import generate_world
-    from cfgen.world.pretrain import BACKBONES, held_out_test, profile
+    from cfgen.demo.pretrain import BACKBONES, held_out_test, profile
     wc = WorldConfig(n=10, n_test=DemoConfig().n_test, per_shard=10, seed=world_seed, **DemoConfig().world)
     generate_world(tmp_path / "w", wc)
     enc = DualEncoder.load(BACKBONES[backbone])
@@ -72,14 +72,14 @@ def test_released_stand_in_has_the_profile_of_a_real_model(tmp_path, backbone, w
 def test_released_stand_in_is_used_only_for_the_settings_it_was_pretrained_with():
     from dataclasses import replace
     from cfgen.demo import DemoConfig
-    from cfgen.world.pretrain import RELEASED, released_stand_in
+    from cfgen.demo.pretrain import RELEASED, released_stand_in
     wc = WorldConfig(n=3000, seed=5, **DemoConfig().world)       # the world seed does not matter
     assert released_stand_in(wc, PretrainConfig(eval_every=7, threads=1)) == (RELEASED, "")
     path, why = released_stand_in(wc, PretrainConfig(steps=30))
     assert path is None and "pretraining settings" in why
     path, why = released_stand_in(replace(wc, distractor_prob=0.9), PretrainConfig())
     assert path is None and "scene settings" in why
-    from cfgen.world.pretrain import RELEASED_VLM
+    from cfgen.demo.pretrain import RELEASED_VLM
     assert released_stand_in(wc, PretrainConfig.released("vlm")) == (RELEASED_VLM, "")
     assert released_stand_in(wc, PretrainConfig(backbone="vlm"))[0] is None      # not the VLM's settings
     with pytest.raises(ValueError, match="backbone"):
@@ -93,8 +93,8 @@ def test_world_vlm_starts_from_the_stand_in_clip_and_tokenizes_every_world_capti
     from transformers import AutoModelForImageTextToText, CLIPModel
     from cfgen.train.model import DualEncoder
     from cfgen.world import world_words
-    from cfgen.world.pretrain import RELEASED
-    from cfgen.world.vlm import build_world_vlm
+    from cfgen.demo.pretrain import RELEASED
+    from cfgen.demo.vlm import build_world_vlm
     build_world_vlm(tmp_path / "v", world_words(), clip=RELEASED)
     vlm = AutoModelForImageTextToText.from_pretrained(tmp_path / "v")
     clip = CLIPModel.from_pretrained(RELEASED).vision_model.state_dict()

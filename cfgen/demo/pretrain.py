@@ -29,8 +29,8 @@ import torch.nn.functional as F
 
 from ..io.images import decode_rgb, encode_image
 from ..train.model import image_features, text_features
-from .generate import WorldConfig, load_test_items
-from .scene import COLORS, SHAPES, Scene, article, caption, render
+from ..world.generate import WorldConfig, load_test_items
+from ..world.scene import COLORS, SHAPES, Scene, article, caption, render
 
 
 @dataclass
@@ -194,7 +194,7 @@ def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig
     from .vlm import build_world_vlm
     from ..train.losses import align_loss, clamp_logit_scale
     from ..train.model import DualEncoder
-    from . import world_words
+    from ..world import world_words
     out = Path(out)
     done = out / "pretrain.json"
     if done.exists():

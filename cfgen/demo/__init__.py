@@ -2,7 +2,7 @@
 
 world -> captions (rules backend) -> the stand-in "pretrained CLIP" (the released checkpoint shipped
 in the wheel, or pretrained here on the world's web split with `pretrain_from_scratch`;
-`world/pretrain.py`) -> images (scene editor, CLIP filter with that model) -> final shards ->
+`demo/pretrain.py`) -> images (scene editor, CLIP filter with that model) -> final shards ->
 fine-tune it with each recipe, for every seed, from the same start with the same data order ->
 evaluate on the world's held-out compositional test -> per-recipe table and paired differences
 against std-ft and textneg-ft (same seed), with 95% t-intervals over seeds.
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .world.pretrain import PretrainConfig
+from .pretrain import PretrainConfig
 
 RECIPES = ["std-ft", "textneg-ft", "cf-vlm", "cf-vlm-plus"]
 ABLATIONS = ["text-only-cf", "image-only-cf", "cf-vlm-no-align", "cf-vlm-no-csd", "cf-vlm-no-fcd"]
@@ -71,8 +71,8 @@ def _finetune_job(args: tuple[list[str], str, str, str, int, dict[str, Any], str
     """One fine-tune + its evaluation (a process-pool task; results cached in the model directory)."""
     shards, pretrained, mdir, recipe, seed, over, world, threads = args
     import torch
-    from .eval.run import evaluate
-    from .train.trainer import recipe_config, train
+    from ..eval.run import evaluate
+    from ..train.trainer import recipe_config, train
     if threads:
         torch.set_num_threads(threads)
     mdir_p = Path(mdir)
@@ -85,12 +85,12 @@ def _finetune_job(args: tuple[list[str], str, str, str, int, dict[str, Any], str
 
 
 def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
-    from .captions.stage import CaptionsConfig, run_captions
-    from .eval.run import evaluate
-    from .images.stage import ImagesConfig, run_images
-    from .world import world_vocab
-    from .world.generate import WorldConfig, generate_world
-    from .world.pretrain import RELEASED, copy_stand_in, pretrain_stand_in, released_stand_in
+    from ..captions.stage import CaptionsConfig, run_captions
+    from ..eval.run import evaluate
+    from ..images.stage import ImagesConfig, run_images
+    from ..world import world_vocab
+    from ..world.generate import WorldConfig, generate_world
+    from .pretrain import RELEASED, copy_stand_in, pretrain_stand_in, released_stand_in
 
     t0 = time.time()
     out = Path(cfg.out)
