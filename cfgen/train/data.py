@@ -120,7 +120,7 @@ class Collator:
     device (`pre.on_device`)."""
 
     def __init__(self, pre: Any, k: int, uint8: bool = False, skips: SkipCounter | None = None):
-        self.encoder, self.k, self.uint8, self.skips = pre, k, uint8, skips
+        self.pre, self.k, self.uint8, self.skips = pre, k, uint8, skips
 
     def __call__(self, examples: list[dict[str, Any]]) -> Batch:
         n = len(examples)
@@ -137,8 +137,8 @@ class Collator:
                 slot.append(j)
                 mask[i, j] = True
                 local[i, j] = is_local
-        tok = self.encoder.tokens(txts)
-        pixels = self.encoder.transport_pixels(imgs) if self.uint8 else self.encoder.pixels(imgs)
+        tok = self.pre.tokens(txts)
+        pixels = self.pre.transport_pixels(imgs) if self.uint8 else self.pre.pixels(imgs)
         return Batch(pixel_values=pixels, input_ids=tok["input_ids"],
                      attention_mask=tok.get("attention_mask", torch.ones_like(tok["input_ids"])), n=n,
                      cf_owner=torch.tensor(owner, dtype=torch.long), cf_slot=torch.tensor(slot, dtype=torch.long),

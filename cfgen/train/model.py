@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 
-def _pooled(out: Any) -> torch.Tensor:
+def _features(out: Any) -> torch.Tensor:
     """transformers v5 returns a model output from get_*_features; v4 a tensor."""
     return getattr(out, "pooler_output", out)
 
@@ -23,13 +23,13 @@ def is_siglip(config: Any) -> bool:
 
 def image_features(model: Any, pixel_values: torch.Tensor) -> torch.Tensor:
     """Unnormalised image embeddings of a CLIP/SigLIP model."""
-    return _pooled(model.get_image_features(pixel_values=pixel_values))
+    return _features(model.get_image_features(pixel_values=pixel_values))
 
 
 def text_features(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Unnormalised text embeddings (SigLIP is trained without an attention mask)."""
     kw = {} if attention_mask is None or is_siglip(model.config) else {"attention_mask": attention_mask}
-    return _pooled(model.get_text_features(input_ids=input_ids, **kw))
+    return _features(model.get_text_features(input_ids=input_ids, **kw))
 
 
 class FeatureModule(torch.nn.Module):
