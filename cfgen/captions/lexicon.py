@@ -158,7 +158,7 @@ ANIMAL_COLORS = "black white brown gray orange".split()
 PERSON_SUBSTITUTES: dict[str, list[str]] = {
     "man": ["woman", "boy"], "woman": ["man", "girl"], "boy": ["girl", "man"], "girl": ["boy", "woman"],
     "men": ["women", "boys"], "women": ["men", "girls"], "boys": ["girls", "men"], "girls": ["boys", "women"],
-    "lady": ["man", "girl"], "guy": ["woman", "boy"], "people": ["children"], "person": ["child"],
+    "lady": ["man", "girl"], "guy": ["woman", "boy"],
     "skier": ["snowboarder"], "skiers": ["snowboarders"], "snowboarder": ["skier"], "surfer": ["swimmer"],
 }
 SUBSTITUTES: list[list[str]] = [
@@ -166,17 +166,17 @@ SUBSTITUTES: list[list[str]] = [
     ["sheep", "goat"], ["goats", "sheep"], ["elephant", "giraffe", "zebra", "bear"],
     ["elephants", "giraffes", "zebras", "bears"], ["duck", "swan", "goose"], ["ducks", "swans", "geese"],
     ["car", "truck", "van"], ["cars", "trucks", "vans"], ["bicycle", "motorcycle", "scooter"], ["bus", "truck", "tram"],
-    ["bicycles", "motorcycles", "scooters"], ["bike", "motorcycle"], ["bikes", "motorcycles"], ["boat", "canoe"],
-    ["airplane", "helicopter"], ["train", "tram"], ["pizza", "sandwich", "burger", "cake", "salad"],
+    ["bicycles", "motorcycles", "scooters"],
+    ["airplane", "helicopter"], ["pizza", "sandwich", "burger", "cake", "salad"],
     ["donut", "bagel", "muffin", "cookie"], ["apple", "orange", "banana", "pear", "lemon"],
     ["apples", "oranges", "bananas", "pears", "lemons"], ["chair", "stool", "bench"], ["bed", "couch"], ["sofas", "beds"], ["vases", "bowls"],
     ["ball", "frisbee"], ["racket", "bat"], ["skateboard", "scooter"], ["surfboard", "kayak"],
-    ["cup", "glass"], ["bottle", "jar"], ["hat", "helmet"], ["jacket", "sweater", "shirt"], ["dress", "skirt"],
-    ["laptop", "tablet"], ["book", "magazine"], ["television", "monitor"], ["broccoli", "carrots"], ["kite", "balloon"],
+    ["bottle", "jar"], ["hat", "helmet"], ["jacket", "sweater", "shirt"], ["dress", "skirt"],
+    ["laptop", "tablet"], ["book", "magazine"], ["broccoli", "carrots"], ["kite", "balloon"],
     ["vase", "bowl"], ["sink", "bathtub"], ["refrigerator", "oven"],
     ["cake", "pie"], ["pillow", "blanket"], ["remote", "phone"], ["suitcase", "backpack"],
-    ["knife", "fork", "spoon"], ["microwave", "toaster"], ["newspaper", "magazine"], ["bag", "backpack"],
-    ["suitcases", "backpacks"], ["cups", "glasses"], ["kites", "balloons"],
+    ["knife", "fork", "spoon"], ["microwave", "toaster"], ["newspaper", "magazine"],
+    ["suitcases", "backpacks"], ["kites", "balloons"],
 ]
 RULES_CATEGORY: dict[str, list[str]] = {k: list(v) for k, v in PERSON_SUBSTITUTES.items()}
 for _g in SUBSTITUTES:
@@ -305,7 +305,7 @@ RULES_POSITION: dict[str, tuple[list[str], bool]] = {     # word -> (new relatio
     "on": (["under"], True), "under": (["on"], True), "over": (["under"], True), "above": (["below"], True),
     "below": (["above"], True), "beneath": (["above"], True), "underneath": (["on top of"], True),
     "atop": (["beneath"], True), "behind": (["in front of", "next to"], False),
-    "near": (["far from", "behind", "in front of"], False), "inside": (["outside"], False),
+    "near": ([], False),      # near -> far from / in front of: no photo tells them apart "inside": (["outside"], False),
     "outside": (["inside"], False), "into": (["out of"], False), "beside": (["behind", "in front of"], False),
     "in": ([], False),
 }
@@ -550,7 +550,7 @@ COUNTABLE = set(SIZE_CLASS) | set(RULES_CATEGORY) | set(OBJECT_KIND) | set(SHAPE
           "surfboard ski skis glove hat cap helmet jacket shirt computer screen speaker box basket cart "
           "van taxi tractor trailer kid child baby boy girl man woman lady guy tourist student worker".split())
 # what rides one of these cannot be four people on one ("four men on a motorcycle")
-RIDDEN = set("bicycle bike motorcycle scooter skateboard surfboard snowboard horse skis ski unicycle".split())
+RIDDEN = set("bicycle bike motorcycle scooter skateboard surfboard snowboard horse skis ski unicycle board".split())
 # places and backgrounds: nothing can be put in front of or behind them
 BACKGROUNDS = set("sky clouds background mountains mountain horizon scenery landscape skyline view".split())
 # what hides what is behind it
@@ -574,3 +574,83 @@ CONTAINERS = set("cup glass bowl plate bottle box basket jar vase bucket mug tra
 PICTURES = set("view picture photo photograph image shot close closeup close-up painting drawing".split())
 # places whose light is what "dark" and "bright" say
 LIT_PLACES = set("room kitchen bathroom bedroom office hallway street day sky night area restaurant".split())
+
+
+# ---------------------------------------------------------------- what a swap or a count must keep true (#27)
+# words of the caption that only some things fit: a category change must keep them true
+# ("a herd of bears", "a cake with fries", "jockeys riding cows", "zebras eating leaves off trees")
+_CONTEXT_FITS: list[tuple[str, str]] = [
+    ("herd herds grazing grazes graze pasture", "cow cows horse horses sheep goat goats zebra zebras elephant "
+     "elephants deer giraffe giraffes donkey donkeys cattle buffalo"),
+    ("flock flocks", "sheep bird birds duck ducks goose geese swan swans pigeon pigeons seagull seagulls goat goats"),
+    ("jockey jockeys saddle saddled reins bareback", "horse horses donkey donkeys pony ponies"),
+    ("leaves branches foliage browsing", "giraffe giraffes elephant elephants"),
+    ("leash leashed fetch kennel", "dog dogs puppy puppies"),
+    ("perched perch perches wings beak feathers", "bird birds duck ducks swan swans goose geese pigeon pigeons"),
+    ("zoo enclosure safari savanna savannah wild", "elephant elephants giraffe giraffes zebra zebras bear bears"),
+    ("candles candle birthday frosting frosted icing tier tiered layer layers wedding", "cake cakes cupcake "
+     "cupcakes donut donuts muffin muffins cookie cookies pie"),
+    ("fries ketchup mustard bun buns relish chili sauerkraut", "hotdog hotdogs burger burgers sandwich sandwiches"),
+    ("toppings pepperoni crust slices slice", "pizza pizzas cake cakes pie pies sandwich sandwiches"),
+    ("dressing lettuce croutons tossed", "salad salads sandwich sandwiches burger"),
+    ("baked baking oven", "pizza pizzas cake cakes pie pies bread cookie cookies muffin muffins bagel bagels"),
+    ("sprinkles glazed", "donut donuts cake cakes cookie cookies cupcake cupcakes muffin muffins"),
+    ("scoop scoops cone", "ice cream"),
+    ("pedals pedaling pedalling handlebars", "bicycle bicycles bike bikes"),
+]
+CONTEXT_FITS: dict[str, set[str]] = {}
+for _cues, _fit in _CONTEXT_FITS:
+    for _c in _cues.split():
+        CONTEXT_FITS.setdefault(_c, set()).update(_fit.split())
+# a person named after what they use: "a skateboarder on a skateboard" keeps the skateboard
+USER_OF: dict[str, set[str]] = {
+    "skateboard": {"skateboarder", "skateboarders", "skateboarding", "skater", "skaters", "skating"},
+    "surfboard": {"surfer", "surfers", "surfing", "surf"}, "ski": {"skier", "skiers", "skiing"},
+    "skis": {"skier", "skiers", "skiing"}, "snowboard": {"snowboarder", "snowboarders", "snowboarding"},
+    "bicycle": {"cyclist", "cyclists", "biker", "bikers", "biking", "cycling"},
+    "bike": {"cyclist", "cyclists", "biker", "bikers", "biking", "cycling"},
+    "motorcycle": {"motorcyclist", "motorcyclists", "biker", "bikers"}, "kite": {"kiting", "kiteboarding"},
+    "horse": {"jockey", "jockeys", "equestrian", "rodeo", "cowboy"}, "boat": {"sailor", "sailing", "rowing"},
+    "frisbee": {"ultimate"}, "kayak": {"kayaker", "kayaking", "paddling", "paddle"},
+}
+# food that is also said without an article ("eating pizza"): a bare noun becomes only one of these
+MASS_FOOD = set("pizza cake salad broccoli bread pie rice pasta soup meat cheese chicken fish fruit cereal".split())
+# adjectives that may stand before a noun a category change replaces (any other modifier may make
+# a fixed compound: "chili dog", "corn dog", "police horse")
+PLAIN_ADJ = set(COLOR) | set(SIZE) | set(MATERIAL) | set(EMOTION) | set(RULES_STATE_ADJ) | AGE_WORDS | set(SHAPE_ADJ) \
+    | set("other another same single lone cute adorable fluffy furry hairy spotted striped beautiful pretty handsome "
+          "male female wild stray hungry lazy curious fat skinny sleepy playful shaggy colorful colourful bright dark "
+          "light tan golden adult baby small lovely nice fancy plain large tall short big elderly older younger "
+          "shirtless smiling happy".split())
+# things of which more than one cannot share what the caption gives one of (a seat for one, a dish,
+# one thing held): "two men on a toilet", "three sausages in a bun", "four women with a confused look"
+ONE_EACH = set("look expression smile grin frown face stare toilet microphone mic bun plate sandwich burger "
+               "hotdog tie".split())
+# what several can share: a bench, a couch, a boat
+SHAREABLE = set("table bench couch sofa bed counter desk boat ship bus train truck tram car van blanket tent "
+                "field street road beach sidewalk park room kitchen porch dock pier bridge platform stage "
+                "court grass snow water lawn yard".split())
+# colours: only of things that come in many colours (everything else keeps its colour: a street
+# sign, a polar bear, a banana); ANIMAL_PALETTE names the colours of the others
+ANY_COLOR = set("car truck van bus train tram boat motorcycle bicycle bike scooter skateboard surfboard kite "
+                "umbrella frisbee ball balloon shirt jacket coat dress hat cap helmet scarf tie sweater hoodie "
+                "shorts pants jeans skirt shoe shoes sneakers boots suit uniform outfit jersey vest bag backpack "
+                "suitcase luggage purse chair couch sofa bench table pillow blanket towel curtain curtains rug "
+                "wall walls door building house cup mug bowl vase plate bottle tray box bucket basket cabinet "
+                "cabinets fence toothbrush phone laptop teddy toy kitchen room bathroom bedroom tile tiles "
+                "wetsuit glove gloves tent sail flag fire hydrant cone bus bed sheet sheets frosting icing "
+                "scooter tractor jet airplane plane".split())
+ANIMAL_PALETTE.update({"polar": {"white"}, "grizzly": {"brown"}, "panda": {"black", "white"},
+                       "sign": {"green", "blue", "white", "red", "yellow", "brown", "orange", "black"},
+                       "hydrant": {"red", "yellow", "silver", "green", "blue", "white", "orange"}})
+for _a in ("sign", "hydrant", "panda"):
+    ANIMAL_PALETTE[pluralize(_a)] = ANIMAL_PALETTE[_a]
+# parts whose size is the animal's own: an elephant's trunk is long, a giraffe's neck too
+FIXED_SIZE = {"trunk", "trunks", "neck", "necks", "tusk", "tusks"}
+# where one can lie down: "lying on a toilet" or "on a chair" is no pose of a photo
+LIE_ON = set("bed beds couch sofa grass ground floor beach sand blanket towel rug mat carpet snow field lawn "
+             "dirt pillow hay straw rocks rock log floors".split())
+# places: nothing stands next to, behind or in front of a room or a road side ("next to the kitchen")
+PLACES = NON_COUNT | BACKGROUNDS | PLACE_NOUNS | COLLECTIVES | set(
+    "sidewalk curb runway track tracks highway intersection shore living dining floor ground kitchen "
+    "area space town downtown countryside airport harbor harbour coast".split())

@@ -18,7 +18,7 @@ from .validate import Validator
 PHRASES: list[tuple[tuple[str, ...], list[str], bool]] = [     # (words, new relations, vertical)
     (("on", "top", "of"), ["underneath"], True),
     (("in", "front", "of"), ["behind", "next to"], False),
-    (("next", "to"), ["behind", "in front of", "far from"], False),
+    (("next", "to"), ["behind", "in front of"], False),        # not "far from": then it leaves the photo
     (("to", "the", "left", "of"), ["to the right of"], False),
     (("to", "the", "right", "of"), ["to the left of"], False),
 ]
@@ -85,6 +85,8 @@ def _subject(doc, v: int):
 def _kinds(noun) -> set[str]:
     w = noun.text.lower() if noun is not None else ""
     kinds = set()
+    if noun is not None and noun.i > 0 and noun.doc[noun.i - 1].text.lower() in ("teddy", "stuffed", "toy"):
+        return kinds                         # a teddy bear neither lies nor walks
     if w in L.PEOPLE:
         kinds |= {"animate", "person"}
     if w in L.PETS:
@@ -120,8 +122,8 @@ def _flippable(doc, i: int, n: int, vertical: bool) -> bool:
     on a blanket can be under it; a bus on the side of the road cannot be under it; nobody sits
     under a bench)."""
     obj = _pobj(doc, i, n)
-    if obj is None or words_after(doc, i + n, 2) in ("each other", "one another"):
-        return False
+    if obj is None or words_after(doc, i + n, 2) in ("each other", "one another") or obj.pos_ == "PRON":
+        return False                         # "smoke behind it": what "it" is, the parse does not say
     located = doc[i].head if doc[i].head.pos_ in NOUN else _subject(doc, i)
     if located is not None and located.text.lower() in L.NON_COUNT | L.BACKGROUNDS:
         return False                         # the sky is behind everything, it cannot be put in front
@@ -148,6 +150,10 @@ def _visible(doc, i: int, n: int, relations: list[str]) -> list[str]:
         relations = [r for r in relations if r != "behind"]
     if o in L.NON_COUNT:
         relations = [r for r in relations if r not in ("behind", "in front of")]
+    if o in L.PLACES or L.singular(o) in L.PLACES:
+        relations = [r for r in relations if r not in ("behind", "in front of", "next to", "far from")]
+    if L.SIZE_CLASS.get(o, 0) < 2:           # behind a microphone, a cup: hidden, or another act
+        relations = [r for r in relations if r != "behind"]
     return relations
 
 
@@ -201,8 +207,11 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if head.text.lower() in L.NON_COUNT:
             return None                      # green grass, blue sky: not an object's colour to change
         h = head.text.lower()
+        if not ({h, L.singular(h)} & (L.ANY_COLOR | set(L.ANIMAL_PALETTE) | L.ANIMALS | set(L.SHAPE_NOUN))) \
+                or head.i <= i:
+            return None                      # a street sign, a banana: a thing of its own colour
         palette = L.ANIMAL_COLORS if h in L.ANIMALS else L.RULES_COLORS
-        for given in (h, words[i + 1] if i + 1 < len(words) else ""):       # a giraffe's, a stop sign's own colour
+        for given in (h, *words[i + 1:head.i]):      # a giraffe's, a stop sign's, a polar bear's own colour
             palette = [c for c in palette if c in L.ANIMAL_PALETTE.get(given, palette)]
         return Option("color", i, i + 1, fresh(palette))
     if w in L.MATERIAL and t.pos_ in ("ADJ", "NOUN"):
@@ -211,8 +220,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         return Option("material", i, i + 1, fresh(mats))
     if w in L.SIZE and t.pos_ == "ADJ":
         head = _np_head(doc, i)
-        if head is None or head.text.lower() in L.ABSTRACT:
-            return None
+        if head is None or head.text.lower() in L.ABSTRACT or head.text.lower() in L.FIXED_SIZE:
+            return None                      # an elephant's trunk is long
         sizes = fresh(L.RULES_SIZE.get(w, []))
         if "person" in _kinds(head):
             sizes = [x for x in sizes if x in ("big", "little", "tall", "short")]      # no "a large girl"
@@ -222,6 +231,9 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             if _fixed(doc, i) or (i + 1 < len(doc) and words[i + 1] == "of"):
                 return None
             return Option("shape", i, i + 1, fresh(L.SHAPE_NOUN.get(w, [])))
+        head = _np_head(doc, i)
+        if t.pos_ != "ADJ" or head is None or head.i <= i or head.text.lower() in L.PLACES:
+            return None                      # "a mud flat": no round mud
         return Option("shape", i, i + 1, fresh(L.SHAPE_ADJ.get(w, [])))
     if w in L.EMOTION:
         who = _np_head(doc, i) if t.pos_ == "ADJ" else _subject(doc, i)
@@ -234,9 +246,17 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             return None                      # "sit parked" cannot become "sit driving"
         if "air" in words[i + 1:i + 4]:
             return None                      # "jumping in the air" has no "standing in the air"
-        kinds = _kinds(_subject(doc, i))
+        subj = _subject(doc, i)
+        kinds = _kinds(subj)
         pairs = [(x, typ) for x, typ, need in L.VERB_CHANGES[w] if need in kinds
                  and not (x == "lying" and "bird" in kinds)]         # a bird perches, it does not lie
+        if "bird" in kinds:                  # a bird sitting or standing on a perch looks the same
+            pairs = [p for p in pairs if p[1] != "state"]
+        if any(p[0] in ("lying", "lies") for p in pairs):
+            place = _place_of(doc, i)
+            plural = subj is not None and subj.tag_ == "NNS"
+            if (place is None and ("person" in kinds or plural)) or (place is not None and place not in L.LIE_ON):
+                pairs = [p for p in pairs if p[0] not in ("lying", "lies")]      # nobody lies on a toilet
         if not pairs:
             return None
         nxt = words[i + 1] if i + 1 < len(doc) else ""
@@ -264,10 +284,11 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             return None
         h = head.text.lower()
         if h in ("man", "woman", "men", "women", "person", "people", "lady", "ladies", "couple"):
-            return Option("state", i, i + 1, fresh(L.AGE_ADJ.get(w, [])))
+            return None                      # a person's age is not a state (and not a pose)
         return Option("state", i, i + 1, fresh(L.OBJECT_AGE_ADJ.get(w, []))) if not _kinds(head) else None
     if w in L.RULES_SIDES and i > 0 and words[i - 1] in ("the", "his", "her", "its", "their") \
-            and (w in ("left", "right") or words[i + 1:i + 2] == ["of"]) and L.RULES_SIDES[w] not in present:
+            and (w in ("left", "right") or words[i + 1:i + 2] == ["of"]) and L.RULES_SIDES[w] not in present \
+            and not set(words[i + 1:i + 5]) & (L.ONE_PER_BODY | {"face", "body", "head"}):
         return Option("position", i, i + 1, [L.RULES_SIDES[w]])     # "the top of the hill" -> "the bottom of"
     if w in L.RULES_POSITION and t.pos_ in ("ADP", "ADV", "SCONJ"):
         choices, vertical = L.RULES_POSITION[w]
@@ -293,7 +314,11 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             return None                      # "in bed", "at school": a fixed phrase, not an object
         if sum(L.singular(x) == L.singular(w) for x in words) > 1 or (w in L.SPORT_GEAR and present & L.SPORT_WORDS):
             return None                      # "another woman" names the same kind; a soccer game keeps its ball
-        choices = fresh(L.RULES_CATEGORY[w])
+        if _compound_before(doc, i) or _named_by_user(words, i):
+            return None                      # "a chili dog", "a skateboarder on a skateboard"
+        choices = [c for c in fresh(L.RULES_CATEGORY[w]) if _fits_context(words, i, c)]
+        if t.tag_ == "NN" and not any(c.dep_ in ("det", "poss", "nummod") for c in t.children):
+            choices = [c for c in choices if c in L.MASS_FOOD] if w in L.MASS_FOOD else []    # no "eating burger"
         if w in L.PERSON_SUBSTITUTES and any(c.dep_ == "amod" and c.text.lower() in L.AGE_WORDS for c in t.children):
             choices = choices[:1]            # "a little girl" -> "a little boy", not "a little woman"
         one = any(c.text.lower() in ("a", "an", "another", "one", "this", "that", "each") for c in t.children)
@@ -307,6 +332,50 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         other = [c for c in choices if c not in same]     # only a change of sex moves the pronouns
         return [Option("category", i, i + 1, same), Option("category", i, i + 1, other, _gender_flips(doc, words, i))]
     return None
+
+
+def _place_of(doc, i: int) -> str | None:
+    """Where the subject of the verb at i is ("sitting on a bench" -> "bench"), or None."""
+    for c in doc[i].children:
+        if c.dep_ == "prep" and c.text.lower() in ("on", "in", "at", "atop", "upon", "inside", "across"):
+            o = next((x for x in c.children if x.dep_ == "pobj"), None)
+            if o is not None:
+                return L.singular(o.text.lower()) if o.text.lower() not in L.LIE_ON else o.text.lower()
+    return None
+
+
+def _compound_before(doc, i: int) -> bool:
+    """A modifier before noun i that may make a fixed compound with it ("chili dog", "police horse"):
+    anything but an article, a number, a possessive or a plain adjective of colour, size, age..."""
+    k = i - 1
+    while k >= 0 and doc[k].pos_ in ("ADJ", "NOUN", "PROPN", "VERB") and doc[k].dep_ in ("amod", "compound", "nmod"):
+        w = doc[k].text.lower()
+        if w not in L.PLAIN_ADJ and not (doc[k].pos_ == "ADJ" and w.endswith(("ed", "ing", "ful", "ous", "ish"))):
+            return True
+        k -= 1
+    return False
+
+
+def _named_by_user(words: list[str], i: int) -> bool:
+    """Another word of the caption names what noun i is used for ("a skateboarder on a skateboard",
+    "a surfer carrying a surfboard"): the thing cannot change alone."""
+    base = L.singular(words[i])
+    users = L.USER_OF.get(base, set()) | L.USER_OF.get(words[i], set())
+    return any(k != i and (x in users or (len(base) >= 4 and x != words[i] and x.startswith(base)
+                                          and x not in (L.pluralize(base), base)))
+               for k, x in enumerate(words))
+
+
+def _fits_context(words: list[str], i: int, new: str) -> bool:
+    """The rest of the caption stays true of the new thing: a herd is of grazing animals, candles
+    stand on a cake, a jockey rides a horse (`lexicon.CONTEXT_FITS`)."""
+    old = words[i]
+    for k, x in enumerate(words):
+        fits = L.CONTEXT_FITS.get(x)
+        if k != i and fits and (old in fits or L.singular(old) in fits) and new not in fits \
+                and L.singular(new) not in fits:
+            return False
+    return True
 
 
 _GENDER = {"man": "male", "boy": "male", "woman": "female", "girl": "female"}
@@ -395,6 +464,9 @@ def _count_head(doc, i: int):
     after = doc[h.i + 1] if h.i + 1 < len(doc) else None
     if after is not None and after.pos_ in ("NOUN", "PROPN", "ADJ") and not after.text.lower().endswith(("ing", "ed")):
         return None                          # the parse may have stopped at a modifier ("a wall urinal")
+    if h.text.lower() in L.FIXED_MODIFIERS or (after is not None and after.text.lower() != L.singular(after.text.lower())
+                                               and L.singular(after.text.lower()) in L.COUNTABLE):
+        return None                          # "teddy bears" with "bears" parsed as a verb
     if any(doc[k].pos_ in NOUN and not h.is_ancestor(doc[k]) for k in range(i + 1, h.i)):
         return None                          # another noun's phrase in between
     return h
@@ -411,7 +483,7 @@ def _countable(doc, words: list[str], h) -> bool:
         return False
     if j + 1 < len(doc) and words[j + 1] == "of":
         return False                         # "a plate of food": the container is not the point
-    if base in L.ONE_PER_BODY or any(not any(d.dep_ in ("det", "nummod") for d in x.children)
+    if base in L.ONE_PER_BODY or base in L.WORN or any(not any(d.dep_ in ("det", "nummod") for d in x.children)
                                      for x in [h, *h.children] if x.dep_ == "conj"):
         return False                         # "a mother and child": one determiner for two nouns
     if h.dep_ == "pobj" and h.head.text.lower() not in LOCATIVE_OK and not (
@@ -438,8 +510,8 @@ def _pronoun_agreement(doc, words: list[str], j: int, plural: bool) -> dict[int,
             return None
         if plural and w == "its":
             out[k] = "their"
-        elif plural and w in ("his", "her") and person:
-            out[k] = "their"
+        elif plural and w in ("his", "her"):
+            out[k] = "their"                 # "four dogs rest their heads", not "his head"
         elif plural and w in ("himself", "herself", "itself"):
             out[k] = "themselves"
         elif not plural and w in ("their", "they", "them", "themselves"):
@@ -489,7 +561,8 @@ def _verbs_of(h):
 def _agreement(doc, words, h, plural: bool) -> dict[int, str] | None:
     """Every change the clause needs when noun h changes number: its verbs and the pronouns that
     refer to it. None when a singular cannot stand ("together", "each other", "both")."""
-    if not plural and L.PLURAL_ONLY & set(words[h.i + 1:]):
+    if not plural and (L.PLURAL_ONLY & set(words[h.i + 1:]) or "side by side" in " ".join(words)
+                       or "one another" in " ".join(words)):
         return None
     out: dict[int, str] = {}
     for v in _verbs_of(h):
@@ -509,7 +582,7 @@ def _number_options(doc, words, i: int) -> list[Option]:
     out = []
     for m in sorted({max(1, n - 1), n + 1, n + 2} - {n}):
         agree = _agreement(doc, words, h, plural=m > 1)
-        if agree is None or m > 10:
+        if agree is None or m > 10 or (m > n and _shares_small(h) == 0):
             continue
         extra = {**agree, h.i: L.singular(words[h.i]) if m == 1 else L.pluralize(L.singular(words[h.i]))}
         if extra[h.i] == words[h.i]:
@@ -532,19 +605,71 @@ def _shares_one(h) -> bool:
     return False
 
 
+def _shares_small(h) -> int:
+    """How many of noun h the caption allows, given the singular things it gives h (reached from h
+    or its verb through "on", "in", "with", "out of" or a verb's object, not through another noun):
+    0 = no more than there are (a seat for one: "a man on a toilet", a bun, a plate's salad, one
+    look on a face, "his head", a person kissed), 1 = two at most (a bed, a dog on a leash),
+    9 = any."""
+    size = L.SIZE_CLASS.get(L.singular(h.text.lower()), 3)
+    roots = [h] + ([h.head] if h.dep_ in ("nsubj", "nsubjpass") else [])
+    most = 9
+    for root in roots:
+        for o in root.subtree:
+            if o.i == h.i or o.pos_ not in NOUN or o.tag_ != "NN":
+                continue
+            dets = {d.text.lower() for d in o.children}
+            if not dets & {"a", "an", "the", "one", "his", "her", "its", "this", "that"}:
+                continue
+            up, ok = o.head, True
+            while up.i != root.i and up.i != up.head.i:
+                if up.pos_ in NOUN and up.i != h.i:
+                    ok = False               # "a man next to a woman with a cup": her cup
+                    break
+                up = up.head
+            if not ok or up.i != root.i:
+                continue
+            prep = o.head if o.dep_ == "pobj" else None
+            via = prep.text.lower() if prep is not None else ("<obj>" if o.dep_ == "dobj" else "")
+            if via == "of" and not (prep.i > 0 and prep.doc[prep.i - 1].text.lower() == "out"):
+                continue
+            if via not in ("on", "in", "inside", "atop", "with", "onto", "into", "upon", "from", "of", "<obj>"):
+                continue
+            thing = o.text.lower()
+            if thing in L.PLACES:
+                continue
+            if "animate" in _kinds(o):
+                if via == "<obj>":
+                    return 0                 # "two men kissing a woman"; "two (not four) women with their child"
+                most = min(most, 1)
+                continue
+            if thing in L.ONE_EACH or thing in L.WORN or thing in L.RIDDEN or thing in L.ONE_PER_BODY \
+                    or (via != "<obj>" and thing not in L.SHAREABLE and L.SIZE_CLASS.get(thing, 9) <= size):
+                return 0
+            most = min(most, 1)
+    return most
+
+
 def _article_options(doc, words, i: int) -> list[Option]:
     h = _count_head(doc, i)
     if h is None or h.tag_ != "NN" or not _countable(doc, words, h) or _shares_one(h):
         return []
     if words[i] == "the" and h.dep_ not in ("nsubj", "nsubjpass", "ROOT"):
         return []                            # "the dog is" -> "two dogs are"; "on the bench" stays one place
-    if _holds_one(h):
+    room = _shares_small(h)
+    if _holds_one(h) or room == 0:
         return []
     agree = _agreement(doc, words, h, plural=True)
     if agree is None:
         return []
     extra = {h.i: L.pluralize(words[h.i]), **agree}
-    return [Option("quantity", i, i + 1, ["two"] if _handles_one(h) else ["two", "three", "four"], extra)]
+    held = h.dep_ == "dobj" or (h.dep_ == "pobj" and h.head.text.lower() == "with")   # "with four umbrellas"
+    if held and L.SIZE_CLASS.get(words[h.i], 9) > 1:
+        return []
+    few = _handles_one(h) or room == 1 or held
+    if L.SIZE_CLASS.get(words[h.i], 0) >= 5 and "vehicle" not in _kinds(h) and "animal" not in _kinds(h):
+        return []                            # "four bridges", "three churches": one structure is the scene
+    return [Option("quantity", i, i + 1, ["two"] if few else ["two", "three", "four"], extra)]
 
 
 HELD = {"hold", "carry", "use", "wear", "ride", "swing", "eat", "drink", "read", "fly", "throw", "push", "pull", "talk"}
