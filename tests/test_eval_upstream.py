@@ -17,8 +17,7 @@ from cfgen.eval import benchmarks as B
 from cfgen.eval.scoring import Scorer
 from cfgen.eval.report import markdown, rows, write_reports
 from cfgen.eval.run import run_bench
-
-COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
+from tests.helpers import COLORS, ColorEncoder
 
 
 def _img(path, rgb=(128, 128, 128)):
@@ -26,26 +25,15 @@ def _img(path, rgb=(128, 128, 128)):
     Image.new("RGB", (16, 12), rgb).save(path)
 
 
-class _Colors:
-    """Contrastive stand-in: an image embeds as its dominant colour, a caption as the first colour
-    word it names (none: zero). Records the largest batch of images it was given."""
+class _Colors(ColorEncoder):
+    """ColorEncoder that records the largest batch of images it was given."""
 
     def __init__(self):
         self.largest = 0
 
-    def _vec(self, name):
-        v = torch.zeros(3)
-        if name in COLORS:
-            v[list(COLORS).index(name)] = 1.0
-        return v
-
     def embed_images(self, imgs, batch_size=64):
         self.largest = max(self.largest, len(imgs))
-        return torch.stack([self._vec(list(COLORS)[int(np.argmax(np.asarray(im).reshape(-1, 3).mean(0)))])
-                            for im in imgs])
-
-    def embed_texts(self, texts, batch_size=256):
-        return torch.stack([self._vec(next((w for w in t.lower().split() if w in COLORS), "")) for t in texts])
+        return super().embed_images(imgs, batch_size)
 
 
 # ------------------------------------------------------------------ item 3: MME
