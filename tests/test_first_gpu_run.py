@@ -4,7 +4,6 @@ processes, LoRA adapters only where a gradient can reach, the training dtype."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

@@ -207,7 +207,7 @@ def prepare(cfg: TrainConfig) -> Run:
 def accumulate(run: Run, it: Any) -> dict[str, torch.Tensor] | None:
     """Forward and backward of one step's micro-batches; the summed loss terms, or None when the
     epoch ran out on any rank (gradients of a partial step are dropped)."""
-    acc, cfg, state = run.accelerator, run.cfg, run.state
+    acc, state = run.accelerator, run.state
     sums: dict[str, torch.Tensor] = {}         # on the device: no host sync per micro-step
     for m in range(run.accum):
         b = next(it, None)
