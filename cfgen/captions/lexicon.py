@@ -200,7 +200,8 @@ SURFACES = set("table desk chair bench bed couch sofa stool car truck van bus bl
 # the nouns of a material edit, and the materials that make sense for them
 MATERIAL_FOR: dict[str, list[str]] = {}
 for _nouns, _mats in [
-    ("table desk chair bench stool shelf door fence cabinet cabinets bed", "wooden metal plastic glass"),
+    ("table desk shelf door cabinet cabinets", "wooden metal plastic glass"),
+    ("chair stool bed", "wooden metal plastic"), ("bench fence", "wooden metal stone"),
     ("building house wall walls tower church bridge floor", "brick stone wooden concrete"),
     ("cup mug bowl plate vase jar pot", "ceramic glass plastic metal"),
     ("box crate basket tray bucket buckets", "wooden metal plastic cardboard"),
@@ -476,7 +477,9 @@ CONTRADICTIONS = _pairs([("huge", "compact"), ("huge", "tiny"), ("giant", "tiny"
                          ("big", "compact"), ("tall", "short"), ("empty", "full"), ("empty", "filled"),
                          ("empty", "loaded"), ("closed", "open"), ("old", "new"), ("young", "old"),
                          ("young", "elderly"), ("wet", "dry"), ("clean", "dirty"), ("whole", "sliced"),
-                         ("whole", "half"), ("asleep", "awake"), ("raw", "cooked"), ("lit", "unlit")])
+                         ("whole", "half"), ("asleep", "awake"), ("raw", "cooked"), ("lit", "unlit"),
+                         ("new", "rusted"), ("new", "rusty"), ("new", "antique"), ("new", "vintage"),
+                         ("new", "worn"), ("new", "weathered"), ("new", "abandoned"), ("new", "dilapidated")])
 # a state that rules out what the sentence does with the thing ("looking into a closed fridge")
 STATE_CONFLICTS: dict[str, set[str]] = {
     "closed": {"into", "inside", "through", "from", "out"}, "empty": {"of", "with", "filled", "full", "topped"},
@@ -597,6 +600,8 @@ _CONTEXT_FITS: list[tuple[str, str]] = [
     ("sprinkles glazed", "donut donuts cake cakes cookie cookies cupcake cupcakes muffin muffins"),
     ("scoop scoops cone", "ice cream"),
     ("pedals pedaling pedalling handlebars", "bicycle bicycles bike bikes"),
+    ("carriage carriages cart wagon trolley buggy sleigh plow", "horse horses donkey donkeys pony ponies"),
+    ("waiting passengers stop station platform depot", "bus buses train trains tram trams taxi"),
 ]
 CONTEXT_FITS: dict[str, set[str]] = {}
 for _cues, _fit in _CONTEXT_FITS:
@@ -654,3 +659,10 @@ LIE_ON = set("bed beds couch sofa grass ground floor beach sand blanket towel ru
 PLACES = NON_COUNT | BACKGROUNDS | PLACE_NOUNS | COLLECTIVES | set(
     "sidewalk curb runway track tracks highway intersection shore living dining floor ground kitchen "
     "area space town downtown countryside airport harbor harbour coast".split())
+# seats: one sits on them, nobody stands on them in a photo ("standing in a chair")
+SEATS = set("chair chairs stool stools bench benches couch sofa armchair recliner seat toilet lap saddle bike "
+            "bicycle motorcycle scooter bed beds".split())
+# what opens and closes ("an open field" does not close)
+OPENABLE = set("door window laptop book umbrella fridge refrigerator box mouth suitcase bag oven microwave gate "
+               "cabinet drawer eye lid trunk container jar bottle case notebook jacket car toilet curtain "
+               "blinds shutter garage dishwasher".split())

@@ -252,8 +252,10 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
                  and not (x == "lying" and "bird" in kinds)]         # a bird perches, it does not lie
         if "bird" in kinds:                  # a bird sitting or standing on a perch looks the same
             pairs = [p for p in pairs if p[1] != "state"]
+        place = _place_of(doc, i)
+        if place is not None and place in L.SEATS:
+            pairs = [p for p in pairs if p[0] not in ("standing", "stands")]    # nobody stands in a chair
         if any(p[0] in ("lying", "lies") for p in pairs):
-            place = _place_of(doc, i)
             plural = subj is not None and subj.tag_ == "NNS"
             if (place is None and ("person" in kinds or plural)) or (place is not None and place not in L.LIE_ON):
                 pairs = [p for p in pairs if p[0] not in ("lying", "lies")]      # nobody lies on a toilet
@@ -277,6 +279,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             states = ["busy"]                # an empty street is a busy one, not a full one
         if w in ("dark", "bright") and head not in L.LIT_PLACES:
             return None                      # a dark room can be bright; bright lights cannot be dark
+        if w in ("open", "closed") and L.singular(head) not in L.OPENABLE:
+            return None                      # "an open area", "an open field" cannot be closed
         return Option("state", i, i + 1, states)
     if (w in L.AGE_ADJ or w in L.OBJECT_AGE_ADJ) and t.pos_ == "ADJ":
         head = _np_head(doc, i)
@@ -322,7 +326,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if w in L.PERSON_SUBSTITUTES and any(c.dep_ == "amod" and c.text.lower() in L.AGE_WORDS for c in t.children):
             choices = choices[:1]            # "a little girl" -> "a little boy", not "a little woman"
         one = any(c.text.lower() in ("a", "an", "another", "one", "this", "that", "each") for c in t.children)
-        plural = (t.tag_ == "NNS" or of is not None) and not one
+        plural = (t.tag_ == "NNS" or of is not None or any(c.dep_ == "nummod" and c.text.lower() in L.NUMBERS[1:]
+                                                           for c in t.children)) and not one
         if L.singular(w) == w:                 # "sheep" says its number only through its words
             choices = [L.pluralize(c) if plural and L.singular(c) == c else c for c in choices]   # "a herd of goats"
             choices = list(dict.fromkeys(c for c in choices if plural or L.singular(c) == c))
@@ -506,11 +511,17 @@ def _pronoun_agreement(doc, words: list[str], j: int, plural: bool) -> dict[int,
     person = words[j] in L.PEOPLE or L.singular(words[j]) in L.PEOPLE
     for k in range(j + 1, len(words)):
         w = words[k]
+        if doc[k].dep_ in ("nsubj", "nsubjpass") and doc[k].pos_ in NOUN:
+            if plural and set(words[k:]) & {"his", "her", "he", "she", "him", "himself", "herself"}:
+                return None                  # whose "his" it is, the parse cannot tell
+            break                            # "a man ... while a cat sits on his lap": his is the man's
         if plural and w in ("it", "itself", "he", "she", "him"):
             return None
         if plural and w == "its":
             out[k] = "their"
         elif plural and w in ("his", "her"):
+            if not person and any(x in L.PEOPLE for x in words[:j]):
+                return None                  # "a man ... while a cat sits on his lap": his is the man's
             out[k] = "their"                 # "four dogs rest their heads", not "his head"
         elif plural and w in ("himself", "herself", "itself"):
             out[k] = "themselves"
@@ -569,6 +580,12 @@ def _agreement(doc, words, h, plural: bool) -> dict[int, str] | None:
         new = _inflect(v, plural)
         if new:
             out[v.i] = new
+    if plural:
+        for v in doc[h.i + 1:]:
+            subj = [c for c in v.children if c.dep_ in ("nsubj", "nsubjpass")]
+            if (v.tag_ == "VBZ" or v.text.lower() in L.VERBS_3SG) and v.i not in out and (
+                    any(c.i == h.i for c in subj) or (not subj and v.dep_ in ("ROOT", "conj", "ccomp", "pobj"))):
+                return None                  # "four women in black sits": the parse lost the verb
     pron = _pronoun_agreement(doc, words, h.i, plural)
     return None if pron is None else {**out, **pron}
 
