@@ -51,6 +51,33 @@ def rewrites(caption: str, seeds=range(4)) -> list[str]:
     # near-synonyms change nothing a photo shows
     ("A laptop on a wooden desk.", ["wooden table"], []),
     ("A slice of pizza on a paper plate.", ["slice of pie", "paper pie"], []),
+    # blind read of #27, round 2 (one written case per kind):
+    # 1. a count that would share one small thing: a seat for one, a bun, one look
+    ("A girl perched on a stool by the window.", ["two girls", "three girls", "four girls"], []),
+    ("A woman with a puzzled expression holding a phone.", ["women", "three"], []),
+    # 2. a swap the rest of the caption does not fit: candles, a surfer's board, a compound
+    ("A birthday cake with lit candles on a table.", ["pizza with", "sandwich with", "burger with", "salad with",
+                                                      "donut with", "pie with"], []),
+    ("A surfer paddling out on his surfboard.", ["kayak"], []),
+    ("A corn dog on a stick at the fair.", ["corn cat"], []),
+    # 3. a narrower or near-same kind changes nothing a photo shows
+    ("A person flying a kite on a beach.", ["child"], []),
+    ("A red boat on a calm lake.", ["canoe"], []),
+    ("A cup of coffee next to a laptop.", ["glass of coffee"], []),
+    # 4. relations of a place, a pronoun, or that leave the photo
+    ("A fire hydrant next to the street.", ["far from", "behind the street", "in front of the street"], []),
+    ("A girl standing near the kitchen.", ["far from", "in front of the kitchen", "behind the kitchen"], []),
+    ("A jet with a trail of smoke behind it.", ["in front of it", "next to it"], []),
+    # 5. agreement after a count: pronouns, "side by side", a verb the parse lost
+    ("A horse flicks his tail in the barn.", ["horses flick his", "horses flick their tail"], []),
+    ("Three puppies sleeping side by side on a blanket.", ["one puppy", "a puppy"], []),
+    ("A man in blue sits on a park bench.", ["men in blue sits"], []),
+    # 6. attributes the thing cannot have: a polar bear's colour, a giraffe's neck, a pose, an age
+    ("A white polar bear resting on the ice.", ["brown polar", "black polar", "gray polar"], []),
+    ("A giraffe stretching its long neck.", ["short neck"], []),
+    ("A man sitting on a toilet reading a newspaper.", ["lying on a toilet", "standing on a toilet"], []),
+    ("An old man feeding pigeons in a park.", ["young man"], []),
+    ("Birds resting on a mud flat at low tide.", ["round", "square"], []),
 ])
 def test_rules_backend_avoids_the_failure_kinds(caption, never, some):
     texts = rewrites(caption)
