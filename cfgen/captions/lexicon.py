@@ -177,17 +177,22 @@ SUBSTITUTES: list[list[str]] = [
     ["cake", "pie"], ["pillow", "blanket"], ["remote", "phone"], ["suitcase", "backpack"],
     ["knife", "fork", "spoon"], ["microwave", "toaster"], ["newspaper", "magazine"],
     ["suitcases", "backpacks"], ["kites", "balloons"],
+    ["pigeon", "seagull"], ["pigeons", "seagulls"], ["plates", "bowls"],
 ]
 RULES_CATEGORY: dict[str, list[str]] = {k: list(v) for k, v in PERSON_SUBSTITUTES.items()}
 for _g in SUBSTITUTES:
     for _w in _g:
         RULES_CATEGORY.setdefault(_w, []).extend(x for x in _g if x != _w)
 ANIMALS = set("dog cat horse cow donkey sheep goat pig elephant giraffe zebra bear bird duck swan goose rabbit deer "
-              "lamb calf puppy kitten".split())
+              "lamb calf puppy kitten pigeon seagull".split())
 ANIMALS |= {pluralize(a) for a in ANIMALS}
 BIRDS = {"bird", "birds", "duck", "ducks", "pigeon", "pigeons", "seagull", "seagulls", "parrot", "eagle"}
 PEOPLE = PERSON | {"player", "players", "skier", "skiers", "surfer", "surfers", "skateboarder", "rider",
                    "chef", "worker", "officer", "couple", "crowd", "group", "family", "team"}
+PEOPLE |= set("skateboarders riders chefs workers officers customer customers employee employees passenger "
+              "passengers tourist tourists student students pedestrian pedestrians spectator spectators "
+              "athlete athletes batter catcher pitcher umpire snowboarder snowboarders biker bikers "
+              "cyclist cyclists".split())
 VEHICLES = set("car truck bus van bicycle bike motorcycle scooter train tram boat ship airplane plane tractor "
                "taxi".split())
 VEHICLES |= {pluralize(v) for v in VEHICLES}
@@ -209,7 +214,8 @@ for _nouns, _mats in [
     ("spoon fork knife pan pot ladle", "wooden metal plastic"), ("sign pole post", "metal wooden"),
     ("bag purse", "leather paper plastic"), ("floor", "wooden stone concrete"), ("wall walls", "brick stone wooden"),
     ("jacket coat bag boots shoes hat", "leather denim woolen"),
-    ("bottle", "glass plastic metal"),
+    ("bottle", "glass plastic metal"), ("counter countertop", "wooden marble stone"),
+    ("blender kettle toaster", "metal plastic glass"), ("refrigerator fridge", "metal stainless"),
 ]:
     for _n in _nouns.split():
         MATERIAL_FOR[_n] = _mats.split()
@@ -644,7 +650,9 @@ ANY_COLOR = set("car truck van bus train tram boat motorcycle bicycle bike scoot
                 "wall walls door building house cup mug bowl vase plate bottle tray box bucket basket cabinet "
                 "cabinets fence toothbrush phone laptop teddy toy kitchen room bathroom bedroom tile tiles "
                 "wetsuit glove gloves tent sail flag fire hydrant cone bus bed sheet sheets frosting icing "
-                "scooter tractor jet airplane plane".split())
+                "scooter tractor jet airplane plane desk counter seat sweatshirt blazer racket pole collar tub "
+                "book pen toilet sink handles cabinet stove oven refrigerator fridge cupboard cupboards "
+                "appliances floor floors entrance wagon sphere cart bowl".split())
 ANIMAL_PALETTE.update({"polar": {"white"}, "grizzly": {"brown"}, "panda": {"black", "white"},
                        "sign": {"green", "blue", "white", "red", "yellow", "brown", "orange", "black"},
                        "hydrant": {"red", "yellow", "silver", "green", "blue", "white", "orange"}})

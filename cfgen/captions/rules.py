@@ -303,8 +303,9 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if w == "in" and obj is not None and L.ROOM_INSIDE.get(obj.text.lower(), 9) <= 3 \
                 and (i == 0 or words[i - 1] not in L.MOTION) and "animate" in _kinds(_subject(doc, i)):
             choices.append("next to")        # a cat in a box can as well sit next to it
-        if w == "on" and obj is not None and obj.text.lower() in L.SURFACES and "animate" in _kinds(_subject(doc, i)):
-            choices.append("next to")        # a cat on a couch can as well be next to it
+        if w in ("on", "under") and obj is not None and obj.text.lower() in L.SURFACES | L.COVERS \
+                and "animate" in _kinds(_subject(doc, i)) and obj.text.lower() not in L.PLACES:
+            choices.append("next to")        # a cat on (or under) a couch can as well be next to it
         choices = _visible(doc, i, 1, choices)
         return Option("position", i, i + 1, choices) if choices else None
     if w in L.RULES_CATEGORY and t.pos_ in NOUN:
@@ -321,7 +322,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if _compound_before(doc, i) or _named_by_user(words, i):
             return None                      # "a chili dog", "a skateboarder on a skateboard"
         choices = [c for c in fresh(L.RULES_CATEGORY[w]) if _fits_context(words, i, c)]
-        if t.tag_ == "NN" and not any(c.dep_ in ("det", "poss", "nummod") for c in t.children):
+        headline = all(x.pos_ in ("ADJ", "NOUN", "PROPN") for x in doc[:i])       # "Brown dog lying on a bed"
+        if t.tag_ == "NN" and not headline and not any(c.dep_ in ("det", "poss", "nummod") for c in t.children):
             choices = [c for c in choices if c in L.MASS_FOOD] if w in L.MASS_FOOD else []    # no "eating burger"
         if w in L.PERSON_SUBSTITUTES and any(c.dep_ == "amod" and c.text.lower() in L.AGE_WORDS for c in t.children):
             choices = choices[:1]            # "a little girl" -> "a little boy", not "a little woman"
