@@ -69,7 +69,8 @@ def rewrites(caption: str, seeds=range(4)) -> list[str]:
     ("A girl standing near the kitchen.", ["far from", "in front of the kitchen", "behind the kitchen"], []),
     ("A jet with a trail of smoke behind it.", ["in front of it", "next to it"], []),
     # 5. agreement after a count: pronouns, "side by side", a verb the parse lost
-    ("A horse flicks his tail in the barn.", ["horses flick his", "horses flick their tail"], []),
+    ("A horse flicks his tail in the barn.", ["horses flick his", "horses flick their tail "],
+     ["horses flick their tails "]),
     ("Three puppies sleeping side by side on a blanket.", ["one puppy", "a puppy"], []),
     ("A man in blue sits on a park bench.", ["men in blue sits"], []),
     # 6. attributes the thing cannot have: a polar bear's colour, a giraffe's neck, a pose, an age

@@ -43,7 +43,8 @@ STATE = _pairs([("standing", "sitting"), ("sitting", "lying"), ("standing", "kne
                 ("broken", "intact"), ("sleeping", "awake"), ("stands", "sits"), ("sits", "lies"),
                 ("crouching", "standing"), ("leaning", "standing"), ("folded", "unfolded"),
                 ("raw", "cooked"), ("frozen", "melted"), ("on", "off"), ("young", "elderly"),
-                ("asleep", "awake"), ("sliced", "whole"), ("bare", "covered")])
+                ("asleep", "awake"), ("sliced", "whole"), ("bare", "covered"), ("grazing", "lying"),
+                ("sleeping", "sitting")])
 MOVEMENT = _pairs([("running", "standing still"), ("walking", "standing"), ("jumping", "standing"),
                    ("flying", "perched"), ("swimming", "floating"), ("moving", "parked"),
                    ("driving", "parked"), ("galloping", "standing"), ("racing", "parked"),
@@ -597,7 +598,8 @@ _CONTEXT_FITS: list[tuple[str, str]] = [
     ("leash leashed fetch kennel", "dog dogs puppy puppies"),
     ("perched perch perches wings beak feathers", "bird birds duck ducks swan swans goose geese pigeon pigeons"),
     ("zoo enclosure safari savanna savannah wild", "elephant elephants giraffe giraffes zebra zebras bear bears"),
-    ("candles candle birthday frosting frosted icing tier tiered layer layers wedding", "cake cakes cupcake "
+    ("candles candle birthday frosting frosted icing tier tiered layer layers wedding married bride groom "
+     "newlyweds", "cake cakes cupcake "
      "cupcakes donut donuts muffin muffins cookie cookies pie"),
     ("fries ketchup mustard bun buns relish chili sauerkraut", "hotdog hotdogs burger burgers sandwich sandwiches"),
     ("toppings pepperoni crust slices slice", "pizza pizzas cake cakes pie pies sandwich sandwiches"),
@@ -638,7 +640,7 @@ PLAIN_ADJ = set(COLOR) | set(SIZE) | set(MATERIAL) | set(EMOTION) | set(RULES_ST
 ONE_EACH = set("look expression smile grin frown face stare toilet microphone mic bun plate sandwich burger "
                "hotdog tie".split())
 # what several can share: a bench, a couch, a boat
-SHAREABLE = set("table bench couch sofa bed counter desk boat ship bus train truck tram car van blanket tent "
+SHAREABLE = set("table bench couch sofa counter desk boat ship bus train truck tram car van blanket tent "
                 "field street road beach sidewalk park room kitchen porch dock pier bridge platform stage "
                 "court grass snow water lawn yard".split())
 # colours: only of things that come in many colours (everything else keeps its colour: a street
@@ -674,3 +676,5 @@ SEATS = set("chair chairs stool stools bench benches couch sofa armchair recline
 OPENABLE = set("door window laptop book umbrella fridge refrigerator box mouth suitcase bag oven microwave gate "
                "cabinet drawer eye lid trunk container jar bottle case notebook jacket car toilet curtain "
                "blinds shutter garage dishwasher".split())
+# verbs of climbing and jumping onto something: its vertical relation is the act, not a place
+CLIMB = set("climbing climbs climbed jumping jumps jumped leaping leaps climb jump".split())

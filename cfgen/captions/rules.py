@@ -132,6 +132,8 @@ def _flippable(doc, i: int, n: int, vertical: bool) -> bool:
     w = L.singular(obj.text.lower())
     if w in L.SHAPE_NOUN:
         return True
+    if i > 0 and doc[i - 1].text.lower() in L.CLIMB:
+        return False                         # "climbing on top of a shelf" has no "climbing underneath"
     down = doc[i].text.lower() in ("on", "over", "above", "atop")
     subject = _subject(doc, i)
     if down and ("person" in _kinds(subject) or (i > 0 and doc[i - 1].text.lower() == "perched")):
@@ -337,6 +339,9 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             return Option("category", i, i + 1, choices)
         same = [c for c in choices if _SEX.get(c) == _SEX[w]]
         other = [c for c in choices if c not in same]     # only a change of sex moves the pronouns
+        if set(words) & set(_PRONOUN) | {"her"} & set(words) and \
+                any(k != i and (x in L.PERSON or x in L.PEOPLE) for k, x in enumerate(words)):
+            other = []                       # "the man kisses the woman as she laughs": whose pronoun?
         return [Option("category", i, i + 1, same), Option("category", i, i + 1, other, _gender_flips(doc, words, i))]
     return None
 
@@ -519,7 +524,11 @@ def _pronoun_agreement(doc, words: list[str], j: int, plural: bool) -> dict[int,
             break                            # "a man ... while a cat sits on his lap": his is the man's
         if plural and w in ("it", "itself", "he", "she", "him"):
             return None
-        if plural and w == "its":
+        if plural and w in ("its", "his", "her") and k + 1 < len(words) and words[k + 1] in L.ONE_PER_BODY \
+                and not (not person and w != "its" and any(x in L.PEOPLE for x in words[:j])):
+            out[k] = "their"                 # "four dogs rest their heads", not "his head" nor "their head"
+            out[k + 1] = L.pluralize(words[k + 1])
+        elif plural and w == "its":
             out[k] = "their"
         elif plural and w in ("his", "her"):
             if not person and any(x in L.PEOPLE for x in words[:j]):
@@ -560,7 +569,8 @@ def _verbs_of(h):
     if any(c.dep_ == "conj" for c in h.children):
         return out                           # "a dog and a cat are": the verb agrees with both
     if h.dep_ in ("nsubj", "nsubjpass"):
-        verbs = [h.head] + [c for c in h.head.children if c.dep_ == "conj" and c.pos_ in ("VERB", "AUX")]
+        verbs = [h.head] + [c for c in h.head.children if c.dep_ == "conj" and c.pos_ in ("VERB", "AUX")
+                            and not any(x.dep_ in ("nsubj", "nsubjpass") for x in c.children)]   # "and the dog is"
         for v in verbs:
             out += [v] + [c for c in v.children if c.dep_ in ("aux", "auxpass")]
     if h.dep_ == "attr" and h.head.lemma_ == "be":
@@ -640,6 +650,11 @@ def _shares_small(h) -> int:
             dets = {d.text.lower() for d in o.children}
             if not dets & {"a", "an", "the", "one", "his", "her", "its", "this", "that"}:
                 continue
+            thing = o.text.lower()
+            if thing in L.ONE_PER_BODY and dets & {"his", "her", "its"}:
+                continue                     # "its head" becomes "their heads" (_pronoun_agreement)
+            while o.dep_ == "conj" and o.head.pos_ in NOUN and o.head.i != h.i:
+                o = o.head                   # "glasses and a hat": the hat is had like the glasses
             up, ok = o.head, True
             while up.i != root.i and up.i != up.head.i:
                 if up.pos_ in NOUN and up.i != h.i:
@@ -654,7 +669,6 @@ def _shares_small(h) -> int:
                 continue
             if via not in ("on", "in", "inside", "atop", "with", "onto", "into", "upon", "from", "of", "<obj>"):
                 continue
-            thing = o.text.lower()
             if thing in L.PLACES:
                 continue
             if "animate" in _kinds(o):
@@ -662,6 +676,8 @@ def _shares_small(h) -> int:
                     return 0                 # "two men kissing a woman"; "two (not four) women with their child"
                 most = min(most, 1)
                 continue
+            if dets & {"his", "her", "its"}:
+                return 0                     # "two batters tapping their bat"
             if thing in L.ONE_EACH or thing in L.WORN or thing in L.RIDDEN or thing in L.ONE_PER_BODY \
                     or (via != "<obj>" and thing not in L.SHAREABLE and L.SIZE_CLASS.get(thing, 9) <= size):
                 return 0
