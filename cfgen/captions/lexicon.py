@@ -179,6 +179,7 @@ SUBSTITUTES: list[list[str]] = [
     ["knife", "fork", "spoon"], ["microwave", "toaster"], ["newspaper", "magazine"],
     ["suitcases", "backpacks"], ["kites", "balloons"],
     ["pigeon", "seagull"], ["pigeons", "seagulls"], ["plates", "bowls"],
+    ["plane", "helicopter"], ["jet", "helicopter"], ["bike", "scooter"], ["rooster", "duck"],
 ]
 RULES_CATEGORY: dict[str, list[str]] = {k: list(v) for k, v in PERSON_SUBSTITUTES.items()}
 for _g in SUBSTITUTES:
@@ -248,7 +249,7 @@ VERB_CHANGES: dict[str, list[tuple[str, str, str]]] = {
     "driving": [("parked", "movement", "vehicle")],
     "traveling": [("stopped", "movement", "vehicle")],
     "moving": [("parked", "movement", "vehicle")],
-    "stands": [("sits", "state", "animate")], "sits": [("stands", "state", "animate")],
+    "stands": [("sits", "state", "person"), ("sits", "state", "pet")], "sits": [("stands", "state", "animate")],
     "walks": [("runs", "movement", "animate")], "runs": [("walks", "movement", "animate")],
 }
 # what a thing is, for the verbs one can do with it
@@ -598,7 +599,7 @@ _CONTEXT_FITS: list[tuple[str, str]] = [
     ("leash leashed fetch kennel", "dog dogs puppy puppies"),
     ("perched perch perches wings beak feathers", "bird birds duck ducks swan swans goose geese pigeon pigeons"),
     ("zoo enclosure safari savanna savannah wild", "elephant elephants giraffe giraffes zebra zebras bear bears"),
-    ("candles candle birthday frosting frosted icing tier tiered layer layers wedding married bride groom "
+    ("candles candle birthday frosting frosted icing tier tiered layer layers layered wedding married bride groom "
      "newlyweds", "cake cakes cupcake "
      "cupcakes donut donuts muffin muffins cookie cookies pie"),
     ("fries ketchup mustard bun buns relish chili sauerkraut", "hotdog hotdogs burger burgers sandwich sandwiches"),
@@ -608,6 +609,11 @@ _CONTEXT_FITS: list[tuple[str, str]] = [
     ("sprinkles glazed", "donut donuts cake cakes cookie cookies cupcake cupcakes muffin muffins"),
     ("scoop scoops cone", "ice cream"),
     ("pedals pedaling pedalling handlebars", "bicycle bicycles bike bikes"),
+    ("surfing surfs surfboard skateboarding", "dog dogs puppy"),
+    ("bacon spinach pepperoni sausage mushrooms mushroom onions olives peppers ham meat toppings cheese",
+     "pizza pizzas sandwich sandwiches burger burgers salad salads hotdog hotdogs"),
+    ("chocolate sprinkles strawberries whipped icing sugar frosting", "cake cakes pie pies donut donuts cupcake "
+     "cupcakes muffin muffins cookie cookies"),
     ("carriage carriages cart wagon trolley buggy sleigh plow", "horse horses donkey donkeys pony ponies"),
     ("waiting passengers stop station platform depot", "bus buses train trains tram trams taxi"),
 ]
@@ -637,7 +643,7 @@ PLAIN_ADJ = set(COLOR) | set(SIZE) | set(MATERIAL) | set(EMOTION) | set(RULES_ST
           "shirtless smiling happy".split())
 # things of which more than one cannot share what the caption gives one of (a seat for one, a dish,
 # one thing held): "two men on a toilet", "three sausages in a bun", "four women with a confused look"
-ONE_EACH = set("look expression smile grin frown face stare toilet microphone mic bun plate sandwich burger "
+ONE_EACH = set("look expression smile grin frown face stare toilet microphone mic bun plate sandwich burger lap "
                "hotdog tie".split())
 # what several can share: a bench, a couch, a boat
 SHAREABLE = set("table bench couch sofa counter desk boat ship bus train truck tram car van blanket tent "
@@ -678,3 +684,10 @@ OPENABLE = set("door window laptop book umbrella fridge refrigerator box mouth s
                "blinds shutter garage dishwasher".split())
 # verbs of climbing and jumping onto something: its vertical relation is the act, not a place
 CLIMB = set("climbing climbs climbed jumping jumps jumped leaping leaps climb jump".split())
+# a body's own parts: "its arm" of several animals is "their arms"
+BODY_PARTS = ONE_PER_BODY | set("arm leg paw ear eye hand foot tongue wing chin lap shoulder face paw hoof".split())
+# words that say there is one: a count cannot go up ("an elephant walks alone", "a phone in each hand")
+ONE_ONLY = {"alone", "lone", "solitary", "lonely", "single", "each", "itself", "himself", "herself"}
+# places that are busy or empty of people (an empty bathroom is not a busy one)
+BUSY_PLACES = set("street streets road roads beach park station restaurant market sidewalk highway intersection "
+                  "airport platform city town store shop lot parking plaza square mall terminal".split())

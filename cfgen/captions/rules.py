@@ -226,7 +226,7 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             return None                      # an elephant's trunk is long
         sizes = fresh(L.RULES_SIZE.get(w, []))
         if "person" in _kinds(head):
-            sizes = [x for x in sizes if x in ("big", "little", "tall", "short")]      # no "a large girl"
+            sizes = [x for x in sizes if x in ("tall", "short")]      # no "a large girl", no "a big child"
         return Option("size", i, i + 1, sizes)
     if w in L.SHAPE:
         if t.pos_ in NOUN:
@@ -278,6 +278,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         states = fresh(L.RULES_STATE_ADJ[w])
         head = _np_head(doc, i).text.lower()
         if w == "empty" and head not in L.CONTAINERS:
+            if head not in L.BUSY_PLACES:
+                return None                  # an empty bathroom is not a busy one
             states = ["busy"]                # an empty street is a busy one, not a full one
         if w in ("dark", "bright") and head not in L.LIT_PLACES:
             return None                      # a dark room can be bright; bright lights cannot be dark
@@ -324,6 +326,9 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if _compound_before(doc, i) or _named_by_user(words, i):
             return None                      # "a chili dog", "a skateboarder on a skateboard"
         choices = [c for c in fresh(L.RULES_CATEGORY[w]) if _fits_context(words, i, c)]
+        if w in L.SEATS and any(x in L.COLLECTIVES or (x != L.singular(x) and L.singular(x) in L.COUNTABLE)
+                                or x in ("people", "men", "women", "children") for x in words[:i]):
+            choices = [c for c in choices if c in L.SHAREABLE]     # "a group of people sitting on a stool"
         headline = all(x.pos_ in ("ADJ", "NOUN", "PROPN") for x in doc[:i])       # "Brown dog lying on a bed"
         if t.tag_ == "NN" and not headline and not any(c.dep_ in ("det", "poss", "nummod") for c in t.children):
             choices = [c for c in choices if c in L.MASS_FOOD] if w in L.MASS_FOOD else []    # no "eating burger"
@@ -476,11 +481,16 @@ def _count_head(doc, i: int):
     after = doc[h.i + 1] if h.i + 1 < len(doc) else None
     if after is not None and after.pos_ in ("NOUN", "PROPN", "ADJ") and not after.text.lower().endswith(("ing", "ed")):
         return None                          # the parse may have stopped at a modifier ("a wall urinal")
-    if h.text.lower() in L.FIXED_MODIFIERS or (after is not None and after.text.lower() != L.singular(after.text.lower())
+    if (after is not None and after.text.lower() != L.singular(after.text.lower())
                                                and L.singular(after.text.lower()) in L.COUNTABLE):
         return None                          # "teddy bears" with "bears" parsed as a verb
     if any(doc[k].pos_ in NOUN and not h.is_ancestor(doc[k]) for k in range(i + 1, h.i)):
         return None                          # another noun's phrase in between
+    if any(c.dep_ == "case" for c in h.children) or any(doc[k].like_num or doc[k].text.lower() in L.NUMBERS
+                                                        for k in range(i + 1, h.i)):
+        return None                          # "a man's lap"; "a two layered cake"
+    if i + 1 < len(doc) and doc[i + 1].text.lower() in ("layered", "tiered", "story", "storey", "toned", "tone"):
+        return None
     return h
 
 
@@ -524,7 +534,7 @@ def _pronoun_agreement(doc, words: list[str], j: int, plural: bool) -> dict[int,
             break                            # "a man ... while a cat sits on his lap": his is the man's
         if plural and w in ("it", "itself", "he", "she", "him"):
             return None
-        if plural and w in ("its", "his", "her") and k + 1 < len(words) and words[k + 1] in L.ONE_PER_BODY \
+        if plural and w in ("its", "his", "her") and k + 1 < len(words) and words[k + 1] in L.BODY_PARTS \
                 and not (not person and w != "its" and any(x in L.PEOPLE for x in words[:j])):
             out[k] = "their"                 # "four dogs rest their heads", not "his head" nor "their head"
             out[k + 1] = L.pluralize(words[k + 1])
@@ -550,6 +560,9 @@ _BE = {("is", True): "are", ("are", False): "is", ("was", True): "were", ("were"
 def _inflect(tok, plural: bool) -> str | None:
     """The verb form that agrees with a subject of this number, or None if it already does."""
     w = tok.text.lower()
+    if tok.i > 0 and tok.doc[tok.i - 1].pos_ in ("ADJ", "NOUN") and w not in L.VERBS_3SG \
+            and not any(c.dep_ in ("nsubj", "nsubjpass") for c in tok.children):
+        return None                          # "big rocks boulders": a noun the parse took for a verb
     if (w, plural) in _BE:
         return _BE[(w, plural)]
     if plural and tok.tag_ == "VBZ":
@@ -584,6 +597,8 @@ def _verbs_of(h):
 def _agreement(doc, words, h, plural: bool) -> dict[int, str] | None:
     """Every change the clause needs when noun h changes number: its verbs and the pronouns that
     refer to it. None when a singular cannot stand ("together", "each other", "both")."""
+    if plural and L.ONE_ONLY & set(words):
+        return None                          # "four elephants walk alone"
     if not plural and (L.PLURAL_ONLY & set(words[h.i + 1:]) or "side by side" in " ".join(words)
                        or "one another" in " ".join(words)):
         return None
