@@ -14,16 +14,18 @@ from .io.reader import Unit
 from .io.writer import atomic_write_json
 
 
-def check_settings(ledger: Ledger, units: list[Unit], settings: dict[str, Any], record: bool = True,
+def check_settings(ledger: Ledger, settings: dict[str, Any], record: bool = True,
                    hint: str = "use a new run directory") -> None:
     """Refuse to go on with a stage whose finished parts were made with other values of the
-    settings that shape them (a resume would mix them), naming each; then record them in the
-    run's manifest.json (`settings.<stage>`). With no part finished, the new values stand."""
+    settings that shape them (a resume would mix them), naming each; with `record`, note them in
+    the run's manifest.json (`settings.<stage>`). With no part finished, the new values stand."""
     path = ledger.run_dir / "manifest.json"
+    if not path.exists():
+        return
     manifest = json.loads(path.read_text())
     settings = json.loads(json.dumps(settings))                 # as they read back from the manifest
     recorded = manifest.get("settings", {}).get(ledger.stage)
-    if recorded is not None and any(ledger.stats_path(u).exists() for u in units):
+    if recorded is not None and next(ledger.dir.glob("part-*.stats.json"), None) is not None:
         diff = [f"{k} {recorded[k]!r} (now {v!r})" for k, v in settings.items() if k in recorded and recorded[k] != v]
         if diff:
             raise ValueError(f"{ledger.run_dir}: its {ledger.stage} parts were made with {'; '.join(diff)}; "

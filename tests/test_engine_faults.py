@@ -178,10 +178,10 @@ def test_a_dead_vllm_engine_fails_the_unit_and_a_rerun_finishes_it(tmp_path, eng
 def test_units_an_older_cfgen_marked_done_with_backend_failures_are_redone(tmp_path, engine, inputs):
     """What the old stage wrote when the engine died: one FAILED row per caption (reason
     `backend_error: ...`), stats `failed: {backend_error: n}`, the unit marked done."""
-    from cfgen.captions.stage import CaptionsConfig, plan
+    from cfgen.captions.stage import CaptionsConfig
     from cfgen.datamodel import FAILED, rewrites_to_table
     from cfgen.io.ledger import Ledger, UnitStats
-    from cfgen.io.reader import read_unit
+    from cfgen.io.reader import expand_inputs, plan_units, read_unit
     from cfgen.io.writer import atomic_write_parquet
     small = _checkpoint(tmp_path / "small", 1_000_000_000)
     base = ["--input", inputs, "--backend", "vllm", "--model", small, "--k", "2"]
@@ -189,7 +189,7 @@ def test_units_an_older_cfgen_marked_done_with_backend_failures_are_redone(tmp_p
     run = tmp_path / "run"
     assert _captions(*base, "--out", str(run)).exit_code == 0
     cfg = CaptionsConfig(input=[inputs], out=str(run))
-    unit = plan(cfg)[1]
+    unit = plan_units(expand_inputs(cfg.input), cfg.input_config())[1]
     stats, rows = UnitStats(unit.index), []
     for rec in read_unit(unit, cfg.input_config()):
         rows.append((rec.anchor, None, FAILED, "backend_error: EngineDeadError: EngineCore encountered an issue."))
@@ -297,3 +297,87 @@ def test_a_fatal_device_error_in_process_fails_the_rest_for_a_rerun():
     failures = distribute_sequential(job, units, retries=2)
     assert calls == [0, 1]                      # not retried, nothing more run on the poisoned device
     assert set(failures) == {1, 2} and "device is unusable" in failures[2]
+
+
+class _OomThenFreeFails:
+    """An editor out of memory, on a device whose cache cannot even be freed any more."""
+
+    def edit(self, anchor, rewrites, seeds, batch_size=None):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_a_fatal_device_error_while_freeing_the_cache_is_not_an_anchor_failure(monkeypatch):
+    """#23 item 8: after an out of memory, edit_anchors frees the cache; a sticky CUDA error
+    there was kept as that anchor's failure and the poisoned worker went on."""
+    import torch
+    from cfgen.distribute import WorkerBroken
+    from cfgen.images.stage import edit_anchors
+
+    def empty_cache():
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", empty_cache)
+    with pytest.raises(WorkerBroken, match="illegal memory access"):
+        edit_anchors(_OomThenFreeFails(), [(None, [1], [0])])
+
+
+class _PoisonOnce:
+    """A job whose first process is poisoned (a sticky CUDA error on every call), as `_scorer_job`;
+    picklable for Ray, the marker folder travelling with it."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def setup(self, device):
+        """No model."""
+
+    def __call__(self, unit, device):
+        global _POISONED
+        d = Path(self.folder)
+        (d / f"{os.getpid()}-{unit.index}").touch()
+        if _POISONED or not (d / "first").exists():
+            (d / "first").touch()
+            _POISONED = True
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return {"unit": unit.index, "in": 1, "kept": 1, "rejected": {}, "failed": {}}
+
+
+@pytest.mark.slow
+def test_a_cuda_error_replaces_the_ray_actor(tmp_path):
+    """#23 item 8: the Ray distributor kept a poisoned actor (every retry failed on it)."""
+    ray = pytest.importorskip("ray")
+    from cfgen.distribute_ray import distribute_ray
+    from cfgen.io.reader import Unit
+    here = Path(__file__).parent              # this module, under the name pytest imported it by
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(here.parent), str(here)])}})
+    try:
+        failures = distribute_ray(_PoisonOnce(str(tmp_path)), [Unit(index=0, path="x", kind="wds")], retries=2)
+    finally:
+        ray.shutdown()
+    assert failures == {}
+    runs = [p for p in tmp_path.iterdir() if p.name != "first"]
+    assert len({p.name.split("-")[0] for p in runs}) == 2              # a fresh actor did the retry
+
+
+def test_vllm_engine_options_come_from_a_declared_list(tmp_path, engine, inputs):
+    """#25 item 1: `captions.vllm_engine` went to vllm.LLM as it was, so a recipe could set
+    trust_remote_code (or a worker class by import path); only declared options, of their types."""
+    small = _checkpoint(tmp_path / "small", 1_000_000_000)
+    base = ["--input", inputs, "--backend", "vllm", "--model", small, "--k", "2"]
+    for bad, says in (("trust_remote_code: true", "'trust_remote_code' is not an engine option"),
+                      ("worker_cls: evil.Worker", "'worker_cls' is not an engine option"),
+                      ("gpu_memory_utilization: {a: 1}", "gpu_memory_utilization must be float or int")):
+        recipe = tmp_path / "r.yaml"
+        recipe.write_text(f"captions:\n  vllm_engine:\n    {bad}\n")
+        r = _captions(*base, "--out", str(tmp_path / "run"), "--config", str(recipe))
+        assert r.exit_code == 1 and says in r.output, r.output
+        assert engine["init"] == []                                     # refused before vLLM is started
+    from cfgen.captions.backends import VLLMBackend
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        VLLMBackend(small, "{CAPTION}", engine={"trust_remote_code": True})
+    assert engine["init"] == []
+    recipe.write_text("captions:\n  vllm_engine:\n    gpu_memory_utilization: 0.8\n    max_num_seqs: 64\n")
+    r = _captions(*base, "--out", str(tmp_path / "run"), "--config", str(recipe))
+    assert r.exit_code == 0, r.output
+    assert engine["init"][0]["gpu_memory_utilization"] == 0.8 and engine["init"][0]["max_num_seqs"] == 64

@@ -232,13 +232,9 @@ def preview_captions(cfg: CaptionsConfig, n: int,
 
 
 def plan(cfg: CaptionsConfig) -> list[Unit]:
-    """Units of the inputs; a run directory inside an input directory, or that belongs to other
-    inputs (other files, or the same files with other contents), is refused."""
+    """Units of the inputs; a run directory that belongs to other inputs (other files, or the same
+    files with other contents) is refused. Writes the manifest, with the settings of this stage."""
     out = Path(cfg.out)
-    inside = next((i for i in cfg.input if os.path.isdir(i) and out.resolve().is_relative_to(Path(i).resolve())), None)
-    if inside is not None:
-        raise ValueError(f"--out {cfg.out} is inside --input {inside}: the run's own files would be read as "
-                         "inputs; put the run directory elsewhere")
     units = plan_units(expand_inputs(cfg.input), cfg.input_config())
     if (out / "manifest.json").exists():
         old, info = read_manifest(cfg.out)
@@ -248,9 +244,10 @@ def plan(cfg: CaptionsConfig) -> list[Unit]:
         if old != units or info.get("inputs") != input_identity(units):
             raise ValueError(f"{cfg.out} belongs to a run with other inputs (its manifest.json lists other "
                              "files or contents); use a new --out")
-        write_manifest(cfg.out, units, {"captions": asdict(cfg), "settings": info.get("settings", {})})
+        settings = {**info.get("settings", {}), STAGE: cfg.settings()}
     else:
-        write_manifest(cfg.out, units, {"captions": asdict(cfg)})
+        settings = {STAGE: cfg.settings()}
+    write_manifest(cfg.out, units, {"captions": asdict(cfg), "settings": settings})
     return units
 
 
@@ -369,10 +366,15 @@ def run_captions(cfg: CaptionsConfig, gpus: list[str] | None = None) -> dict[str
         preflight(cfg, gpus)
         if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
             raise ValueError(f"--out {cfg.out} is a file, not a run directory")
+        out = Path(cfg.out).resolve()
+        inside = next((i for i in cfg.input if os.path.isdir(i) and out.is_relative_to(Path(i).resolve())), None)
+        if inside is not None:
+            raise ValueError(f"--out {cfg.out} is inside --input {inside}: the run's own files would be read as "
+                             "inputs; put the run directory elsewhere")
         with run_lock(cfg.out):
-            units = plan(cfg)
             ledger = Ledger(cfg.out, STAGE)
-            check_settings(ledger, units, cfg.settings())
+            check_settings(ledger, cfg.settings(), record=False)      # plan() records them
+            units = plan(cfg)
             retry_backend_failures(ledger, units)
             return run_units(CaptionsJob(cfg), units, ledger, distributor=cfg.distributor,
                              workers=cfg.workers, gpus=None if cfg.backend == "vllm" else gpus, retries=cfg.retries,

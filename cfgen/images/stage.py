@@ -376,8 +376,8 @@ def _run_images(cfg: ImagesConfig, gpus: list[str] | None, device: str) -> dict[
     if not ready:
         raise ValueError(f"{cfg.run}: no finished captions parts; run `cfgen captions` first")
     edits = Ledger(cfg.run, EDIT_STAGE)
-    check_settings(edits, units, cfg.edit_settings())
-    check_settings(Ledger(cfg.run, FINAL_STAGE), units, cfg.final_settings(), hint=REFILTER)
+    check_settings(edits, cfg.edit_settings())
+    check_settings(Ledger(cfg.run, FINAL_STAGE), cfg.final_settings(), hint=REFILTER)
     if edits.pending(ready):
         for option, name in cfg.models().items():
             require_model(name, f"images option {option}")
@@ -394,22 +394,21 @@ def _run_images(cfg: ImagesConfig, gpus: list[str] | None, device: str) -> dict[
 
 def run_filter(cfg: ImagesConfig, redo: bool = False) -> dict[str, Any]:
     """(Re)build final shards from generated images and stored scores; no image is regenerated.
-    The image format is the one the images were generated in."""
+    The image format must be the one the images were generated in."""
     from ..runner import check_settings
     with run_lock(cfg.run):
         units = _input_config(cfg.run)[0]
-        check_settings(Ledger(cfg.run, EDIT_STAGE), units, {"image_format": cfg.image_format}, record=False)
+        check_settings(Ledger(cfg.run, EDIT_STAGE), {"image_format": cfg.image_format}, record=False)
         return _run_filter(cfg, units, redo)
 
 
 def _run_filter(cfg: ImagesConfig, units: list[Unit], redo: bool = False) -> dict[str, Any]:
-    from ..runner import run_units
-    from ..runner import check_settings
+    from ..runner import check_settings, run_units
     final = Ledger(cfg.run, FINAL_STAGE)
     if redo:
         for u in units:
             final.stats_path(u).unlink(missing_ok=True)
-    check_settings(final, units, cfg.final_settings(), hint=REFILTER)
+    check_settings(final, cfg.final_settings(), hint=REFILTER)
     edits = Ledger(cfg.run, EDIT_STAGE)
     ready = [u for u in units if edits.is_done(u)]
     summary = run_units(FinalizeJob(cfg), ready, final, distributor="sequential", desc="filter",
