@@ -108,8 +108,9 @@ def test_the_key_variable_and_the_server_come_from_the_command_line_or_the_envir
     r = _captions("--input", inputs, "--out", str(tmp_path / "run"), "--backend", "openai", "--model", "fake",
                   "--api-key-env", "MY_KEY", env={"MY_KEY": KEY, "OPENAI_BASE_URL": url})
     assert r.exit_code == 0, r.output
-    rows = [row for p in sorted((tmp_path / "run" / "captions").glob("*.parquet")) for row in pq.read_table(p).to_pylist()]
-    assert any("Bearer [redacted]" in (row["text"] or "") for row in rows)      # the server saw the key; the data does not
+    parts = sorted((tmp_path / "run" / "captions").glob("*.parquet"))
+    rows = [row for p in parts for row in pq.read_table(p).to_pylist()]
+    assert any("Bearer [redacted]" in (row["text"] or "") for row in rows)     # the server saw the key; the data not
 
 
 # ------------------------------------------------------------------------------ item 3
@@ -135,13 +136,14 @@ def test_redaction_covers_every_stored_and_printed_error():
 
 # ------------------------------------------------------------------------------ item 12
 def _hostile(tmp_path: Path, inputs: str, url: str, timeout: float) -> subprocess.CompletedProcess:
-    recipe = _recipe(tmp_path, "captions:\n  request_retries: 0\n  retries: 0\n  timeout: 2\n")
-    return _cli("captions", "--input", inputs, "--out", str(tmp_path / "run"), "--backend", "openai",
+    """One unit, one try of each request, a 1 s deadline."""
+    recipe = _recipe(tmp_path, "captions:\n  request_retries: 0\n  retries: 0\n  timeout: 1\n")
+    return _cli("captions", "--input", f"{inputs}/00000.tar", "--out", str(tmp_path / "run"), "--backend", "openai",
                 "--model", "fake", "--base-url", url, "--config", recipe, timeout=timeout)
 
 
 def test_a_server_that_trickles_bytes_hits_the_request_deadline(tmp_path, inputs, server):
-    """A byte every 0.5 s never trips a per-read timeout of 2 s; the deadline is per request."""
+    """A byte every 0.5 s never trips a per-read timeout of 1 s; the deadline is per request."""
     url, _ = server("trickle")
     t0 = time.time()
     r = _hostile(tmp_path, inputs, url, timeout=30)
@@ -233,8 +235,10 @@ def test_a_captions_resume_with_other_settings_is_refused_naming_them(tmp_path, 
     assert _captions(*base, "--k", "4").exit_code == 0
     for name in ("part-00001.stats.json", "part-00001.parquet"):               # one part lost
         (run / "captions" / name).unlink()
+    manifest = (run / "manifest.json").read_text()
     r = _captions(*base, "--k", "1", "--no-swaps")
     assert r.exit_code == 1 and "k 4 (now 1)" in r.output and "swaps True (now False)" in r.output, r.output
+    assert (run / "manifest.json").read_text() == manifest                      # a refused resume changes nothing
     r = _captions(*base, "--k", "4", "--seed", "5")
     assert r.exit_code == 1 and "seed 0 (now 5)" in r.output and "k 4" not in r.output
     assert not (run / "captions" / "part-00001.parquet").exists()
@@ -259,7 +263,8 @@ def world_run(tmp_path_factory):
     from cfgen.world.generate import WorldConfig, generate_world
     root = tmp_path_factory.mktemp("tiny_world")
     generate_world(root / "world", WorldConfig(n=16, n_test=4, per_shard=8, seed=3))
-    run_captions(CaptionsConfig(input=[str(root / "world" / "train")], out=str(root / "run"), rules_vocab=world_vocab()))
+    run_captions(CaptionsConfig(input=[str(root / "world" / "train")], out=str(root / "run"),
+                                rules_vocab=world_vocab()))
     s = run_images(ImagesConfig(run=str(root / "run"), filter=False))
     assert s["units_done"] == 2 and s["extra"]["cf_kept"] > 0
     return root / "run"
