@@ -499,7 +499,7 @@ STATE_CONFLICTS: dict[str, set[str]] = {
 FRAMING = set("close closeup close-up view picture photo image shot side top bottom front back middle kind "
               "type lot couple pair group herd flock bunch number crowd set row pile stack slice piece variety".split())
 # words after which a singular subject cannot stand ("one giraffe ... standing together")
-PLURAL_ONLY = {"together", "each", "both", "all"}
+PLURAL_ONLY = {"together", "each", "both", "all", "third"}
 # third-person singular verbs of captions, and their plural forms ("a truck travels" / "trucks travel")
 VERBS_3SG = set("is was has does stands sits lies rides walks runs travels drives flies swims eats holds plays "
                 "looks waits sleeps jumps carries pulls pushes crosses grazes rests sits leans hangs watches "
@@ -616,6 +616,7 @@ _CONTEXT_FITS: list[tuple[str, str]] = [
      "cupcakes muffin muffins cookie cookies"),
     ("carriage carriages cart wagon trolley buggy sleigh plow", "horse horses donkey donkeys pony ponies"),
     ("waiting passengers stop station platform depot", "bus buses train trains tram trams taxi"),
+    ("pasta soup cereal food salad fruit rice noodles oatmeal vegetables", "bowl bowls plate plates tray trays"),
 ]
 CONTEXT_FITS: dict[str, set[str]] = {}
 for _cues, _fit in _CONTEXT_FITS:
@@ -667,7 +668,7 @@ ANIMAL_PALETTE.update({"polar": {"white"}, "grizzly": {"brown"}, "panda": {"blac
 for _a in ("sign", "hydrant", "panda"):
     ANIMAL_PALETTE[pluralize(_a)] = ANIMAL_PALETTE[_a]
 # parts whose size is the animal's own: an elephant's trunk is long, a giraffe's neck too
-FIXED_SIZE = {"trunk", "trunks", "neck", "necks", "tusk", "tusks"}
+FIXED_SIZE = {"trunk", "trunks", "neck", "necks", "tusk", "tusks", "tongue", "tongues"}
 # where one can lie down: "lying on a toilet" or "on a chair" is no pose of a photo
 LIE_ON = set("bed beds couch sofa grass ground floor beach sand blanket towel rug mat carpet snow field lawn "
              "dirt pillow hay straw rocks rock log floors".split())
@@ -691,3 +692,5 @@ ONE_ONLY = {"alone", "lone", "solitary", "lonely", "single", "each", "itself", "
 # places that are busy or empty of people (an empty bathroom is not a busy one)
 BUSY_PLACES = set("street streets road roads beach park station restaurant market sidewalk highway intersection "
                   "airport platform city town store shop lot parking plaza square mall terminal".split())
+# adjectives said of one sex: "a pretty girl" does not become "a pretty boy"
+SEXED_ADJ = {"pretty": "female", "handsome": "male", "beautiful": "female"}

@@ -257,6 +257,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         place = _place_of(doc, i)
         if place is not None and place in L.SEATS:
             pairs = [p for p in pairs if p[0] not in ("standing", "stands")]    # nobody stands in a chair
+        if place is not None and (place in L.RIDDEN or place in ("skis", "ski")) and place not in L.SEATS:
+            pairs = [p for p in pairs if p[0] not in ("sitting", "sits", "lying", "lies")]   # nor sits on skis
         if any(p[0] in ("lying", "lies") for p in pairs):
             plural = subj is not None and subj.tag_ == "NNS"
             if (place is None and ("person" in kinds or plural)) or (place is not None and place not in L.LIE_ON):
@@ -296,7 +298,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         return Option("state", i, i + 1, fresh(L.OBJECT_AGE_ADJ.get(w, []))) if not _kinds(head) else None
     if w in L.RULES_SIDES and i > 0 and words[i - 1] in ("the", "his", "her", "its", "their") \
             and (w in ("left", "right") or words[i + 1:i + 2] == ["of"]) and L.RULES_SIDES[w] not in present \
-            and not set(words[i + 1:i + 5]) & (L.ONE_PER_BODY | {"face", "body", "head"}):
+            and not set(words[i + 1:i + 5]) & (L.ONE_PER_BODY | {"face", "body", "head"}) \
+            and not any("animate" in _kinds(doc[k]) for k in range(i + 1, min(i + 5, len(doc)))):
         return Option("position", i, i + 1, [L.RULES_SIDES[w]])     # "the top of the hill" -> "the bottom of"
     if w in L.RULES_POSITION and t.pos_ in ("ADP", "ADV", "SCONJ"):
         choices, vertical = L.RULES_POSITION[w]
@@ -323,6 +326,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             return None                      # "in bed", "at school": a fixed phrase, not an object
         if sum(L.singular(x) == L.singular(w) for x in words) > 1 or (w in L.SPORT_GEAR and present & L.SPORT_WORDS):
             return None                      # "another woman" names the same kind; a soccer game keeps its ball
+        if t.dep_ == "dobj" and t.head.lemma_ == "wear" and L.singular(w) not in L.WORN:
+            return None                      # "wearing a cat": a typo of hat, not a pet to swap
         if _compound_before(doc, i) or _named_by_user(words, i):
             return None                      # "a chili dog", "a skateboarder on a skateboard"
         choices = [c for c in fresh(L.RULES_CATEGORY[w]) if _fits_context(words, i, c)]
@@ -342,6 +347,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             choices = list(dict.fromkeys(c for c in choices if plural or L.singular(c) == c))
         if w not in _SEX:
             return Option("category", i, i + 1, choices)
+        sexed = {L.SEXED_ADJ[c.text.lower()] for c in t.children if c.text.lower() in L.SEXED_ADJ}
+        choices = [c for c in choices if not sexed or _SEX.get(c) in sexed]     # no "a pretty boy"
         same = [c for c in choices if _SEX.get(c) == _SEX[w]]
         other = [c for c in choices if c not in same]     # only a change of sex moves the pronouns
         if set(words) & set(_PRONOUN) | {"her"} & set(words) and \
