@@ -138,3 +138,21 @@ def test_cpu_workers_give_the_same_shards_as_one_process(world_images, tmp_path)
     run_images(ImagesConfig(run=str(run), filter=False, image_format="png", workers=2))
     digest = lambda d: {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.glob("*.tar"))}
     assert digest(run / "final") == digest(world_run / "final")
+
+
+def test_the_images_stage_edits_every_kept_rewrite_up_to_the_runs_k(tmp_path):
+    """K is set once, by captions (issue #28 item 2): with K = 6 the images stage edits up to 6
+    counterfactuals per anchor (it stopped at 4, a second K of its own, before)."""
+    import json
+    import webdataset as wds
+    from cfgen.captions.stage import CaptionsConfig, run_captions
+    from cfgen.images.stage import ImagesConfig, run_images
+    from cfgen.world import world_vocab
+    from cfgen.world.generate import WorldConfig, generate_world
+    generate_world(tmp_path / "w", WorldConfig(n=40, n_test=4, per_shard=40, seed=5))
+    run_captions(CaptionsConfig(input=[str(tmp_path / "w" / "train")], out=str(tmp_path / "r"), k=6,
+                                rules_vocab=world_vocab()))
+    run_images(ImagesConfig(run=str(tmp_path / "r"), filter=False))
+    per_anchor = [len(json.loads(s["json"])["cf"]) for s in
+                  wds.WebDataset(sorted(str(p) for p in (tmp_path / "r" / "final").glob("*.tar")), shardshuffle=False)]
+    assert max(per_anchor) == 6 and sum(n > 4 for n in per_anchor) >= 5, per_anchor

@@ -49,7 +49,6 @@ class ImagesConfig:
     max_img_sim: float = 0.995
     store_size: int | None = None            # resize final images (shortest side) to training size
     image_format: str = "jpg"
-    max_cf: int = 4
     sdxl: SDXLConfig = field(default_factory=SDXLConfig)
     masks: MaskConfig = field(default_factory=MaskConfig)
     workers: int = 1
@@ -69,7 +68,7 @@ class ImagesConfig:
     def edit_settings(self) -> dict[str, Any]:
         """The settings that shape an images part (recorded in the manifest: a resume with other
         values is refused); the SDXL batch size and compilation change speed, not images."""
-        out: dict[str, Any] = {"editor": self.editor, "seed": self.seed, "max_cf": self.max_cf,
+        out: dict[str, Any] = {"editor": self.editor, "seed": self.seed,
                                "image_format": self.image_format, "filter": self.filter}
         if self.filter:
             out["filter_model"] = self.filter_model
@@ -236,7 +235,7 @@ class EditJob:
                 if captions.get(a.key, a.caption) != a.caption:     # the input changed under the run
                     stats.add(FAILED, "caption_mismatch")
                     continue
-                kept = [r for r in rewrites.get(a.key, []) if r.status == KEPT][: cfg.max_cf]
+                kept = [r for r in rewrites.get(a.key, []) if r.status == KEPT]    # at most the run's K (captions)
                 if not kept:
                     status, reason = upstream.get(a.key, (REJECTED, "no_kept_rewrite"))
                     stats.add(status if status in (REJECTED, FAILED) else REJECTED, reason or "no_kept_rewrite")
