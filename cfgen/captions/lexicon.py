@@ -499,7 +499,7 @@ STATE_CONFLICTS: dict[str, set[str]] = {
 FRAMING = set("close closeup close-up view picture photo image shot side top bottom front back middle kind "
               "type lot couple pair group herd flock bunch number crowd set row pile stack slice piece variety".split())
 # words after which a singular subject cannot stand ("one giraffe ... standing together")
-PLURAL_ONLY = {"together", "each", "both", "all", "third"}
+PLURAL_ONLY = {"together", "each", "both", "all", "third", "same", "other"}
 # third-person singular verbs of captions, and their plural forms ("a truck travels" / "trucks travel")
 VERBS_3SG = set("is was has does stands sits lies rides walks runs travels drives flies swims eats holds plays "
                 "looks waits sleeps jumps carries pulls pushes crosses grazes rests sits leans hangs watches "

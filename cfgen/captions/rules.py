@@ -225,6 +225,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if head is None or head.text.lower() in L.ABSTRACT or head.text.lower() in L.FIXED_SIZE:
             return None                      # an elephant's trunk is long
         sizes = fresh(L.RULES_SIZE.get(w, []))
+        if any(words[k] in L.SIZE and words[k] != w for k in range(max(0, i - 3), min(len(words), i + 4))):
+            return None                      # "large and small giraffes": the sizes are a contrast
         if "person" in _kinds(head):
             sizes = [x for x in sizes if x in ("tall", "short")]      # no "a large girl", no "a big child"
         return Option("size", i, i + 1, sizes)
@@ -236,7 +238,7 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         head = _np_head(doc, i)
         if t.pos_ != "ADJ" or head is None or head.i <= i or head.text.lower() in L.PLACES:
             return None                      # "a mud flat": no round mud
-        return Option("shape", i, i + 1, fresh(L.SHAPE_ADJ.get(w, [])))
+        return Option("shape", i, i + 1, [x for x in fresh(L.SHAPE_ADJ.get(w, [])) if x not in ("flat", "curved", "pointed")])
     if w in L.EMOTION:
         who = _np_head(doc, i) if t.pos_ == "ADJ" else _subject(doc, i)
         moods = [x for x in fresh(L.EMOTION[w]) if x.endswith("ing") == w.endswith("ing")]    # "smiling while" stays a verb
@@ -496,8 +498,9 @@ def _count_head(doc, i: int):
     if any(c.dep_ == "case" for c in h.children) or any(doc[k].like_num or doc[k].text.lower() in L.NUMBERS
                                                         for k in range(i + 1, h.i)):
         return None                          # "a man's lap"; "a two layered cake"
-    if i + 1 < len(doc) and doc[i + 1].text.lower() in ("layered", "tiered", "story", "storey", "toned", "tone"):
-        return None
+    if i + 1 < len(doc) and doc[i + 1].text.lower() in ("layered", "tiered", "story", "storey", "toned", "tone",
+                                                        "tier", "layer", "level", "piece", "other"):
+        return None                          # "a two tier cake", "two other cows"
     return h
 
 
@@ -596,7 +599,8 @@ def _verbs_of(h):
     if h.dep_ == "attr" and h.head.lemma_ == "be":
         out.append(h.head)
     for c in h.children:
-        if c.dep_ == "relcl" and any(x.dep_ == "nsubj" and x.text.lower() in ("that", "which", "who") for x in c.children):
+        if c.dep_ == "relcl" and any(x.dep_ in ("nsubj", "nsubjpass") and x.text.lower() in ("that", "which", "who")
+                                     for x in c.children):
             out += [c] + [x for x in c.children if x.dep_ in ("aux", "auxpass")]
     return out
 
