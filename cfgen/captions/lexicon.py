@@ -233,6 +233,8 @@ NON_COUNT = set("water grass snow food hair sand dirt air sky sun rain ice fog s
 FIXED_MODIFIERS = set("living dining hot teddy fire stop wedding parking traffic city tennis baseball "
                       "computer coffee kitchen clock cell toilet ice birthday police school double polar grizzly "
                       "panda sea water guinea".split())
+FIXED_MODIFIERS |= set("husky labrador lab poodle terrier beagle collie pug shepherd retriever bulldog dalmatian "
+                       "chihuahua corgi tabby siamese persian calico holstein clydesdale pony chili corn".split())
 # verb changes: which change, for which kind of subject (animate, vehicle, bird)
 VERB_CHANGES: dict[str, list[tuple[str, str, str]]] = {
     "standing": [("sitting", "state", "person"), ("sitting", "state", "pet"), ("lying", "state", "animal"),
@@ -609,6 +611,7 @@ _CONTEXT_FITS: list[tuple[str, str]] = [
     ("sprinkles glazed", "donut donuts cake cakes cookie cookies cupcake cupcakes muffin muffins"),
     ("scoop scoops cone", "ice cream"),
     ("pedals pedaling pedalling handlebars", "bicycle bicycles bike bikes"),
+    ("milking milked milk udder udders dairy", "cow cows cattle goat goats"),
     ("surfing surfs surfboard skateboarding", "dog dogs puppy"),
     ("bacon spinach pepperoni sausage mushrooms mushroom onions olives peppers ham meat toppings cheese",
      "pizza pizzas sandwich sandwiches burger burgers salad salads hotdog hotdogs"),
@@ -641,7 +644,7 @@ PLAIN_ADJ = set(COLOR) | set(SIZE) | set(MATERIAL) | set(EMOTION) | set(RULES_ST
     | set("other another same single lone cute adorable fluffy furry hairy spotted striped beautiful pretty handsome "
           "male female wild stray hungry lazy curious fat skinny sleepy playful shaggy colorful colourful bright dark "
           "light tan golden adult baby small lovely nice fancy plain large tall short big elderly older younger "
-          "shirtless smiling happy".split())
+          "shirtless smiling happy clear new modern antique vintage".split())
 # things of which more than one cannot share what the caption gives one of (a seat for one, a dish,
 # one thing held): "two men on a toilet", "three sausages in a bun", "four women with a confused look"
 ONE_EACH = set("look expression smile grin frown face stare toilet microphone mic bun plate sandwich burger lap "

@@ -337,7 +337,9 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
                                 or x in ("people", "men", "women", "children") for x in words[:i]):
             choices = [c for c in choices if c in L.SHAREABLE]     # "a group of people sitting on a stool"
         headline = all(x.pos_ in ("ADJ", "NOUN", "PROPN") for x in doc[:i])       # "Brown dog lying on a bed"
-        if t.tag_ == "NN" and not headline and not any(c.dep_ in ("det", "poss", "nummod") for c in t.children):
+        listed = t.dep_ == "conj" and any(c.dep_ in ("det", "poss", "nummod") for c in t.head.children)
+        if t.tag_ == "NN" and not headline and not listed \
+                and not any(c.dep_ in ("det", "poss", "nummod") for c in t.children):
             choices = [c for c in choices if c in L.MASS_FOOD] if w in L.MASS_FOOD else []    # no "eating burger"
         if w in L.PERSON_SUBSTITUTES and any(c.dep_ == "amod" and c.text.lower() in L.AGE_WORDS for c in t.children):
             choices = choices[:1]            # "a little girl" -> "a little boy", not "a little woman"
@@ -376,7 +378,8 @@ def _compound_before(doc, i: int) -> bool:
     k = i - 1
     while k >= 0 and doc[k].pos_ in ("ADJ", "NOUN", "PROPN", "VERB") and doc[k].dep_ in ("amod", "compound", "nmod"):
         w = doc[k].text.lower()
-        if w not in L.PLAIN_ADJ and not (doc[k].pos_ == "ADJ" and w.endswith(("ed", "ing", "ful", "ous", "ish"))):
+        if w in L.FIXED_MODIFIERS or (w not in L.PLAIN_ADJ and not (doc[k].pos_ == "ADJ" and w.endswith(
+                ("ed", "ing", "ful", "ous", "ish", "y", "al", "ic", "ive", "less", "able", "ent", "ant")))):
             return True
         k -= 1
     return False
