@@ -29,10 +29,19 @@ class EditResult:
 
 
 class Editor(Protocol):
+    """What the images stage asks of an editor (tests/test_editor_contract.py runs it over each):
+    `edit` one anchor's rewrites; `edit_many` several anchors' at once (an editor that cannot
+    batch across anchors edits them one by one); `batch_size`, the edits it generates together,
+    which the stage fills by grouping anchors (1: no grouping)."""
+
     name: str
+    batch_size: int
 
     def edit(self, anchor: Anchor, rewrites: list[Rewrite], seeds: list[int],
              batch_size: int | None = None) -> list[EditResult]: ...
+
+    def edit_many(self, jobs: list[tuple[Anchor, list[Rewrite], list[int]]],
+                  batch_size: int | None = None) -> list[list[EditResult]]: ...
 
 
 def edit_seed(seed: int, key: str, i: int) -> int:
@@ -49,10 +58,15 @@ class SceneEditor:
     """
 
     name = "scene"
+    batch_size = 1                       # renders are cheap: no grouping of anchors
 
     def __init__(self, image_format: str = "jpg", quality: int = 95):
         self.image_format = image_format
         self.quality = quality
+
+    def edit_many(self, jobs: list[tuple[Anchor, list[Rewrite], list[int]]],
+                  batch_size: int | None = None) -> list[list[EditResult]]:
+        return [self.edit(a, rws, seeds) for a, rws, seeds in jobs]
 
     def edit(self, anchor: Anchor, rewrites: list[Rewrite], seeds: list[int],
              batch_size: int | None = None) -> list[EditResult]:

@@ -103,6 +103,8 @@ def generation_mask(paste: Image.Image, size: tuple[int, int], cell: int) -> Ima
 
 
 class SDXLEditor:
+    """An Editor (editors.py): SDXL Base + Refiner, local edits inpainted in a grounded mask."""
+
     name = "sdxl"
 
     def __init__(self, cfg: SDXLConfig, mask_cfg: MaskConfig | None = None, device: str = "cpu",

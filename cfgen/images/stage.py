@@ -99,34 +99,38 @@ def make_editor(cfg: ImagesConfig, device: str) -> Editor:
     raise ValueError(f"unknown editor {cfg.editor!r} (scene, sdxl)")
 
 
-def edit_anchors(editor: Editor, jobs: list[tuple[Any, list[Any], list[int]]]) -> list[list[EditResult] | Exception]:
-    """Edits of a group of anchors, batched across them when the editor can (`edit_many`).
+def edit_anchors(editor: Editor, jobs: list[tuple[Any, list[Any], list[int]]]
+                 ) -> tuple[list[list[EditResult] | Exception], int]:
+    """Edits of a group of anchors, batched across them (`edit_many`), and how many anchors were
+    redone after an out of memory.
 
     Out of memory: free the cache and redo each anchor alone, one image at a time (seeded per
-    image, so the result is the same); `editor.oom_retries` counts the anchors redone. A sticky
+    image, so the result is the same). A sticky
     CUDA error, wherever it was raised (the editor, freeing the cache after an out of memory):
     WorkerBroken, the worker loop replaces the process. Any other error of a group is retried
     anchor by anchor, so one bad anchor fails alone (its exception is returned in its place)."""
-    editor.oom_retries = 0
-    many = getattr(editor, "edit_many", None)
-    if many is not None and len(jobs) > 1:
+    if len(jobs) > 1:
         try:
-            return list(many(jobs))
+            return list(editor.edit_many(jobs)), 0
         except Exception as e:
             _raise_if_broken(e)
     out: list[list[EditResult] | Exception] = []
+    redone = 0
     for anchor, rewrites, seeds in jobs:
         try:
-            out.append(_edit_one(editor, anchor, rewrites, seeds))
+            results, oom = _edit_one(editor, anchor, rewrites, seeds)
+            out.append(results)
+            redone += oom
         except Exception as e:
             _raise_if_broken(e)
             out.append(e)
-    return out
+    return out, redone
 
 
-def _edit_one(editor: Any, anchor: Any, rewrites: list[Any], seeds: list[int]) -> list[EditResult]:
+def _edit_one(editor: Editor, anchor: Any, rewrites: list[Any], seeds: list[int]) -> tuple[list[EditResult], int]:
+    """An anchor's edits, and 1 when they had to be redone one at a time after an out of memory."""
     try:
-        return editor.edit(anchor, rewrites, seeds)
+        return editor.edit(anchor, rewrites, seeds), 0
     except Exception as e:
         _raise_if_broken(e)
         if not is_oom(e):
@@ -134,9 +138,8 @@ def _edit_one(editor: Any, anchor: Any, rewrites: list[Any], seeds: list[int]) -
     import torch
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    editor.oom_retries = getattr(editor, "oom_retries", 0) + 1
     try:
-        return editor.edit(anchor, rewrites, seeds, batch_size=1)
+        return editor.edit(anchor, rewrites, seeds, batch_size=1), 1
     except Exception as e:
         _raise_if_broken(e)
         raise
@@ -190,13 +193,13 @@ class EditJob:
         cf_rej: Counter = Counter()
         n_gen = n_oom = 0
         tmp = AtomicTarWriter(ledger.dir / f"{unit.name}.tar")
-        group_edits = max(1, getattr(getattr(editor, "cfg", None), "batch_size", 1))
+        group_edits = max(1, editor.batch_size)
         pending: list[tuple[Any, list[Rewrite], list[int]]] = []
 
         def flush() -> None:
             nonlocal n_gen, n_oom
-            outs = edit_anchors(editor, pending)
-            n_oom += getattr(editor, "oom_retries", 0)
+            outs, redone = edit_anchors(editor, pending)
+            n_oom += redone
             for (a, kept, seeds), results in zip(pending, outs):
                 if isinstance(results, Exception):       # one anchor never stops the unit
                     e = results
