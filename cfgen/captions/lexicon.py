@@ -697,3 +697,5 @@ BUSY_PLACES = set("street streets road roads beach park station restaurant marke
                   "airport platform city town store shop lot parking plaza square mall terminal".split())
 # adjectives said of one sex: "a pretty girl" does not become "a pretty boy"
 SEXED_ADJ = {"pretty": "female", "handsome": "male", "beautiful": "female"}
+# one of each in a room: "four stoves in a kitchen" is no kitchen
+FIXTURES = set(ROOM_OF) | {"fireplace", "dishwasher", "stove", "bathtub", "shower"}

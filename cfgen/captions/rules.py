@@ -333,6 +333,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if _compound_before(doc, i) or _named_by_user(words, i):
             return None                      # "a chili dog", "a skateboarder on a skateboard"
         choices = [c for c in fresh(L.RULES_CATEGORY[w]) if _fits_context(words, i, c)]
+        if i > 1 and words[i - 2] == "in" or (i > 0 and words[i - 1] == "in"):
+            choices = [c for c in choices if c not in ("stool", "bench", "stools", "benches")]   # no "in a stool"
         if w in L.SEATS and any(x in L.COLLECTIVES or (x != L.singular(x) and L.singular(x) in L.COUNTABLE)
                                 or x in ("people", "men", "women", "children") for x in words[:i]):
             choices = [c for c in choices if c in L.SHAREABLE]     # "a group of people sitting on a stool"
@@ -613,6 +615,10 @@ def _agreement(doc, words, h, plural: bool) -> dict[int, str] | None:
     refer to it. None when a singular cannot stand ("together", "each other", "both")."""
     if plural and L.ONE_ONLY & set(words):
         return None                          # "four elephants walk alone"
+    if any(words[k] in L.NUMBERS and doc[k].head.pos_ not in NOUN for k in range(h.i + 1, len(words))):
+        return None                          # "three people ..., two skiing, one walking": a sum to keep
+    if plural and L.singular(words[h.i]) in L.FIXTURES and any(w in L.ROOMS | {"room"} for w in words):
+        return None                          # "four stoves in a kitchen"
     if not plural and (L.PLURAL_ONLY & set(words[h.i + 1:]) or "side by side" in " ".join(words)
                        or "one another" in " ".join(words)):
         return None
