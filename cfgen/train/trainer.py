@@ -311,10 +311,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     """Epochs of steps until max_steps; each epoch's data order depends on (seed, epoch) only, so a
     resumed run sees exactly the batches the uninterrupted one would have. `--out` is locked (as a
     stage locks its run) by the main process for the whole run."""
-    from accelerate import PartialState
+    import os
     from ..io.ledger import run_lock
-    if not PartialState().is_main_process:
-        return _train(cfg)
+    if int(os.environ.get("RANK", "0")) != 0:        # set by torchrun / accelerate launch; read before any
+        return _train(cfg)                           # process group exists (creating one here would skew it)
     refuse_symlink(cfg.out)
     with run_lock(cfg.out):
         return _train(cfg)
