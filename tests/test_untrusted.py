@@ -4,6 +4,7 @@ resume with other settings is refused, huge images never reach a batch, every sk
 from __future__ import annotations
 
 import io
+import os
 import json
 import shutil
 import subprocess
@@ -225,3 +226,12 @@ def test_a_csv_or_parquet_with_too_many_columns_is_refused_before_parsing(tmp_pa
         (unit,) = plan_units([str(path)])
         with pytest.raises(InputError, match=f"{MAX_COLUMNS + 1} columns"):
             list(read_unit(unit))
+
+
+def test_an_input_fingerprint_never_opens_a_fifo(tmp_path):
+    """A run's manifest can name any path (a shared run folder); fingerprinting a FIFO would block."""
+    from cfgen.io.reader import InputError, fingerprint
+    fifo = tmp_path / "in.tar"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        fingerprint(str(fifo))

@@ -161,7 +161,10 @@ def _without_side_files(files: list[str], where: str) -> list[str]:
 def fingerprint(path: str, block: int = 1 << 20) -> dict[str, Any]:
     """Identity of an input file: size and sha256 of its first and last MiB (cheap on TB datasets,
     and it changes when a shard is replaced, truncated or appended to)."""
-    size = os.path.getsize(path)
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):         # a FIFO named in a shared run's manifest would block forever
+        raise InputError(f"input is not a regular file: {path}")
+    size = st.st_size
     h = hashlib.sha256(str(size).encode())
     with open(path, "rb") as f:
         h.update(f.read(block))
