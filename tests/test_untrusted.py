@@ -231,7 +231,12 @@ def test_a_csv_or_parquet_with_too_many_columns_is_refused_before_parsing(tmp_pa
 def test_an_input_fingerprint_never_opens_a_fifo(tmp_path):
     """A run's manifest can name any path (a shared run folder); fingerprinting a FIFO would block."""
     from cfgen.io.reader import InputError, fingerprint
+    import signal
     fifo = tmp_path / "in.tar"
     os.mkfifo(fifo)
-    with pytest.raises(InputError, match="not a regular file"):
-        fingerprint(str(fifo))
+    signal.alarm(10)                                   # a regression fails here instead of hanging the suite
+    try:
+        with pytest.raises(InputError, match="not a regular file"):
+            fingerprint(str(fifo))
+    finally:
+        signal.alarm(0)
