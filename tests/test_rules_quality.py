@@ -55,6 +55,7 @@ def rewrites(caption: str, seeds=range(4)) -> list[str]:
     # 1. a count that would share one small thing: a seat for one, a bun, one look
     ("A girl perched on a stool by the window.", ["two girls", "three girls", "four girls"], []),
     ("A woman with a puzzled expression holding a phone.", ["women", "three"], []),
+    ("A stove and a kettle in a small kitchen.", ["two stoves", "three stoves", "four stoves"], []),
     # 2. a swap the rest of the caption does not fit: candles, a surfer's board, a compound
     ("A birthday cake with lit candles on a table.", ["pizza with", "sandwich with", "burger with", "salad with",
                                                       "donut with", "pie with"], []),
@@ -73,6 +74,8 @@ def rewrites(caption: str, seeds=range(4)) -> list[str]:
      ["horses flick their tails "]),
     ("Three puppies sleeping side by side on a blanket.", ["one puppy", "a puppy"], []),
     ("A man in blue sits on a park bench.", ["men in blue sits"], []),
+    ("Three hikers on a snowy trail, two skiing, one walking.", ["four hikers", "two hikers on"], []),
+    ("A dog rests its paw on a ball.", ["dogs rest their paw "], []),
     # 6. attributes the thing cannot have: a polar bear's colour, a giraffe's neck, a pose, an age
     ("A white polar bear resting on the ice.", ["brown polar", "black polar", "gray polar"], []),
     ("A giraffe stretching its long neck.", ["short neck"], []),
