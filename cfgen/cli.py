@@ -56,6 +56,8 @@ def _report(summary: dict[str, Any], run: str) -> None:
 @click.option("--swaps/--no-swaps", default=None, help="keep binding swaps (edit type swap) [keep]")
 @click.option("--prompt", type=click.Path(exists=True, dir_okay=False), help="prompt template file")
 @click.option("--structured/--no-structured", default=None, help="ask for JSON rewrites")
+@click.option("--judge/--no-judge", default=None,
+              help="the backend's model judges each kept rewrite; a no rejects it (prompts/judge.txt) [no]")
 @click.option("--model", help="model id or directory (transformers, openai, vllm)")
 @click.option("--base-url", envvar="OPENAI_BASE_URL", help="OpenAI-compatible server URL [$OPENAI_BASE_URL]")
 @click.option("--api-key-env", help="environment variable holding the server's API key [OPENAI_API_KEY]")

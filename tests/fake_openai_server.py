@@ -5,6 +5,10 @@ try of a request), garbage (200 with a non-JSON body), slow (answers after 5 s),
 (structured answer). Hostile ones: auth (401 whose body quotes the Authorization header),
 echo (200 whose answer quotes it), trickle (a byte of a valid answer every 0.5 s), huge
 (300 MB body), hang (never answers; prints `request` on stdout for each one it holds).
+A judge prompt (prompts/judge.txt: "Stated edit (type): <<<from>>> -> <<<to>>>") is answered by
+the edit's `to`: "square" gets a no with a reason, "green" an answer that is neither yes nor no,
+anything else "Yes."; a judge request that is not greedy (temperature 0) is refused (400), and
+mode judgedown answers every judge request 503 while rewriting as `ok` does.
 Prints its port on stdout, then serves until killed.
 """
 import json
@@ -17,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 MODE = sys.argv[1] if len(sys.argv) > 1 else "ok"
 SEEN: Counter = Counter()
 SWAP = {"red": "blue", "blue": "green", "green": "red", "circle": "square", "square": "circle"}
+JUDGE = {"square": "**No** - a square is not what the photo shows", "green": "Perhaps; hard to say."}
 
 
 def rewrites(caption: str) -> list[str]:
@@ -59,8 +64,13 @@ class H(BaseHTTPRequestHandler):
             return self._send(200, b"<html>oops</html>")
         if MODE == "slow":
             time.sleep(5)
+        stated = re.search(r"Stated edit \((.*?)\): <<<(.*?)>>> -> <<<(.*?)>>>", prompt)
+        if stated and (MODE == "judgedown" or body.get("temperature") != 0):
+            return self._send(503 if MODE == "judgedown" else 400, b'{"error": "no"}')
         rws = rewrites(caption)
-        if body.get("response_format"):
+        if stated:
+            content = JUDGE.get(stated.group(3), "Yes.")
+        elif body.get("response_format"):
             content = json.dumps({"rewrites": [{"text": r, "type": "color", "from": "", "to": ""} for r in rws]})
         else:
             content = "Sure! Here are the rewrites:\n" + "\n".join(f"{i + 1}. {r}" for i, r in enumerate(rws))

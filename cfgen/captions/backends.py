@@ -1,16 +1,19 @@
-"""Caption backends behind one interface: `generate(captions, keys) -> [Generation]`.
+"""Caption backends behind one interface (`Backend`): `generate(captions, keys) -> [Generation]`,
+and for a backend with a model, `judge(items) -> [JudgeVerdict]` (`--judge`).
 
 `rules` (no model), `transformers` (a local causal LM), `openai` (any OpenAI-compatible
 server), `vllm` (offline batch inference; imported only when chosen). A caption the model
 answered badly is REJECTED with its reason; a failure of the backend itself (a server that is
 down, a dead engine, a CUDA error, out of memory) raises, or comes back as a FAILED generation,
-and fails the whole unit: no row is written for it and a rerun retries it.
+and fails the whole unit: no row is written for it and a rerun retries it. The judge's calls
+fail the same way; its answers are parsed, and one that says neither yes nor no is a `None` verdict.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import re
 import struct
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -18,11 +21,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..resources import prompts_dir
-from ..datamodel import Status
+from ..datamodel import Edit, Status
 from ..seeds import stable_seed
 from ..distribute import WorkerBroken
 from ..errors import redact, register_secret
-from .parse import REWRITES_JSON_SCHEMA, parse_numbered, parse_structured
+from .parse import REWRITES_JSON_SCHEMA, parse_numbered, parse_structured, parse_verdict
 
 
 @dataclass
@@ -46,20 +49,84 @@ class BackendError(ConnectionError):
     their retries): the unit fails, and a rerun retries it."""
 
 
-class Backend(Protocol):
-    name: str
+@dataclass(frozen=True)
+class JudgeItem:
+    """A kept rewrite put to the judge, with the edit the validator found in it (the stated edit)."""
 
-    def generate(self, captions: list[str], keys: list[str]) -> list[Generation]: ...
+    original: str
+    rewrite: str
+    edit: Edit
+
+
+@dataclass(frozen=True)
+class JudgeVerdict:
+    """The judge's answer on one rewrite: `ok` True (yes), False (no, with its short `reason`) or
+    None (neither: a rejection too, never a silent keep); the tokens it cost."""
+
+    ok: bool | None
+    reason: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+JUDGE_MAX_TOKENS = 48                 # "no - " and a reason of about ten words
+
+
+class Backend(Protocol):
+    """What the captions stage asks of a backend. The optional abilities are declared here with
+    their defaults, and a backend names this class as a base to inherit them, so the stage reads
+    them instead of probing:
+    `whole_unit`: the stage hands it a whole unit per call (vLLM keeps its batch full that way);
+    otherwise `--batch-size` captions per call.
+    `judges`: it has a model that answers `judge(items)` (`--judge`); read from the class, so a
+    run is refused before any model loads."""
+
+    name: str
+    whole_unit: bool = False
+    judges: bool = False
+
+    def generate(self, captions: list[str], keys: list[str]) -> list[Generation]:
+        """One Generation per caption, in order: candidates, or REJECTED with the model's error;
+        a failure of the backend itself raises (or is FAILED) and fails the unit."""
+        ...
+
+    def judge(self, items: list[JudgeItem]) -> list[JudgeVerdict]:
+        """One JudgeVerdict per item, in order, sampled greedily; a failure of the backend raises."""
+        raise TypeError(f"the {self.name} backend has no model to judge rewrites with")
 
 
 def default_prompt(structured: bool = False) -> Path:
     return prompts_dir() / ("rewrite_structured.txt" if structured else "rewrite.txt")
 
 
+def default_judge_prompt() -> Path:
+    return prompts_dir() / "judge.txt"
+
+
+def _delimited(text: str) -> str:
+    """Text inserted verbatim between <<< and >>>, unable to close or open a delimiter."""
+    return text.replace("<<<", "< < <").replace(">>>", "> > >")
+
+
 def render_prompt(template: str, caption: str, k: int) -> str:
     """Fill `{K}` and `{CAPTION}`; the caption is inserted verbatim as delimited data."""
-    safe = caption.replace("<<<", "< < <").replace(">>>", "> > >")
-    return template.replace("{K}", str(k)).replace("{CAPTION}", safe)
+    return template.replace("{K}", str(k)).replace("{CAPTION}", _delimited(caption))
+
+
+_JUDGE_FIELD = re.compile(r"\{(ORIGINAL|REWRITE|EDIT_TYPE|EDIT_FROM|EDIT_TO)\}")
+
+
+def render_judge_prompt(template: str, item: JudgeItem) -> str:
+    """Fill `{ORIGINAL}`, `{REWRITE}`, `{EDIT_TYPE}`, `{EDIT_FROM}`, `{EDIT_TO}` in one pass (a
+    caption that quotes a placeholder stays as written), each as delimited data."""
+    values = {"ORIGINAL": item.original, "REWRITE": item.rewrite, "EDIT_TYPE": item.edit.type,
+              "EDIT_FROM": item.edit.from_, "EDIT_TO": item.edit.to}
+    return _JUDGE_FIELD.sub(lambda m: _delimited(values[m.group(1)]), template)
+
+
+def to_verdict(text: str, prompt_tokens: int, completion_tokens: int) -> JudgeVerdict:
+    ok, reason = parse_verdict(text)
+    return JudgeVerdict(ok, redact(reason), prompt_tokens, completion_tokens)
 
 
 def request_seed(seed: int, key: str) -> int:
@@ -71,14 +138,15 @@ def to_generation(text: str, structured: bool) -> Generation:
     return Generation(cands, "" if cands else "unparseable", text)
 
 
-class TransformersBackend:
+class TransformersBackend(Backend):
     """A local causal LM through transformers' generate (CPU-capable)."""
 
     name = "transformers"
+    judges = True
 
     def __init__(self, model: str, template: str, k: int = 4, seed: int = 0, structured: bool = False,
                  max_new_tokens: int = 256, temperature: float = 0.8, top_p: float = 0.95,
-                 batch_size: int = 8, device: str = "cpu"):
+                 batch_size: int = 8, device: str = "cpu", judge_template: str | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         self.torch = torch
@@ -93,26 +161,48 @@ class TransformersBackend:
                            pad_token_id=self.tok.pad_token_id)
         if temperature > 0:
             self.gen_kw.update(temperature=temperature, top_p=top_p)
+        self.judge_kw = dict(max_new_tokens=JUDGE_MAX_TOKENS, do_sample=False, pad_token_id=self.tok.pad_token_id)
+        self.judge_template = judge_template or default_judge_prompt().read_text()
+        eos = self.model.generation_config.eos_token_id
+        self.stop_ids = sorted({self.tok.pad_token_id, *(eos if isinstance(eos, list) else [eos])} - {None})
         self.batch_size, self.device = batch_size, device
 
-    def _prompt(self, caption: str) -> str:
-        p = render_prompt(self.template, caption, self.k)
-        if getattr(self.tok, "chat_template", None):
-            return self.tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+    def _chat(self, content: str) -> str:
+        if self.tok.chat_template:
+            return self.tok.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
                                                 add_generation_prompt=True)
-        return p
+        return content
+
+    def _complete(self, prompts: list[str], gen_kw: dict[str, Any],
+                  keys: list[str] | None = None) -> list[tuple[str, int, int]]:
+        """(text, prompt tokens, completion tokens) of each prompt, `batch_size` at a time; with
+        `keys`, each batch's sampling is seeded by its first key."""
+        out: list[tuple[str, int, int]] = []
+        for b in range(0, len(prompts), self.batch_size):
+            enc = self.tok(prompts[b:b + self.batch_size], return_tensors="pt", padding=True).to(self.device)
+            if keys is not None:
+                self.torch.manual_seed(request_seed(self.seed, keys[b]))
+            with self.torch.no_grad():       # out of memory, a CUDA error: raised, the unit fails
+                ids = self.model.generate(**enc, **gen_kw)
+            new = ids[:, enc["input_ids"].shape[1]:]
+            texts = self.tok.batch_decode(new, skip_special_tokens=True)
+            out.extend(zip(texts, enc["attention_mask"].sum(1).tolist(), self._lengths(new)))
+        return out
+
+    def _lengths(self, new: Any) -> list[int]:
+        """Tokens generated per row, up to and with the first end-of-text (as vLLM counts them;
+        rows that ended early are padded after it)."""
+        stop = self.torch.isin(new, self.torch.tensor(self.stop_ids, device=new.device))
+        first = stop.int().argmax(1) + 1
+        return self.torch.where(stop.any(1), first, new.shape[1]).tolist()
 
     def generate(self, captions: list[str], keys: list[str]) -> list[Generation]:
-        out: list[Generation] = []
-        for b in range(0, len(captions), self.batch_size):
-            caps, ks = captions[b:b + self.batch_size], keys[b:b + self.batch_size]
-            enc = self.tok([self._prompt(c) for c in caps], return_tensors="pt", padding=True).to(self.device)
-            self.torch.manual_seed(request_seed(self.seed, ks[0]))
-            with self.torch.no_grad():       # out of memory, a CUDA error: raised, the unit fails
-                ids = self.model.generate(**enc, **self.gen_kw)
-            texts = self.tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-            out.extend(to_generation(t, self.structured) for t in texts)
-        return out
+        prompts = [self._chat(render_prompt(self.template, c, self.k)) for c in captions]
+        return [to_generation(t, self.structured) for t, _, _ in self._complete(prompts, self.gen_kw, keys)]
+
+    def judge(self, items: list[JudgeItem]) -> list[JudgeVerdict]:
+        prompts = [self._chat(render_judge_prompt(self.judge_template, it)) for it in items]
+        return [to_verdict(*r) for r in self._complete(prompts, self.judge_kw)]
 
 
 MAX_RESPONSE_BYTES = 8 << 20          # an answer of K rewrites is a few KB; a larger body is refused unread
@@ -138,20 +228,38 @@ def http_reason(status: int) -> str:
         return f"http_{status}"
 
 
-class OpenAIBackend:
+@dataclass(frozen=True)
+class Reply:
+    """One chat completion: its text and the server's `usage`, or the error that fails the unit."""
+
+    text: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str = ""
+
+
+def usage_tokens(usage: Any, name: str) -> int:
+    """A token count of the server's `usage` (0 when it sends none, or not a count)."""
+    n = usage.get(name) if isinstance(usage, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else 0
+
+
+class OpenAIBackend(Backend):
     """Any OpenAI-compatible chat-completions server (`vllm serve`, SGLang, TGI...).
 
     A server is not trusted: each request has one deadline (`timeout`, however slowly the bytes
     come), its body is read up to MAX_RESPONSE_BYTES, errors keep the status code and never the
     body, and the key is redacted from the model's answers. Requests run on an event loop, so one
-    Ctrl-C cancels all of them at once."""
+    Ctrl-C cancels all of them at once. The judge's token cost is the server's `usage`."""
 
     name = "openai"
+    judges = True
 
     def __init__(self, model: str, template: str, base_url: str, k: int = 4, seed: int = 0,
                  structured: bool = False, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 16,
                  timeout: float = 120.0, retries: int = 4, backoff: float = 1.0,
-                 max_new_tokens: int = 512, temperature: float = 0.8, top_p: float = 0.95):
+                 max_new_tokens: int = 512, temperature: float = 0.8, top_p: float = 0.95,
+                 judge_template: str | None = None):
         import httpx
         self.httpx = httpx
         self.base_url = base_url.rstrip("/")
@@ -160,6 +268,7 @@ class OpenAIBackend:
         self.structured, self.concurrency, self.timeout = structured, concurrency, timeout
         self.retries, self.backoff = retries, backoff
         self.params = dict(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+        self.judge_template = judge_template or default_judge_prompt().read_text()
 
     async def _post(self, client: Any, body: dict[str, Any]) -> tuple[int, bytes]:
         """Status and body of one request; a body is read in chunks and refused past the cap."""
@@ -175,13 +284,8 @@ class OpenAIBackend:
                     raise ResponseTooLarge
             return r.status_code, bytes(data)
 
-    async def _one(self, client: Any, slots: Any, caption: str, key: str) -> Generation:
-        body: dict[str, Any] = {"model": self.model, "seed": request_seed(self.seed, key),
-                                "messages": [{"role": "user", "content": render_prompt(self.template, caption, self.k)}],
-                                **self.params}
-        if self.structured:
-            body["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": "rewrites", "schema": REWRITES_JSON_SCHEMA}}
+    async def _one(self, client: Any, slots: Any, body: dict[str, Any]) -> Reply:
+        """One request with its retries; the server's words are redacted of the key."""
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
@@ -193,7 +297,7 @@ class OpenAIBackend:
                 last = "timeout"
                 continue
             except ResponseTooLarge:
-                return Generation.failed(f"response_too_large: over {MAX_RESPONSE_BYTES} bytes")
+                return Reply(error=f"response_too_large: over {MAX_RESPONSE_BYTES} bytes")
             except self.httpx.HTTPError as e:
                 last = f"http_error: {type(e).__name__}"
                 continue
@@ -201,30 +305,47 @@ class OpenAIBackend:
                 last = http_reason(status)
                 continue
             if status >= 400:
-                return Generation.failed(http_reason(status))
+                return Reply(error=http_reason(status))
             try:
-                text = json.loads(data)["choices"][0]["message"]["content"] or ""
+                resp = json.loads(data)
+                text = resp["choices"][0]["message"]["content"] or ""
             except (ValueError, KeyError, IndexError, TypeError):
                 last = "bad_response"
                 continue
-            return to_generation(redact(str(text)), self.structured)
-        return Generation.failed(f"backend_error: {last} after {self.retries + 1} tries")
+            usage = resp.get("usage")
+            return Reply(redact(str(text)), usage_tokens(usage, "prompt_tokens"), usage_tokens(usage, "completion_tokens"))
+        return Reply(error=f"backend_error: {last} after {self.retries + 1} tries")
 
     def generate(self, captions: list[str], keys: list[str]) -> list[Generation]:
+        bodies = []
+        for caption, key in zip(captions, keys):
+            body: dict[str, Any] = {"model": self.model, "seed": request_seed(self.seed, key),
+                                    "messages": [{"role": "user", "content": render_prompt(self.template, caption, self.k)}],
+                                    **self.params}
+            if self.structured:
+                body["response_format"] = {"type": "json_schema", "json_schema": {
+                    "name": "rewrites", "schema": REWRITES_JSON_SCHEMA}}
+            bodies.append(body)
+        return [to_generation(r.text, self.structured) for r in asyncio.run(self._all(bodies))]
+
+    def judge(self, items: list[JudgeItem]) -> list[JudgeVerdict]:
+        bodies = [{"model": self.model, "max_tokens": JUDGE_MAX_TOKENS, "temperature": 0.0,
+                   "messages": [{"role": "user", "content": render_judge_prompt(self.judge_template, it)}]}
+                  for it in items]
+        return [to_verdict(r.text, r.prompt_tokens, r.completion_tokens) for r in asyncio.run(self._all(bodies))]
+
+    async def _all(self, bodies: list[dict[str, Any]]) -> list[Reply]:
         """All requests in flight (up to `concurrency`); the first one still failing after its
         retries cancels the rest and fails the unit, so a server that is down fails fast."""
-        return asyncio.run(self._generate(captions, keys))
-
-    async def _generate(self, captions: list[str], keys: list[str]) -> list[Generation]:
         slots = asyncio.Semaphore(self.concurrency)
         async with self.httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout, headers=self.headers,
                                           limits=self.httpx.Limits(max_connections=self.concurrency)) as client:
-            tasks = [asyncio.ensure_future(self._one(client, slots, c, k)) for c, k in zip(captions, keys)]
+            tasks = [asyncio.ensure_future(self._one(client, slots, body)) for body in bodies]
             try:
                 for f in asyncio.as_completed(tasks):
-                    g = await f
-                    if g.status == Status.FAILED:
-                        raise BackendError(f"{self.base_url}: {g.error}")
+                    r = await f
+                    if r.error:
+                        raise BackendError(f"{self.base_url}: {r.error}")
                 return [t.result() for t in tasks]
             finally:
                 for t in tasks:
@@ -257,7 +378,7 @@ def vllm_engine_options(engine: dict[str, Any]) -> dict[str, Any]:
     return dict(engine)
 
 
-class VLLMBackend:
+class VLLMBackend(Backend):
     """Offline batch inference with `vllm.LLM` (GPU only; prefix caching on: the prompt is shared).
 
     The stage hands it a whole unit per call (`whole_unit`), so vLLM's scheduler keeps its batch
@@ -276,10 +397,11 @@ class VLLMBackend:
 
     name = "vllm"
     whole_unit = True
+    judges = True
 
     def __init__(self, model: str, template: str, k: int = 4, seed: int = 0, structured: bool = False,
                  tensor_parallel_size: int = 1, max_new_tokens: int = 512, temperature: float = 0.8,
-                 top_p: float = 0.95, engine: dict[str, Any] | None = None):
+                 top_p: float = 0.95, engine: dict[str, Any] | None = None, judge_template: str | None = None):
         try:
             import vllm
             from vllm.v1.engine.exceptions import EngineDeadError
@@ -294,14 +416,25 @@ class VLLMBackend:
             from vllm.sampling_params import StructuredOutputsParams
             kw["structured_outputs"] = StructuredOutputsParams(json=REWRITES_JSON_SCHEMA)
         self.sampling = vllm.SamplingParams(**kw)
+        self.judge_sampling = vllm.SamplingParams(max_tokens=JUDGE_MAX_TOKENS, temperature=0.0)
+        self.judge_template = judge_template or default_judge_prompt().read_text()
 
-    def generate(self, captions: list[str], keys: list[str]) -> list[Generation]:
-        convs = [[{"role": "user", "content": render_prompt(self.template, c, self.k)}] for c in captions]
+    def _chat(self, prompts: list[str], sampling: Any) -> list[Any]:
         try:
-            outs = self.llm.chat(convs, self.sampling, use_tqdm=False)
+            return self.llm.chat([[{"role": "user", "content": p}] for p in prompts], sampling, use_tqdm=False)
         except self.engine_dead as e:
             raise WorkerBroken(f"vLLM engine died: {e}") from e
+
+    def generate(self, captions: list[str], keys: list[str]) -> list[Generation]:
+        outs = self._chat([render_prompt(self.template, c, self.k) for c in captions], self.sampling)
         return [to_generation(o.outputs[0].text if o.outputs else "", self.structured) for o in outs]
+
+    def judge(self, items: list[JudgeItem]) -> list[JudgeVerdict]:
+        """Greedy; tokens as vLLM's RequestOutput counts them (`prompt_token_ids`, and the
+        completion's `token_ids`, vllm/outputs.py)."""
+        outs = self._chat([render_judge_prompt(self.judge_template, it) for it in items], self.judge_sampling)
+        return [to_verdict(o.outputs[0].text if o.outputs else "", len(o.prompt_token_ids or []),
+                           len(o.outputs[0].token_ids) if o.outputs else 0) for o in outs]
 
 
 DTYPE_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2}

@@ -1,6 +1,7 @@
 """Parsing LLM outputs into candidate rewrites: numbered lists (robust to chatter, quotes,
 missing numbers, blank lines, one-line lists) and the structured JSON variant. Candidates come out
-in canonical Unicode (NFKC, lookalike letters mapped to Latin), so what is stored is what was judged."""
+in canonical Unicode (NFKC, lookalike letters mapped to Latin), so what is stored is what was judged.
+The judge's yes/no answer is parsed here too (`parse_verdict`)."""
 from __future__ import annotations
 
 import json
@@ -81,3 +82,25 @@ REWRITES_JSON_SCHEMA: dict[str, Any] = {
         "required": ["text", "type", "from", "to"]}}},
     "required": ["rewrites"],
 }
+
+
+JUDGE_REASON_CHARS = 120
+_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
+_VERDICT = re.compile(r"^(?:(?:final\s+)?(?:answer|verdict)\s*[:\-]\s*)?(yes|no)\b[\s.,;:!)\-\u2013\u2014]*(.*)$",
+                      re.I | re.S)
+
+
+def parse_verdict(text: str) -> tuple[bool | None, str]:
+    """The judge's answer: (True, "") for yes, (False, reason) for no, (None, "") when it says
+    neither first. Case, markdown, quotes, a label ("Answer:") and a reasoning block are ignored;
+    the reason is the rest of the first line, capped, since it is stored with every rejection."""
+    s = canonical(_THINK.sub("", text or "")).replace("**", "").replace("__", "").strip()
+    s = s.lstrip("\"'\u201c\u2018`*#>- ").strip()
+    m = _VERDICT.match(s)
+    if not m:
+        return None, ""
+    if m.group(1).lower() == "yes":
+        return True, ""
+    first = (m.group(2).strip().splitlines() or [""])[0]
+    reason = " ".join(first.strip("\"'\u201d\u2019` ").split())
+    return False, reason[:JUDGE_REASON_CHARS]

@@ -18,7 +18,8 @@ from ..io.ledger import Ledger, UnitStats, input_identity, read_manifest, run_lo
 from ..io.keys import sanitize_key
 from ..io.reader import InputConfig, Unit, clean_text, expand_inputs, plan_units, read_unit
 from ..io.writer import atomic_write_parquet
-from .backends import Backend, BackendError, Generation, default_prompt
+from .backends import Backend, BackendError, Generation, JudgeItem, default_judge_prompt, default_prompt
+from .rules import RulesBackend as _RulesBackend
 from .validate import Validator
 
 STAGE = "captions"
@@ -34,6 +35,8 @@ class CaptionsConfig:
     swaps: bool = True                        # keep binding swaps (edit type `swap`)
     prompt: str | None = field(default=None, metadata=RECIPE_FILE)
     structured: bool = False
+    judge: bool = False                       # the backend's model judges each kept rewrite (not rules)
+    judge_prompt: str | None = field(default=None, metadata=RECIPE_FILE)
     model: str = "Qwen/Qwen2-72B-Instruct"
     seed: int = 0
     batch_size: int = 256
@@ -65,6 +68,9 @@ class CaptionsConfig:
     def template(self) -> str:
         return Path(self.prompt or default_prompt(self.structured)).read_text()
 
+    def judge_template(self) -> str:
+        return Path(self.judge_prompt or default_judge_prompt()).read_text()
+
     def settings(self) -> dict[str, Any]:
         """The settings that shape a captions part (recorded in the manifest: a resume with other
         values is refused): the anchors read, and what the backend is asked and how it samples."""
@@ -74,34 +80,46 @@ class CaptionsConfig:
             return {**out, "rules_vocab": self.rules_vocab}
         out.update(model=self.model, structured=self.structured, temperature=self.temperature, top_p=self.top_p,
                    max_new_tokens=self.max_new_tokens,
-                   prompt_sha256=hashlib.sha256(self.template().encode()).hexdigest())
+                   prompt_sha256=hashlib.sha256(self.template().encode()).hexdigest(), judge=self.judge)
+        if self.judge:
+            out["judge_prompt_sha256"] = hashlib.sha256(self.judge_template().encode()).hexdigest()
         if self.backend == "transformers":
             out["batch_size"] = self.batch_size          # its sampling is seeded per batch
         return out
 
 
+class RulesBackend(_RulesBackend, Backend):
+    """The rules backend with the abilities `Backend` declares (rules.py does not name the
+    protocol): no model, so no judge."""
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The class of backend `name`; its abilities can be read before it loads a model."""
+    from .backends import OpenAIBackend, TransformersBackend, VLLMBackend     # vllm itself loads only in VLLMBackend
+    classes: dict[str, type[Backend]] = {"rules": RulesBackend, "transformers": TransformersBackend,
+                                         "openai": OpenAIBackend, "vllm": VLLMBackend}
+    if name not in classes:
+        raise ValueError(f"unknown backend {name!r} (rules, transformers, openai, vllm)")
+    return classes[name]
+
+
 def make_backend(cfg: CaptionsConfig, device: str = "cpu") -> Backend:
+    cls: Any = backend_class(cfg.backend)
     if cfg.backend == "rules":
-        from .rules import RulesBackend
-        return RulesBackend(k=cfg.k, seed=cfg.seed, batch_size=cfg.batch_size, vocab=cfg.rules_vocab)
+        return cls(k=cfg.k, seed=cfg.seed, batch_size=cfg.batch_size, vocab=cfg.rules_vocab)
     common = dict(template=cfg.template(), k=cfg.k, seed=cfg.seed, structured=cfg.structured,
-                  max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
+                  max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                  judge_template=cfg.judge_template() if cfg.judge else None)
     if cfg.backend == "transformers":
-        from .backends import TransformersBackend
-        return TransformersBackend(cfg.model, batch_size=min(cfg.batch_size, 64), device=device, **common)
+        return cls(cfg.model, batch_size=min(cfg.batch_size, 64), device=device, **common)
     if cfg.backend == "openai":
-        from .backends import OpenAIBackend
-        return OpenAIBackend(cfg.model, base_url=cfg.base_url, api_key_env=cfg.api_key_env,
-                             concurrency=cfg.concurrency, timeout=cfg.timeout, retries=cfg.request_retries,
-                             **common)
-    if cfg.backend == "vllm":
-        from .backends import VLLMBackend
-        return VLLMBackend(cfg.model, tensor_parallel_size=cfg.tensor_parallel_size or 1, engine=cfg.vllm_engine,
-                           **common)
-    raise ValueError(f"unknown backend {cfg.backend!r} (rules, transformers, openai, vllm)")
+        return cls(cfg.model, base_url=cfg.base_url, api_key_env=cfg.api_key_env, concurrency=cfg.concurrency,
+                   timeout=cfg.timeout, retries=cfg.request_retries, **common)
+    return cls(cfg.model, tensor_parallel_size=cfg.tensor_parallel_size or 1, engine=cfg.vllm_engine, **common)
 
 
-def judge(anchor: Anchor, gen: Generation, k: int, validator: Validator, swaps: bool = True) -> list[Rewrite]:
+def validate_candidates(anchor: Anchor, gen: Generation, k: int, validator: Validator,
+                        swaps: bool = True) -> list[Rewrite]:
     """Validate a backend's candidates for one anchor; the first K are judged, extras rejected;
     without `swaps`, binding swaps are rejected (`swap_dropped`) so a run can leave them out."""
     out: list[Rewrite] = []
@@ -120,6 +138,24 @@ def judge(anchor: Anchor, gen: Generation, k: int, validator: Validator, swaps: 
         else:
             out.append(Rewrite(anchor.key, i, text, REJECTED, v.reason))
     return out
+
+
+JUDGE_COST = ("judge_calls", "judge_prompt_tokens", "judge_completion_tokens")
+
+
+def judge_rewrites(backend: Backend, batch: list[tuple[Anchor, list[Rewrite]]]) -> dict[str, int]:
+    """`--judge`: the backend's model answers, in one call for the batch, whether each kept
+    rewrite is a fluent, plausible caption that differs from its anchor by exactly its edit.
+    A no rejects it (`judge_no: <reason>`), an answer that is neither yes nor no too
+    (`judge_unparseable`); the edit found stays on the row. Returns the judge's cost."""
+    where = [(a, rws, j) for a, rws in batch for j, r in enumerate(rws) if r.status == KEPT]
+    verdicts = backend.judge([JudgeItem(a.caption, rws[j].text, rws[j].edit) for a, rws, j in where]) if where else []
+    for (_, rws, j), v in zip(where, verdicts, strict=True):
+        if v.ok is not True:
+            why = "judge_unparseable" if v.ok is None else f"judge_no: {v.reason}" if v.reason else "judge_no"
+            rws[j] = replace(rws[j], status=REJECTED, reason=why)
+    return {"judge_calls": len(where), "judge_prompt_tokens": sum(v.prompt_tokens for v in verdicts),
+            "judge_completion_tokens": sum(v.completion_tokens for v in verdicts)}
 
 
 class CaptionsJob:
@@ -160,8 +196,9 @@ class CaptionsJob:
         reasons: Counter = Counter()
         by_type: Counter = Counter()
         n_rw = n_kept = 0
+        cost: Counter = Counter({k: 0 for k in JUDGE_COST} if cfg.judge else {})
         # vLLM schedules a whole unit best in one call (a call waits for its slowest sequence)
-        step = max(len(anchors), 1) if getattr(backend, "whole_unit", False) else cfg.batch_size
+        step = max(len(anchors), 1) if backend.whole_unit else cfg.batch_size
         for b in range(0, len(anchors), step):
             batch = anchors[b:b + step]
             # the backend failing (not the model answering badly) fails the unit: nothing is
@@ -171,12 +208,15 @@ class CaptionsJob:
             if failed:
                 raise BackendError(f"{len(failed)} of {len(batch)} captions failed in the {cfg.backend} backend, "
                                    f"e.g. {failed[0].error}")
-            for a, g in zip(batch, gens):
-                if g.error and not g.candidates:
+            checked = [None if g.error and not g.candidates else validate_candidates(a, g, cfg.k, validator, cfg.swaps)
+                       for a, g in zip(batch, gens)]
+            if cfg.judge:           # a judge call that fails raises, and fails the unit like generation
+                cost.update(judge_rewrites(backend, [(a, rws) for a, rws in zip(batch, checked) if rws is not None]))
+            for a, g, rws in zip(batch, gens, checked):
+                if rws is None:
                     stats.add(g.status, g.error.split(":")[0])
                     rows.append((a, None, g.status, g.error))
                     continue
-                rws = judge(a, g, cfg.k, validator, cfg.swaps)
                 for r in rws:
                     rows.append((a, r, r.status, r.reason))
                     n_rw += 1
@@ -184,7 +224,7 @@ class CaptionsJob:
                         n_kept += 1
                         by_type[r.edit.type] += 1
                     else:
-                        reasons[r.reason] += 1
+                        reasons[r.reason.split(":")[0]] += 1
                 if any(r.status == KEPT for r in rws):
                     stats.add(KEPT)
                 else:
@@ -193,8 +233,7 @@ class CaptionsJob:
                         rows.append((a, None, REJECTED, "no_valid_rewrite"))
         stats.extra = {"rewrites": n_rw, "rewrites_kept": n_kept, "kept_by_type": dict(by_type),
                        "rewrite_rejects": dict(reasons), "captions_cleaned": n_cleaned,
-                       "seconds": round(time.time() - t0, 3),
-                       "backend": cfg.backend}
+                       **cost, "seconds": round(time.time() - t0, 3), "backend": cfg.backend}
         part = ledger.dir / f"{unit.name}.parquet"
         atomic_write_parquet(part, rewrites_to_table(rows))
         ledger.mark_done(unit, stats, outputs=[part])
@@ -221,14 +260,18 @@ def first_prompt(cfg: CaptionsConfig) -> str:
 
 def preview_captions(cfg: CaptionsConfig, n: int,
                      gpus: list[str] | None = None) -> list[tuple[Anchor, Generation, list[Rewrite]]]:
-    """Rewrite and judge the first `n` anchors without writing anything (`--limit`)."""
+    """Rewrite, validate (and with `judge`, judge) the first `n` anchors without writing anything
+    (`--limit`)."""
     anchors = _first_anchors(cfg, n)
     with visible_gpus(cfg, gpus) as cfg:
         preflight(cfg, gpus)
         backend = CaptionsJob(cfg).setup("cuda:0" if gpus else "cpu")
         gens = backend.generate([a.caption for a in anchors], [a.key for a in anchors])
-    validator = Validator()
-    return [(a, g, judge(a, g, cfg.k, validator, cfg.swaps)) for a, g in zip(anchors, gens)]
+        validator = Validator()
+        out = [(a, g, validate_candidates(a, g, cfg.k, validator, cfg.swaps)) for a, g in zip(anchors, gens)]
+        if cfg.judge:
+            judge_rewrites(backend, [(a, rws) for a, _, rws in out])
+    return out
 
 
 def plan(cfg: CaptionsConfig) -> list[Unit]:
@@ -272,6 +315,9 @@ def visible_gpus(cfg: CaptionsConfig, gpus: list[str] | None):
 
 def preflight(cfg: CaptionsConfig, gpus: list[str] | None = None) -> None:
     """Stage errors found before any unit runs (rather than one failure per unit)."""
+    if cfg.judge and not backend_class(cfg.backend).judges:
+        raise ValueError(f"captions --judge: the {cfg.backend} backend has no model to judge rewrites with "
+                         "(--judge is for --backend transformers, openai or vllm)")
     if gpus and cfg.backend in ("rules", "openai"):
         raise ValueError(f"captions --gpus: the {cfg.backend} backend runs no model on a local GPU "
                          "(--gpus is for --backend transformers or vllm)")
