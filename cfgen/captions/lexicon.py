@@ -674,7 +674,8 @@ for _a in ("sign", "hydrant", "panda"):
 FIXED_SIZE = {"trunk", "trunks", "neck", "necks", "tusk", "tusks", "tongue", "tongues"}
 # where one can lie down: "lying on a toilet" or "on a chair" is no pose of a photo
 LIE_ON = set("bed beds couch sofa grass ground floor beach sand blanket towel rug mat carpet snow field lawn "
-             "dirt pillow hay straw rocks rock log floors".split())
+             "dirt pillow hay straw rocks rock log floors hill hillside meadow pasture shade sunshine enclosure "
+             "pen yard savanna".split())
 # places: nothing stands next to, behind or in front of a room or a road side ("next to the kitchen")
 PLACES = NON_COUNT | BACKGROUNDS | PLACE_NOUNS | COLLECTIVES | set(
     "sidewalk curb runway track tracks highway intersection shore living dining floor ground kitchen "

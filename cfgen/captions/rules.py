@@ -263,7 +263,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             pairs = [p for p in pairs if p[0] not in ("sitting", "sits", "lying", "lies")]   # nor sits on skis
         if any(p[0] in ("lying", "lies") for p in pairs):
             plural = subj is not None and subj.tag_ == "NNS"
-            if (place is None and ("person" in kinds or plural)) or (place is not None and place not in L.LIE_ON):
+            if (place is None and ("person" in kinds or (plural and "animal" not in kinds))) \
+                    or (place is not None and place not in L.LIE_ON):
                 pairs = [p for p in pairs if p[0] not in ("lying", "lies")]      # nobody lies on a toilet
         if not pairs:
             return None
