@@ -238,7 +238,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         head = _np_head(doc, i)
         if t.pos_ != "ADJ" or head is None or head.i <= i or head.text.lower() in L.PLACES:
             return None                      # "a mud flat": no round mud
-        return Option("shape", i, i + 1, [x for x in fresh(L.SHAPE_ADJ.get(w, [])) if x not in ("flat", "curved", "pointed")])
+        shapes = [x for x in fresh(L.SHAPE_ADJ.get(w, [])) if x not in ("flat", "curved", "pointed")]
+        return Option("shape", i, i + 1, shapes)
     if w in L.EMOTION:
         who = _np_head(doc, i) if t.pos_ == "ADJ" else _subject(doc, i)
         moods = [x for x in fresh(L.EMOTION[w]) if x.endswith("ing") == w.endswith("ing")]    # "smiling while" stays a verb
