@@ -7,7 +7,9 @@ their call contracts:
   vllm/v1/engine/core_client.py (MPClient._format_exception, ensure_alive): once the engine core
     process is gone, every call raises vllm.v1.engine.exceptions.EngineDeadError;
   vllm/entrypoints/llm.py `LLM.chat(messages, sampling_params, use_tqdm=...)`, one SamplingParams
-    for every conversation allowed; `LLM(seed=...)` seeds the engine;
+    for every conversation allowed; `LLM(seed=...)` seeds the engine; each answer a RequestOutput
+    with `prompt_token_ids` and `outputs[0]`, a CompletionOutput with `text` and `token_ids`
+    (vllm/outputs.py; here a token is a word);
   pynvml: nvmlInit / nvmlDeviceGetCount / nvmlDeviceGetHandleByIndex / nvmlDeviceGetMemoryInfo(h).total
     (bytes), as vllm/platforms/cuda.py reads GPU memory.
 A checkpoint's size comes from its files as transformers and huggingface_hub write them:
@@ -36,8 +38,21 @@ WEIGHTS = 145_400_000_000           # ~72.7 B bfloat16 parameters x 2 bytes: the
 
 
 def _answer(conv) -> str:
-    caption = re.search(r"<<<(.*?)>>>", conv[-1]["content"], re.S).group(1)
+    """Two rewrites of the caption; to a judge prompt (prompts/judge.txt), as the fake OpenAI
+    server answers: by the stated edit's `to`, "square" and "truck" a no, "green" neither."""
+    prompt = conv[-1]["content"]
+    stated = re.search(r"Stated edit \((.*?)\): <<<(.*?)>>> -> <<<(.*?)>>>", prompt)
+    if stated:
+        to = stated.group(3)
+        return "No - not that one" if to in ("square", "truck") else "Perhaps." if to == "green" else "Yes."
+    caption = re.search(r"<<<(.*?)>>>", prompt, re.S).group(1)
     return f"1. {caption.replace('red', 'blue')}\n2. {caption.replace('car', 'truck')}"
+
+
+def _output(conv) -> types.SimpleNamespace:
+    text = _answer(conv)
+    return types.SimpleNamespace(prompt_token_ids=list(range(len(conv[-1]["content"].split()))),
+                                 outputs=[types.SimpleNamespace(text=text, token_ids=list(range(len(text.split()))))])
 
 
 @pytest.fixture()
@@ -59,7 +74,7 @@ def engine(monkeypatch):
             state["params"].append(sampling_params)
             if state["chat"] == state["die_at"]:
                 raise EngineDeadError("EngineCore encountered an issue. See stack trace (above) for the root cause.")
-            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=_answer(c))]) for c in messages]
+            return [_output(c) for c in messages]
 
     mods = {name: types.ModuleType(name) for name in
             ("vllm", "vllm.sampling_params", "vllm.v1", "vllm.v1.engine", "vllm.v1.engine.exceptions", "pynvml")}

@@ -19,6 +19,7 @@ from cfgen.captions.parse import parse_verdict
 from cfgen.cli import main
 from cfgen.datamodel import Edit
 from tests.conftest import jpeg_bytes, write_tar
+from tests.test_engine_faults import _checkpoint, engine  # noqa: F401  (the stand-in vLLM engine)
 
 CAPTIONS = ["a red circle", "a blue square left of a green circle", "a boat"]
 
@@ -226,3 +227,43 @@ def test_transformers_judge_in_the_stage_rejects_what_it_cannot_read(tmp_path, t
     s = _stats(run)
     assert s["judge_calls"] == sum(x["reason"] == "judge_unparseable" for x in rows) > 0
     assert s["judge_prompt_tokens"] > 0 and s["judge_completion_tokens"] > 0
+
+
+@pytest.fixture()
+def car_inputs(tmp_path):
+    """Two input shards (units 0 and 1) of three captions."""
+    caps = ["a red car on a road", "a red car near a tree", "a red car in the snow"]
+    for s in range(2):
+        members = []
+        for i, c in enumerate(caps):
+            members += [(f"{s:05d}{i:04d}.jpg", jpeg_bytes()), (f"{s:05d}{i:04d}.txt", c.encode())]
+        write_tar(tmp_path / "cars" / f"{s:05d}.tar", members)
+    return str(tmp_path / "cars")
+
+
+def test_vllm_judge_is_one_greedy_engine_call_per_unit_with_its_tokens(tmp_path, engine, car_inputs):
+    """The stand-in engine of tests/test_engine_faults.py: "truck" is judged no."""
+    small = _checkpoint(tmp_path / "small", 1_000_000_000)
+    run = tmp_path / "run"
+    r = _captions("--input", car_inputs, "--backend", "vllm", "--model", small, "--k", "2", "--judge",
+                  "--out", str(run))
+    assert r.exit_code == 0, r.output
+    assert engine["chat"] == 4                                  # per unit: the rewrites, then the judge
+    assert engine["params"][1] == engine["params"][3] == {"max_tokens": 48, "temperature": 0.0}
+    rows = [x for x in _rows(run) if x["i"] >= 0]
+    assert {(x["edit_to"], x["status"], x["reason"]) for x in rows} == {
+        ("blue", "kept", ""), ("truck", "rejected", "judge_no: not that one")}
+    s = _stats(run)
+    assert s["judge_calls"] == 6 and s["judge_completion_tokens"] == 3 * 1 + 3 * 5     # "Yes." / "No - not that one"
+    assert s["judge_prompt_tokens"] > 6 * 50
+
+
+def test_a_vllm_engine_that_dies_while_judging_fails_the_unit(tmp_path, engine, car_inputs):
+    small = _checkpoint(tmp_path / "small", 1_000_000_000)
+    run = tmp_path / "run"
+    engine["die_at"] = 2                                        # unit 0's judge call
+    r = _captions("--input", car_inputs, "--backend", "vllm", "--model", small, "--k", "2", "--judge",
+                  "--out", str(run))
+    assert r.exit_code != 0 and "engine died" in r.output, r.output
+    assert not list((run / "captions").glob("part-*"))
+    assert engine["chat"] == 2                                  # a dead engine is not asked again
