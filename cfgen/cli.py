@@ -88,7 +88,8 @@ def captions(inputs, out, config_path, limit, dry_run, gpus, **kw) -> None:
         for a, g, rws in preview_captions(cfg, limit, gpu_list):
             click.echo(f"{a.key}: {a.caption}")
             for r in rws:
-                e = f"{r.edit.type}/{r.edit.scope}: {r.edit.from_!r} -> {r.edit.to!r}" if r.edit else r.reason
+                e = "; ".join(x for x in (f"{r.edit.type}/{r.edit.scope}: {r.edit.from_!r} -> {r.edit.to!r}"
+                                          if r.edit else "", r.reason) if x)
                 click.echo(f"   [{r.status}] {r.text}   ({e})")
             if g.error:
                 click.echo(f"   [failed] {g.error}")

@@ -267,3 +267,11 @@ def test_a_vllm_engine_that_dies_while_judging_fails_the_unit(tmp_path, engine, 
     assert r.exit_code != 0 and "engine died" in r.output, r.output
     assert not list((run / "captions").glob("part-*"))
     assert engine["chat"] == 2                                  # a dead engine is not asked again
+
+
+def test_a_limit_preview_judges_and_shows_the_judges_no(tmp_path, server, inputs):
+    r = _captions("--input", inputs, "--out", str(tmp_path / "run"), "--backend", "openai", "--model", "fake",
+                  "--base-url", server("ok"), "--judge", "--limit", "2")
+    assert r.exit_code == 0, r.output
+    assert "[rejected] a red square   (shape/local: 'circle' -> 'square'; judge_no: a square is not" in r.output
+    assert "[kept] a blue circle" in r.output and not (tmp_path / "run").exists()

@@ -95,7 +95,7 @@ class RulesBackend(_RulesBackend, Backend):
 
 def backend_class(name: str) -> type[Backend]:
     """The class of backend `name`; its abilities can be read before it loads a model."""
-    from .backends import OpenAIBackend, TransformersBackend, VLLMBackend     # vllm itself loads only in VLLMBackend
+    from .backends import OpenAIBackend, TransformersBackend, VLLMBackend     # vllm is imported when one is made
     classes: dict[str, type[Backend]] = {"rules": RulesBackend, "transformers": TransformersBackend,
                                          "openai": OpenAIBackend, "vllm": VLLMBackend}
     if name not in classes:
