@@ -275,3 +275,12 @@ def test_a_limit_preview_judges_and_shows_the_judges_no(tmp_path, server, inputs
     assert r.exit_code == 0, r.output
     assert "[rejected] a red square   (shape/local: 'circle' -> 'square'; judge_no: a square is not" in r.output
     assert "[kept] a blue circle" in r.output and not (tmp_path / "run").exists()
+
+
+def test_a_servers_usage_that_is_not_a_count_costs_nothing():
+    """An untrusted server's `usage` is counted only when it holds non-negative integers."""
+    from cfgen.captions.backends import usage_tokens
+    assert usage_tokens({"prompt_tokens": 12}, "prompt_tokens") == 12
+    for usage in (None, [], {"prompt_tokens": "12"}, {"prompt_tokens": -1}, {"prompt_tokens": True},
+                  {"prompt_tokens": 1.5}, {}):
+        assert usage_tokens(usage, "prompt_tokens") == 0

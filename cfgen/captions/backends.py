@@ -313,15 +313,16 @@ class OpenAIBackend(Backend):
                 last = "bad_response"
                 continue
             usage = resp.get("usage")
-            return Reply(redact(str(text)), usage_tokens(usage, "prompt_tokens"), usage_tokens(usage, "completion_tokens"))
+            return Reply(redact(str(text)), usage_tokens(usage, "prompt_tokens"),
+                         usage_tokens(usage, "completion_tokens"))
         return Reply(error=f"backend_error: {last} after {self.retries + 1} tries")
 
     def generate(self, captions: list[str], keys: list[str]) -> list[Generation]:
         bodies = []
         for caption, key in zip(captions, keys):
+            prompt = render_prompt(self.template, caption, self.k)
             body: dict[str, Any] = {"model": self.model, "seed": request_seed(self.seed, key),
-                                    "messages": [{"role": "user", "content": render_prompt(self.template, caption, self.k)}],
-                                    **self.params}
+                                    "messages": [{"role": "user", "content": prompt}], **self.params}
             if self.structured:
                 body["response_format"] = {"type": "json_schema", "json_schema": {
                     "name": "rewrites", "schema": REWRITES_JSON_SCHEMA}}
