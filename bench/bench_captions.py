@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--sugarcrepe", help="folder with SugarCrepe's swap_att.json, replace_obj.json, ...")
     a = ap.parse_args()
     from cfgen.captions.rules import RulesBackend
-    from cfgen.captions.stage import judge
+    from cfgen.captions.stage import validate_candidates
     from cfgen.captions.validate import Validator
     from cfgen.datamodel import Anchor
     caps = captions(a.n)
@@ -58,7 +58,7 @@ def main() -> None:
         gens = b.generate(caps, [str(i) for i in range(len(caps))])
         kept = 0
         for i, (c, g) in enumerate(zip(caps, gens)):
-            kept += sum(r.status == "kept" for r in judge(Anchor(str(i), c), g, a.k, v))
+            kept += sum(r.status == "kept" for r in validate_candidates(Anchor(str(i), c), g, a.k, v))
     pairs = [(c, g.candidates[0]["text"]) for c, g in zip(caps, gens) if g.candidates]
     with timer(fig, "validator_s"):
         for c, r in pairs:

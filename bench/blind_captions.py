@@ -24,7 +24,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="shuffles the judging order only")
     a = ap.parse_args()
     from cfgen.captions.rules import RulesBackend
-    from cfgen.captions.stage import judge
+    from cfgen.captions.stage import validate_candidates
     from cfgen.captions.validate import Validator
     from cfgen.datamodel import Anchor
     caps = [ln.strip() for ln in Path(a.captions).read_text().splitlines() if ln.strip()]
@@ -32,7 +32,7 @@ def main() -> None:
     v = Validator()
     rows, per_anchor, types = [], [], Counter()
     for i, (c, g) in enumerate(zip(caps, gens)):
-        kept = [r for r in judge(Anchor(str(i), c), g, a.k, v) if r.status == "kept"]
+        kept = [r for r in validate_candidates(Anchor(str(i), c), g, a.k, v) if r.status == "kept"]
         per_anchor.append(len(kept))
         for r in kept:
             types[r.edit.type] += 1
