@@ -240,3 +240,24 @@ def test_an_input_fingerprint_never_opens_a_fifo(tmp_path):
             fingerprint(str(fifo))
     finally:
         signal.alarm(0)
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line(world_final, world_clip, tmp_path, monkeypatch):
+    """ENOSPC in the middle of a checkpoint: one line naming the problem, exit 1, no traceback;
+    the half-written checkpoint stays a .tmp folder that a resume never takes."""
+    import errno
+    from click.testing import CliRunner
+    from cfgen.cli import main
+    from cfgen.train import checkpoint as ck
+
+    def full(*a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(ck, "save_checkpoint", full)
+    monkeypatch.setattr("cfgen.train.trainer.save_checkpoint", full)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["train", "--shards", str(world_final / "final"), "--model", str(world_clip),
+                                  "--out", str(out), "--max-steps", "2", "--save-every", "1", "--batch-size", "16",
+                                  "--micro-batch", "16", "--num-workers", "0"])
+    assert r.exit_code == 1 and "No space left on device" in r.output
+    assert "Traceback" not in r.output and r.output.count("Error") == 1      # progress bars aside: one line
+    assert not [p for p in (out / "checkpoints").glob("step-*") if not p.name.endswith(".tmp")]
