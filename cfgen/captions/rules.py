@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass
 
 from . import lexicon as L
+from .backends import Backend, Generation
 from .nlp import load_nlp
 from .validate import Validator
 
@@ -804,8 +805,8 @@ def _realize(doc, opt: Option, choice: str) -> str:
     return " ".join(out.split())
 
 
-class RulesBackend:
-    """Rewrites without a model (see module doc)."""
+class RulesBackend(Backend):
+    """Rewrites without a model (see module doc): no judge."""
 
     name = "rules"
 
@@ -859,7 +860,6 @@ class RulesBackend:
             take(*again.pop(0))
         return out
 
-    def generate(self, captions: list[str], keys: list[str]) -> list["Generation"]:
-        from .backends import Generation
+    def generate(self, captions: list[str], keys: list[str]) -> list[Generation]:
         docs = self.nlp.pipe(captions, batch_size=self.batch_size)
         return [Generation([{"text": t} for t in self.rewrite(d, k)]) for d, k in zip(docs, keys)]

@@ -19,7 +19,7 @@ from ..io.keys import sanitize_key
 from ..io.reader import InputConfig, Unit, clean_text, expand_inputs, plan_units, read_unit
 from ..io.writer import atomic_write_parquet
 from .backends import Backend, BackendError, Generation, JudgeItem, default_judge_prompt, default_prompt
-from .rules import RulesBackend as _RulesBackend
+from .rules import RulesBackend
 from .validate import Validator
 
 STAGE = "captions"
@@ -86,11 +86,6 @@ class CaptionsConfig:
         if self.backend == "transformers":
             out["batch_size"] = self.batch_size          # its sampling is seeded per batch
         return out
-
-
-class RulesBackend(_RulesBackend, Backend):
-    """The rules backend with the abilities `Backend` declares (rules.py does not name the
-    protocol): no model, so no judge."""
 
 
 def backend_class(name: str) -> type[Backend]:
