@@ -16,18 +16,24 @@ from cfgen.eval.benchmarks import Item, _img_key
 from cfgen.eval.scoring import ItemScorer, Scorer
 
 
-@pytest.fixture(scope="module", params=["contrastive", "generative"])
-def scorer(request, tmp_path_factory) -> ItemScorer:
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict:
+    from cfgen.demo.clip import build_clip
+    from cfgen.testing import build_llava
+    from cfgen.world import world_words
+    clip = build_clip(tmp_path_factory.mktemp("clip"), words=world_words(), image_size=32, patch_size=8,
+                      width=32, layers=1, text_width=32, text_layers=1, heads=2, embed_dim=32)
+    return {"contrastive": clip, "generative": build_llava(tmp_path_factory.mktemp("llava") / "m")}
+
+
+@pytest.fixture(params=["contrastive", "generative"])
+def scorer(request, models) -> ItemScorer:
+    """A fresh scorer per test (its `unreadable` is state), over models built once."""
     if request.param == "contrastive":
         from cfgen.train.model import DualEncoder
-        from cfgen.world import world_words
-        from cfgen.demo.clip import build_clip
-        clip = build_clip(tmp_path_factory.mktemp("clip"), words=world_words(), image_size=32, patch_size=8,
-                          width=32, layers=1, text_width=32, text_layers=1, heads=2, embed_dim=32)
-        return Scorer(DualEncoder.load(clip), batch_size=2)
+        return Scorer(DualEncoder.load(models["contrastive"]), batch_size=2)
     from cfgen.eval.generative import GenerativeScorer
-    from cfgen.testing import build_llava
-    return GenerativeScorer(str(build_llava(tmp_path_factory.mktemp("llava") / "m")), batch_size=2)
+    return GenerativeScorer(str(models["generative"]), batch_size=2)
 
 
 def _png(color) -> bytes:
