@@ -183,7 +183,10 @@ def _check_csv_header(path: str) -> None:
     line = head.split(b"\n", 1)[0]
     if len(line) == len(head) and len(head) == 1 << 20:
         raise InputError(f"{path}: the header line is longer than 1 MiB")
-    n = len(next(csv.reader([line.decode("utf-8", "replace")]), []))
+    _check_columns(path, len(next(csv.reader([line.decode("utf-8", "replace")]), [])))
+
+
+def _check_columns(path: str, n: int) -> None:
     if n > MAX_COLUMNS:
         raise InputError(f"{path}: {n} columns (more than {MAX_COLUMNS}); not an image-caption table")
 
@@ -222,8 +225,7 @@ def _table_columns(path: str) -> tuple[int, list[str]]:
             rows, names = f.metadata.num_rows, list(f.schema_arrow.names)
         except Exception as e:
             raise InputError(f"{path}: unreadable table: {e}") from None
-        if len(names) > MAX_COLUMNS:
-            raise InputError(f"{path}: {len(names)} columns (more than {MAX_COLUMNS}); not an image-caption table")
+        _check_columns(path, len(names))
         return rows, names
     df = _load_table(path)
     return len(df), [str(c) for c in df.columns]

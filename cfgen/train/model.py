@@ -16,6 +16,12 @@ def _features(out: Any) -> torch.Tensor:
     return getattr(out, "pooler_output", out)
 
 
+def size_field(size: Any, name: str) -> Any:
+    """`name` of an image processor's size or crop_size: a dict in some transformers releases and
+    processors, a SizeDict object in others; None where absent."""
+    return size.get(name) if isinstance(size, dict) else getattr(size, name, None)
+
+
 def is_siglip(config: Any) -> bool:
     """SigLIP (sigmoid loss, a logit bias, max-length padding, no attention mask) or CLIP."""
     return config.model_type.startswith("siglip")
@@ -55,10 +61,13 @@ class Preprocessor:
 
     def pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
         images = list(images)
-        fast = self._fast_size()
-        if fast and images and all(im.mode == "RGB" and im.size == (fast, fast) for im in images):
-            return self._normalize(images)
+        if self._at_fast_size(images):
+            return self.on_device(self._uint8(images))
         return self.processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
+
+    def _at_fast_size(self, images: list[Image.Image]) -> bool:
+        fast = self._fast_size()
+        return bool(fast and images and all(im.mode == "RGB" and im.size == (fast, fast) for im in images))
 
     def _fast_size(self) -> int | None:
         """The square size at which the processor only rescales and normalises (its resize and
@@ -66,11 +75,8 @@ class Preprocessor:
         stored at training resolution skip the per-image processor."""
         ip = self.processor.image_processor
         size, crop = getattr(ip, "size", None), getattr(ip, "crop_size", None)
-        short = getattr(size, "shortest_edge", None) if size is not None and not isinstance(size, dict) \
-            else (size or {}).get("shortest_edge")
-        if crop is not None and not isinstance(crop, dict):
-            crop = {"height": crop.height, "width": crop.width}
-        if not (short and crop and crop.get("height") == crop.get("width") == short
+        short = size_field(size, "shortest_edge")
+        if not (short and crop is not None and size_field(crop, "height") == size_field(crop, "width") == short
                 and getattr(ip, "do_rescale", False) and getattr(ip, "do_normalize", False)):
             return None
         return int(short)
@@ -80,15 +86,11 @@ class Preprocessor:
         """The processor's target short side (it resizes the shorter side to this, then crops):
         training images are decoded down to it, never held at full size."""
         size = self.processor.image_processor.size
-        short = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
+        short = size_field(size, "shortest_edge")
         if short is None:
-            h = size.get("height") if isinstance(size, dict) else getattr(size, "height", None)
-            w = size.get("width") if isinstance(size, dict) else getattr(size, "width", None)
+            h, w = size_field(size, "height"), size_field(size, "width")
             short = max(h, w) if h and w else None
         return int(short) if short else None
-
-    def _normalize(self, images: list[Image.Image]) -> torch.Tensor:
-        return self.on_device(self._uint8(images))
 
     @staticmethod
     def _uint8(images: list[Image.Image]) -> torch.Tensor:
@@ -100,10 +102,7 @@ class Preprocessor:
         where the processor would only rescale and normalise, which `on_device` then does on
         the accelerator; otherwise the processor's float pixels."""
         images = list(images)
-        fast = self._fast_size()
-        if fast and images and all(im.mode == "RGB" and im.size == (fast, fast) for im in images):
-            return self._uint8(images)
-        return self.pixels(images)
+        return self._uint8(images) if self._at_fast_size(images) else self.pixels(images)
 
     def on_device(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 pixels from `transport_pixels` -> the model's normalised float pixels, where x is."""

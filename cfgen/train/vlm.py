@@ -260,8 +260,8 @@ class VLMPreprocessor:
         the image processor's shortest edge)."""
         if self.side is not None:
             return self.side
-        size = self.processor.image_processor.size
-        short = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
+        from .model import size_field
+        short = size_field(self.processor.image_processor.size, "shortest_edge")
         return int(short) if short else None
 
     def transport_pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
