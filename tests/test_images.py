@@ -43,17 +43,28 @@ def _final(run: Path) -> list[Sample]:
     return [Sample.from_wds(s) for s in wds.WebDataset(tars, shardshuffle=False)]
 
 
-def test_scene_edits_differ_from_anchor_only_inside_the_mask(world_images):
+def test_scene_edits_are_renders_of_their_captions_changed_only_inside_the_mask(world_images, small_world):
+    """Each counterfactual (PNG here) is the world's render of its caption's scene, pixel for pixel
+    (#29: no pixels of the JPEG anchor, so no ghost of a removed object); the clean renders of
+    anchor and counterfactual differ only inside mask_box, and do inside it."""
+    import random
+    from cfgen.world.scene import Scene, apply_caption, caption, caption_of, parse_caption, render
     world_run, s = world_images
     assert s["in"] == 300 and s["in"] == s["kept"] + sum(s["rejected"].values()) + sum(s["failed"].values())
     samples = _final(world_run)
     assert len(samples) == s["kept"] > 200
+    scenes = {json.loads(w["json"])["key"]: Scene.from_dict(json.loads(w["json"])["scene"]) for w in
+              wds.WebDataset(sorted(str(p) for p in (small_world / "train").glob("*.tar")), shardshuffle=False)}
     n = 0
     types = set()
     for smp in samples:
-        a = np.asarray(decode_rgb(smp.image)).astype(int)
+        scene = scenes[smp.meta["source"]]
+        a = render(scene, 64).astype(int)
         for cf in smp.cfs:
+            new = apply_caption(scene, cf.text, random.Random(cf.seed))     # the editor's own draw
+            assert caption(new) == caption_of(parse_caption(cf.text))
             c = np.asarray(decode_rgb(cf.image)).astype(int)
+            assert (c == render(new, 64)).all()
             x0, y0, x1, y1 = cf.mask_box
             outside = np.ones(a.shape[:2], bool)
             outside[y0:y1, x0:x1] = False
