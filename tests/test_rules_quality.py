@@ -82,6 +82,39 @@ def rewrites(caption: str, seeds=range(4)) -> list[str]:
     ("A man sitting on a toilet reading a newspaper.", ["lying on a toilet", "standing on a toilet"], []),
     ("An old man feeding pigeons in a park.", ["young man"], []),
     ("Birds resting on a mud flat at low tide.", ["round", "square"], []),
+    # blind read of #27, round 2 (cases written for cfgen, one per kind):
+    # 7. more of a thing than the one thing beside it, or the one act, allows
+    ("A plane docked at the gate.", ["three planes", "four planes"], []),
+    ("A woman handing a boy a kite.", ["two women", "three women", "four women"], []),
+    ("A player is running to catch the ball.", ["two players", "three players"], []),
+    ("Two kids flying kites on a hill.", ["one kid", "a kid flying"], []),
+    ("A soccer player in blue jersey on the grass.", ["players in blue jersey"], []),
+    ("A boy doing a jump with his bike.", ["their bike"], []),
+    # 8. a person, an animal or an object the rest of the caption does not fit
+    ("A man drinking beer at a pub.", ["boy", "girl"], []),
+    ("A fluffy sheep in a pen.", ["fluffy goat"], []),
+    ("A girl flies a kite in the park.", ["flies a balloon"], []),
+    ("A zebra beside a giraffe at the zoo.", ["bear"], []),
+    ("A plane docked at the gate.", ["helicopter"], []),
+    # 9. an act a photo cannot tell apart, or that the rest contradicts
+    ("A man holding his phone on a bus.", ["using his phone"], []),
+    ("A man holding wine glasses.", ["wearing"], []),
+    ("A batter holding a bat, ready for the pitch.", ["swinging"], []),
+    # 10. motions and poses the place does not allow
+    ("A van parked on the side of the road.", ["driving on the side", "moving on the side"], []),
+    ("A boy standing up on a chair.", ["walking up", "running up"], []),
+    ("Cows grazing in a meadow.", ["lying"], []),
+    ("A man standing over a sink.", ["sitting over", "walking over", "lying over"], []),
+    # 11. relations and sides with no room, no inside, no other end; no relation said twice
+    ("A dog lying on a sofa.", ["under a sofa"], []),
+    ("A squirrel at the top of a tree.", ["bottom of a tree"], []),
+    ("A bench outside of a parking lot.", ["inside of"], []),
+    ("A cat asleep on a chair next to a lamp.", ["next to a chair next to"], []),
+    # 12. a state its own caption contradicts, a size beside its own contrast, a compound colour
+    ("An open fridge with bottles inside.", ["closed fridge"], []),
+    ("A big and over-sized pillow on a bed.", ["small and over"], []),
+    ("A navy blue car on the street.", [f"navy {c}" for c in ("red", "green", "white", "black", "yellow", "gray",
+                                                              "brown", "orange", "pink", "purple")], []),
 ])
 def test_rules_backend_avoids_the_failure_kinds(caption, never, some):
     texts = rewrites(caption)
@@ -119,7 +152,13 @@ def test_variety_within_each_type():
             by_type[e.type][(e.from_, e.to)] += 1
     share = {t: {p: v / sum(c.values()) for p, v in c.items()} for t, c in by_type.items()}
     assert share["category"].get(("man", "woman"), 0) + share["category"].get(("woman", "man"), 0) <= .2
-    assert sum(v for (f, t), v in share["quantity"].items() if f in ("a", "an") and t in ("two", "three")) <= 2 / 3
+    # counts: since the second blind read, three or four of a thing appear only where nothing else in the
+    # scene is one of a kind ("four trains on a track" was judged implausible), so "a -> two" is now most
+    # counts (69% of a/an -> two/three, 56% a -> two on these captions); the bound says it stays well below
+    # the 83% before #27 and that counts of numbers ("two -> three", "three -> two") remain
+    assert sum(v for (f, t), v in share["quantity"].items() if f in ("a", "an") and t in ("two", "three")) <= .75
+    assert sum(v for (f, t), v in share["quantity"].items() if f not in ("a", "an")) >= .15
     assert share["position"].get(("next to", "far from"), 0) <= .2
     for typ in ("category", "quantity", "position"):
-        assert sum(by_type[typ].values()) >= 10 and max(share[typ].values()) <= .5, (typ, by_type[typ].most_common(3))
+        most = .6 if typ == "quantity" else .5
+        assert sum(by_type[typ].values()) >= 10 and max(share[typ].values()) <= most, (typ, by_type[typ].most_common(3))

@@ -164,8 +164,8 @@ PERSON_SUBSTITUTES: dict[str, list[str]] = {
 }
 SUBSTITUTES: list[list[str]] = [
     ["dog", "cat"], ["dogs", "cats"], ["horse", "cow", "donkey"], ["horses", "cows", "donkeys"],
-    ["sheep", "goat"], ["goats", "sheep"], ["elephant", "giraffe", "zebra", "bear"],
-    ["elephants", "giraffes", "zebras", "bears"], ["duck", "swan", "goose"], ["ducks", "swans", "geese"],
+    ["sheep", "goat"], ["goats", "sheep"], ["elephant", "giraffe", "zebra"],
+    ["elephants", "giraffes", "zebras"], ["duck", "swan", "goose"], ["ducks", "swans", "geese"],
     ["car", "truck", "van"], ["cars", "trucks", "vans"], ["bicycle", "motorcycle", "scooter"], ["bus", "truck", "tram"],
     ["bicycles", "motorcycles", "scooters"],
     ["airplane", "helicopter"], ["pizza", "sandwich", "burger", "cake", "salad"],
@@ -245,7 +245,6 @@ VERB_CHANGES: dict[str, list[tuple[str, str, str]]] = {
     "running": [("walking", "movement", "animate"), ("standing", "movement", "animate")],
     "jumping": [("standing", "movement", "animate")],
     "galloping": [("standing", "movement", "animate"), ("walking", "movement", "animate")],
-    "grazing": [("lying", "state", "animate")],
     "sleeping": [("sitting", "state", "animate")],
     "parked": [("driving", "movement", "road"), ("moving", "movement", "vehicle")],
     "driving": [("parked", "movement", "vehicle")],
@@ -264,7 +263,7 @@ for _kind, _words in [
     ("wheels", "bicycle bike motorcycle scooter skateboard"), ("mount", "horse elephant camel donkey"),
     ("cart", "cart carriage wagon suitcase luggage stroller"), ("pet", "dog cat puppy kitten"),
     ("animal", "giraffe goat sheep cow calf lamb"), ("board", "surfboard snowboard"),
-    ("worn", "hat cap helmet glasses sunglasses scarf jacket coat backpack tie"), ("bat", "bat racket racquet club"),
+    ("worn", "hat cap helmet sunglasses scarf jacket coat backpack tie"), ("bat", "bat racket racquet club"),
     ("device", "laptop phone tablet camera"),
     ("game", "tennis game games chess cards wii golf videogame"),
 ]:
@@ -294,8 +293,7 @@ _ACTIONS = [
     ("chase", "carry", "action", "ball", "pet"), ("open", "close", "action", "umbrella book", "person"),
     ("wear", "hold", "action", "worn", "person"), ("hold", "wear", "action", "worn", "person"),
     ("swing", "hold", "action", "bat", "person"), ("hold", "swing", "action", "bat", "person"),
-    ("use", "close", "action", "device", "person"), ("use", "hold", "action", "device", "person"),
-    ("hold", "use", "action", "device", "person"), ("play", "watch", "action", "game", "person"),
+    ("use", "close", "action", "device", "person"), ("play", "watch", "action", "game", "person"),
 ]
 _FORMS = {"hold": ("holding", "holds"), "eat": ("eating", "eats"), "throw": ("throwing", "throws"),
           "fly": ("flying", "flies"), "close": ("closing", "closes"), "read": ("reading", "reads"),
@@ -545,6 +543,9 @@ ONE_PER_BODY = set("beard mustache moustache goatee head face nose mouth neck ta
 # words that say a person is an adult, and the nouns for children
 ADULT_ONLY = set("beard bearded mustache moustache goatee pregnant bride groom husband wife father mother dad mom "
                  "tuxedo businessman".split())
+# what only an adult does or is given: no child swapped in ("a boy smoking", "boys holding wine glasses")
+ADULT_CONTEXT = set("smoking smokes smoke cigarette cigarettes cigar wine beer beers bar pub cocktail cocktails "
+                    "whiskey alcohol drunk".split())
 CHILD_NOUNS = set("boy girl child kid baby toddler boys girls children kids babies toddlers".split())
 ADULT_NOUNS = set("man woman men women lady ladies guy guys gentleman adult adults".split())
 # what a person wears or has one of: "two women in a red coat" would share it
@@ -620,6 +621,12 @@ _CONTEXT_FITS: list[tuple[str, str]] = [
     ("carriage carriages cart wagon trolley buggy sleigh plow", "horse horses donkey donkeys pony ponies"),
     ("waiting passengers stop station platform depot", "bus buses train trains tram trams taxi"),
     ("pasta soup cereal food salad fruit rice noodles oatmeal vegetables", "bowl bowls plate plates tray trays"),
+    ("fly flies flying flew", "kite kites airplane airplanes plane planes jet jets drone drones bird birds"),
+    ("docked moored anchored", "boat boats ship ships yacht yachts ferry canoe kayak plane planes airplane airplanes jet jets"),
+    ("cut cuts cutting slicing slices sliced", "cake cakes pizza pizzas bread pie pies sandwich sandwiches cheese "
+     "apple apples orange oranges banana bananas carrot carrots broccoli meat"),
+    ("sandwich sandwiches burger burgers hotdog hotdogs", "plate plates tray trays table tables board bun buns"),
+    ("bottles bottle drinks beer milk soda juice", "refrigerator fridge cooler table counter shelf"),
 ]
 CONTEXT_FITS: dict[str, set[str]] = {}
 for _cues, _fit in _CONTEXT_FITS:
@@ -671,6 +678,13 @@ ANIMAL_PALETTE.update({"polar": {"white"}, "grizzly": {"brown"}, "panda": {"blac
 for _a in ("sign", "hydrant", "panda"):
     ANIMAL_PALETTE[pluralize(_a)] = ANIMAL_PALETTE[_a]
 # parts whose size is the animal's own: an elephant's trunk is long, a giraffe's neck too
+# a modifier tied to one kind of thing: the thing cannot change kind under it ("woolly sheep")
+TIED_ADJ = set("woolly wooly fluffy furry striped spotted feathered hairy shaggy fuzzy horned".split())
+# a shade word before a colour ("mustard yellow", "navy blue"): the colour is one compound name
+COLOR_SHADES = set("mustard lime navy sky forest olive royal baby hot pale light dark bright deep neon kelly lemon "
+                   "cherry blood jet off dull golden lemony rust brick sea midnight powder".split())
+# things whose bottom (or top) is no place to be ("the bottom of a branch")
+NO_OTHER_END = set("branch branches tree trees pole post tower building cake head pizza".split())
 FIXED_SIZE = {"trunk", "trunks", "neck", "necks", "tusk", "tusks", "tongue", "tongues"}
 # where one can lie down: "lying on a toilet" or "on a chair" is no pose of a photo
 LIE_ON = set("bed beds couch sofa grass ground floor beach sand blanket towel rug mat carpet snow field lawn "

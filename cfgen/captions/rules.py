@@ -141,6 +141,8 @@ def _flippable(doc, i: int, n: int, vertical: bool) -> bool:
         return False                         # nobody sits under a bench; a bird perches on top
     if down and "animate" not in _kinds(subject) and L.ROOM_UNDER.get(w, 0) < 4:
         return False                         # a vase of flowers goes on a table, not under it
+    if down and subject is not None and L.SIZE_CLASS.get(L.singular(subject.text.lower()), 3) >= L.ROOM_UNDER.get(w, 9):
+        return False                         # a dog on a couch does not fit under it; a kitten might
     return w in (L.COVERS if down else L.SURFACES)
 
 
@@ -205,8 +207,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
                         and L.singular(x) not in present]        # no "white white", no "two dogs and a dog"
     if t.pos_ in ("ADJ", "NOUN", "VERB") and w in L.COLOR and t.pos_ != "VERB":
         head = _np_head(doc, i) if t.pos_ == "ADJ" or t.dep_ in ("amod", "compound") else None
-        if head is None or _in_color_list(doc, words, i):
-            return None
+        if head is None or _in_color_list(doc, words, i) or (i > 0 and words[i - 1] in L.COLOR_SHADES):
+            return None                      # "mustard yellow" is one colour name
         if head.text.lower() in L.NON_COUNT:
             return None                      # green grass, blue sky: not an object's colour to change
         h = head.text.lower()
@@ -226,7 +228,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if head is None or head.text.lower() in L.ABSTRACT or head.text.lower() in L.FIXED_SIZE:
             return None                      # an elephant's trunk is long
         sizes = fresh(L.RULES_SIZE.get(w, []))
-        if any(words[k] in L.SIZE and words[k] != w for k in range(max(0, i - 3), min(len(words), i + 4))):
+        if any((words[k] in L.SIZE and words[k] != w) or words[k] in ("sized", "oversized")
+               for k in range(max(0, i - 3), min(len(words), i + 5))):
             return None                      # "large and small giraffes": the sizes are a contrast
         if "person" in _kinds(head):
             sizes = [x for x in sizes if x in ("tall", "short")]      # no "a large girl", no "a big child"
@@ -250,8 +253,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             return None                      # "walking two dogs": the new verb would need the object too
         if i > 0 and doc[i - 1].pos_ == "VERB":
             return None                      # "sit parked" cannot become "sit driving"
-        if "air" in words[i + 1:i + 4]:
-            return None                      # "jumping in the air" has no "standing in the air"
+        if "air" in words[i + 1:i + 4] or words[i + 1:i + 2] == ["up"]:
+            return None                      # "jumping in the air" has no "standing in the air"; "standing up"
         subj = _subject(doc, i)
         kinds = _kinds(subj)
         pairs = [(x, typ) for x, typ, need in L.VERB_CHANGES[w] if need in kinds
@@ -275,6 +278,11 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             pairs = [p for p in pairs if p[0] == "standing"]          # not "lying at a desk"
         if nxt in L.PATH_PREPOSITIONS:
             pairs = [p for p in pairs if p[0] in L.MOTION]             # not "standing through the water"
+        if nxt in ("over", "above"):
+            return None                      # not "sitting over a toilet", nor "walking over" it
+        if w == "parked" and ({"side", "lot", "each", "row", "rows"} & set(words[i + 1:]) or
+                              subj is not None and subj.tag_ == "NNS"):
+            return None                      # a bus moving on the side of the street; a lot of trains all moving
         if not pairs:
             return None
         typ = pairs[0][1]
@@ -292,6 +300,9 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             return None                      # a dark room can be bright; bright lights cannot be dark
         if w in ("open", "closed") and L.singular(head) not in L.OPENABLE:
             return None                      # "an open area", "an open field" cannot be closed
+        if w == "open" and set(words[i + 2:]) & {"with", "including", "full", "filled", "showing", "containing",
+                                                  "inside", "of"}:
+            return None                      # a closed fridge shows no bottles
         return Option("state", i, i + 1, states)
     if (w in L.AGE_ADJ or w in L.OBJECT_AGE_ADJ) and t.pos_ == "ADJ":
         head = _np_head(doc, i)
@@ -304,7 +315,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
     if w in L.RULES_SIDES and i > 0 and words[i - 1] in ("the", "his", "her", "its", "their") \
             and (w in ("left", "right") or words[i + 1:i + 2] == ["of"]) and L.RULES_SIDES[w] not in present \
             and not set(words[i + 1:i + 5]) & (L.ONE_PER_BODY | {"face", "body", "head"}) \
-            and not any("animate" in _kinds(doc[k]) for k in range(i + 1, min(i + 5, len(doc)))):
+            and not any("animate" in _kinds(doc[k]) for k in range(i + 1, min(i + 5, len(doc)))) \
+            and not set(words[i + 1:i + 5]) & L.NO_OTHER_END:
         return Option("position", i, i + 1, [L.RULES_SIDES[w]])     # "the top of the hill" -> "the bottom of"
     if w in L.RULES_POSITION and t.pos_ in ("ADP", "ADV", "SCONJ"):
         choices, vertical = L.RULES_POSITION[w]
@@ -312,20 +324,22 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         obj = _pobj(doc, i)
         if w == "into" and (i == 0 or words[i - 1] not in L.MOTION):
             return None                      # "cuts into a cake" has no "out of"
+        if w == "outside" and (obj is None or L.singular(obj.text.lower()) not in L.ROOM_INSIDE):
+            return None                      # "a sign outside of a closed road" has no inside
         if w == "in" and obj is not None and L.ROOM_INSIDE.get(obj.text.lower(), 9) <= 3 \
                 and (i == 0 or words[i - 1] not in L.MOTION) and "animate" in _kinds(_subject(doc, i)):
             choices.append("next to")        # a cat in a box can as well sit next to it
         if w in ("on", "under") and obj is not None and obj.text.lower() in L.SURFACES | L.COVERS \
                 and "animate" in _kinds(_subject(doc, i)) and obj.text.lower() not in L.PLACES:
             choices.append("next to")        # a cat on (or under) a couch can as well be next to it
-        choices = _visible(doc, i, 1, choices)
-        return Option("position", i, i + 1, choices) if choices else None
+        choices = [c for c in _visible(doc, i, 1, choices) if f" {c} " not in f" {' '.join(words)} "]
+        return Option("position", i, i + 1, choices) if choices else None    # no "next to a bed next to a laptop"
     if w in L.RULES_CATEGORY and t.pos_ in NOUN:
         if _fixed(doc, i) or (i + 1 < len(doc) and words[i + 1] == "of"):
             return None
         of = t.head if t.dep_ == "pobj" and t.head.text.lower() == "of" else None
         if of is not None and of.head.text.lower() not in {"group", "herd", "flock", "pair", "couple", "crowd",
-                                                           "team", "bunch"} | L.PICTURES:
+                                                           "team", "bunch", "pile", "stack"} | L.PICTURES | L.CONTAINERS:
             return None                      # "a slice of pizza", "a branch of a tree": the part belongs to it
         if t.dep_ == "pobj" and not any(c.dep_ in ("det", "poss", "nummod") for c in t.children) and t.tag_ == "NN":
             return None                      # "in bed", "at school": a fixed phrase, not an object
@@ -333,8 +347,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             return None                      # "another woman" names the same kind; a soccer game keeps its ball
         if t.dep_ == "dobj" and t.head.lemma_ == "wear" and L.singular(w) not in L.WORN:
             return None                      # "wearing a cat": a typo of hat, not a pet to swap
-        if _compound_before(doc, i) or _named_by_user(words, i):
-            return None                      # "a chili dog", "a skateboarder on a skateboard"
+        if _compound_before(doc, i) or _named_by_user(words, i) or any(c.text.lower() in L.TIED_ADJ for c in t.children):
+            return None                      # "a chili dog", "a skateboarder on a skateboard", "woolly sheep"
         choices = [c for c in fresh(L.RULES_CATEGORY[w]) if _fits_context(words, i, c)]
         if i > 1 and words[i - 2] == "in" or (i > 0 and words[i - 1] == "in"):
             choices = [c for c in choices if c not in ("stool", "bench", "stools", "benches")]   # no "in a stool"
@@ -433,9 +447,18 @@ def _action_options(doc, words: list[str], i: int) -> list[Option]:
     kind = L.OBJECT_KIND.get(o) or L.OBJECT_KIND.get(L.singular(o))
     who = _kinds(_subject(doc, i))
     by_type: dict[str, list[str]] = {}
+    compound = any(c.dep_ == "compound" for c in obj.children)
     for new, typ, objs, subj in L.RULES_ACTION[words[i]]:
-        if kind in objs and subj in who and new not in words:
-            by_type.setdefault(typ, []).append(new)
+        if kind not in objs or subj not in who or new in words:
+            continue
+        if new.startswith("wear") and compound:
+            continue                         # "holding wine glasses" are not worn
+        if new.startswith("swing") and {"ready", "about", "waiting", "waits"} & set(words):
+            continue                         # "getting ready for the pitch" is before the swing
+        if new.startswith("watch") and any(c.dep_ in ("conj", "xcomp", "advcl") and c.pos_ in ("VERB", "AUX")
+                                           for c in t.children):
+            continue                         # "watching tennis and going to return the ball"
+        by_type.setdefault(typ, []).append(new)
     return [Option(typ, i, i + 1, news) for typ, news in by_type.items()]
 
 
@@ -558,6 +581,9 @@ def _pronoun_agreement(doc, words: list[str], j: int, plural: bool) -> dict[int,
             out[k + 1] = L.pluralize(words[k + 1])
         elif plural and w == "its":
             out[k] = "their"
+        elif plural and w in ("his", "her", "its") and k + 1 < len(doc) and doc[k + 1].tag_ == "NN" and (
+                words[k + 1] in L.RIDDEN | L.WORN | L.ONE_EACH or L.SIZE_CLASS.get(words[k + 1], 9) <= 1):
+            return None                      # "two men with their skateboard": one board for two
         elif plural and w in ("his", "her"):
             if not person and any(x in L.PEOPLE for x in words[:j]):
                 return None                  # "a man ... while a cat sits on his lap": his is the man's
@@ -625,6 +651,12 @@ def _agreement(doc, words, h, plural: bool) -> dict[int, str] | None:
     if not plural and (L.PLURAL_ONLY & set(words[h.i + 1:]) or "side by side" in " ".join(words)
                        or "one another" in " ".join(words)):
         return None
+    if plural and any(c.dep_ == "prep" and any(o.dep_ == "pobj" and o.tag_ in ("NN", "NNP") and o.text.islower()
+                                                and o.text.lower() not in
+                                                L.NON_COUNT and not any(d.dep_ in ("det", "poss", "nummod")
+                                                                        for d in o.children) for o in c.children)
+                      for c in h.children):
+        return None                          # "two players in red shirt": the bare singular stays one
     out: dict[int, str] = {}
     for v in _verbs_of(h):
         new = _inflect(v, plural)
@@ -648,8 +680,14 @@ def _number_options(doc, words, i: int) -> list[Option]:
     typ = "parts" if words[h.i] in L.PARTS else "quantity"
     out = []
     for m in sorted({max(1, n - 1), n + 1, n + 2} - {n}):
+        room = _shares_small(h) if m > n else 9
+        if m > 10 or room == 0 or (room == 1 and m > 2) or (m > n and _acts_on_one(h)) \
+                or (m == n + 2 and not _open_scene(doc, h)):
+            continue
+        if m == 1 and _has_many(h):
+            continue                         # "one person riding surf boards"
         agree = _agreement(doc, words, h, plural=m > 1)
-        if agree is None or m > 10 or (m > n and _shares_small(h) == 0):
+        if agree is None:
             continue
         extra = {**agree, h.i: L.singular(words[h.i]) if m == 1 else L.pluralize(L.singular(words[h.i]))}
         if extra[h.i] == words[h.i]:
@@ -705,7 +743,7 @@ def _shares_small(h) -> int:
             via = prep.text.lower() if prep is not None else ("<obj>" if o.dep_ == "dobj" else "")
             if via == "of" and not (prep.i > 0 and prep.doc[prep.i - 1].text.lower() == "out"):
                 continue
-            if via not in ("on", "in", "inside", "atop", "with", "onto", "into", "upon", "from", "of", "<obj>"):
+            if via not in ("on", "in", "inside", "atop", "with", "onto", "into", "upon", "from", "of", "over", "<obj>"):
                 continue
             if thing in L.PLACES:
                 continue
@@ -730,7 +768,7 @@ def _article_options(doc, words, i: int) -> list[Option]:
     if words[i] == "the" and h.dep_ not in ("nsubj", "nsubjpass", "ROOT"):
         return []                            # "the dog is" -> "two dogs are"; "on the bench" stays one place
     room = _shares_small(h)
-    if _holds_one(h) or room == 0:
+    if _holds_one(h) or room == 0 or _acts_on_one(h):
         return []
     agree = _agreement(doc, words, h, plural=True)
     if agree is None:
@@ -742,7 +780,68 @@ def _article_options(doc, words, i: int) -> list[Option]:
     few = _handles_one(h) or room == 1 or held
     if L.SIZE_CLASS.get(words[h.i], 0) >= 5 and "vehicle" not in _kinds(h) and "animal" not in _kinds(h):
         return []                            # "four bridges", "three churches": one structure is the scene
+    few = few or not _open_scene(doc, h)
     return [Option("quantity", i, i + 1, ["two"] if few else ["two", "three", "four"], extra)]
+
+
+def _clause_verbs(h):
+    """The verbs noun h is the subject of, through coordination, purpose and adverbial clauses
+    ("a man is playing tennis and is going to return the ball"), not into another subject's clause."""
+    todo = [h.head] if h.dep_ in ("nsubj", "nsubjpass") else [c for c in h.children if c.dep_ in ("acl", "relcl")]
+    out = []
+    while todo:
+        v = todo.pop()
+        if v.pos_ not in ("VERB", "AUX") or v in out:
+            continue
+        out.append(v)
+        todo += [c for c in v.children if c.dep_ in ("conj", "xcomp", "advcl", "acl", "ccomp")
+                 and not any(x.dep_ in ("nsubj", "nsubjpass") and x.i != h.i for x in c.children)]
+    return out
+
+
+def _acts_on_one(h) -> bool:
+    """Noun h does something to one thing or one person that several of h could not all do
+    ("returning a serve", "handing a woman a bag", "going to return the ball"). Holding verbs are
+    judged by `_holds_one` and `_handles_one` (two may share an umbrella)."""
+    for v in _clause_verbs(h):
+        if v.lemma_ in HELD:
+            continue
+        for o in v.children:
+            if o.dep_ in ("dobj", "dative") and o.tag_ == "NN" and o.text.lower() not in L.NON_COUNT | L.BODY_PARTS \
+                    and any(d.text.lower() in ("a", "an", "the", "his", "her", "its") for d in o.children):
+                return True
+    return False
+
+
+def _has_many(h) -> bool:
+    """What noun h does or has is plural ("two people riding surf boards"): one of h would have one."""
+    for v in [h] + _clause_verbs(h):
+        for o in v.subtree:
+            if o.i != h.i and o.tag_ == "NNS" and o.text.lower() not in L.PLACES and "animate" not in _kinds(o) and o.dep_ in ("dobj", "pobj"):
+                return True
+    return False
+
+
+def _open_scene(doc, h) -> bool:
+    """Nothing else in the caption is one countable thing that three or four of h would crowd
+    ("four trains on a track", "four toilets next to a trash can", "three cats on a pair of shoes")."""
+    for t in doc:
+        if t.i == h.i or t.pos_ not in NOUN:
+            continue
+        w = t.text.lower()
+        if w in L.COLLECTIVES and t.i + 1 < len(doc) and doc[t.i + 1].text.lower() == "of":
+            if h.i > t.i and h.head.i == t.i + 1:
+                continue                     # "a group of people": h itself
+            if t.i > 0 and doc[t.i - 1].text.lower() in ("a", "an", "one"):
+                return False                 # "a pair of shoes": one thing
+            continue
+        if t.tag_ != "NN" or w in (L.PLACES - {"track", "runway"}) | L.ABSTRACT | L.FRAMING or not any(
+                d.text.lower() in ("a", "an", "the", "one") for d in t.children):
+            continue
+        if t.dep_ == "pobj" and t.head.text.lower() in ("in", "across", "along", "through", "near", "down", "into"):
+            continue                         # "three dogs in a field": the place holds any number
+        return False
+    return True
 
 
 HELD = {"hold", "carry", "use", "wear", "ride", "swing", "eat", "drink", "read", "fly", "throw", "push", "pull", "talk"}

@@ -508,8 +508,8 @@ def implausible(bw: list[str], span: tuple[int, int], typ: str, tags=None) -> st
         if (male and not female and words & (L.FEMALE_ONLY - L.FEMALE_NOUNS - {"her", "hers", "herself", "she"})) \
                 or (female and not male and words & (L.MALE_ONLY - L.MALE_NOUNS - {"his", "him", "himself", "he"})):
             return "implausible_gender"
-    if set(new) & L.CHILD_NOUNS and words & L.ADULT_ONLY and not words & L.ADULT_NOUNS:
-        return "implausible_age"             # "a boy with a beard"
+    if set(new) & L.CHILD_NOUNS and words & (L.ADULT_ONLY | L.ADULT_CONTEXT) and not words & L.ADULT_NOUNS:
+        return "implausible_age"             # "a boy with a beard", "a boy smoking"
     if typ == "category" and any(w in L.ANIMALS or w in L.VEHICLES for w in new):
         for k, w in enumerate(bw):
             owners = L.PART_OWNERS.get(w)
