@@ -78,7 +78,7 @@ def _report(summary: dict[str, Any], run: str) -> None:
 def captions(inputs, out, config_path, limit, dry_run, gpus, **kw) -> None:
     """Stage 1: K counterfactual rewrites per caption, validated and typed."""
     from .captions.stage import CaptionsConfig, first_prompt, preview_captions, run_captions
-    from .distribute import parse_gpus
+    from .run import parse_gpus
     cfg = build(CaptionsConfig, load_yaml(config_path, "captions"), kw, {"input": list(inputs), "out": out})
     gpu_list = parse_gpus(gpus) or None
     if dry_run:
@@ -129,7 +129,7 @@ def _images_cfg(config_path, run, filter_, kw):
 @one_line_errors
 def images(run, config_path, filter_, gpus, device, **kw) -> None:
     """Stage 2: masked edits of each anchor toward its rewrites, CLIP filter, final shards."""
-    from .distribute import parse_gpus
+    from .run import parse_gpus
     from .images.stage import run_images
     cfg = _images_cfg(config_path, run, filter_, kw)
     gpu_list = parse_gpus(gpus)

@@ -7,6 +7,11 @@ from typing import Any, Callable
 import click
 
 
+class InputError(Exception):
+    """A problem with the user's inputs or run directory (a missing file, an empty glob, a changed
+    input, a run another process is writing): one clear line."""
+
+
 _SECRETS: set[str] = set()
 
 
@@ -39,7 +44,6 @@ def one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*a: Any, **kw: Any) -> Any:
         from PIL import UnidentifiedImageError
-        from .io.reader import InputError
         try:
             return fn(*a, **kw)
         except (InputError, OSError, ValueError, KeyError, UnidentifiedImageError) as e:

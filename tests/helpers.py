@@ -15,7 +15,7 @@ from PIL import Image
 
 from cfgen.train.trainer import recipe_config
 
-from cfgen.io.ledger import Ledger, UnitStats
+from cfgen.run import Ledger, UnitStats
 from cfgen.io.writer import atomic_write_bytes
 
 

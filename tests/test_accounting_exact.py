@@ -3,7 +3,8 @@ whole or in part, is one record, plus one failure for the cut; no range of plaus
 import json
 import tarfile
 
-from cfgen.io.reader import plan_units, read_unit
+from cfgen.io.reader import read_unit
+from cfgen.run import plan_units
 from tests.conftest import jpeg_bytes, write_tar
 
 N = 6          # samples 000..005, each <key>.jpg then <key>.txt

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cfgen.distribute import parse_gpus
+from cfgen.run import parse_gpus
 
 
 def _cli(*args, cwd=None, timeout=120):
@@ -96,7 +96,7 @@ class _FlakyEditor:
 
 
 def test_oom_retries_one_by_one_and_a_sticky_cuda_error_breaks_the_worker():
-    from cfgen.distribute import WorkerBroken
+    from cfgen.run import WorkerBroken
     from cfgen.images.stage import edit_anchors
 
     class OutOfMemoryError(RuntimeError):
@@ -128,7 +128,7 @@ def test_a_failing_cross_anchor_batch_falls_back_to_anchor_by_anchor():
 
 
 def _broken_job(unit, device):
-    from cfgen.distribute import WorkerBroken
+    from cfgen.run import WorkerBroken
     import os
     marker = os.environ["CFGEN_TEST_MARKER"]
     if not os.path.exists(marker):
@@ -138,8 +138,8 @@ def _broken_job(unit, device):
 
 
 def test_a_broken_worker_is_replaced_and_its_unit_retried(tmp_path, monkeypatch):
-    from cfgen.distribute import distribute_local
-    from cfgen.io.reader import Unit
+    from cfgen.run.distribute import distribute_local
+    from cfgen.run import Unit
     monkeypatch.setenv("CFGEN_TEST_MARKER", str(tmp_path / "broken-once"))
     units = [Unit(index=0, path="x", kind="wds")]
     failures = distribute_local(_broken_job, units, gpus=["0"], retries=2)     # a worker process (one slot)

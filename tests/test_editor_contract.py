@@ -27,7 +27,8 @@ class _Box:
 def _world_jobs(tmp_path):
     from cfgen.captions.stage import CaptionsConfig, run_captions
     from cfgen.datamodel import table_to_rewrites
-    from cfgen.io.reader import plan_units, read_unit
+    from cfgen.io.reader import read_unit
+    from cfgen.run import plan_units
     from cfgen.world import world_vocab
     from cfgen.world.generate import WorldConfig, generate_world
     import pyarrow.parquet as pq

@@ -195,8 +195,8 @@ def test_units_an_older_cfgen_marked_done_with_backend_failures_are_redone(tmp_p
     `backend_error: ...`), stats `failed: {backend_error: n}`, the unit marked done."""
     from cfgen.captions.stage import CaptionsConfig
     from cfgen.datamodel import FAILED, rewrites_to_table
-    from cfgen.io.ledger import Ledger, UnitStats
-    from cfgen.io.reader import expand_inputs, plan_units, read_unit
+    from cfgen.io.reader import expand_inputs, read_unit
+    from cfgen.run import Ledger, UnitStats, plan_units
     from cfgen.io.writer import atomic_write_parquet
     small = _checkpoint(tmp_path / "small", 1_000_000_000)
     base = ["--input", inputs, "--backend", "vllm", "--model", small, "--k", "2"]
@@ -252,9 +252,9 @@ def test_captions_gpus_go_to_transformers_workers_and_to_the_vllm_engine(tmp_pat
                                                                          inputs):
     """#23 item 9: the transformers backend gets the GPUs (one worker each, which the local
     distributor pins as cuda:0); vLLM takes all of them in this process."""
-    import cfgen.runner
+    import cfgen.captions.stage
     seen = []
-    monkeypatch.setattr(cfgen.runner, "run_units", lambda job, units, ledger, **kw: (seen.append(kw),
+    monkeypatch.setattr(cfgen.captions.stage, "run_units", lambda job, units, ledger, **kw: (seen.append(kw),
                                                                                       {"units_failed": {}})[1])
     lm = tmp_path / "lm"
     lm.mkdir()
@@ -285,8 +285,8 @@ def _scorer_job(unit, device):
 
 
 def test_a_cuda_error_outside_the_editor_replaces_the_worker(tmp_path, monkeypatch):
-    from cfgen.distribute import distribute_local
-    from cfgen.io.reader import Unit
+    from cfgen.run.distribute import distribute_local
+    from cfgen.run import Unit
     monkeypatch.setenv("CFGEN_TEST_DIR", str(tmp_path))
     failures = distribute_local(_scorer_job, [Unit(index=0, path="x", kind="wds")], gpus=["0"], retries=2)
     assert failures == {}
@@ -296,8 +296,8 @@ def test_a_cuda_error_outside_the_editor_replaces_the_worker(tmp_path, monkeypat
 
 
 def test_a_fatal_device_error_in_process_fails_the_rest_for_a_rerun():
-    from cfgen.distribute import distribute_sequential
-    from cfgen.io.reader import Unit
+    from cfgen.run.distribute import distribute_sequential
+    from cfgen.run import Unit
     calls = []
 
     def job(unit, device):
@@ -325,7 +325,7 @@ def test_a_fatal_device_error_while_freeing_the_cache_is_not_an_anchor_failure(m
     """#23 item 8: after an out of memory, edit_anchors frees the cache; a sticky CUDA error
     there was kept as that anchor's failure and the poisoned worker went on."""
     import torch
-    from cfgen.distribute import WorkerBroken
+    from cfgen.run import WorkerBroken
     from cfgen.images.stage import edit_anchors
 
     def empty_cache():
@@ -361,8 +361,8 @@ class _PoisonOnce:
 def test_a_cuda_error_replaces_the_ray_actor(tmp_path):
     """#23 item 8: the Ray distributor kept a poisoned actor (every retry failed on it)."""
     ray = pytest.importorskip("ray")
-    from cfgen.distribute_ray import distribute_ray
-    from cfgen.io.reader import Unit
+    from cfgen.run.distribute_ray import distribute_ray
+    from cfgen.run import Unit
     here = Path(__file__).parent              # this module, under the name pytest imported it by
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(here.parent), str(here)])}})

@@ -16,7 +16,9 @@ import pytest
 from PIL import Image
 
 from cfgen.captions.stage import CaptionsConfig, run_captions
-from cfgen.io.reader import InputConfig, InputError, expand_inputs, plan_units, read_unit
+from cfgen.errors import InputError
+from cfgen.io.reader import InputConfig, expand_inputs, read_unit
+from cfgen.run import plan_units
 from tests.conftest import jpeg_bytes, write_tar
 from tests.helpers import train_cfg as _cfg, train_log as _log
 
@@ -98,7 +100,7 @@ def test_a_run_directory_of_other_inputs_is_refused(tmp_path):
 
 def test_the_images_stage_checks_each_caption_against_its_anchor(tmp_path):
     from cfgen.images.stage import EditJob, ImagesConfig
-    from cfgen.io.ledger import read_manifest
+    from cfgen.run import Manifest
     from cfgen.world.generate import WorldConfig, generate_world
     from cfgen.world import world_vocab
     generate_world(tmp_path / "w", WorldConfig(n=40, n_test=10, per_shard=40, seed=2))
@@ -110,14 +112,14 @@ def test_the_images_stage_checks_each_caption_against_its_anchor(tmp_path):
     t.loc[t["key"] == first, "caption"] = "two yellow squares"
     import pyarrow as pa
     pq.write_table(pa.Table.from_pandas(t, preserve_index=False), part)
-    units, _ = read_manifest(run)
+    units = Manifest.read(run).units
     stats = EditJob(ImagesConfig(run=str(run), filter=False), InputConfig())(units[0])
     assert stats["failed"].get("caption_mismatch") == 1
     assert stats["in"] == 40 and stats["kept"] + sum(stats["rejected"].values()) + 1 == 40
 
 
 def test_a_second_writer_of_a_run_is_refused_while_the_first_holds_the_lock(tmp_path):
-    from cfgen.io.ledger import run_lock
+    from cfgen.run import run_lock
     _tar(tmp_path / "in" / "00000.tar")
     with run_lock(tmp_path / "run"):
         r = _cli("captions", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "run"))
@@ -186,8 +188,8 @@ def test_workers_exit_when_their_coordinator_is_killed(tmp_path):
     script.write_text(f"""
 import sys
 sys.path.insert(0, {str(Path(__file__).parents[1])!r})
-from cfgen.distribute import distribute_local
-from cfgen.io.reader import Unit
+from cfgen.run.distribute import distribute_local
+from cfgen.run import Unit
 from tests.helpers import SlowJob
 if __name__ == "__main__":
     distribute_local(SlowJob({str(tmp_path)!r}, pause=60), [Unit(i, "x", "wds") for i in range(4)], workers=2)

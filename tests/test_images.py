@@ -112,8 +112,8 @@ def test_filter_scores_stored_and_refilter_without_regenerating(world_run, tiny_
 
 
 def test_worker_killed_mid_shard_is_redone_once(tmp_path):
-    from cfgen.distribute import distribute_local
-    from cfgen.io.reader import Unit
+    from cfgen.run.distribute import distribute_local
+    from cfgen.run import Unit
     from tests.helpers import SlowJob
     units = [Unit(i, f"in-{i}.tar", "wds") for i in range(6)]
     killed = []

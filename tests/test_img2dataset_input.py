@@ -23,7 +23,8 @@ import webdataset as wds
 from click.testing import CliRunner
 
 from cfgen.cli import main
-from cfgen.io.reader import InputError, expand_inputs
+from cfgen.errors import InputError
+from cfgen.io.reader import expand_inputs
 from tests.conftest import jpeg_bytes
 
 CAPTIONS = ["a red car parked on a street", "a brown dog lying on the grass", "a man riding a horse",

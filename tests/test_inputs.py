@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 
 from cfgen.io.keys import sanitize_key
-from cfgen.io.reader import InputConfig, InputError, expand_inputs, plan_units, read_unit
-from cfgen.io.ledger import UnitStats
+from cfgen.errors import InputError
+from cfgen.io.reader import InputConfig, expand_inputs, read_unit
+from cfgen.run import UnitStats, plan_units
 from tests.conftest import jpeg_bytes, write_tar
 
 

@@ -30,11 +30,11 @@ def test_ray_captions_equal_local(ray_cluster, small_world, tmp_path):
 
 def test_ray_finishes_a_run_started_locally(ray_cluster, small_world, tmp_path):
     from cfgen.captions.stage import CaptionsConfig, run_captions
-    from cfgen.io.ledger import Ledger
+    from cfgen.run import Ledger
     cfg = CaptionsConfig(input=[str(small_world / "train")], out=str(tmp_path / "r"))
     run_captions(cfg)
     led = Ledger(tmp_path / "r", "captions")
-    first = led.stats_path(__import__("cfgen.io.reader", fromlist=["Unit"]).Unit(0, "", "wds"))
+    first = led.stats_path(__import__("cfgen.run", fromlist=["Unit"]).Unit(0, "", "wds"))
     mtime = first.stat().st_mtime_ns
     (tmp_path / "r" / "captions" / "part-00002.stats.json").unlink()          # one unit left to do
     cfg.distributor = "ray"
@@ -44,8 +44,8 @@ def test_ray_finishes_a_run_started_locally(ray_cluster, small_world, tmp_path):
 
 
 def test_ray_retries_a_dead_actor(ray_cluster, tmp_path):
-    from cfgen.distribute_ray import distribute_ray
-    from cfgen.io.reader import Unit
+    from cfgen.run.distribute_ray import distribute_ray
+    from cfgen.run import Unit
     from tests.helpers import DieOnceJob
     units = [Unit(i, f"in-{i}.tar", "wds") for i in range(4)]
     failures = distribute_ray(DieOnceJob(str(tmp_path), die_on=2), units, workers=2, retries=2)

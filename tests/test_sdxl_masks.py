@@ -172,11 +172,13 @@ def test_sdxl_batches_edits_across_anchors_up_to_the_batch_size(photo_run, tiny,
     """Two anchors of K = 2 edits each: with batch_size 4 the image stage fills one batch of 4
     (it was at most one anchor's edits before), and each image matches its one-by-one render."""
     from cfgen.images.sdxl import SDXLEditor
-    from cfgen.images.stage import EditJob, _input_config
+    from cfgen.images.stage import EditJob
+    from cfgen.run import Manifest
     cfg = _cfg(photo_run, tiny)
     cfg.sdxl.batch_size = 4
     cfg.masks.box_threshold = 1.01            # no mask found: every edit is global, one generation size
-    units, icfg, _ = _input_config(cfg.run)
+    manifest = Manifest.read(cfg.run)
+    units, icfg = manifest.units, manifest.input_config()
     ed = SDXLEditor(cfg.sdxl, cfg.masks, image_format="png")
     job = EditJob(cfg, icfg)
     job.setup("cpu")

@@ -63,7 +63,7 @@ def test_every_transformers_load_in_the_package_passes_trust_remote_code_false()
 
 # ------------------------------------------------------------------------------ items 4, 5
 def test_a_stage_folder_that_is_a_symlink_is_refused_and_nothing_outside_is_deleted(world_final, tmp_path):
-    from cfgen.io.ledger import Ledger
+    from cfgen.run import Ledger
     from cfgen.io.writer import SymlinkRefused
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -107,8 +107,8 @@ def test_training_never_writes_through_a_symlinked_log_or_config(world_final, wo
 
 # ------------------------------------------------------------------------------ item 7
 def test_two_trainings_into_one_out_the_second_is_refused(world_final, world_clip, tmp_path):
-    from cfgen.io.ledger import run_lock
-    from cfgen.io.reader import InputError
+    from cfgen.run import run_lock
+    from cfgen.errors import InputError
     from cfgen.train.trainer import train
     out = tmp_path / "out"
     with run_lock(out):                       # another cfgen process holds --out
@@ -202,7 +202,8 @@ def test_oversized_captions_and_members_are_rejected_before_they_are_decoded(tmp
     """A 50 MB caption is refused by its byte length (UTF-8: at most 4 bytes a character), never
     decoded or cleaned; a text member over 1 MB is never even read; the sample still counts."""
     from cfgen.io import reader
-    from cfgen.io.reader import plan_units, read_unit
+    from cfgen.io.reader import read_unit
+    from cfgen.run import plan_units
     from tests.conftest import jpeg_bytes, write_tar
     cleaned = []
     monkeypatch.setattr(reader, "clean_text", lambda t: cleaned.append(len(t)) or (t, False))
@@ -218,7 +219,9 @@ def test_oversized_captions_and_members_are_rejected_before_they_are_decoded(tmp
 def test_a_csv_or_parquet_with_too_many_columns_is_refused_before_parsing(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from cfgen.io.reader import InputError, MAX_COLUMNS, plan_units, read_unit
+    from cfgen.errors import InputError
+    from cfgen.io.reader import MAX_COLUMNS, read_unit
+    from cfgen.run import plan_units
     wide = tmp_path / "wide.csv"
     wide.write_text(",".join(f"c{i}" for i in range(MAX_COLUMNS + 1)) + "\n" + ",".join("1" * (MAX_COLUMNS + 1)) + "\n")
     pq.write_table(pa.table({f"c{i}": [1] for i in range(MAX_COLUMNS + 1)}), tmp_path / "wide.parquet")
@@ -230,7 +233,8 @@ def test_a_csv_or_parquet_with_too_many_columns_is_refused_before_parsing(tmp_pa
 
 def test_an_input_fingerprint_never_opens_a_fifo(tmp_path):
     """A run's manifest can name any path (a shared run folder); fingerprinting a FIFO would block."""
-    from cfgen.io.reader import InputError, fingerprint
+    from cfgen.errors import InputError
+    from cfgen.run.manifest import fingerprint
     import signal
     fifo = tmp_path / "in.tar"
     os.mkfifo(fifo)

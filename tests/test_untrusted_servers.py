@@ -127,7 +127,7 @@ def test_a_server_quoting_the_key_in_a_401_leaves_it_nowhere(tmp_path, inputs, s
 
 
 def test_redaction_covers_every_stored_and_printed_error():
-    from cfgen.distribute import _short
+    from cfgen.run.distribute import _short
     from cfgen.errors import describe, redact, register_secret
     register_secret(KEY)
     e = ValueError(f"server said: Authorization: Bearer {KEY}")
@@ -175,8 +175,8 @@ def test_one_ctrl_c_stops_requests_in_flight(tmp_path, inputs, server):
 
 DRIVER = """
 import os, sys, time
-from cfgen.distribute import distribute_local
-from cfgen.io.reader import Unit
+from cfgen.run.distribute import distribute_local
+from cfgen.run import Unit
 
 class Sleep:
     def __call__(self, unit, device):

@@ -23,8 +23,8 @@ from typing import Any, Protocol
 from ..resources import prompts_dir
 from ..datamodel import Edit, Status
 from ..seeds import stable_seed
-from ..distribute import WorkerBroken
 from ..errors import redact, register_secret
+from ..run import WorkerBroken
 from .parse import REWRITES_JSON_SCHEMA, parse_numbered, parse_structured, parse_verdict
 
 

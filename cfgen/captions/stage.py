@@ -14,10 +14,11 @@ from typing import Any
 
 from ..config import CLI_ONLY, RECIPE_FILE
 from ..datamodel import FAILED, KEPT, REJECTED, Anchor, Rewrite, rewrites_to_table
-from ..io.ledger import Ledger, UnitStats, input_identity, read_manifest, run_lock, write_manifest
+from ..hub import require_model
 from ..io.keys import sanitize_key
-from ..io.reader import InputConfig, Unit, clean_text, expand_inputs, plan_units, read_unit
+from ..io.reader import InputConfig, clean_text, expand_inputs, read_unit
 from ..io.writer import atomic_write_parquet
+from ..run import Ledger, Unit, UnitStats, check_run_dir, check_settings, plan_run, plan_units, run_lock, run_units
 from .backends import Backend, BackendError, Generation, JudgeItem, default_judge_prompt, default_prompt
 from .rules import RulesBackend
 from .validate import Validator
@@ -270,23 +271,8 @@ def preview_captions(cfg: CaptionsConfig, n: int,
 
 
 def plan(cfg: CaptionsConfig) -> list[Unit]:
-    """Units of the inputs; a run directory that belongs to other inputs (other files, or the same
-    files with other contents) is refused. Writes the manifest, with the settings of this stage."""
-    out = Path(cfg.out)
-    units = plan_units(expand_inputs(cfg.input), cfg.input_config())
-    if (out / "manifest.json").exists():
-        old, info = read_manifest(cfg.out)
-        if "inputs" not in info:
-            raise ValueError(f"{cfg.out} was made by an older cfgen (no input fingerprints in its manifest.json); "
-                             "use a new --out")
-        if old != units or info.get("inputs") != input_identity(units):
-            raise ValueError(f"{cfg.out} belongs to a run with other inputs (its manifest.json lists other "
-                             "files or contents); use a new --out")
-        settings = {**info.get("settings", {}), STAGE: cfg.settings()}
-    else:
-        settings = {STAGE: cfg.settings()}
-    write_manifest(cfg.out, units, {"captions": asdict(cfg), "settings": settings})
-    return units
+    """The run's units, planned into its manifest with this stage's settings and config."""
+    return plan_run(cfg.out, cfg.input, cfg.input_config(), STAGE, cfg.settings(), asdict(cfg))
 
 
 @contextlib.contextmanager
@@ -329,7 +315,6 @@ def preflight(cfg: CaptionsConfig, gpus: list[str] | None = None) -> None:
             raise ValueError(f"captions --backend vllm needs vLLM >= 0.11 (pip install 'cfgen[gpu]'): {e}") from None
         check_vllm_fits(cfg)
     if cfg.backend == "transformers":
-        from ..hub import require_model
         require_model(cfg.model, "captions option --model")
 
 
@@ -399,19 +384,12 @@ def retry_backend_failures(ledger: Ledger, units: list[Unit]) -> None:
 def run_captions(cfg: CaptionsConfig, gpus: list[str] | None = None) -> dict[str, Any]:
     """Every unit of the inputs. `gpus`: the transformers backend runs one worker per GPU; vLLM
     runs in this process over all of them (tensor parallel)."""
-    from ..runner import check_settings, run_units
     if cfg.backend == "openai":
         from .backends import api_key
         api_key(cfg.api_key_env)                 # redacted here too, whichever process meets the server
     with visible_gpus(cfg, gpus) as cfg:
         preflight(cfg, gpus)
-        if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
-            raise ValueError(f"--out {cfg.out} is a file, not a run directory")
-        out = Path(cfg.out).resolve()
-        inside = next((i for i in cfg.input if os.path.isdir(i) and out.is_relative_to(Path(i).resolve())), None)
-        if inside is not None:
-            raise ValueError(f"--out {cfg.out} is inside --input {inside}: the run's own files would be read as "
-                             "inputs; put the run directory elsewhere")
+        check_run_dir(cfg.out, cfg.input)
         with run_lock(cfg.out):
             ledger = Ledger(cfg.out, STAGE)
             check_settings(ledger, cfg.settings(), record=False)      # plan() records them

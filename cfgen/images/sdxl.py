@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 
 from ..datamodel import Anchor, Rewrite
-from ..distribute import is_oom
 from ..io.images import decode_rgb, encode_image
+from ..run import is_oom
 from .editors import EditResult
 from .masks import MaskConfig, MaskResult, grounding_phrase
 

@@ -21,12 +21,12 @@ import pyarrow.parquet as pq
 from ..config import CLI_ONLY
 from ..datamodel import (EDIT_SCHEMA, FAILED, GENERATED, KEPT, REJECTED, SCORE_KEYS, Counterfactual, Edit, Generated,
                          Rewrite, Sample, Status, table_to_rewrites)
-from ..io.ledger import Ledger, UnitStats, check_inputs, read_manifest, run_lock
-from ..io.reader import InputConfig, Unit, read_unit
-from ..io.writer import AtomicTarWriter, atomic_write_parquet
-from ..distribute import WorkerBroken, is_fatal_device_error, is_oom
 from ..hub import require_model
 from ..io.images import decode_rgb, encode_image
+from ..io.reader import InputConfig, read_unit
+from ..io.writer import AtomicTarWriter, atomic_write_parquet
+from ..run import (Ledger, Manifest, Unit, UnitStats, WorkerBroken, check_settings, is_fatal_device_error, is_oom,
+                   run_lock, run_units)
 from .editors import EditResult, Editor, edit_seed
 from .filter import FilterConfig, verdict
 from .masks import MaskConfig
@@ -357,22 +357,15 @@ def _resize(data: bytes, cfg: ImagesConfig) -> bytes:
     return encode_image(im.resize((round(im.width * scale), round(im.height * scale))), cfg.image_format)
 
 
-def _input_config(run: str) -> tuple[list[Unit], InputConfig, dict[str, Any]]:
-    from ..captions.stage import CaptionsConfig
-    from ..config import build
-    units, info = read_manifest(run)
-    return units, build(CaptionsConfig, info.get("captions", {})).input_config(), info
-
-
 def run_images(cfg: ImagesConfig, gpus: list[str] | None = None, device: str = "cpu") -> dict[str, Any]:
     with run_lock(cfg.run):
         return _run_images(cfg, gpus, device)
 
 
 def _run_images(cfg: ImagesConfig, gpus: list[str] | None, device: str) -> dict[str, Any]:
-    from ..runner import check_settings, run_units
-    units, icfg, info = _input_config(cfg.run)
-    check_inputs(cfg.run, units, info.get("inputs", {}))
+    manifest = Manifest.read(cfg.run)
+    manifest.check_inputs(cfg.run)
+    units = manifest.units
     cap = Ledger(cfg.run, "captions")
     ready = [u for u in units if cap.is_done(u)]
     if not ready:
@@ -383,7 +376,7 @@ def _run_images(cfg: ImagesConfig, gpus: list[str] | None, device: str) -> dict[
     if edits.pending(ready):
         for option, name in cfg.models().items():
             require_model(name, f"images option {option}")
-    edit_summary = run_units(EditJob(cfg, icfg), ready, edits, distributor=cfg.distributor,
+    edit_summary = run_units(EditJob(cfg, manifest.input_config()), ready, edits, distributor=cfg.distributor,
                              workers=cfg.workers, gpus=gpus, retries=cfg.retries, desc="images", device=device,
                              item_key="cf_generated", ray_address=cfg.ray_address)
     summary = _run_filter(cfg, units)
@@ -397,15 +390,13 @@ def _run_images(cfg: ImagesConfig, gpus: list[str] | None, device: str) -> dict[
 def run_filter(cfg: ImagesConfig, redo: bool = False) -> dict[str, Any]:
     """(Re)build final shards from generated images and stored scores; no image is regenerated.
     The image format must be the one the images were generated in."""
-    from ..runner import check_settings
     with run_lock(cfg.run):
-        units = _input_config(cfg.run)[0]
+        units = Manifest.read(cfg.run).units
         check_settings(Ledger(cfg.run, EDIT_STAGE), {"image_format": cfg.image_format}, record=False)
         return _run_filter(cfg, units, redo)
 
 
 def _run_filter(cfg: ImagesConfig, units: list[Unit], redo: bool = False) -> dict[str, Any]:
-    from ..runner import check_settings, run_units
     final = Ledger(cfg.run, FINAL_STAGE)
     if redo:
         for u in units:

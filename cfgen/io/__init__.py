@@ -1,1 +1,1 @@
-"""Reading inputs, writing outputs atomically, and the per-unit run ledger."""
+"""Reading inputs and writing outputs atomically (the run directory itself: cfgen.run)."""

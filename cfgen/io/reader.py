@@ -1,13 +1,13 @@
 """Inputs: img2dataset-style WebDataset shards and (image path, caption) tables.
 
-`expand_inputs` turns brace lists, globs and directories into files; `plan_units` splits them
-into work units (one per tar, row ranges for tables); `read_unit` yields one `ReadRecord` per
-input sample, good or bad, so that every sample is accounted for downstream.
+`expand_inputs` turns brace lists, globs and directories into files (the run package's
+`plan_units` splits them into work units: one per tar, row ranges for tables); `read_unit`
+yields one `ReadRecord` per input sample, good or bad, so that every sample is accounted for
+downstream.
 """
 from __future__ import annotations
 
 import glob
-import hashlib
 import io
 import json
 import os
@@ -17,7 +17,7 @@ import tarfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
 import braceexpand
 import pandas as pd
@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from ..datamodel import FAILED, IMAGE_EXTS, REJECTED, Anchor, Status
+from ..errors import InputError
 from .images import MAX_PIXELS
 from .keys import sanitize_key
 
@@ -34,10 +35,6 @@ COMPRESSED_EXTS = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst", ".zip")
 NEWLINE = b"\n"
 PIL_FORMAT = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 _KEY_RE = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")   # webdataset's key/extension split
-
-
-class InputError(Exception):
-    """A problem with the user's input paths (missing file, empty glob): one clear line."""
 
 
 @dataclass
@@ -57,27 +54,14 @@ MAX_COLUMNS = 1_000                   # a table with more columns is refused bef
 MAX_TEXT_MEMBER = 1_000_000           # bytes of a tar's txt/json member; larger: member_too_large (never read)
 
 
-@dataclass(frozen=True)
-class Unit:
-    """One unit of work: an input shard, or a row range of a table. Part N of every stage."""
+class InputSlice(Protocol):
+    """What `read_unit` reads: a file of a kind ("wds" | "table"), and a table's row range.
+    (A run's `Unit` is one; the run package plans them.)"""
 
-    index: int
     path: str
-    kind: str                 # "wds" | "table"
-    start: int = 0
-    stop: int | None = None
-
-    @property
-    def name(self) -> str:
-        return f"part-{self.index:05d}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "path": self.path, "kind": self.kind,
-                "start": self.start, "stop": self.stop}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Unit":
-        return cls(**d)
+    kind: str
+    start: int
+    stop: int | None
 
 
 @dataclass
@@ -158,22 +142,6 @@ def _without_side_files(files: list[str], where: str) -> list[str]:
     return kept
 
 
-def fingerprint(path: str, block: int = 1 << 20) -> dict[str, Any]:
-    """Identity of an input file: size and sha256 of its first and last MiB (cheap on TB datasets,
-    and it changes when a shard is replaced, truncated or appended to)."""
-    st = os.stat(path)
-    if not stat.S_ISREG(st.st_mode):         # a FIFO named in a shared run's manifest would block forever
-        raise InputError(f"input is not a regular file: {path}")
-    size = st.st_size
-    h = hashlib.sha256(str(size).encode())
-    with open(path, "rb") as f:
-        h.update(f.read(block))
-        if size > block:
-            f.seek(max(block, size - block))
-            h.update(f.read(block))
-    return {"size": size, "sha256_head_tail": h.hexdigest()}
-
-
 def _check_csv_header(path: str) -> None:
     """Count a CSV's columns from its first line before pandas parses it (300,000 columns would
     cost minutes and gigabytes)."""
@@ -196,7 +164,7 @@ def _load_table(path: str) -> pd.DataFrame:
     if path.endswith(".csv"):
         _check_csv_header(path)
     elif path.endswith(".parquet"):
-        _table_columns(path)
+        table_columns(path)
     try:
         if path.endswith(".parquet"):
             return pd.read_parquet(path)
@@ -218,7 +186,8 @@ def _load_table(path: str) -> pd.DataFrame:
         raise InputError(f"{path}: unreadable table: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
-def _table_columns(path: str) -> tuple[int, list[str]]:
+def table_columns(path: str) -> tuple[int, list[str]]:
+    """Rows and column names of a table (a parquet file's from its footer); InputError if unreadable."""
     if path.endswith(".parquet"):
         try:
             f = pq.ParquetFile(path)
@@ -231,35 +200,7 @@ def _table_columns(path: str) -> tuple[int, list[str]]:
     return len(df), [str(c) for c in df.columns]
 
 
-def plan_units(paths: list[str], cfg: InputConfig | None = None) -> list[Unit]:
-    """Split input files into numbered work units.
-
-    A table that cannot be read becomes one unit of its own, which fails with the file's problem
-    while the good inputs proceed; a readable table without the configured columns stops the
-    plan, naming the file and its columns."""
-    cfg = cfg or InputConfig()
-    units: list[Unit] = []
-    for p in paths:
-        if p.endswith(TAR_EXTS):
-            units.append(Unit(len(units), p, "wds"))
-        elif p.endswith(TABLE_EXTS):
-            try:
-                n, cols = _table_columns(p)
-            except InputError:
-                units.append(Unit(len(units), p, "table", 0, None))
-                continue
-            missing = [c for c in (cfg.image_col, cfg.caption_col, cfg.id_col) if c and c not in cols]
-            if missing:
-                raise InputError(f"{p}: no column {missing[0]!r} (columns: {', '.join(cols)}); "
-                                 "set --image-col/--caption-col/--id-col")
-            for start in range(0, max(n, 1), cfg.rows_per_unit):
-                units.append(Unit(len(units), p, "table", start, min(start + cfg.rows_per_unit, n)))
-        else:
-            raise InputError(f"unsupported input type (want .tar, .parquet, .csv, .jsonl): {p}")
-    return units
-
-
-def read_unit(unit: Unit, cfg: InputConfig | None = None) -> Iterator[ReadRecord]:
+def read_unit(unit: InputSlice, cfg: InputConfig | None = None) -> Iterator[ReadRecord]:
     """Yield one record per input sample of the unit, never raising on bad data.
 
     An input file that cannot be opened at all (moved, unmounted, not readable) raises instead:
@@ -349,7 +290,7 @@ def read_regular(path: Path, max_bytes: int) -> bytes:
     return data
 
 
-def _read_table(unit: Unit, cfg: InputConfig) -> Iterator[tuple[str, dict[str, Any]]]:
+def _read_table(unit: InputSlice, cfg: InputConfig) -> Iterator[tuple[str, dict[str, Any]]]:
     df = _load_table(unit.path)
     for col in (cfg.image_col, cfg.caption_col):
         if col not in df.columns:

@@ -312,7 +312,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     resumed run sees exactly the batches the uninterrupted one would have. `--out` is locked (as a
     stage locks its run) by the main process for the whole run."""
     import os
-    from ..io.ledger import run_lock
+    from ..run import run_lock
     if int(os.environ.get("RANK", "0")) != 0:        # set by torchrun / accelerate launch; read before any
         return _train(cfg)                           # process group exists (creating one here would skew it)
     refuse_symlink(cfg.out)

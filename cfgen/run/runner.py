@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..errors import redact
 from .distribute import get_distributor
-from .errors import redact
-from .io.ledger import Ledger
-from .io.reader import Unit
-from .io.writer import atomic_write_json
+from .ledger import Ledger
+from .manifest import Manifest, Unit
 
 
 def check_settings(ledger: Ledger, settings: dict[str, Any], record: bool = True,
@@ -19,20 +18,19 @@ def check_settings(ledger: Ledger, settings: dict[str, Any], record: bool = True
     """Refuse to go on with a stage whose finished parts were made with other values of the
     settings that shape them (a resume would mix them), naming each; with `record`, note them in
     the run's manifest.json (`settings.<stage>`). With no part finished, the new values stand."""
-    path = ledger.run_dir / "manifest.json"
-    if not path.exists():
+    if not Manifest.path(ledger.run_dir).exists():
         return
-    manifest = json.loads(path.read_text())
+    manifest = Manifest.read(ledger.run_dir)
     settings = json.loads(json.dumps(settings))                 # as they read back from the manifest
-    recorded = manifest.get("settings", {}).get(ledger.stage)
+    recorded = manifest.settings.get(ledger.stage)
     if recorded is not None and next(ledger.dir.glob("part-*.stats.json"), None) is not None:
         diff = [f"{k} {recorded[k]!r} (now {v!r})" for k, v in settings.items() if k in recorded and recorded[k] != v]
         if diff:
             raise ValueError(f"{ledger.run_dir}: its {ledger.stage} parts were made with {'; '.join(diff)}; "
                              f"rerun with those values, or {hint}")
     if record and recorded != settings:
-        manifest.setdefault("settings", {})[ledger.stage] = settings
-        atomic_write_json(path, manifest)
+        manifest.settings[ledger.stage] = settings
+        manifest.write(ledger.run_dir)
 
 
 def run_units(job: Any, units: list[Unit], ledger: Ledger, *, distributor: str = "local",

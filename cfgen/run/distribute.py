@@ -21,8 +21,8 @@ from typing import Any, Callable, Protocol
 
 from tqdm.auto import tqdm
 
-from .errors import redact
-from .io.reader import Unit
+from ..errors import redact
+from .manifest import Unit
 
 
 class Job(Protocol):
@@ -138,6 +138,33 @@ class _Rate:
         return post
 
 
+class RetryQueue:
+    """The retry policy of the local and Ray distributors: units wait in a queue; a unit that
+    fails goes to the back (so another worker, where there are several, may take it) until it
+    has been retried `retries` times, then it is reported failed with its last error."""
+
+    def __init__(self, units: list[Unit], retries: int):
+        self.todo = list(units)
+        self.retries = retries
+        self.attempts: dict[int, int] = {}
+        self.failures: dict[int, str] = {}
+
+    def take(self) -> Unit:
+        return self.todo.pop(0)
+
+    def succeeded(self, u: Unit) -> None:
+        self.failures.pop(u.index, None)
+
+    def failed(self, u: Unit, error: str) -> bool:
+        """Queue the unit again, or record it as failed; True when it is finished (failed)."""
+        self.attempts[u.index] = self.attempts.get(u.index, 0) + 1
+        if self.attempts[u.index] <= self.retries:
+            self.todo.append(u)
+            return False
+        self.failures[u.index] = error
+        return True
+
+
 def distribute_sequential(job: Job, units: list[Unit], *, workers: int = 1, gpus: list[str] | None = None,
                           retries: int = 2, desc: str = "units", device: str = "cpu",
                           item_key: str = "items", **_: Any) -> dict[int, str]:
@@ -217,9 +244,7 @@ def distribute_local(job: Job, units: list[Unit], *, workers: int = 1, gpus: lis
                                      item_key=item_key)
     ctx = mp.get_context("spawn")
     outbox = ctx.Queue()
-    todo = list(units)
-    attempts: dict[int, int] = {}
-    failures: dict[int, str] = {}
+    pending = RetryQueue(units, retries)
     procs: dict[int, Any] = {}
     inboxes: dict[int, Any] = {}
     holding: dict[int, Unit | None] = {}
@@ -238,24 +263,14 @@ def distribute_local(job: Job, units: list[Unit], *, workers: int = 1, gpus: lis
         p.slot = slot  # type: ignore[attr-defined]
         return wid
 
-    def settle(u: Unit, err: str | None) -> None:
-        if err is None:
-            failures.pop(u.index, None)
-            return
-        attempts[u.index] = attempts.get(u.index, 0) + 1
-        if attempts[u.index] <= retries:
-            todo.append(u)
-        else:
-            failures[u.index] = err.splitlines()[0]
-
     for s in slots:
         start(s)
     try:
         with tqdm(total=len(units), desc=desc, unit="unit") as bar:
-            while todo or any(h is not None for h in holding.values()):
+            while pending.todo or any(h is not None for h in holding.values()):
                 for wid, u in list(holding.items()):
-                    if u is None and todo:
-                        holding[wid] = todo.pop(0)
+                    if u is None and pending.todo:
+                        holding[wid] = pending.take()
                         inboxes[wid].put(holding[wid])
                 try:
                     kind, wid, idx, payload = outbox.get(timeout=0.2)
@@ -263,13 +278,11 @@ def distribute_local(job: Job, units: list[Unit], *, workers: int = 1, gpus: lis
                     holding[wid] = None
                     if u is not None and u.index == idx:
                         if kind == "done":
-                            settle(u, None)
+                            pending.succeeded(u)
                             bar.set_postfix(rate.add(str(procs[wid].slot or wid), payload))
                             bar.update(1)
-                        else:
-                            settle(u, payload)
-                            if u.index in failures:
-                                bar.update(1)
+                        elif pending.failed(u, payload.splitlines()[0]):
+                            bar.update(1)
                 except queue.Empty:
                     pass
                 for wid, p in list(procs.items()):
@@ -277,11 +290,9 @@ def distribute_local(job: Job, units: list[Unit], *, workers: int = 1, gpus: lis
                         u = holding.pop(wid, None)
                         procs.pop(wid)
                         inboxes.pop(wid)
-                        if u is not None:
-                            settle(u, f"worker died (exit code {p.exitcode}) on {u.name}")
-                            if u.index in failures:
-                                bar.update(1)
-                        if todo or any(h is not None for h in holding.values()):
+                        if u is not None and pending.failed(u, f"worker died (exit code {p.exitcode}) on {u.name}"):
+                            bar.update(1)
+                        if pending.todo or any(h is not None for h in holding.values()):
                             start(p.slot)
     except KeyboardInterrupt:          # the workers ignore Ctrl-C: end them, then stop
         for p in procs.values():
@@ -293,7 +304,7 @@ def distribute_local(job: Job, units: list[Unit], *, workers: int = 1, gpus: lis
         p.join(timeout=10)
         if p.is_alive():
             p.terminate()
-    return failures
+    return pending.failures
 
 
 DISTRIBUTORS: dict[str, Callable[..., dict[int, str]]] = {
@@ -304,7 +315,7 @@ DISTRIBUTORS: dict[str, Callable[..., dict[int, str]]] = {
 
 def get_distributor(name: str) -> Callable[..., dict[int, str]]:
     if name == "ray":
-        from .distribute_ray import distribute_ray
+        from .distribute_ray import distribute_ray      # Ray is imported only when asked for
         return distribute_ray
     if name not in DISTRIBUTORS:
         raise ValueError(f"unknown distributor {name!r} (local, ray)")

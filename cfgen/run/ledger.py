@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ..datamodel import FAILED, KEPT, REJECTED, Status
-from .reader import InputError, Unit, fingerprint
-from .writer import atomic_write_json, refuse_symlink, remove_stale_tmp
+from ..errors import InputError
+from ..io.writer import atomic_write_json, refuse_symlink, remove_stale_tmp
+from .manifest import Unit
 
 log = logging.getLogger("cfgen")
 FILES_KEY = "files"          # stats entry: {"outputs": {path: [size, sha256]}, "inputs": {...}}
@@ -188,29 +189,6 @@ class Ledger:
         return tot
 
 
-def input_identity(units: list[Unit]) -> dict[str, Any]:
-    """{input path: size and head/tail sha256} of every input file of a run."""
-    return {p: fingerprint(p) for p in dict.fromkeys(u.path for u in units)}
-
-
-def check_inputs(run_dir: str | os.PathLike, units: list[Unit], recorded: dict[str, Any]) -> None:
-    """Refuse to continue a run whose inputs are not the ones it was started with. (An input that
-    cannot be read now fails its own unit, to be retried when it is back.)"""
-    for path, want in recorded.items():
-        try:
-            have = fingerprint(path)
-        except OSError:
-            continue
-        if have != want:
-            raise InputError(f"{path} changed since run {run_dir} was planned (size or content differ); "
-                             "start a new run with a new --out")
-
-
-def write_manifest(run_dir: str | os.PathLike, units: list[Unit], info: dict[str, Any]) -> None:
-    atomic_write_json(Path(run_dir) / "manifest.json",
-                      {"units": [u.to_dict() for u in units], "inputs": input_identity(units), **info})
-
-
 @contextlib.contextmanager
 def run_lock(run_dir: str | os.PathLike) -> Iterator[None]:
     """Hold the run directory's lock while a stage writes it; a second writer gets one clear line.
@@ -235,11 +213,3 @@ def run_lock(run_dir: str | os.PathLike) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-def read_manifest(run_dir: str | os.PathLike) -> tuple[list[Unit], dict[str, Any]]:
-    path = Path(run_dir) / "manifest.json"
-    if not path.exists():
-        raise FileNotFoundError(f"no manifest.json in {run_dir}: run `cfgen captions --out {run_dir}` first")
-    d = json.loads(path.read_text())
-    return [Unit.from_dict(u) for u in d.pop("units")], d

@@ -13,8 +13,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .distribute import is_fatal_device_error, print_traceback
-from .io.reader import Unit
+from .distribute import RetryQueue, is_fatal_device_error, print_traceback
+from .manifest import Unit
 
 
 def distribute_ray(job: Any, units: list[Unit], *, workers: int = 1, gpus: list[str] | None = None,
@@ -49,33 +49,27 @@ def distribute_ray(job: Any, units: list[Unit], *, workers: int = 1, gpus: list[
                 raise
 
     actors = [Worker.remote() for _ in range(min(n_actors, max(len(units), 1)))]
-    todo = list(units)
-    attempts: dict[int, int] = {}
-    failures: dict[int, str] = {}
+    pending = RetryQueue(units, retries)
     running: dict[Any, tuple[Any, Unit]] = {}
     with tqdm(total=len(units), desc=f"{desc} (ray)", unit="unit") as bar:
-        while todo or running:
+        while pending.todo or running:
             busy = {id(a) for a, _ in running.values()}
             for a in actors:
-                if id(a) not in busy and todo:
-                    u = todo.pop(0)
+                if id(a) not in busy and pending.todo:
+                    u = pending.take()
                     running[a.run.remote(u)] = (a, u)
             done, _ = ray.wait(list(running), num_returns=1)
             ref = done[0]
             actor, u = running.pop(ref)
             try:
                 ray.get(ref)
-                failures.pop(u.index, None)
+                pending.succeeded(u)
                 bar.update(1)
             except Exception as e:          # task error or dead actor
                 if isinstance(e, ray.exceptions.RayActorError):
                     actors = [a for a in actors if a is not actor] + [Worker.remote()]
-                attempts[u.index] = attempts.get(u.index, 0) + 1
-                if attempts[u.index] <= retries:
-                    todo.append(u)
-                else:
-                    failures[u.index] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+                if pending.failed(u, f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"):
                     bar.update(1)
     for a in actors:
         ray.kill(a)
-    return failures
+    return pending.failures
