@@ -457,9 +457,16 @@ def test_filter_verdict_table_each_threshold_at_its_boundary():
 
 
 def test_images_config_passes_each_threshold_to_the_filter():
+    from cfgen.images.filter import verdict
     from cfgen.images.stage import ImagesConfig
-    f = ImagesConfig(run="r", min_cf_score=0.11, min_margin=0.22, min_img_sim=0.33, max_img_sim=0.44).filter_config()
+    f = ImagesConfig(run="r", min_cf_score=0.11, min_margin=0.22, min_img_sim=0.33, max_img_sim=0.44)
     assert (f.min_cf_score, f.min_margin, f.min_img_sim, f.max_img_sim) == (0.11, 0.22, 0.33, 0.44)
+    ok = {"s_cf_tcf": 0.11, "margin": 0.22, "s_img": 0.33}                     # each at its threshold: kept
+    assert verdict(ok, f) == (True, "") and verdict({**ok, "s_img": 0.44}, f) == (True, "")
+    assert verdict({**ok, "s_cf_tcf": 0.109}, f) == (False, "filter_low_score")
+    assert verdict({**ok, "margin": 0.219}, f) == (False, "filter_low_margin")
+    assert verdict({**ok, "s_img": 0.329}, f) == (False, "filter_far")
+    assert verdict({**ok, "s_img": 0.441}, f) == (False, "filter_copy")
 
 
 def test_clip_scorer_scores_by_hand():

@@ -15,12 +15,13 @@ from PIL import Image
 
 @dataclass
 class FilterConfig:
-    model: str = "openai/clip-vit-large-patch14"
+    """The filter's thresholds; the images stage's config is one (`ImagesConfig` inherits these
+    fields, so they keep their keys: `images.min_cf_score`, `--min-cf-score`, ...)."""
+
     min_cf_score: float = 0.20
     min_margin: float = 0.0
     min_img_sim: float = 0.50
     max_img_sim: float = 0.995
-    batch_size: int = 64
 
 
 def verdict(scores: dict[str, float], cfg: FilterConfig) -> tuple[bool, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +37,12 @@ REFILTER = "`cfgen filter` to redo every final part with the new ones"
 
 
 @dataclass
-class ImagesConfig:
+class ImagesConfig(FilterConfig):
     run: str = "shards/run"
     editor: str = "scene"                    # scene | sdxl
     seed: int = 0
     filter: bool = True
     filter_model: str = "openai/clip-vit-large-patch14"
-    min_cf_score: float = 0.20
-    min_margin: float = 0.0
-    min_img_sim: float = 0.50
-    max_img_sim: float = 0.995
     store_size: int | None = None            # resize final images (shortest side) to training size
     image_format: str = "jpg"
     sdxl: SDXLConfig = field(default_factory=SDXLConfig)
@@ -79,13 +75,8 @@ class ImagesConfig:
 
     def final_settings(self) -> dict[str, Any]:
         """The settings that shape a final part (`cfgen filter` redoes them all with new ones)."""
-        return {"filter": self.filter, "min_cf_score": self.min_cf_score, "min_margin": self.min_margin,
-                "min_img_sim": self.min_img_sim, "max_img_sim": self.max_img_sim, "store_size": self.store_size,
-                "image_format": self.image_format}
-
-    def filter_config(self) -> FilterConfig:
-        return FilterConfig(model=self.filter_model, min_cf_score=self.min_cf_score, min_margin=self.min_margin,
-                            min_img_sim=self.min_img_sim, max_img_sim=self.max_img_sim)
+        thresholds = {f.name: getattr(self, f.name) for f in fields(FilterConfig)}
+        return {"filter": self.filter, **thresholds, "store_size": self.store_size, "image_format": self.image_format}
 
 
 def make_editor(cfg: ImagesConfig, device: str) -> Editor:
@@ -285,7 +276,6 @@ class FinalizeJob:
     def __call__(self, unit: Unit, device: str = "cpu") -> dict[str, Any]:
         import webdataset as wds
         cfg = self.cfg
-        fcfg = cfg.filter_config()
         src = Ledger(cfg.run, EDIT_STAGE)
         ledger = Ledger(cfg.run, FINAL_STAGE)
         edit_stats = json.loads(src.stats_path(unit).read_text())
@@ -316,7 +306,7 @@ class FinalizeJob:
                     if r["status"] != GENERATED:
                         continue
                     sc = {k: r[k] for k in SCORE_KEYS if r[k] is not None}
-                    keep, why = verdict(sc, fcfg) if (cfg.filter and sc) else (True, "")
+                    keep, why = verdict(sc, cfg) if (cfg.filter and sc) else (True, "")
                     if not keep:
                         filtered[why] += 1
                         continue
