@@ -519,3 +519,13 @@ def test_validator_length_limit_at_its_boundary():
     over = at + " y"                                                        # 17 words
     assert v(orig, at).reason != "too_long"
     assert v(orig, over).reason == "too_long"
+
+
+def test_world_accuracy_by_hand():
+    """The one held-out accuracy of the world benchmark and the stand-in's pretraining profile."""
+    from cfgen.eval.benchmarks import world_accuracy
+    rows = [("seen", "replace_shape", True), ("unseen", "binding_swap", False), ("seen", "binding_swap", True),
+            ("unseen", "binding_swap", True), ("seen", "replace_shape", False), ("seen", "replace_shape", True)]
+    got = world_accuracy(rows)
+    assert got == {"unseen:binding_swap": (1 / 2, 2), "seen:binding_swap": (1.0, 1), "seen:replace_shape": (2 / 3, 3)}
+    assert list(got) == ["unseen:binding_swap", "seen:binding_swap", "seen:replace_shape"]   # unseen first

@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..eval.benchmarks import world_accuracy
 from ..io.images import decode_rgb, encode_image
 from ..train.model import image_features, text_features
 from ..world.generate import WorldConfig, load_test_items
@@ -172,7 +172,7 @@ def profile(model: Any, pre: Any, items: list[dict[str, Any]], pixels: torch.Ten
     was = model.training
     model.eval()
     img = F.normalize(image_features(model, pixels), dim=-1)
-    cols: dict[str, list[bool]] = {}
+    rows: list[tuple[str, str, bool]] = []
     for typ in ("binding_swap", "relation_swap", "replace_color", "replace_shape"):
         idx = [i for i, it in enumerate(items) if typ in it["tests"]]
         texts = [items[i]["caption"] for i in idx] + [items[i]["tests"][typ] for i in idx]
@@ -180,10 +180,9 @@ def profile(model: Any, pre: Any, items: list[dict[str, Any]], pixels: torch.Ten
         txt = F.normalize(text_features(model, tok["input_ids"], tok.get("attention_mask")), dim=-1)
         pos, neg = txt[: len(idx)], txt[len(idx):]
         ok = ((img[idx] * pos).sum(-1) > (img[idx] * neg).sum(-1)).tolist()
-        for i, o in zip(idx, ok):
-            cols.setdefault(f"{'unseen' if items[i]['heldout'] else 'seen'}:{typ}", []).append(o)
+        rows += [("unseen" if items[i]["heldout"] else "seen", typ, o) for i, o in zip(idx, ok)]
     model.train(was)
-    return {k: round(100 * float(np.mean(v)), 1) for k, v in sorted(cols.items())}
+    return {k: round(100 * a, 1) for k, (a, _) in sorted(world_accuracy(rows).items())}
 
 
 def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig, cfg: PretrainConfig,

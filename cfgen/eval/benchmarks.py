@@ -688,6 +688,17 @@ def load_world_test(path: str | Path) -> list[Item]:
     return items
 
 
+def world_accuracy(results: Iterable[tuple[str, str, bool]]) -> dict[str, tuple[float, int]]:
+    """The scene world's held-out accuracy, the one definition behind the `world` benchmark and the
+    stand-in's pretraining profile: (split, test type, chose the true caption) per item ->
+    (accuracy, items) per `split:test`, the unseen split first, test types sorted."""
+    by: dict[tuple[str, str], list[bool]] = {}
+    for split, test, ok in results:
+        by.setdefault((split, test), []).append(bool(ok))
+    return {f"{split}:{test}": (float(np.mean(v)), len(v))
+            for split in ("unseen", "seen") for (s, test), v in sorted(by.items()) if s == split}
+
+
 # ------------------------------------------------------------------------ hallucination (yes/no)
 @dataclass
 class YesNo:

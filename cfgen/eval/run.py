@@ -311,11 +311,9 @@ def _zeroshot(c: Ctx) -> None:
 def _world(c: Ctx) -> None:
     items, ok = c.mc(B.load_world_test(c.path), "test")
     c.res.items = [(i, f"{it.groups['split']}:{g}", x) for (i, g, x), it in zip(c.res.items, items)]
-    for split in ("unseen", "seen"):
-        sub = [(it, x) for it, x in zip(items, ok) if it.groups["split"] == split]
-        for t, (a, n) in B.accuracy_by([i for i, _ in sub], [x for _, x in sub], "test").items():
-            c.res.metrics[f"{split}:{t}"] = a
-            c.res.count(f"{split}:{t}", n)
+    for key, (a, n) in B.world_accuracy((it.groups["split"], it.groups["test"], x) for it, x in zip(items, ok)).items():
+        c.res.metrics[key] = a
+        c.res.count(key, n)
 
 
 def _answers(c: Ctx, qs: list[B.YesNo]) -> tuple[list[B.YesNo], list[bool]]:
