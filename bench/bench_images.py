@@ -43,12 +43,12 @@ def sdxl(fig: dict, steps: tuple[int, int]) -> None:
     import torch
     from cfgen.datamodel import Anchor, Edit, Rewrite
     from cfgen.images.editors import encode_image
-    from cfgen.images.masks import MaskResult
+    from cfgen.images.masks import Masker, MaskResult
     from cfgen.images.sdxl import SDXLConfig, SDXLEditor
     from cfgen.testing import build_sdxl
     from PIL import Image
 
-    class Box:
+    class Box(Masker):
         def __call__(self, img, phrase):
             m = Image.new("L", img.size, 0)
             w, h = img.size

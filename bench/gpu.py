@@ -99,12 +99,12 @@ def bench_sdxl(d: Path, tiny: bool, device: str, steps: tuple[int, int], fig: di
     import torch
     from PIL import Image
     from cfgen.datamodel import Anchor, Edit, Rewrite
-    from cfgen.images.masks import MaskResult
+    from cfgen.images.masks import Masker, MaskResult
     from cfgen.images.sdxl import SDXLConfig, SDXLEditor, gen_size
     from cfgen.io.images import encode_image
     from cfgen.testing import build_sdxl
 
-    class Box:
+    class Box(Masker):
         def many(self, img, phrases):
             w, h = img.size
             m = Image.new("L", img.size, 0)

@@ -9,19 +9,20 @@ import pytest
 
 from cfgen.datamodel import Anchor, Edit, Rewrite, Status
 from cfgen.images.editors import Editor, SceneEditor
+from cfgen.images.masks import Masker
 
 
-class _Box:
+class _Box(Masker):
     """A masker that finds every phrase in the middle quarter of the image."""
 
-    def many(self, img, phrases):
+    def __call__(self, img, phrase):
         from PIL import Image
         from cfgen.images.masks import MaskResult
         w, h = img.size
         box = [w // 4, h // 4, 3 * w // 4, 3 * h // 4]
         m = Image.new("L", img.size, 0)
         m.paste(255, tuple(box))
-        return [MaskResult(m, box, 1.0, p) for p in phrases]
+        return MaskResult(m, box, 1.0, phrase)
 
 
 def _world_jobs(tmp_path):

@@ -19,7 +19,7 @@ import torch
 from PIL import Image, ImageFilter
 
 from cfgen.datamodel import Anchor, Edit, Rewrite
-from cfgen.images.masks import MaskResult
+from cfgen.images.masks import Masker, MaskResult
 from cfgen.io.images import decode_rgb
 
 
@@ -31,7 +31,7 @@ def tiny(tmp_path_factory):
     return str(base), str(ref)
 
 
-class FeatheredBox:
+class FeatheredBox(Masker):
     """A grounded mask as masks.py makes it: a box, dilated and Gaussian-feathered (a fringe
     where 0 < mask < 0.5 and one where 0.5 <= mask < 1)."""
 

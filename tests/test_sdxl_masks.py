@@ -86,10 +86,10 @@ def test_local_edit_without_a_mask_becomes_global(photo_run, tiny):
 
 def test_base_refiner_handoff_and_seeded_reproduction(tiny):
     from cfgen.datamodel import Anchor, Edit, Rewrite
-    from cfgen.images.masks import MaskResult
+    from cfgen.images.masks import Masker, MaskResult
     from cfgen.images.sdxl import SDXLConfig, SDXLEditor
 
-    class BoxMasker:
+    class BoxMasker(Masker):
         def __call__(self, img, phrase):
             m = Image.new("L", img.size, 0)
             m.paste(255, (10, 10, 30, 30))
@@ -116,14 +116,14 @@ def test_base_refiner_handoff_and_seeded_reproduction(tiny):
 
 def test_clipseg_and_grounding_phrase(tiny):
     from cfgen.datamodel import Edit
-    from cfgen.images.masks import MaskConfig, Masker, grounding_phrase
+    from cfgen.images.masks import GroundedMasker, MaskConfig, grounding_phrase
     assert grounding_phrase("a red frisbee in the park", Edit("color", "red", "blue", "local")) == "red frisbee"
     assert grounding_phrase("a dog on a couch", Edit("quantity", "a", "two", "local")) == "dog"
     assert grounding_phrase("two dogs playing", Edit("category", "dogs", "cats", "local")) == "dogs"
     img = decode_rgb(_png(1))
-    m = Masker(MaskConfig(detector=tiny["clipseg"], kind="clipseg", clipseg_threshold=0.0))(img, "red dog")
+    m = GroundedMasker(MaskConfig(detector=tiny["clipseg"], kind="clipseg", clipseg_threshold=0.0))(img, "red dog")
     assert m is not None and m.mask.size == img.size and np.asarray(m.mask).max() > 0
-    assert Masker(MaskConfig(detector=tiny["clipseg"], kind="clipseg", clipseg_threshold=1.01))(img, "x") is None
+    assert GroundedMasker(MaskConfig(detector=tiny["clipseg"], kind="clipseg", clipseg_threshold=1.01))(img, "x") is None
 
 
 def test_integral_image_dilation_equals_pil_maxfilter():
@@ -154,8 +154,8 @@ def test_base_and_refiner_run_exactly_40_and_15_steps_under_sdxl_leading_spacing
 
 
 def test_grounding_runs_once_per_anchor_for_all_its_phrases(tiny):
-    from cfgen.images.masks import MaskConfig, Masker
-    m = Masker(MaskConfig(detector=tiny["owlv2"], kind="owlv2", sam=tiny["sam"], box_threshold=0.0))
+    from cfgen.images.masks import GroundedMasker, MaskConfig
+    m = GroundedMasker(MaskConfig(detector=tiny["owlv2"], kind="owlv2", sam=tiny["sam"], box_threshold=0.0))
     calls = {"det": 0, "sam": 0}
     m.model.register_forward_hook(lambda *a: calls.__setitem__("det", calls["det"] + 1))
     m.sam.register_forward_hook(lambda *a: calls.__setitem__("sam", calls["sam"] + 1))
@@ -216,12 +216,12 @@ def test_fp16_variant_weights_load_and_sizes_are_bucketed(tiny, tmp_path):
 def test_masker_runs_in_half_precision_with_float32_post_processing(tiny):
     """The GPU path's casting (fp16 there), exercised on the CPU in bfloat16."""
     import torch
-    from cfgen.images.masks import MaskConfig, Masker
-    m = Masker(MaskConfig(detector=tiny["owlv2"], kind="owlv2", sam=tiny["sam"], box_threshold=0.0, dtype="bfloat16"))
+    from cfgen.images.masks import GroundedMasker, MaskConfig
+    m = GroundedMasker(MaskConfig(detector=tiny["owlv2"], kind="owlv2", sam=tiny["sam"], box_threshold=0.0, dtype="bfloat16"))
     assert m.model.dtype == torch.bfloat16 and m.sam.dtype == torch.bfloat16
     out = m.many(decode_rgb(_png(2)), ["red dog", "wooden table"])
     assert all(r is not None and np.asarray(r.mask).max() > 0 for r in out)
-    seg = Masker(MaskConfig(detector=tiny["clipseg"], kind="clipseg", sam=None, clipseg_threshold=0.0, dtype="bfloat16"))
+    seg = GroundedMasker(MaskConfig(detector=tiny["clipseg"], kind="clipseg", sam=None, clipseg_threshold=0.0, dtype="bfloat16"))
     assert seg(decode_rgb(_png(1)), "red dog") is not None
 
 

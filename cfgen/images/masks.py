@@ -7,7 +7,7 @@ edit as global (and records so), never drops it silently.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -76,7 +76,21 @@ def _postprocess(binary: np.ndarray, cfg: MaskConfig, score: float, phrase: str)
     return MaskResult(m, box, score, phrase)
 
 
-class Masker:
+class Masker(Protocol):
+    """What the SDXL editor asks of a masker (tests/test_masker_contract.py runs it over each):
+    `__call__(image, phrase)`, the mask of one phrase, or None when nothing is found with enough
+    confidence. The ability `many(image, phrases)`, all of an anchor's masks in one grounding
+    pass, is declared here with its default (one call per phrase); a masker names this class as
+    a base to inherit it, and overrides it when it can ground several phrases at once."""
+
+    def __call__(self, image: Image.Image, phrase: str) -> MaskResult | None: ...
+
+    def many(self, image: Image.Image, phrases: list[str]) -> list[MaskResult | None]:
+        """One mask or None per phrase, in order."""
+        return [self(image, p) for p in phrases]
+
+
+class GroundedMasker(Masker):
     """Grounded masks with transformers models (loaded once per worker)."""
 
     def __init__(self, cfg: MaskConfig, device: str = "cpu"):

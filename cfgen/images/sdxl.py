@@ -23,7 +23,7 @@ from ..datamodel import Anchor, Rewrite
 from ..io.images import decode_rgb, encode_image
 from ..run import is_oom
 from .editors import EditResult
-from .masks import MaskConfig, MaskResult, grounding_phrase
+from .masks import GroundedMasker, MaskConfig, Masker, MaskResult, grounding_phrase
 
 
 @dataclass
@@ -108,7 +108,7 @@ class SDXLEditor:
     name = "sdxl"
 
     def __init__(self, cfg: SDXLConfig, mask_cfg: MaskConfig | None = None, device: str = "cpu",
-                 image_format: str = "jpg", masker: Any = None):
+                 image_format: str = "jpg", masker: Masker | None = None):
         import torch
         from diffusers import AutoencoderKL, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaintPipeline
         self.torch, self.cfg, self.device, self.image_format = torch, cfg, device, image_format
@@ -136,8 +136,7 @@ class SDXLEditor:
         self.batch_sizes: list[int] = []       # every generation batch's size (benchmarks and tests read it)
         self.masker = masker
         if self.masker is None and mask_cfg is not None:
-            from .masks import Masker
-            self.masker = Masker(mask_cfg, device)
+            self.masker = GroundedMasker(mask_cfg, device)
 
     def _twin(self, cls: Any, pipe: Any) -> Any:
         """The same weights under another pipeline class (no copy), keeping its config."""
@@ -159,7 +158,7 @@ class SDXLEditor:
             img = decode_rgb(anchor.image)
             wants = [self.masker is not None and r.edit is not None and r.edit.scope == "local" for r in rewrites]
             phrases = [grounding_phrase(anchor.caption, r.edit) for r, w in zip(rewrites, wants) if w]
-            found = iter(self._masks(img, phrases) if phrases else [])
+            found = iter(self.masker.many(img, phrases) if phrases else [])      # one grounding pass
             for r, s, w in zip(rewrites, seeds, wants):
                 m = next(found) if w else None
                 if m is not None:
@@ -191,11 +190,6 @@ class SDXLEditor:
         return [[results[(j, r.i)] for r in rewrites] for j, (_, rewrites, _) in enumerate(jobs)]
 
     # ------------------------------------------------------------------ internals
-    def _masks(self, img: Image.Image, phrases: list[str]) -> list[MaskResult | None]:
-        """All of an anchor's masks in one grounding pass (a masker without `many`: one call each)."""
-        many = getattr(self.masker, "many", None)
-        return many(img, phrases) if many else [self.masker(img, p) for p in phrases]
-
     def _gens(self, seeds: list[int]) -> list[Any]:
         dev = "cpu" if not self.device.startswith("cuda") else self.device
         return [self.torch.Generator(dev).manual_seed(s) for s in seeds]
