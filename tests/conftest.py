@@ -33,6 +33,16 @@ def write_tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
     return path
 
 
+def caption_shards(folder: Path, captions: list[str], shards: int = 2) -> str:
+    """`shards` input tars (units 0, 1, ...) in `folder`, each one JPEG per caption."""
+    for s in range(shards):
+        members = []
+        for i, c in enumerate(captions):
+            members += [(f"{s:05d}{i:04d}.jpg", jpeg_bytes()), (f"{s:05d}{i:04d}.txt", c.encode())]
+        write_tar(folder / f"{s:05d}.tar", members)
+    return str(folder)
+
+
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory):
     """A small scene world (300 train anchors, 60 test items), shared by the session."""

@@ -31,7 +31,7 @@ import pytest
 from click.testing import CliRunner
 
 from cfgen.cli import main
-from tests.conftest import jpeg_bytes, write_tar
+from tests.conftest import caption_shards
 
 GPU_BYTES = 80 * 2 ** 30            # an 80 GiB GPU: 85.9 GB
 WEIGHTS = 145_400_000_000           # ~72.7 B bfloat16 parameters x 2 bytes: the ~145 GB of Qwen2-72B
@@ -116,12 +116,7 @@ def checkpoint(tmp_path):
 @pytest.fixture()
 def inputs(tmp_path):
     caps = ["a red car on a road", "a red car near a tree", "a red car in the snow"]
-    for s in range(2):                                     # two input shards: units 0 and 1
-        members = []
-        for i, c in enumerate(caps):
-            members += [(f"{s:05d}{i:04d}.jpg", jpeg_bytes()), (f"{s:05d}{i:04d}.txt", c.encode())]
-        write_tar(tmp_path / "in" / f"{s:05d}.tar", members)
-    return str(tmp_path / "in")
+    return caption_shards(tmp_path / "in", caps)                # two input shards: units 0 and 1
 
 
 def _parts(run: Path) -> dict[str, list[dict]]:

@@ -10,16 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from cfgen.captions.stage import CaptionsConfig, run_captions
-from tests.conftest import jpeg_bytes, write_tar
+from tests.conftest import caption_shards, jpeg_bytes, write_tar
 from tests.helpers import digest as _digest
 
 
 def _tars(root: Path, n_shards=3, per=20):
-    for s in range(n_shards):
-        members = []
-        for i in range(per):
-            members += [(f"{s:05d}{i:04d}.jpg", jpeg_bytes()), (f"{s:05d}{i:04d}.txt", b"a red car on a road")]
-        write_tar(root / f"{s:05d}.tar", members)
+    caption_shards(root, ["a red car on a road"] * per, n_shards)
 
 
 def test_disk_full_once_is_retried_and_output_is_unchanged(tmp_path, monkeypatch):

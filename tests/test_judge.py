@@ -18,7 +18,7 @@ from cfgen.captions.backends import JudgeItem, default_judge_prompt, render_judg
 from cfgen.captions.parse import parse_verdict
 from cfgen.cli import main
 from cfgen.datamodel import Edit
-from tests.conftest import jpeg_bytes, write_tar
+from tests.conftest import caption_shards, jpeg_bytes, write_tar
 from tests.test_engine_faults import _checkpoint, engine  # noqa: F401  (the stand-in vLLM engine)
 
 CAPTIONS = ["a red circle", "a blue square left of a green circle", "a boat"]
@@ -232,13 +232,7 @@ def test_transformers_judge_in_the_stage_rejects_what_it_cannot_read(tmp_path, t
 @pytest.fixture()
 def car_inputs(tmp_path):
     """Two input shards (units 0 and 1) of three captions."""
-    caps = ["a red car on a road", "a red car near a tree", "a red car in the snow"]
-    for s in range(2):
-        members = []
-        for i, c in enumerate(caps):
-            members += [(f"{s:05d}{i:04d}.jpg", jpeg_bytes()), (f"{s:05d}{i:04d}.txt", c.encode())]
-        write_tar(tmp_path / "cars" / f"{s:05d}.tar", members)
-    return str(tmp_path / "cars")
+    return caption_shards(tmp_path / "cars", ["a red car on a road", "a red car near a tree", "a red car in the snow"])
 
 
 def test_vllm_judge_is_one_greedy_engine_call_per_unit_with_its_tokens(tmp_path, engine, car_inputs):

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from cfgen.cli import main
-from tests.conftest import jpeg_bytes, write_tar
+from tests.conftest import caption_shards
 
 KEY = "sk-test-0123456789abcdef"
 SERVER = Path(__file__).parent / "fake_openai_server.py"
@@ -26,13 +26,7 @@ SERVER = Path(__file__).parent / "fake_openai_server.py"
 
 @pytest.fixture()
 def inputs(tmp_path):
-    caps = ["a red car on a road", "a red car near a tree"]
-    for s in range(2):
-        members = []
-        for i, c in enumerate(caps):
-            members += [(f"{s:05d}{i:04d}.jpg", jpeg_bytes()), (f"{s:05d}{i:04d}.txt", c.encode())]
-        write_tar(tmp_path / "in" / f"{s:05d}.tar", members)
-    return str(tmp_path / "in")
+    return caption_shards(tmp_path / "in", ["a red car on a road", "a red car near a tree"])
 
 
 @pytest.fixture()
