@@ -84,11 +84,16 @@ def _aro(tmp_path):
     return "aro-vg-relation", root, None, 3, "micro"
 
 
-def _order(tmp_path):
-    root = tmp_path / "coco"
+def _karpathy(tmp_path, folder: str, caption: str):
+    """A Karpathy-split test.json naming the escaping images (COCO-Order and retrieval read it)."""
+    root = tmp_path / folder
     names = _escapes(root, tmp_path)
-    (root / "test.json").write_text(json.dumps([{"image": n, "caption": ["a red bus on a road"]} for n in names]))
-    return "coco-order", root / "test.json", None, 3, "precision@1"
+    (root / "test.json").write_text(json.dumps([{"image": n, "caption": [caption]} for n in names]))
+    return root / "test.json"
+
+
+def _order(tmp_path):
+    return "coco-order", _karpathy(tmp_path, "coco", "a red bus on a road"), None, 3, "precision@1"
 
 
 def _sugarcrepe(tmp_path):
@@ -132,10 +137,7 @@ def _winoground(tmp_path):
 
 
 def _retrieval(tmp_path):
-    root = tmp_path / "karpathy"
-    names = _escapes(root, tmp_path)
-    (root / "test.json").write_text(json.dumps([{"image": n, "caption": ["a red thing"]} for n in names]))
-    return "retrieval", root / "test.json", None, 3, "i2t_R@1"
+    return "retrieval", _karpathy(tmp_path, "karpathy", "a red thing"), None, 3, "i2t_R@1"
 
 
 def _zeroshot(tmp_path):
