@@ -3,7 +3,7 @@
     manifest.json            the plan: units, input fingerprints, settings per stage (manifest.py)
     .cfgen.lock              held while a stage writes (ledger.run_lock)
     <stage>/part-N.*         a unit's outputs, and part-N.stats.json, its done-marker (ledger.py)
-    <stage>/failed.json      units that failed every retry (runner.py)
+    <stage>/failed.json      units that failed every retry, retried by the next run (ledger.py)
 
 A stage plans or reads its units here, runs them with `run_units` (skip the done ones,
 distribute the rest: distribute.py, distribute_ray.py) and gets back the stage's summary.
