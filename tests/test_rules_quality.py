@@ -115,6 +115,42 @@ def rewrites(caption: str, seeds=range(4)) -> list[str]:
     ("A big and over-sized pillow on a bed.", ["small and over"], []),
     ("A navy blue car on the street.", [f"navy {c}" for c in ("red", "green", "white", "black", "yellow", "gray",
                                                               "brown", "orange", "pink", "purple")], []),
+    # blind read of #27, round 3 (cases written for cfgen, one per kind):
+    # 13. a shape a thing never has, or always has ("a flat screen" is a kind of screen)
+    ("A flat screen monitor on a desk.", [f"{x} screen" for x in ("round", "square", "triangular", "oval",
+                                                                   "circular", "rectangular")], []),
+    # 14. more people than one held thing, one act, a worn thing or a reciprocal act allows
+    ("A woman holding a game controller in a living room.", ["two women", "three women"], []),
+    ("A boy about to kick a ball.", ["two boys", "three boys"], []),
+    ("A man with a cane crossing the street.", ["two men", "three men"], []),
+    ("Two tennis players shaking hands at the net.", ["three tennis players"], []),
+    ("Two people hugging on a beach.", ["a person hugging", "one person hugging", "three people"], []),
+    ("Two horses, one running toward the fence, one grazing.", ["a horse,", "one horse,", "three horses"], []),
+    ("There is a clock right outside of the tall tower.", ["there is two"], ["there are two clocks"]),
+    # 15. a quoted name is not the scene
+    ('A booth at a fair called "Cat In The Hat"', ['"dog in', "helmet"], []),
+    # 16. relations one photo cannot tell apart, or that leave the seat, the meal or the vehicle
+    ("A bike next to a tree.", ["in front of a tree", "behind a tree"], []),
+    ("A dog beside a chair.", ["behind a chair", "in front of a chair"], []),
+    ("A woman sitting quietly on a bench.", ["next to a bench"], []),
+    ("Giraffes feeding on a tree.", ["next to a tree"], []),
+    ("Passengers ride in a train through the hills.", ["next to a train"], []),
+    # 17. a parked vehicle moves only on a road
+    ("A truck parked in a field.", ["driving", "moving"], []),
+    # 18. a kind the rest of the caption rules out: the mother of a young one, a garment taken off, a mount
+    ("A lamb nursing from a sheep.", ["goat"], []),
+    ("A man with his jacket off.", ["sweater off", "shirt off"], []),
+    ("Men riding horses in a river.", ["riding cows", "riding sheep", "riding goats"], []),
+    # 19. a colour shared by two things, a colour a photo shows the same, a size against its own contrast
+    ("Black chairs and tables on a patio.", [f"{c} chairs and tables" for c in ("red", "blue", "green", "white", "yellow", "gray", "brown", "orange", "pink", "purple")], []),
+    ("A white horse in a stable.", ["gray horse", "grey horse"], []),
+    ("A large bear standing near a baby bear.", ["small bear standing"], []),
+    # 20. a state its own caption contradicts, a garment's name, a person's age
+    ("A cluttered desk filled with papers.", ["tidy desk"], []),
+    ("A surfer in a wet suit.", ["dry suit"], []),
+    ("A groom kissing his new bride.", ["old bride"], []),
+    # 21. an act that only generalises the original; a name's capital on an ordinary word
+    ("A boy eating an apple.", ["holding an apple"], []),
 ])
 def test_rules_backend_avoids_the_failure_kinds(caption, never, some):
     texts = rewrites(caption)
@@ -131,6 +167,12 @@ def test_verb_changes_are_typed_action_and_keep_the_object():
     verbs = [validate(caption, t).edit for t in texts if validate(caption, t).edit.from_ == "holding"]
     assert verbs and {e.type for e in verbs} == {"action"}, texts
     assert {e.to for e in verbs} <= {"throwing", "catching"}, verbs
+
+
+def test_a_capital_inside_a_caption_is_not_given_to_the_new_word():
+    """Round 3 of the blind read: "a Frisbee" (a brand's capital) became "a Ball"."""
+    texts = [t for t in rewrites("Kids playing with a Frisbee in the park.") if "Frisbee" not in t]
+    assert texts and not any("Ball" in t or "Disc" in t for t in texts), texts
 
 
 def test_all_caps_captions_get_all_caps_rewrites():
@@ -159,6 +201,8 @@ def test_variety_within_each_type():
     assert sum(v for (f, t), v in share["quantity"].items() if f in ("a", "an") and t in ("two", "three")) <= .75
     assert sum(v for (f, t), v in share["quantity"].items() if f not in ("a", "an")) >= .15
     assert share["position"].get(("next to", "far from"), 0) <= .2
-    for typ in ("category", "quantity", "position"):
+    # relations: since the third blind read "next to" <-> "in front of" / "behind" / "beside" is out (one photo
+    # often shows both), so relations are fewer (5 on these captions); no single one may dominate
+    for typ, least in (("category", 10), ("quantity", 10), ("position", 5)):
         most = .6 if typ == "quantity" else .5
-        assert sum(by_type[typ].values()) >= 10 and max(share[typ].values()) <= most, (typ, by_type[typ].most_common(3))
+        assert sum(by_type[typ].values()) >= least and max(share[typ].values()) <= most, (typ, by_type[typ].most_common(3))
