@@ -168,16 +168,16 @@ SUBSTITUTES: list[list[str]] = [
     ["elephants", "giraffes", "zebras"], ["duck", "swan", "goose"], ["ducks", "swans", "geese"],
     ["car", "truck", "van"], ["cars", "trucks", "vans"], ["bicycle", "motorcycle", "scooter"], ["bus", "truck", "tram"],
     ["bicycles", "motorcycles", "scooters"],
-    ["airplane", "helicopter"], ["pizza", "sandwich", "cake", "salad"], ["pizza", "burger"], ["burger", "salad"],
+    ["airplane", "helicopter"],
     ["donut", "bagel", "muffin", "cookie"], ["doughnut", "bagel", "muffin", "cookie"],
     ["donuts", "bagels", "muffins", "cookies"], ["doughnuts", "bagels", "muffins", "cookies"],
     ["plate", "tray"], ["plates", "trays"], ["meat", "fish"],
     ["fruit", "vegetables"], ["shoe", "boot"], ["shoes", "boots"], ["apple", "orange", "banana", "pear", "lemon"],
-    ["apples", "oranges", "bananas", "pears", "lemons"], ["chair", "stool", "bench"], ["bed", "couch"], ["sofas", "beds"],
+    ["apples", "oranges", "bananas", "pears", "lemons"], ["chair", "bench"], ["bed", "couch"], ["sofas", "beds"],
     ["ball", "frisbee"], ["racket", "bat"], ["skateboard", "scooter"], ["surfboard", "kayak"],
     ["bottle", "jar"], ["hat", "helmet"], ["jacket", "sweater", "shirt"], ["dress", "skirt"],
     ["laptop", "tablet"], ["book", "magazine"], ["broccoli", "carrots"], ["kite", "balloon"],
-    ["sink", "bathtub"], ["refrigerator", "oven"],
+    ["sink", "bathtub"],
     ["cake", "pie"], ["pillow", "blanket"], ["remote", "phone"], ["suitcase", "backpack"],
     ["knife", "fork", "spoon"], ["microwave", "toaster"], ["newspaper", "magazine"],
     ["suitcases", "backpacks"], ["kites", "balloons"],
@@ -216,7 +216,7 @@ for _nouns, _mats in [
     ("cup mug bowl plate vase jar pot", "ceramic glass plastic metal"),
     ("box crate basket tray bucket buckets", "wooden metal plastic cardboard"),
     ("porch deck dock pier", "wooden stone concrete"), ("plate", "ceramic paper plastic glass"),
-    ("spoon fork knife pan pot ladle", "wooden metal plastic"), ("sign pole post", "metal wooden"),
+    ("spoon fork knife ladle", "wooden metal plastic"), ("pan pot", "ceramic glass"), ("sign pole post", "metal wooden"),
     ("bag purse", "leather paper plastic"), ("floor", "wooden stone concrete"), ("wall walls", "brick stone wooden"),
     ("jacket coat bag boots shoes hat", "leather denim woolen"),
     ("bottle", "glass plastic metal"), ("counter countertop counters countertops tops", "wooden marble stone"),
@@ -282,7 +282,7 @@ _ACTIONS = [
     ("carry", "eat", "action", "food", "person"), ("carry", "ride", "action", "board wheels", "person"),
     ("carry", "throw", "action", "ball", "person"), ("carry", "push", "action", "cart", "person"),
     ("eat", "cut", "action", "food", "person"),
-    ("eat", "sniff", "action", "food", "pet"), ("cut", "eat", "action", "food", "person"),
+    ("eat", "sniff", "action", "food", "pet"), 
     ("ride", "push", "action", "wheels", "person"), ("ride", "carry", "action", "board", "person"),
     ("ride", "lead", "action", "mount", "person"), ("ride", "feed", "action", "mount", "person"),
     ("throw", "catch", "action", "ball", "person"), ("throw", "hold", "action", "ball", "person"),
@@ -330,7 +330,7 @@ RULES_SIZE: dict[str, list[str]] = {
 RULES_STATE_ADJ: dict[str, list[str]] = {
     "open": ["closed"], "closed": ["open"], "empty": ["full"], "full": ["empty"], "wet": ["dry"],
     "dry": ["wet"], "dirty": ["clean"], "clean": ["dirty"], "ripe": ["unripe"], "lit": ["unlit"],
-    "sleeping": ["awake"], "broken": ["intact"], "sliced": ["whole"], "raw": ["cooked"],
+    "sleeping": ["awake"], "sliced": ["whole"], "raw": ["cooked"],
     "busy": ["empty"], "crowded": ["empty"], "messy": ["tidy"], "cluttered": ["tidy"], "tidy": ["messy"],
     "sunny": ["cloudy", "rainy"], "cloudy": ["sunny"], "rainy": ["sunny"], "dark": ["bright"], "bright": ["dark"],
 }
@@ -382,6 +382,7 @@ _KINDS: list[tuple[str, str]] = [
     ("animal animals creature creatures mammal mammals", "dog cat horse cow sheep bird elephant giraffe zebra "
      "bear goat deer pig duck rabbit donkey dogs cats horses cows birds elephants giraffes zebras bears goats "
      "pigs ducks puppy kitten calf lamb"),
+    ("metal metallic", "aluminum aluminium steel iron copper brass tin chrome"),
     ("pet pets", "dog cat dogs cats puppy kitten"), ("dog dogs", "puppy pup puppies"), ("cat cats", "kitten kittens"),
     ("bird birds", "duck ducks pigeon pigeons seagull seagulls parrot eagle swan goose geese"),
     ("vehicle vehicles", "car truck bus van bicycle bike motorcycle scooter train tram tractor taxi cars trucks "
@@ -573,7 +574,8 @@ RIDDEN = set("bicycle bike motorcycle scooter skateboard surfboard snowboard hor
 BACKGROUNDS = set("sky clouds background mountains mountain horizon scenery landscape skyline view".split())
 # what hides what is behind it
 OPAQUE = set("wall walls building buildings house door curtain screen barn tower church truck bus train audience "
-             "crowd".split()) | ONE_PER_BODY | {"face", "faces", "eyes"}
+             "crowd refrigerator fridge stove oven sink counter mirror fireplace cabinet cabinets tv television "
+             "computer monitor window".split()) | ONE_PER_BODY | {"face", "faces", "eyes"}
 # animals whose colour is two colours together: one of them alone is wrong
 TWO_TONE = {"zebra", "zebras", "panda", "pandas"}
 # fixtures of one room: a bathtub in a kitchen or a stove in a bathroom is not a photo
@@ -601,7 +603,12 @@ _CONTEXT_FITS: list[tuple[str, str]] = [
     ("herd herds grazing grazes graze pasture", "cow cows horse horses sheep goat goats zebra zebras elephant "
      "elephants deer giraffe giraffes donkey donkeys cattle buffalo"),
     ("flock flocks", "sheep bird birds duck ducks goose geese swan swans pigeon pigeons seagull seagulls goat goats"),
-    ("jockey jockeys saddle saddled reins bareback", "horse horses donkey donkeys pony ponies"),
+    ("jockey jockeys saddle saddled reins bareback racing race races racehorse", "horse horses donkey donkeys pony ponies"),
+    ("sink sinks laptop keyboard suitcase windowsill shelf", "cat cats kitten kittens"),
+    ("made unmade", "bed beds"),
+    ("bed bedroom hallway", "bicycle bicycles bike bikes scooter scooters chair chairs couch sofa lamp cat cats dog dogs"),
+    ("inside", "microwave microwaves oven ovens refrigerator refrigerators fridge fridges box boxes basket bag "
+     "car cars bus buses train trains truck room house building cage"),
     ("leaves branches foliage browsing", "giraffe giraffes elephant elephants"),
     ("leash leashed fetch kennel", "dog dogs puppy puppies"),
     ("perched perch perches wings beak feathers", "bird birds duck ducks swan swans goose geese pigeon pigeons"),
@@ -625,10 +632,11 @@ _CONTEXT_FITS: list[tuple[str, str]] = [
     ("carriage carriages cart wagon trolley buggy sleigh plow", "horse horses donkey donkeys pony ponies"),
     ("waiting passengers stop station platform depot", "bus buses train trains tram trams taxi"),
     ("luggage jetliner airport terminal runway", "bus buses taxi taxis plane planes airplane airplanes jet jets"),
-    ("riding rides ride rode", "horse horses donkey donkeys camel camels elephant elephants pony ponies "
+    ("riding rides ride rode traveling travelling", "horse horses donkey donkeys camel camels elephant elephants pony ponies "
      "bike bikes bicycle bicycles motorcycle motorcycles scooter scooters skateboard skateboards surfboard "
      "surfboards board boards wave waves skis snowboard snowboards bus buses train trains boat boats car cars "
-     "truck trucks tram trams subway escalator elevator"),
+     "truck trucks tram trams subway escalator elevator van vans taxi taxis plane planes airplane airplanes jet "
+     "jets ship ships"),
     ("pasta soup cereal food salad fruit rice noodles oatmeal vegetables", "bowl bowls plate plates tray trays"),
     ("fly flies flying flew", "kite kites airplane airplanes plane planes jet jets drone drones bird birds"),
     ("docked moored anchored", "boat boats ship ships yacht yachts ferry canoe kayak plane planes airplane airplanes jet jets"),
@@ -695,7 +703,8 @@ COLOR_SHADES = set("mustard lime navy sky forest olive royal baby hot pale light
 # things whose bottom (or top) is no place to be ("the bottom of a branch")
 NO_OTHER_END = set("branch branches tree trees pole post tower building cake head pizza".split())
 # verbs of sitting: one sits on a seat, "next to" it is no longer sitting on anything
-SIT_VERBS = {"sitting", "sits", "sit", "seated", "perched"}
+SIT_VERBS = {"sitting", "sits", "sit", "seated", "perched", "sleeping", "sleeps", "lying", "lies", "laying",
+             "lays", "napping", "resting"}
 # "feeding on leaves" is eating, not a place; "ride in a train" is inside it
 FEEDING = set("feeding feeds feed grazing grazes munching munches chewing chews eating eats snacking nibbling".split())
 RIDE_VERBS = set("ride rides riding rode travel travels traveling travelling sit sits sitting".split())
@@ -711,6 +720,11 @@ YOUNG_OF = {"calf": {"cow", "cows"}, "calves": {"cow", "cows"}, "lamb": {"sheep"
 # acts of two that a third cannot join ("three players shaking hands")
 RECIPROCAL = set("shaking shake shakes hugging hug hugs kissing kiss kisses facing face faces fighting fight "
                  "fights".split())
+# things whose size is part of what they are ("a big kitten", "a small jetliner")
+INHERENT_SIZE = set("kitten kittens puppy puppies baby babies calf calves lamb lambs foal cub cubs jetliner "
+                    "jetliners airliner airliners jumbo toddler toddlers infant".split())
+# words after a noun that say it is one named thing ("a road sign labeled bodacious drive")
+NAMING = {"labeled", "labelled", "named", "called", "reads", "reading", "says", "saying", "titled", "marked"}
 FIXED_SIZE = {"trunk", "trunks", "neck", "necks", "tusk", "tusks", "tongue", "tongues"}
 # where one can lie down: "lying on a toilet" or "on a chair" is no pose of a photo
 LIE_ON = set("bed beds couch sofa grass ground floor beach sand blanket towel rug mat carpet snow field lawn "

@@ -229,8 +229,9 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         return Option("material", i, i + 1, fresh(mats))
     if w in L.SIZE and t.pos_ == "ADJ":
         head = _np_head(doc, i)
-        if head is None or head.text.lower() in L.ABSTRACT or head.text.lower() in L.FIXED_SIZE:
-            return None                      # an elephant's trunk is long
+        if head is None or head.text.lower() in L.ABSTRACT | L.FIXED_SIZE | L.INHERENT_SIZE \
+                or (i > 0 and words[i - 1] in ("extra", "super")):
+            return None                      # an elephant's trunk is long; a kitten is small; "extra long" is a kind
         sizes = fresh(L.RULES_SIZE.get(w, []))
         if any((words[k] in L.SIZE and words[k] != w) or words[k] in ("sized", "oversized")
                for k in range(max(0, i - 3), min(len(words), i + 5))):
@@ -286,6 +287,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             pairs = [p for p in pairs if p[0] in L.MOTION]             # not "standing through the water"
         if nxt in ("over", "above"):
             return None                      # not "sitting over a toilet", nor "walking over" it
+        if w in ("standing", "stands") and {"playing", "plays", "play"} & set(words):
+            return None                      # "standing on a field playing disc golf" is not done sitting
         if w == "parked" and ({"side", "lot", "each", "row", "rows"} & set(words[i + 1:]) or
                               not L.ROADS & set(words[i + 1:]) or subj is not None and subj.tag_ == "NNS"):
             return None                      # a bus moving on the side of the street; a lot of trains all moving
@@ -344,7 +347,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             choices.append("next to")        # a cat in a box can as well sit next to it
         if w in ("on", "under") and obj is not None and obj.text.lower() in L.SURFACES | L.COVERS \
                 and "animate" in _kinds(_subject(doc, i)) and obj.text.lower() not in L.PLACES \
-                and not (set(words[max(0, i - 3):i]) & L.SIT_VERBS and L.singular(obj.text.lower()) in L.SEATS):
+                and not (set(words[max(0, i - 3):i]) & L.SIT_VERBS
+                         and L.singular(obj.text.lower()) in L.SEATS | L.LIE_ON):
             choices.append("next to")        # a cat on a couch can as well be next to it; one sits on a bench
         choices = [c for c in _visible(doc, i, 1, choices) if f" {c} " not in f" {' '.join(words)} "]
         return Option("position", i, i + 1, choices) if choices else None    # no "next to a bed next to a laptop"
@@ -364,6 +368,9 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             return None                      # "wearing a cat": a typo of hat, not a pet to swap
         if any(w in L.YOUNG_OF.get(x, ()) for x in words) or words[i + 1:i + 2] == ["off"]:
             return None                      # "a calf nursing a cow"; "with his shirt off"
+        if (w == "ball" and words[max(0, i - 2):i] in (["into", "a"], ["in", "a"])) or \
+                (t.dep_ == "pobj" and t.head.text.lower() == "for"):
+            return None                      # "curled into a ball" is a pose; "a spot for women" shows no one
         if _compound_before(doc, i) or _named_by_user(words, i) or any(c.text.lower() in L.TIED_ADJ for c in t.children):
             return None                      # "a chili dog", "a skateboarder on a skateboard", "woolly sheep"
         choices = [c for c in fresh(L.RULES_CATEGORY[w]) if _fits_context(words, i, c)]
@@ -482,8 +489,7 @@ def _action_options(doc, words: list[str], i: int) -> list[Option]:
             continue                         # "holding wine glasses" are not worn
         if new.startswith("swing") and {"ready", "about", "waiting", "waits"} & set(words):
             continue                         # "getting ready for the pitch" is before the swing
-        if new.startswith("watch") and any(c.dep_ in ("conj", "xcomp", "advcl") and c.pos_ in ("VERB", "AUX")
-                                           for c in t.children):
+        if new.startswith("watch") and any(x.tag_ == "VBG" and x.i != i for x in doc):
             continue                         # "watching tennis and going to return the ball"
         by_type.setdefault(typ, []).append(new)
     return [Option(typ, i, i + 1, news) for typ, news in by_type.items()]
@@ -514,7 +520,7 @@ def _swap_options(doc, words: list[str], opts: list[Option]) -> list[Option]:
         for y in range(x + 1, len(single)):
             o, p = single[x], single[y]
             a, b = words[o.start], words[p.start]
-            if o.type != p.type or a == b:
+            if o.type != p.type or a == b or (o.type == "size" and _same_size(a, b)):
                 continue
             ha, hb = _np_head(doc, o.start), _np_head(doc, p.start)
             if o.type == "shape" and doc[o.start].pos_ in NOUN:
@@ -536,6 +542,11 @@ def _takes(typ: str, noun: str, attr: str) -> bool:
     if typ == "size":       # "long" fits a tongue, not a bear: only sizes that fit anything trade places
         return noun not in L.PEOPLE and noun not in L.ABSTRACT and attr in ("big", "small", "large", "little")
     return True
+
+
+def _same_size(a: str, b: str) -> bool:
+    """Two words for one size ("large" and "big"): trading them changes nothing."""
+    return {a, b} <= {"big", "large", "huge", "giant"} or {a, b} <= {"small", "little", "tiny"}
 
 
 def _count_head(doc, i: int):
@@ -564,6 +575,11 @@ def _count_head(doc, i: int):
     return h
 
 
+def _named(words: list[str], j: int) -> bool:
+    """Noun j is one named thing ("a road sign labeled bodacious drive", "a sign that reads stop")."""
+    return bool(set(words[j + 1:j + 4]) & L.NAMING)
+
+
 def _countable(doc, words: list[str], h) -> bool:
     """A noun that can be counted here: a thing a photo shows several of (a known object noun, so
     that a wrong parse cannot put the count on a modifier), an object or the subject, not a place,
@@ -571,15 +587,18 @@ def _countable(doc, words: list[str], h) -> bool:
     ("a mother and child")."""
     w, j = words[h.i], h.i
     base = L.singular(w)
-    if base not in L.COUNTABLE or {w, base} & (L.ABSTRACT | L.COLLECTIVES | L.NON_COUNT | L.FRAMING):
+    if base not in L.COUNTABLE or {w, base} & (L.ABSTRACT | L.COLLECTIVES | L.NON_COUNT | L.FRAMING) or _named(words, j):
         return False
     if j + 1 < len(doc) and words[j + 1] == "of":
         return False                         # "a plate of food": the container is not the point
     if base in L.ONE_PER_BODY or base in L.WORN or any(not any(d.dep_ in ("det", "nummod") for d in x.children)
                                      for x in [h, *h.children] if x.dep_ == "conj"):
         return False                         # "a mother and child": one determiner for two nouns
-    if h.dep_ == "pobj" and h.head.text.lower() not in LOCATIVE_OK and not (
-            h.head.text.lower() == "of" and h.head.head.text.lower() in L.PICTURES):
+    top = h
+    while top.dep_ == "conj" and top.head.i != top.i:
+        top = top.head                       # "on white paper and a large plate": the plate is where the pizza is
+    if top.dep_ == "pobj" and top.head.text.lower() not in LOCATIVE_OK and not (
+            top.head.text.lower() == "of" and top.head.head.text.lower() in L.PICTURES):
         return False                         # "in three bathrooms", "on two sidewalks"; but "a view of two planes"
     if h.dep_ == "dative":
         return False                         # "handing two women a bag": one bag for two
@@ -635,7 +654,7 @@ _BE = {("is", True): "are", ("are", False): "is", ("was", True): "were", ("were"
 def _inflect(tok, plural: bool) -> str | None:
     """The verb form that agrees with a subject of this number, or None if it already does."""
     w = tok.text.lower()
-    if tok.i > 0 and tok.doc[tok.i - 1].pos_ in ("ADJ", "NOUN") and w not in L.VERBS_3SG \
+    if tok.i > 0 and tok.doc[tok.i - 1].pos_ in ("ADJ", "NOUN") and w not in L.VERBS_3SG and tok.dep_ != "aux" \
             and not any(c.dep_ in ("nsubj", "nsubjpass") for c in tok.children):
         return None                          # "big rocks boulders": a noun the parse took for a verb
     if (w, plural) in _BE:
@@ -778,6 +797,8 @@ def _shares_small(h) -> int:
                 continue
             prep = o.head if o.dep_ == "pobj" else None
             via = prep.text.lower() if prep is not None else ("<obj>" if o.dep_ == "dobj" else "")
+            if via == "of" and prep.i > 1 and prep.doc[prep.i - 1].text.lower() == "top":
+                via = "on"                   # "on top of a laptop" is on it
             if via == "of" and not (prep.i > 0 and prep.doc[prep.i - 1].text.lower() == "out"):
                 continue
             if via not in ("on", "in", "inside", "atop", "with", "onto", "into", "upon", "from", "of", "over", "<obj>"):
@@ -857,11 +878,18 @@ def _acts_on_one(h) -> bool:
                 for o in c.children):
             return True                      # "two women with a cigarette"
     for v in _clause_verbs(h):
-        for o in v.children:
-            if o.dep_ in ("dobj", "dative") and o.tag_ == "NN" and o.text.lower() not in L.NON_COUNT | L.BODY_PARTS \
+        targets = [x for c in v.children if c.dep_ == "prep" and (c.text.lower() == "at" or (
+            c.text.lower() == "for" and L.SIZE_CLASS.get(_w_of(c), 9) <= 2)) for x in c.children]
+        for o in list(v.children) + targets:                   # "bunting at a baseball"
+            if o.dep_ in ("dobj", "dative", "pobj") and o.tag_ == "NN" and o.text.lower() not in L.NON_COUNT | L.BODY_PARTS \
                     and any(d.text.lower() in ("a", "an", "the", "his", "her", "its") for d in o.children):
                 return True
     return False
+
+
+def _w_of(prep) -> str:
+    """The object word of a preposition ("for a low ball" -> "ball"), or ""."""
+    return next((x.text.lower() for x in prep.children if x.dep_ == "pobj"), "")
 
 
 def _has_many(h) -> bool:
@@ -877,7 +905,8 @@ def _open_scene(doc, h) -> bool:
     """Nothing else in the caption is one countable thing that three or four of h would crowd
     ("four trains on a track", "four toilets next to a trash can", "three cats on a pair of shoes"),
     and h is not a big machine that rarely comes three at a time ("three trains in the countryside")."""
-    if L.SIZE_CLASS.get(L.singular(h.text.lower()), 0) >= 5 and "animal" not in _kinds(h):
+    w = h.text.lower()
+    if L.SIZE_CLASS.get(w, L.SIZE_CLASS.get(L.singular(w), 0)) >= 5 and "animal" not in _kinds(h):
         return False
     for t in doc:
         if t.i == h.i or t.pos_ not in NOUN:

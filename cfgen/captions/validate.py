@@ -26,6 +26,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
@@ -340,7 +341,9 @@ class Validator:
             return "category"
         pos = _pos_map(original).get(a[i][1], "")
         if any(w in L.MOTION for w in f + t) and (pos == "VERB" or f[0].endswith("ing")):
-            return "movement"
+            nxt = a[i + len(f)][0] if i + len(f) < len(a) else ""
+            transitive = nxt in ("a", "an", "the", "his", "her", "their", "its", "some", "two")
+            return "action" if transitive else "movement"    # "flying a kite" is done to a thing
         return {"ADJ": "state", "NOUN": "category", "PROPN": "category", "VERB": "action",
                 "ADP": "position", "NUM": "quantity", "ADV": "state"}.get(pos)
 
@@ -410,7 +413,45 @@ def _traded_places(aw: list[str], bw: list[str], la_: list[str], lb_: list[str],
             found = _one_reordering(aw, bw, ca, cb, xa, xb, p, q, attr_a, attr_b)
             if found is not None:
                 return found
+    for articles in (True, False):
+        ca, cb = _content(aw, la_, articles), _content(bw, lb_, articles)
+        found = _permuted(aw, bw, ca, cb)
+        if found is not None:
+            return found
     return None
+
+
+def _permuted(aw, bw, ca, cb) -> tuple[Verdict, tuple[int, int]] | None:
+    """The same content words (a spelling slip mended counts as the same word) in an order no two
+    phrases trading places explains ("a woman in high heels leading a white horse" -> "a woman in
+    white leading a high horse"): still one binding swap, because nothing is added or taken away.
+    What sits before the first and after the last moved word must be the same."""
+    xa, xb = [w for w, _ in ca], [_mended(w, ca) for w, _ in cb]
+    if xa == xb or Counter(xa) != Counter(xb):
+        return None
+    p = 0
+    while p < min(len(xa), len(xb)) and xa[p] == xb[p]:
+        p += 1
+    q = 0
+    while q < min(len(xa), len(xb)) - p and xa[-1 - q] == xb[-1 - q]:
+        q += 1
+    if len(xa) - p - q < 2:
+        return None
+    ia, ea = ca[p][1], ca[len(ca) - q - 1][1] + 1
+    span = (cb[p][1], cb[len(cb) - q - 1][1] + 1)
+    if any(w in L.SYMMETRIC_AND for w in aw[ia:ea]) and sorted(xa[p:len(xa) - q]) == sorted(xb[p:len(xb) - q]) \
+            and _symmetric(aw, ia, ia + 1, ea - 1, ea):
+        return Verdict(False, "symmetric_swap"), (0, 0)
+    return Verdict(True, edit=Edit("swap", " ".join(aw[ia:ea]), " ".join(bw[span[0]:span[1]]), "local")), span
+
+
+def _mended(w: str, ca: list[tuple[str, int]]) -> str:
+    """`w`, or the original's word it mends a slip of ("pattern" for "patters", "keyboard" for
+    "keybord"): long words, same first two letters, nearly the same letters."""
+    if len(w) < 5 or any(x == w for x, _ in ca):
+        return w
+    near = [x for x, _ in ca if len(x) >= 5 and x[:2] == w[:2] and difflib.SequenceMatcher(None, x, w).ratio() >= .85]
+    return near[0] if len(near) == 1 else w
 
 
 def _one_reordering(aw, bw, ca, cb, xa, xb, p, q, attr_a, attr_b) -> tuple[Verdict, tuple[int, int]] | None:
