@@ -172,14 +172,14 @@ SUBSTITUTES: list[list[str]] = [
     ["donut", "bagel", "muffin", "cookie"], ["doughnut", "bagel", "muffin", "cookie"],
     ["donuts", "bagels", "muffins", "cookies"], ["doughnuts", "bagels", "muffins", "cookies"],
     ["plate", "tray"], ["plates", "trays"], ["meat", "fish"],
-    ["fruit", "vegetables"], ["shoe", "boot"], ["shoes", "boots"], ["apple", "orange", "banana", "pear", "lemon"],
+    ["fruit", "vegetables"], ["apple", "orange", "banana", "pear", "lemon"],
     ["apples", "oranges", "bananas", "pears", "lemons"], ["chair", "bench"], ["bed", "couch"], ["sofas", "beds"],
     ["ball", "frisbee"], ["racket", "bat"], ["skateboard", "scooter"], ["surfboard", "kayak"],
     ["bottle", "jar"], ["hat", "helmet"], ["jacket", "sweater", "shirt"], ["dress", "skirt"],
     ["laptop", "tablet"], ["book", "magazine"], ["broccoli", "carrots"], ["kite", "balloon"],
     ["sink", "bathtub"],
     ["cake", "pie"], ["pillow", "blanket"], ["remote", "phone"], ["suitcase", "backpack"],
-    ["knife", "fork", "spoon"], ["microwave", "toaster"], ["newspaper", "magazine"],
+    ["fork", "spoon"], ["microwave", "toaster"], ["newspaper", "magazine"],
     ["suitcases", "backpacks"], ["kites", "balloons"],
     ["pigeon", "seagull"], ["pigeons", "seagulls"], ["plates", "bowls"],
     ["plane", "helicopter"], ["jet", "helicopter"], ["bike", "scooter"], ["rooster", "duck"],
@@ -549,7 +549,7 @@ ADULT_ONLY = set("beard bearded mustache moustache goatee pregnant bride groom h
                  "tuxedo businessman".split())
 # what only an adult does or is given: no child swapped in ("a boy smoking", "boys holding wine glasses")
 ADULT_CONTEXT = set("smoking smokes smoke cigarette cigarettes cigar wine beer beers bar pub cocktail cocktails "
-                    "whiskey alcohol drunk".split())
+                    "whiskey alcohol drunk podium luncheon conference business office".split())
 CHILD_NOUNS = set("boy girl child kid baby toddler boys girls children kids babies toddlers".split())
 ADULT_NOUNS = set("man woman men women lady ladies guy guys gentleman adult adults".split())
 # what a person wears or has one of: "two women in a red coat" would share it
@@ -582,7 +582,7 @@ TWO_TONE = {"zebra", "zebras", "panda", "pandas"}
 ROOM_OF = {"bathtub": "bathroom", "toilet": "bathroom", "shower": "bathroom", "stove": "kitchen", "oven": "kitchen",
            "refrigerator": "kitchen", "dishwasher": "kitchen", "microwave": "kitchen", "toaster": "kitchen",
            "bed": "bedroom"}
-ROOMS = {"bathroom", "kitchen", "bedroom"}
+ROOMS = {"bathroom", "kitchen", "bedroom", "living"}      # "living": a living room
 # the game a thing belongs to: no frisbee in a soccer game, no bat on a tennis court
 SPORT_WORDS = set("soccer tennis baseball football basketball volleyball golf rugby hockey cricket umpire "
                   "pitcher batter catcher pitch inning dugout mound goal goalie court".split())
@@ -605,6 +605,7 @@ _CONTEXT_FITS: list[tuple[str, str]] = [
     ("flock flocks", "sheep bird birds duck ducks goose geese swan swans pigeon pigeons seagull seagulls goat goats"),
     ("jockey jockeys saddle saddled reins bareback racing race races racehorse", "horse horses donkey donkeys pony ponies"),
     ("sink sinks laptop keyboard suitcase windowsill shelf", "cat cats kitten kittens"),
+    ("home batter batters pitcher dugout inning baseball softball", "bat bats ball balls glove gloves mitt helmet"),
     ("made unmade", "bed beds"),
     ("bed bedroom hallway", "bicycle bicycles bike bikes scooter scooters chair chairs couch sofa lamp cat cats dog dogs"),
     ("inside", "microwave microwaves oven ovens refrigerator refrigerators fridge fridges box boxes basket bag "
@@ -632,7 +633,7 @@ _CONTEXT_FITS: list[tuple[str, str]] = [
     ("carriage carriages cart wagon trolley buggy sleigh plow", "horse horses donkey donkeys pony ponies"),
     ("waiting passengers stop station platform depot", "bus buses train trains tram trams taxi"),
     ("luggage jetliner airport terminal runway", "bus buses taxi taxis plane planes airplane airplanes jet jets"),
-    ("riding rides ride rode traveling travelling", "horse horses donkey donkeys camel camels elephant elephants pony ponies "
+    ("riding rides ride rode traveling travelling rider riders", "horse horses donkey donkeys camel camels elephant elephants pony ponies "
      "bike bikes bicycle bicycles motorcycle motorcycles scooter scooters skateboard skateboards surfboard "
      "surfboards board boards wave waves skis snowboard snowboards bus buses train trains boat boats car cars "
      "truck trucks tram trams subway escalator elevator van vans taxi taxis plane planes airplane airplanes jet "
@@ -696,12 +697,20 @@ for _a in ("sign", "hydrant", "panda"):
     ANIMAL_PALETTE[pluralize(_a)] = ANIMAL_PALETTE[_a]
 # parts whose size is the animal's own: an elephant's trunk is long, a giraffe's neck too
 # a modifier tied to one kind of thing: the thing cannot change kind under it ("woolly sheep")
-TIED_ADJ = set("woolly wooly fluffy furry striped spotted feathered hairy shaggy fuzzy horned".split())
+TIED_ADJ = set("woolly wooly fluffy furry striped spotted spotty feathered hairy shaggy fuzzy horned".split())
 # a shade word before a colour ("mustard yellow", "navy blue"): the colour is one compound name
 COLOR_SHADES = set("mustard lime navy sky forest olive royal baby hot pale light dark bright deep neon kelly lemon "
                    "cherry blood jet off dull golden lemony rust brick sea midnight powder".split())
 # things whose bottom (or top) is no place to be ("the bottom of a branch")
-NO_OTHER_END = set("branch branches tree trees pole post tower building cake head pizza".split())
+NO_OTHER_END = set("branch branches tree trees pole post tower building cake head pizza sofa couch chair bench "
+                   "bed".split())
+# things that stand outdoors: a scene with them is not inside a building
+OUTDOOR = set("hydrant street road sidewalk curb traffic parking car cars bus buses tree trees sky snow field "
+              "beach lawn yard".split())
+# kinds of a state that describe a room together: no one of them changes alone ("tidy and messy")
+CLUTTER = {"crowded", "busy", "empty", "full", "cluttered", "messy", "tidy", "clean", "dirty"}
+# a material word that with the one before it names another material ("wrought iron", "stainless steel")
+MATERIAL_PREFIXES = {"wrought", "cast", "stainless", "corrugated", "galvanized", "sheet", "brushed"}
 # verbs of sitting: one sits on a seat, "next to" it is no longer sitting on anything
 SIT_VERBS = {"sitting", "sits", "sit", "seated", "perched", "sleeping", "sleeps", "lying", "lies", "laying",
              "lays", "napping", "resting"}
@@ -719,10 +728,11 @@ YOUNG_OF = {"calf": {"cow", "cows"}, "calves": {"cow", "cows"}, "lamb": {"sheep"
             "kitten": {"cat", "cats"}, "kittens": {"cat", "cats"}, "cub": {"bear", "bears"}}
 # acts of two that a third cannot join ("three players shaking hands")
 RECIPROCAL = set("shaking shake shakes hugging hug hugs kissing kiss kisses facing face faces fighting fight "
-                 "fights".split())
+                 "fights conversation conversing chatting arguing".split())
 # things whose size is part of what they are ("a big kitten", "a small jetliner")
 INHERENT_SIZE = set("kitten kittens puppy puppies baby babies calf calves lamb lambs foal cub cubs jetliner "
-                    "jetliners airliner airliners jumbo toddler toddlers infant".split())
+                    "jetliners airliner airliners jumbo toddler toddlers infant tower towers skyscraper "
+                    "skyscrapers collection".split()) | COLLECTIVES
 # words after a noun that say it is one named thing ("a road sign labeled bodacious drive")
 NAMING = {"labeled", "labelled", "named", "called", "reads", "reading", "says", "saying", "titled", "marked"}
 FIXED_SIZE = {"trunk", "trunks", "neck", "necks", "tusk", "tusks", "tongue", "tongues"}

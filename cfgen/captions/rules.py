@@ -209,8 +209,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         head = _np_head(doc, i) if t.pos_ == "ADJ" or t.dep_ in ("amod", "compound") else None
         if head is None or _in_color_list(doc, words, i) or (i > 0 and words[i - 1] in L.COLOR_SHADES):
             return None                      # "mustard yellow" is one colour name
-        if head.text.lower() in L.NON_COUNT:
-            return None                      # green grass, blue sky: not an object's colour to change
+        if head.text.lower() in L.NON_COUNT | {"sign", "signs"}:
+            return None                      # green grass, blue sky, a red no-parking sign: not a colour to change
         h = head.text.lower()
         if not ({h, L.singular(h)} & (L.ANY_COLOR | set(L.ANIMAL_PALETTE) | L.ANIMALS | set(L.SHAPE_NOUN))) \
                 or head.i <= i:
@@ -224,6 +224,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             palette = [c for c in palette if c in L.ANIMAL_PALETTE.get(given, palette)]
         return Option("color", i, i + 1, fresh(palette))
     if w in L.MATERIAL and t.pos_ in ("ADJ", "NOUN"):
+        if i > 0 and words[i - 1] in L.MATERIAL_PREFIXES:
+            return None                      # "wrought iron" is not "wrought wooden"
         head = _np_head(doc, i)
         mats = L.MATERIAL_FOR.get(_base(head.text.lower()), []) if head is not None else []
         return Option("material", i, i + 1, fresh(mats))
@@ -280,14 +282,15 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
                 pairs = [p for p in pairs if p[0] not in ("lying", "lies")]      # nobody lies on a toilet
         if not pairs:
             return None
-        nxt = words[i + 1] if i + 1 < len(doc) else ""
+        nxt = next((x for x in words[i + 1:i + 3] if x not in ("right", "slowly", "quickly", "straight")), "")
         if w == "sitting" and nxt == "at":
             pairs = [p for p in pairs if p[0] == "standing"]          # not "lying at a desk"
-        if nxt in L.PATH_PREPOSITIONS - {"around"}:
+        if nxt in (L.PATH_PREPOSITIONS | {"away"}) - {"around"}:
             pairs = [p for p in pairs if p[0] in L.MOTION]             # not "standing through the water"
         if nxt in ("over", "above"):
             return None                      # not "sitting over a toilet", nor "walking over" it
-        if w in ("standing", "stands") and {"playing", "plays", "play"} & set(words):
+        if w in ("standing", "stands") and {"playing", "plays", "play", "swinging", "swings", "throwing", "throws",
+                                             "hitting", "hits", "serving", "kicking", "podium"} & set(words):
             return None                      # "standing on a field playing disc golf" is not done sitting
         if w == "parked" and ({"side", "lot", "each", "row", "rows"} & set(words[i + 1:]) or
                               not L.ROADS & set(words[i + 1:]) or subj is not None and subj.tag_ == "NNS"):
@@ -300,6 +303,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         noun = _predicated(doc, i) if t.dep_ == "acomp" else _np_head(doc, i)
         if noun is None or (i > 0 and doc[i - 1].dep_ == "advmod" and doc[i - 1].head.i == i):
             return None                      # "over ripe": the adverb would be left describing the new state
+        if w in L.CLUTTER and (set(words) - {w}) & L.CLUTTER:
+            return None                      # "a crowded kitchen that is cluttered and messy": they go together
         states = fresh(L.RULES_STATE_ADJ[w])
         head = noun.text.lower()
         if w == "empty" and head not in L.CONTAINERS:
@@ -336,11 +341,13 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         choices, vertical = L.RULES_POSITION[w]
         choices = list(choices) if _flippable(doc, i, 1, vertical) else []
         obj = _pobj(doc, i)
-        if i > 0 and ((w == "on" and words[i - 1] in L.FEEDING) or (w == "in" and words[i - 1] in L.RIDE_VERBS)):
+        if i > 0 and ((w == "on" and words[i - 1] in L.FEEDING | {"hanging", "hangs", "hung", "growing", "grows"})
+                      or (w == "in" and words[i - 1] in L.RIDE_VERBS | {"looking", "looks", "peering", "reaching"})):
             return None                      # "feeding on leaves", "ride in a train": not a place to move
         if w == "into" and (i == 0 or words[i - 1] not in L.MOTION):
             return None                      # "cuts into a cake" has no "out of"
-        if w == "outside" and (obj is None or L.singular(obj.text.lower()) not in L.ROOM_INSIDE):
+        if w == "outside" and (obj is None or L.singular(obj.text.lower()) not in L.ROOM_INSIDE
+                               or set(words) & L.OUTDOOR):
             return None                      # "a sign outside of a closed road" has no inside
         if w == "in" and obj is not None and L.ROOM_INSIDE.get(obj.text.lower(), 9) <= 3 \
                 and (i == 0 or words[i - 1] not in L.MOTION) and "animate" in _kinds(_subject(doc, i)):
@@ -369,8 +376,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if any(w in L.YOUNG_OF.get(x, ()) for x in words) or words[i + 1:i + 2] == ["off"]:
             return None                      # "a calf nursing a cow"; "with his shirt off"
         if (w == "ball" and words[max(0, i - 2):i] in (["into", "a"], ["in", "a"])) or \
-                (t.dep_ == "pobj" and t.head.text.lower() == "for"):
-            return None                      # "curled into a ball" is a pose; "a spot for women" shows no one
+                (t.dep_ == "pobj" and t.head.text.lower() == "for") or words[i + 1:i + 2] in (["'s"], ["'"], ["’s"]):
+            return None                      # "curled into a ball" is a pose; "a spot for women", "a woman's bag" show no one
         if _compound_before(doc, i) or _named_by_user(words, i) or any(c.text.lower() in L.TIED_ADJ for c in t.children):
             return None                      # "a chili dog", "a skateboarder on a skateboard", "woolly sheep"
         choices = [c for c in fresh(L.RULES_CATEGORY[w]) if _fits_context(words, i, c)]
@@ -387,7 +394,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if w in L.PERSON_SUBSTITUTES and any(c.dep_ == "amod" and c.text.lower() in L.AGE_WORDS for c in t.children):
             choices = choices[:1]            # "a little girl" -> "a little boy", not "a little woman"
         one = any(c.text.lower() in ("a", "an", "another", "one", "this", "that", "each") for c in t.children)
-        plural = (t.tag_ == "NNS" or (of is not None and of.head.text.lower() not in L.CONTAINERS) or any(c.dep_ == "nummod" and c.text.lower() in L.NUMBERS[1:]
+        plural = any(c.text.lower() in ("some", "many", "several", "these", "those", "all", "both", "few")
+                     for c in t.children) or (t.tag_ == "NNS" or (of is not None and of.head.text.lower() not in L.CONTAINERS) or any(c.dep_ == "nummod" and c.text.lower() in L.NUMBERS[1:]
                                                            for c in t.children)) and not one
         if L.singular(w) == w:                 # "sheep" says its number only through its words
             choices = [L.pluralize(c) if plural and L.singular(c) == c else c for c in choices]   # "a herd of goats"
@@ -398,6 +406,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         choices = [c for c in choices if not sexed or _SEX.get(c) in sexed]     # no "a pretty boy"
         same = [c for c in choices if _SEX.get(c) == _SEX[w]]
         other = [c for c in choices if c not in same]     # only a change of sex moves the pronouns
+        if w not in _GENDER and set(words) & (set(_PRONOUN) | {"her"}):
+            other = []                       # "two women ..., one looking over her shoulder": the pronoun stays
         if set(words) & set(_PRONOUN) | {"her"} & set(words) and \
                 any(k != i and (x in L.PERSON or x in L.PEOPLE) for k, x in enumerate(words)):
             other = []                       # "the man kisses the woman as she laughs": whose pronoun?
@@ -481,6 +491,8 @@ def _action_options(doc, words: list[str], i: int) -> list[Option]:
     kind = L.OBJECT_KIND.get(o) or L.OBJECT_KIND.get(L.singular(o))
     who = _kinds(_subject(doc, i))
     by_type: dict[str, list[str]] = {}
+    if any(c.dep_ == "prt" for c in t.children):
+        return []                            # "holding up a kite" has no "flying up a kite"
     compound = any(c.dep_ == "compound" for c in obj.children)
     for new, typ, objs, subj in L.RULES_ACTION[words[i]]:
         if kind not in objs or subj not in who or new in words:
@@ -570,7 +582,8 @@ def _count_head(doc, i: int):
                                                         for k in range(i + 1, h.i)):
         return None                          # "a man's lap"; "a two layered cake"
     if i + 1 < len(doc) and doc[i + 1].text.lower() in ("layered", "tiered", "story", "storey", "toned", "tone",
-                                                        "tier", "layer", "level", "piece", "other"):
+                                                        "tier", "layer", "level", "piece", "other",
+                                                        "sided", "legged", "wheeled", "storied", "headed", "seater"):
         return None                          # "a two tier cake", "two other cows"
     return h
 
@@ -617,6 +630,11 @@ def _pronoun_agreement(doc, words: list[str], j: int, plural: bool) -> dict[int,
         return {}
     out: dict[int, str] = {}
     person = words[j] in L.PEOPLE or L.singular(words[j]) in L.PEOPLE
+    if plural and {"it", "itself"} & set(words[j + 1:]):
+        return None                          # "two planes ... the sun shines behind it": whose "it"?
+    if plural and any(w == "their" and k + 1 < len(doc) and doc[k + 1].tag_ == "NN" and words[k + 1] not in L.BODY_PARTS
+                      for k, w in enumerate(words) if k > j):
+        return None                          # "a rider takes their horse": two riders, one horse
     for k in range(j + 1, len(words)):
         w = words[k]
         if doc[k].dep_ in ("nsubj", "nsubjpass") and doc[k].pos_ in NOUN:
