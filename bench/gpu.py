@@ -164,15 +164,15 @@ def bench_sdxl(d: Path, tiny: bool, device: str, steps: tuple[int, int], fig: di
 def bench_masks(d: Path, tiny: bool, device: str, fig: dict) -> None:
     import torch
     from PIL import Image
-    from cfgen.images.masks import MaskConfig, Masker
+    from cfgen.images.masks import GroundedMasker, MaskConfig
     from cfgen.testing import build_grounding
     owl = build_grounding(d / "owlv2", "owlv2", full=not tiny)
     sam = build_grounding(d / "sam", "sam", full=not tiny)
     seg = build_grounding(d / "clipseg", "clipseg", full=not tiny)
     img = Image.new("RGB", (64, 48) if tiny else (1024, 768), (120, 80, 40))
     phrases = ["red car", "dog", "wooden table", "blue kite"]
-    for tag, m in (("owlv2_sam", Masker(MaskConfig(detector=str(owl), sam=str(sam), box_threshold=0.0), device)),
-                   ("clipseg", Masker(MaskConfig(detector=str(seg), kind="clipseg", sam=None, clipseg_threshold=0.0), device))):
+    for tag, m in (("owlv2_sam", GroundedMasker(MaskConfig(detector=str(owl), sam=str(sam), box_threshold=0.0), device)),
+                   ("clipseg", GroundedMasker(MaskConfig(detector=str(seg), kind="clipseg", sam=None, clipseg_threshold=0.0), device))):
         m.many(img, phrases)
         n = 2 if tiny else 10
         _sync(torch)

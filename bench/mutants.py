@@ -142,11 +142,8 @@ MUTANTS = [
            "s_img = icf @ ia", "s_img = icf @ ta", [HC, "-k", "clip_scorer"]),
     Mutant("scorer-margin-sign", "filter", "cfgen/images/filter.py",
            '"margin": round(float(a - b), 5)', '"margin": round(float(b - a), 5)', [HC, "-k", "clip_scorer"]),
-    Mutant("images-config-thresholds-swapped", "filter", "cfgen/images/stage.py",
-           "min_cf_score=self.min_cf_score, min_margin=self.min_margin",
-           "min_cf_score=self.min_margin, min_margin=self.min_cf_score", [HC, "-k", "images_config"]),
     Mutant("finalize-ignores-verdict", "filter", "cfgen/images/stage.py",
-           'keep, why = verdict(sc, fcfg) if (cfg.filter and sc) else (True, "")', 'keep, why = (True, "")',
+           'keep, why = verdict(sc, cfg) if (cfg.filter and sc) else (True, "")', 'keep, why = (True, "")',
            ["tests/test_images.py::test_filter_scores_stored_and_refilter_without_regenerating"]),
     # ---------------------------------------------------------------- input accounting
     Mutant("reader-drops-partly-read-sample", "input accounting", "cfgen/io/reader.py",
