@@ -17,6 +17,9 @@ Usage: python bench/relations.py [--out DIR] [--run RUN_DIR ...] [--finetune std
     `--run` inside a demo output with its own settings, e.g. --quick's 6 steps x 16).
 (a) and (b) are repeated on models fine-tuned here from the stand-in as the demo does (`--finetune`:
 std-ft and cf-vlm-plus, seed 0): does fine-tuning put position into the embeddings?
+(d) `--diagnostics`: could pretraining or direct supervision give this architecture relations?
+The released pretraining stopped at 1,000 steps, with relation twins, with large position
+embeddings; the stand-in's tower trained directly on the probe tasks. Nothing here is shipped.
 
 Everything is deterministic; about 4 minutes on one core.
 """
@@ -40,7 +43,7 @@ from cfgen.demo.pretrain import RELEASED, PretrainConfig, web_caption
 from cfgen.io.images import decode_rgb, encode_image
 from cfgen.train.model import DualEncoder, image_features, text_features
 from cfgen.world.generate import WorldConfig, generate_world, load_test_items
-from cfgen.world.scene import (COLORS, MARGIN, RELATIONS, SHAPES, SIZES, Obj, Scene, caption, overlaps,
+from cfgen.world.scene import (COLORS, RELATIONS, SHAPES, SIZES, Obj, Scene, caption, overlaps,
                                relation_holds)
 
 
@@ -152,8 +155,33 @@ def _probe_scenes(kind: str, n: int, seed: int) -> tuple[list[Scene], list[int]]
 
 
 # ----------------------------------------------------------------------------- (a)
+@torch.no_grad()
+def bag_of_patches(enc: DualEncoder, n: int = 300) -> dict:
+    """Is the image embedding a bag of patches? Cosine of an image's embedding with that of the
+    same image with its patches (the ViT's own patch grid) shuffled by one random permutation,
+    mirrored left-right, and of another scene; and the norms of what the tower adds up at its
+    input: patch embeddings (content) and position embeddings."""
+    sc, _ = _probe_scenes("left-right", n, 5)
+    px = enc.pre.pixels([_render_jpeg(s) for s in sc])
+    b, c, h, w = px.shape
+    ps = enc.model.config.vision_config.patch_size
+    gh, gw = h // ps, w // ps
+    grid = px.reshape(b, c, gh, ps, gw, ps).permute(0, 1, 2, 4, 3, 5).reshape(b, c, gh * gw, ps, ps)
+    perm = torch.randperm(gh * gw, generator=torch.Generator().manual_seed(0))
+    shuffled = grid[:, :, perm].reshape(b, c, gh, gw, ps, ps).permute(0, 1, 2, 4, 3, 5).reshape(b, c, h, w)
+    f = F.normalize(image_features(enc.model, px), dim=-1)
+    emb = enc.model.vision_model.embeddings
+    out = {"cos_patch_shuffled": (f * F.normalize(image_features(enc.model, shuffled), dim=-1)).sum(-1).mean(),
+           "cos_mirrored": (f * F.normalize(image_features(enc.model, px.flip(-1)), dim=-1)).sum(-1).mean(),
+           "cos_another_scene": (f * f.roll(1, 0)).sum(-1).mean(),
+           "patch_embedding_norm": emb.patch_embedding(px).flatten(2).norm(dim=1).mean(),
+           "position_embedding_norm": emb.position_embedding.weight[1:].norm(dim=-1).mean()}
+    return {k: round(float(v), 4) for k, v in out.items()}
+
+
 def part_a(enc: DualEncoder, test_items: list[dict], n_train: int = 3000, n_test: int = 1000) -> dict:
-    res: dict = {"probes": {}}
+    res: dict = {"bag_of_patches": bag_of_patches(enc), "probes": {}}
+    print(f"[a] bag of patches: {res['bag_of_patches']}", flush=True)
     for kind in ("single-x", "left-right", "above-below"):
         sc_tr, y_tr = _probe_scenes(kind, n_train, 0)
         sc_te, y_te = _probe_scenes(kind, n_test, 1)
@@ -411,6 +439,124 @@ def finetune(recipe: str, run: Path, out: Path, seed: int = 0) -> Path:
     return mdir
 
 
+# ----------------------------------------------------------------------------- (d) diagnostics, opt-in
+def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twins: bool = False,
+                     pos_std: float = 0.0) -> dict:
+    """The released stand-in's pretraining (same settings, schedule of 2,500 steps) from scratch,
+    stopped at `stop` steps, with relation twins (a pair scene's odd neighbour, with probability
+    0.5, is the same scene with the two named objects' positions swapped and the relation
+    flipped, in the same batch) and/or position embeddings initialised with std `pos_std`.
+    Returns the held-out profile every 250 steps and the probes at the end. Not shipped."""
+    import cfgen.demo.pretrain as P
+    from cfgen.demo.clip import build_clip
+    from cfgen.train.losses import align_loss, clamp_logit_scale
+    from cfgen.world import world_words
+    from transformers import get_cosine_schedule_with_warmup
+
+    def relation_twin(scene: Scene, rng: random.Random) -> Scene:
+        if scene.form != "pair":
+            return orig_twin(scene, rng)
+        a, b = scene.objects[0], scene.objects[1]
+        return replace(scene, objects=[replace(a, x=b.x, y=b.y), replace(b, x=a.x, y=a.y)] + scene.objects[2:],
+                       rel=RELATIONS[scene.rel])
+    cfg = PretrainConfig.released("clip")
+    orig_twin = P.shape_twin
+    if relation_twins:
+        P.shape_twin = relation_twin
+        cfg = replace(cfg, twin_prob=0.5)
+    try:
+        world = WorldConfig(seed=0, **DemoConfig().world)
+        build_clip(out / "init", words=world_words(), image_size=cfg.image_size, patch_size=cfg.patch_size,
+                   width=cfg.width, layers=cfg.layers, text_width=cfg.text_width, text_layers=cfg.text_layers,
+                   seed=cfg.seed)
+        enc = DualEncoder.load(out / "init")
+        model, pre = enc.model, enc.pre
+        if pos_std:
+            with torch.no_grad():
+                torch.manual_seed(1)
+                model.vision_model.embeddings.position_embedding.weight.normal_(0, pos_std)
+        images, texts = P.web_corpus(world, cfg)
+    finally:
+        P.shape_twin = orig_twin
+    pixels = torch.cat([pre.pixels(images[i:i + 2000]) for i in range(0, len(images), 2000)])
+    tok = pre.tokens(texts)
+    tests, test_px = P.held_out_test(pre, world_dir)
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
+    sched = get_cosine_schedule_with_warmup(opt, cfg.warmup, cfg.steps)
+    g = torch.Generator().manual_seed(cfg.seed)
+    n_batches = cfg.n // cfg.batch
+    curve = []
+    for step in range(stop):
+        if step % n_batches == 0 and cfg.twin_prob:
+            pairs = torch.randperm(cfg.n // 2, generator=g)
+            order = torch.stack([2 * pairs, 2 * pairs + 1], 1).reshape(-1)
+        elif step % n_batches == 0:
+            order = torch.randperm(cfg.n, generator=g)
+        idx = order[(step % n_batches) * cfg.batch:(step % n_batches + 1) * cfg.batch]
+        img = F.normalize(image_features(model, pixels[idx]), dim=-1)
+        txt = F.normalize(text_features(model, tok["input_ids"][idx], tok["attention_mask"][idx]), dim=-1)
+        loss = align_loss(img, txt, model.logit_scale)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        clamp_logit_scale(model.logit_scale)
+        if (step + 1) % 250 == 0 or step + 1 == stop:
+            curve.append({"step": step + 1, **P.profile(model, pre, tests, test_px)})
+            print(f"[d] {out.name} {curve[-1]}", flush=True)
+    model.eval()
+    res = {"curve": curve, "bag_of_patches": bag_of_patches(enc), "probes": {}}
+    for kind in ("single-x", "left-right"):
+        sc_tr, y_tr = _probe_scenes(kind, 1500, 0)
+        sc_te, y_te = _probe_scenes(kind, 500, 1)
+        f_tr = _image_feats(enc, [_render_jpeg(x) for x in sc_tr])["embedding"]
+        f_te = _image_feats(enc, [_render_jpeg(x) for x in sc_te])["embedding"]
+        res["probes"][kind] = _logreg(f_tr, torch.tensor(y_tr), f_te, torch.tensor(y_te))
+    rel = [t for t in tests if "relation_swap" in t["tests"]][:300]
+    res["text_cos_relation_swap"] = round(float((_text_feats(enc, [t["caption"] for t in rel])
+                                                 * _text_feats(enc, [t["tests"]["relation_swap"] for t in rel])
+                                                 ).sum(-1).mean()), 4)
+    print(f"[d] {out.name} {json.dumps({k: v for k, v in res.items() if k != 'curve'})}", flush=True)
+    return res
+
+
+def supervised(kind: str, steps: int, every: int = 100) -> list[tuple[int, float]]:
+    """The stand-in's vision tower and projection fine-tuned with a linear head on a probe task
+    (3,000 scenes, AdamW 3e-4, batches of 64): can it learn the task when asked directly?
+    Test accuracy % every `every` steps. Not shipped."""
+    torch.manual_seed(0)
+    enc = DualEncoder.load(RELEASED)
+    m = enc.model
+    m.train()
+    sc_tr, y_tr = _probe_scenes(kind, 3000, 0)
+    sc_te, y_te = _probe_scenes(kind, 1000, 1)
+    xtr = enc.pre.pixels([_render_jpeg(s) for s in sc_tr])
+    xte = enc.pre.pixels([_render_jpeg(s) for s in sc_te])
+    ytr, yte = torch.tensor(y_tr).float(), torch.tensor(y_te)
+    head = torch.nn.Linear(64, 1)
+    opt = torch.optim.AdamW(list(m.vision_model.parameters()) + list(m.visual_projection.parameters())
+                            + list(head.parameters()), lr=3e-4)
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for step in range(steps):
+        idx = torch.randint(0, len(xtr), (64,), generator=g)
+        logit = head(F.normalize(image_features(m, xtr[idx]), dim=-1) * 10).squeeze(-1)
+        loss = F.binary_cross_entropy_with_logits(logit, ytr[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if (step + 1) % every == 0:
+            m.eval()
+            with torch.no_grad():
+                pred = head(F.normalize(image_features(m, xte), dim=-1) * 10).squeeze(-1) > 0
+            m.train()
+            out.append((step + 1, round(100 * float((pred.long() == yte).float().mean()), 1)))
+            print(f"[d] supervised {kind}: step {out[-1][0]}: test {out[-1][1]}%", flush=True)
+    return out
+
+
 def _run_settings(run: Path) -> dict:
     """A demo output's own fine-tune settings (its results.json beside run/), for the loader replay."""
     f = run.parent / "results.json"
@@ -427,6 +573,9 @@ def main() -> None:
     ap.add_argument("--finetune", default="std-ft,cf-vlm-plus",
                     help="recipes fine-tuned here (seed 0, the demo's settings) and probed like the stand-in")
     ap.add_argument("--json", default=None, help="write every figure here")
+    ap.add_argument("--diagnostics", action="store_true",
+                    help="also (d): three pretraining variants of 1,000 steps and two supervised probes "
+                         "(about 15 more minutes on one core)")
     a = ap.parse_args()
     torch.manual_seed(0)
     t0 = time.time()
@@ -444,6 +593,12 @@ def main() -> None:
         res["models"][name] = {"a": part_a(enc, items), "b": part_b(enc, items, world_dir)}
     res["a_pretraining"] = web_batches_needing(WorldConfig(seed=0, **d.world), PretrainConfig.released("clip"))
     res["c"] = [part_c(run, RELEASED)] + [part_c(Path(r), RELEASED, **_run_settings(Path(r))) for r in a.run]
+    if a.diagnostics:
+        res["d"] = {"pretrain_baseline": pretrain_variant(world_dir, out / "pt-baseline"),
+                    "pretrain_relation_twins": pretrain_variant(world_dir, out / "pt-twins", relation_twins=True),
+                    "pretrain_position_std_0.5": pretrain_variant(world_dir, out / "pt-pos", pos_std=0.5),
+                    "supervised_single_x": supervised("single-x", 400),
+                    "supervised_left_right": supervised("left-right", 1500, every=250)}
     res["seconds"] = round(time.time() - t0, 1)
     print(f"done in {res['seconds']} s")
     if a.json:
