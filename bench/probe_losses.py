@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from cfgen.train.data import make_loader
+from cfgen.train.data import make_loader, run_k
 from cfgen.train.model import DualEncoder, FeatureModule
 from cfgen.train.losses import CFVLMLoss
 from cfgen.train.trainer import TrainConfig
@@ -30,7 +30,7 @@ def main() -> None:
     params = [p for p in enc.model.parameters() if p.requires_grad]
     urls = sorted(str(p.resolve()) for p in (out / "run" / "final").glob("*.tar"))
     rows = []
-    for i, b in enumerate(make_loader(urls, enc.pre, k=cfg.k, micro_batch=32, seed=0, shuffle_buffer=200)):
+    for i, b in enumerate(make_loader(urls, enc.pre, k=run_k(urls) or 4, micro_batch=32, seed=0, shuffle_buffer=200)):
         if i == a.batches:
             break
         img, txt = feats(b.pixel_values, b.input_ids, b.attention_mask)

@@ -170,7 +170,7 @@ def inspect(run, out, n) -> None:
 @click.option("--micro-batch", type=int, help="per process per forward")
 @click.option("--lr", type=float)
 @click.option("--warmup-steps", type=int)
-@click.option("--k", type=int, help="counterfactuals per anchor to use")
+@click.option("--k", type=int, help="counterfactuals per anchor to use (at most the run's K) [the run's K]")
 @click.option("--cf-ratio", type=float, help="fraction of anchors whose counterfactuals are used")
 @click.option("--alpha", type=float)
 @click.option("--beta", type=float)

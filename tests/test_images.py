@@ -167,3 +167,11 @@ def test_the_images_stage_edits_every_kept_rewrite_up_to_the_runs_k(tmp_path):
     per_anchor = [len(json.loads(s["json"])["cf"]) for s in
                   wds.WebDataset(sorted(str(p) for p in (tmp_path / "r" / "final").glob("*.tar")), shardshuffle=False)]
     assert max(per_anchor) == 6 and sum(n > 4 for n in per_anchor) >= 5, per_anchor
+    # ... and training reads it from the manifest: unset -> 6, smaller is a choice, larger is refused
+    from cfgen.train.trainer import recipe_config, with_run_k
+    final = str(tmp_path / "r" / "final")
+    assert with_run_k(recipe_config("cf-vlm", {"shards": [final]})).k == 6
+    assert with_run_k(recipe_config("cf-vlm", {"shards": [final + "/*.tar"], "k": 2})).k == 2
+    with pytest.raises(ValueError, match="at most 6"):
+        with_run_k(recipe_config("cf-vlm", {"shards": [final], "k": 8}))
+    assert with_run_k(recipe_config("cf-vlm", {"shards": sorted(str(p) for p in (tmp_path / "w" / "train").glob("*.tar"))})).k == 4

@@ -118,6 +118,11 @@ class Manifest:
              "settings": self.settings}
         atomic_write_json(self.path(run_dir), {k: v for k, v in d.items() if v is not None})
 
+    @property
+    def k(self) -> int | None:
+        """K, the counterfactuals per anchor the run was made with (set once, by captions)."""
+        return self.captions.get("k")
+
     def input_config(self) -> InputConfig:
         """How the inputs are read (columns, rows per unit), as the captions stage read them."""
         return InputConfig(**{f.name: self.captions[f.name] for f in fields(InputConfig) if f.name in self.captions})

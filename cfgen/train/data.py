@@ -51,6 +51,15 @@ def shard_urls(specs: list[str]) -> list[str]:
     return out
 
 
+def run_k(urls: list[str]) -> int | None:
+    """The K that made these shards: the manifest's, when they are a run's final shards (None: not
+    a run's, or a run that did not record it)."""
+    from ..run import Manifest
+    runs = {Path(u).parent.parent for u in urls if Path(u).parent.name == "final"}
+    ks = {Manifest.read(r).k for r in runs if Manifest.path(r).is_file()} - {None}
+    return max(ks) if ks else None
+
+
 @dataclass
 class Batch:
     pixel_values: torch.Tensor         # [N + M, 3, H, W]: N anchors, then M counterfactual images

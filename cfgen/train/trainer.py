@@ -13,7 +13,7 @@ import logging
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ class TrainConfig:
     image_negatives: bool = False      # counterfactual images as extra negatives for anchor captions
     cf_in_batch: bool = False          # counterfactual pairs join the contrastive batch as pairs of their own
     use_cf: bool = True                # load counterfactuals at all (std-ft: False)
-    k: int = 4
+    k: int = 0                         # counterfactual slots per anchor (0: the K of the run the shards come from, else 4)
     cf_ratio: float = 1.0
     lr: float = 1e-5
     warmup_steps: int = 500
@@ -313,11 +313,25 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     stage locks its run) by the main process for the whole run."""
     import os
     from ..run import run_lock
+    cfg = with_run_k(cfg)
     if int(os.environ.get("RANK", "0")) != 0:        # set by torchrun / accelerate launch; read before any
         return _train(cfg)                           # process group exists (creating one here would skew it)
     refuse_symlink(cfg.out)
     with run_lock(cfg.out):
         return _train(cfg)
+
+
+def with_run_k(cfg: TrainConfig) -> TrainConfig:
+    """K is the run's, written once by captions: an unset k takes it (4 for shards of no run); a
+    smaller k is an explicit choice; a larger one would train on slots the run never filled."""
+    from .data import run_k, shard_urls
+    made = run_k(shard_urls(cfg.shards))
+    if cfg.k == 0:
+        return replace(cfg, k=made or 4)
+    if made and cfg.k > made:
+        raise ValueError(f"train option k {cfg.k}: the run made at most {made} counterfactuals per anchor "
+                         f"(captions k in its manifest); use k <= {made}, or leave it unset")
+    return cfg
 
 
 def _train(cfg: TrainConfig) -> dict[str, Any]:
