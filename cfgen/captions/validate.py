@@ -402,12 +402,7 @@ def _traded_places(aw: list[str], bw: list[str], la_: list[str], lb_: list[str],
         xa, xb = [w for w, _ in ca], [w for w, _ in cb]
         if xa == xb or set(xa) != set(xb):
             continue
-        p0 = 0
-        while p0 < min(len(xa), len(xb)) and xa[p0] == xb[p0]:
-            p0 += 1
-        q0 = 0
-        while q0 < min(len(xa), len(xb)) - p0 and xa[-1 - q0] == xb[-1 - q0]:
-            q0 += 1
+        p0, q0 = _common_ends(xa, xb)
         # a repeated word ("a pizza on a pizza box") can make the common ends too long: back off
         for p, q in [(p, q) for p in range(p0, max(p0 - 3, -1), -1) for q in range(q0, max(q0 - 3, -1), -1)]:
             found = _one_reordering(aw, bw, ca, cb, xa, xb, p, q, attr_a, attr_b)
@@ -421,6 +416,17 @@ def _traded_places(aw: list[str], bw: list[str], la_: list[str], lb_: list[str],
     return None
 
 
+def _common_ends(xa: list[str], xb: list[str]) -> tuple[int, int]:
+    """How many words the two sequences share at the start, and then at the end."""
+    p = 0
+    while p < min(len(xa), len(xb)) and xa[p] == xb[p]:
+        p += 1
+    q = 0
+    while q < min(len(xa), len(xb)) - p and xa[-1 - q] == xb[-1 - q]:
+        q += 1
+    return p, q
+
+
 def _permuted(aw, bw, ca, cb) -> tuple[Verdict, tuple[int, int]] | None:
     """The same content words (a spelling slip mended counts as the same word) in an order no two
     phrases trading places explains ("a woman in high heels leading a white horse" -> "a woman in
@@ -429,18 +435,12 @@ def _permuted(aw, bw, ca, cb) -> tuple[Verdict, tuple[int, int]] | None:
     xa, xb = [w for w, _ in ca], [_mended(w, ca) for w, _ in cb]
     if xa == xb or Counter(xa) != Counter(xb):
         return None
-    p = 0
-    while p < min(len(xa), len(xb)) and xa[p] == xb[p]:
-        p += 1
-    q = 0
-    while q < min(len(xa), len(xb)) - p and xa[-1 - q] == xb[-1 - q]:
-        q += 1
+    p, q = _common_ends(xa, xb)
     if len(xa) - p - q < 2:
         return None
     ia, ea = ca[p][1], ca[len(ca) - q - 1][1] + 1
     span = (cb[p][1], cb[len(cb) - q - 1][1] + 1)
-    if any(w in L.SYMMETRIC_AND for w in aw[ia:ea]) and sorted(xa[p:len(xa) - q]) == sorted(xb[p:len(xb) - q]) \
-            and _symmetric(aw, ia, ia + 1, ea - 1, ea):
+    if any(w in L.SYMMETRIC_AND for w in aw[ia:ea]) and _symmetric(aw, ia, ia + 1, ea - 1, ea):
         return Verdict(False, "symmetric_swap"), (0, 0)
     return Verdict(True, edit=Edit("swap", " ".join(aw[ia:ea]), " ".join(bw[span[0]:span[1]]), "local")), span
 
