@@ -449,9 +449,7 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
     Returns the held-out profile every 250 steps and the probes at the end. Not shipped."""
     import cfgen.demo.pretrain as P
     from cfgen.demo.clip import build_clip
-    from cfgen.train.losses import align_loss, clamp_logit_scale
     from cfgen.world import world_words
-    from transformers import get_cosine_schedule_with_warmup
 
     def relation_twin(scene: Scene, rng: random.Random) -> Scene:
         if scene.form != "pair":
@@ -481,31 +479,13 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
     pixels = torch.cat([pre.pixels(images[i:i + 2000]) for i in range(0, len(images), 2000)])
     tok = pre.tokens(texts)
     tests, test_px = P.held_out_test(pre, world_dir)
-    torch.manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
-    sched = get_cosine_schedule_with_warmup(opt, cfg.warmup, cfg.steps)
-    g = torch.Generator().manual_seed(cfg.seed)
-    n_batches = cfg.n // cfg.batch
     curve = []
-    for step in range(stop):
-        if step % n_batches == 0 and cfg.twin_prob:
-            pairs = torch.randperm(cfg.n // 2, generator=g)
-            order = torch.stack([2 * pairs, 2 * pairs + 1], 1).reshape(-1)
-        elif step % n_batches == 0:
-            order = torch.randperm(cfg.n, generator=g)
-        idx = order[(step % n_batches) * cfg.batch:(step % n_batches + 1) * cfg.batch]
-        img = F.normalize(image_features(model, pixels[idx]), dim=-1)
-        txt = F.normalize(text_features(model, tok["input_ids"][idx], tok["attention_mask"][idx]), dim=-1)
-        loss = align_loss(img, txt, model.logit_scale)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        clamp_logit_scale(model.logit_scale)
-        if (step + 1) % 250 == 0 or step + 1 == stop:
-            curve.append({"step": step + 1, **P.profile(model, pre, tests, test_px)})
-            print(f"[d] {out.name} {curve[-1]}", flush=True)
+
+    def record(step: int, loss: float) -> None:
+        curve.append({"step": step, **P.profile(model, pre, tests, test_px)})
+        print(f"[d] {out.name} {curve[-1]}", flush=True)
+
+    P.align_steps(model, pixels, tok, cfg, stop, 250, record)
     model.eval()
     res = {"curve": curve, "bag_of_patches": bag_of_patches(enc), "probes": {}}
     for kind in ("single-x", "left-right"):

@@ -185,13 +185,44 @@ def profile(model: Any, pre: Any, items: list[dict[str, Any]], pixels: torch.Ten
     return {k: round(100 * a, 1) for k, (a, _) in sorted(world_accuracy(rows).items())}
 
 
+def align_steps(model: Any, pixels: torch.Tensor, tok: dict[str, torch.Tensor], cfg: PretrainConfig, stop: int,
+                every: int, on_eval: Callable[[int, float], None]) -> None:
+    """The pretraining loop (InfoNCE on the web split, on the schedule of `cfg.steps`) up to step
+    `stop`, calling `on_eval(step, loss)` every `every` steps and at `stop`: one loop for
+    `pretrain_stand_in` and the relation study (bench/relations.py), which stops early."""
+    from transformers import get_cosine_schedule_with_warmup
+    from ..train.losses import align_loss, clamp_logit_scale
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
+    sched = get_cosine_schedule_with_warmup(opt, cfg.warmup, cfg.steps)
+    g = torch.Generator().manual_seed(cfg.seed)
+    n_batches = cfg.n // cfg.batch          # with twins, batches take pairs (2j, 2j+1): twins meet in a batch
+    model.train()
+    for step in range(stop):
+        if step % n_batches == 0 and cfg.twin_prob:
+            pairs = torch.randperm(cfg.n // 2, generator=g)
+            order = torch.stack([2 * pairs, 2 * pairs + 1], 1).reshape(-1)
+        elif step % n_batches == 0:
+            order = torch.randperm(cfg.n, generator=g)
+        idx = order[(step % n_batches) * cfg.batch:(step % n_batches + 1) * cfg.batch]
+        img = F.normalize(image_features(model, pixels[idx]), dim=-1)
+        txt = F.normalize(text_features(model, tok["input_ids"][idx], tok["attention_mask"][idx]), dim=-1)
+        loss = align_loss(img, txt, model.logit_scale)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        clamp_logit_scale(model.logit_scale)
+        if (step + 1) % every == 0 or step + 1 == stop:
+            on_eval(step + 1, float(loss.detach()))
+
+
 def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig, cfg: PretrainConfig,
                       log: Callable[[str], Any] = print) -> dict[str, Any]:
     """Build, pretrain and save the stand-in (CLIP, or a VLM) in `out` (skipped when it is already there)."""
-    from transformers import get_cosine_schedule_with_warmup
     from .clip import build_clip
     from .vlm import build_world_vlm
-    from ..train.losses import align_loss, clamp_logit_scale
     from ..train.model import DualEncoder
     from ..world import world_words
     out = Path(out)
@@ -216,33 +247,14 @@ def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig
     pixels = torch.cat([pre.pixels(images[i:i + 2000]) for i in range(0, len(images), 2000)])
     tok = pre.tokens(texts)
     tests, test_px = held_out_test(pre, world_dir)
-    torch.manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
-    sched = get_cosine_schedule_with_warmup(opt, cfg.warmup, cfg.steps)
-    g = torch.Generator().manual_seed(cfg.seed)
-    n_batches = cfg.n // cfg.batch          # with twins, batches take pairs (2j, 2j+1): twins meet in a batch
     curve: list[dict[str, Any]] = []
-    model.train()
-    for step in range(cfg.steps):
-        if step % n_batches == 0 and cfg.twin_prob:
-            pairs = torch.randperm(cfg.n // 2, generator=g)
-            order = torch.stack([2 * pairs, 2 * pairs + 1], 1).reshape(-1)
-        elif step % n_batches == 0:
-            order = torch.randperm(cfg.n, generator=g)
-        idx = order[(step % n_batches) * cfg.batch:(step % n_batches + 1) * cfg.batch]
-        img = F.normalize(image_features(model, pixels[idx]), dim=-1)
-        txt = F.normalize(text_features(model, tok["input_ids"][idx], tok["attention_mask"][idx]), dim=-1)
-        loss = align_loss(img, txt, model.logit_scale)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        clamp_logit_scale(model.logit_scale)
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-            rec = {"step": step + 1, "loss": round(float(loss.detach()), 4), **profile(model, pre, tests, test_px)}
-            curve.append(rec)
-            log(f"[pretrain] step {rec['step']}: " + ", ".join(f"{k} {v}" for k, v in rec.items() if ":" in k))
+
+    def record(step: int, loss: float) -> None:
+        rec = {"step": step, "loss": round(loss, 4), **profile(model, pre, tests, test_px)}
+        curve.append(rec)
+        log(f"[pretrain] step {rec['step']}: " + ", ".join(f"{k} {v}" for k, v in rec.items() if ":" in k))
+
+    align_steps(model, pixels, tok, cfg, cfg.steps, cfg.eval_every, record)
     enc.save(out)
     info = {"config": asdict(cfg), "recipe": cfg.recipe(), "world": web_world(world),
             "seconds": round(time.time() - t0, 1), "curve": curve, "profile": curve[-1]}
