@@ -55,3 +55,18 @@ def test_demo_quick_runs_on_the_generative_vlm_backbone(tmp_path):
     assert json.loads((out / "models" / "pretrained" / "config.json").read_text())["model_type"] == "llava"
     assert json.loads((out / "models" / "seed0" / "cf-vlm" / "config.json").read_text())["model_type"] == "llava"
     assert set(res["table"]) == {"pretrained", "std-ft", "cf-vlm"}
+
+
+@pytest.mark.slow
+def test_demo_k_6_edits_and_trains_with_up_to_6_per_anchor(tmp_path):
+    """#28: K is set once. `cfgen demo --k 6 --quick` generates, edits and trains with up to 6
+    counterfactuals per anchor (the images stage used to stop at 4, a K of its own)."""
+    import webdataset as wds
+    out = tmp_path / "demo"
+    r = subprocess.run([sys.executable, "-m", "cfgen.cli", "demo", "--quick", "--k", "6", "--out", str(out),
+                        "--recipes", "cf-vlm", "--seeds", "0"], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    per_anchor = [len(json.loads(s["json"])["cf"]) for s in
+                  wds.WebDataset(sorted(str(p) for p in (out / "run" / "final").glob("*.tar")), shardshuffle=False)]
+    assert max(per_anchor) == 6 and sum(n > 4 for n in per_anchor) >= 5, per_anchor
+    assert json.loads((out / "models" / "seed0" / "cf-vlm" / "train_config.json").read_text())["k"] == 6
