@@ -19,7 +19,7 @@ def test_web_caption_drops_colours_and_fixes_articles():
 
 def test_web_split_covers_held_out_pairs_and_drops_colours_at_the_set_rate():
     wc = WorldConfig(n=10, n_test=10, seed=3)
-    images, texts = web_corpus(wc, PretrainConfig(n=600, object_only_prob=0.5))
+    images, texts = web_corpus(wc, PretrainConfig(web_n=600, object_only_prob=0.5))
     assert len(images) == len(texts) == 600 and images[0].size == (wc.image_size, wc.image_size)
     no_colour = sum(not any(c in t.split() for c in COLORS) for t in texts) / len(texts)
     assert 0.4 < no_colour < 0.6

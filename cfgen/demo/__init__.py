@@ -55,7 +55,7 @@ class DemoConfig:
     @classmethod
     def quick(cls, out: str) -> "DemoConfig":
         return cls(out=out, n=300, n_test=200, seeds=[0, 1], finetune_steps=6, finetune_batch=16,
-                   pretrain=PretrainConfig(steps=30, n=512, batch=32, eval_every=15))
+                   pretrain=PretrainConfig(steps=30, web_n=512, batch=32, eval_every=15))
 
 
 def ci95(values: list[float]) -> tuple[float, float]:

@@ -42,7 +42,7 @@ class PretrainConfig:
     batch: int = 64
     lr: float = 1e-3
     warmup: int = 100
-    n: int = 20_000                    # web-split scenes (cycled over)
+    web_n: int = 20_000                # web-split scenes (cycled over); recorded as "n" in pretrain.json
     web_seed: int = 0                  # the web split does not depend on the world seed: one stand-in for all
     object_only_prob: float = 0.8      # captions that name objects without their colours
     twin_prob: float = 0.0             # a scene's batch neighbour is its twin with one object's shape changed
@@ -63,8 +63,9 @@ class PretrainConfig:
         return cls(backbone=backbone, **RELEASED_SETTINGS[backbone])
 
     def recipe(self) -> dict[str, Any]:
-        """What decides the weights (not how often the curve is taken, nor the thread count)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("eval_every", "threads")}
+        """What decides the weights (not how often the curve is taken, nor the thread count), as
+        pretrain.json records it (web_n under its recorded name "n", as the released stand-ins have it)."""
+        return {("n" if k == "web_n" else k): v for k, v in asdict(self).items() if k not in ("eval_every", "threads")}
 
 
 # The released stand-ins: pretrained once with the default PretrainConfig (per backbone) on the
@@ -148,7 +149,7 @@ def web_corpus(world: WorldConfig, cfg: PretrainConfig) -> tuple[list[Any], list
     every = [(c, s) for c in COLORS for s in SHAPES]
     images, texts = [], []
     prev: Scene | None = None
-    for i in range(cfg.n):
+    for i in range(cfg.web_n):
         rng = random.Random(f"web-{cfg.web_seed}-{i}")
         if i % 2 and prev is not None and cfg.twin_prob and rng.random() < cfg.twin_prob:
             scene = shape_twin(prev, rng)
@@ -196,14 +197,14 @@ def align_steps(model: Any, pixels: torch.Tensor, tok: dict[str, torch.Tensor], 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
     sched = get_cosine_schedule_with_warmup(opt, cfg.warmup, cfg.steps)
     g = torch.Generator().manual_seed(cfg.seed)
-    n_batches = cfg.n // cfg.batch          # with twins, batches take pairs (2j, 2j+1): twins meet in a batch
+    n_batches = cfg.web_n // cfg.batch          # with twins, batches take pairs (2j, 2j+1): twins meet in a batch
     model.train()
     for step in range(stop):
         if step % n_batches == 0 and cfg.twin_prob:
-            pairs = torch.randperm(cfg.n // 2, generator=g)
+            pairs = torch.randperm(cfg.web_n // 2, generator=g)
             order = torch.stack([2 * pairs, 2 * pairs + 1], 1).reshape(-1)
         elif step % n_batches == 0:
-            order = torch.randperm(cfg.n, generator=g)
+            order = torch.randperm(cfg.web_n, generator=g)
         idx = order[(step % n_batches) * cfg.batch:(step % n_batches + 1) * cfg.batch]
         img = F.normalize(image_features(model, pixels[idx]), dim=-1)
         txt = F.normalize(text_features(model, tok["input_ids"][idx], tok["attention_mask"][idx]), dim=-1)
