@@ -33,7 +33,7 @@ def _png(seed: int, w=64, h=48) -> bytes:
 
 @pytest.fixture()
 def photo_run(tmp_path):
-    caps = ["a red frisbee next to a dog", "a dog sitting under a wooden table"]
+    caps = ["a frisbee to the left of a dog", "a dog sitting under a wooden table"]   # a relation: one global edit
     members = []
     for i, c in enumerate(caps):
         members += [(f"{i:09d}.png", _png(i)), (f"{i:09d}.txt", c.encode())]
