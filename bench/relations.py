@@ -441,11 +441,12 @@ def finetune(recipe: str, run: Path, out: Path, seed: int = 0) -> Path:
 
 # ----------------------------------------------------------------------------- (d) diagnostics, opt-in
 def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twins: bool = False,
-                     pos_std: float = 0.0) -> dict:
+                     pos_std: float = 0.0, pos_sincos: bool = False) -> dict:
     """The released stand-in's pretraining (same settings, schedule of 2,500 steps) from scratch,
     stopped at `stop` steps, with relation twins (a pair scene's odd neighbour, with probability
     0.5, is the same scene with the two named objects' positions swapped and the relation
-    flipped, in the same batch) and/or position embeddings initialised with std `pos_std`.
+    flipped, in the same batch) and/or position embeddings initialised with std `pos_std`, or
+    (`pos_sincos`) as a 2-D sin-cos table scaled to the mean norm of a patch embedding.
     Returns the held-out profile every 250 steps and the probes at the end. Not shipped."""
     import cfgen.demo.pretrain as P
     from cfgen.demo.clip import build_clip
@@ -473,6 +474,8 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
             with torch.no_grad():
                 torch.manual_seed(1)
                 model.vision_model.embeddings.position_embedding.weight.normal_(0, pos_std)
+        if pos_sincos:
+            _sincos_positions(model, pre, cfg)
         images, texts = P.web_corpus(world, cfg)
     finally:
         P.shape_twin = orig_twin
@@ -500,6 +503,24 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
                                                  ).sum(-1).mean()), 4)
     print(f"[d] {out.name} {json.dumps({k: v for k, v in res.items() if k != 'curve'})}", flush=True)
     return res
+
+
+def _sincos_positions(model, pre, cfg: PretrainConfig) -> None:
+    """Position embeddings set to a 2-D sin-cos table (x in one half of the width, y in the other)
+    with the mean norm of a patch embedding of a rendered scene; the class token's row zero."""
+    emb = model.vision_model.embeddings
+    d, g = emb.position_embedding.weight.shape[1], cfg.image_size // cfg.patch_size
+    ys, xs = torch.meshgrid(torch.arange(g, dtype=torch.float), torch.arange(g, dtype=torch.float), indexing="ij")
+
+    def axis(v: torch.Tensor, dim: int) -> torch.Tensor:
+        a = v.reshape(-1, 1) / 100 ** (torch.arange(dim // 2, dtype=torch.float) / (dim // 2)).reshape(1, -1)
+        return torch.cat([a.sin(), a.cos()], 1)
+    table = torch.cat([axis(xs, d // 2), axis(ys, d // 2)], 1)
+    with torch.no_grad():
+        px = pre.pixels([_render_jpeg(_probe_scenes("single-x", 8, 0)[0][0])])
+        tok = emb.patch_embedding(px.to(emb.patch_embedding.weight.dtype)).flatten(2).transpose(1, 2)
+        emb.position_embedding.weight[1:] = table * (tok.norm(dim=-1).mean() / table.norm(dim=-1).mean())
+        emb.position_embedding.weight[0] = 0
 
 
 def supervised(kind: str, steps: int, every: int = 100) -> list[tuple[int, float]]:
@@ -577,6 +598,8 @@ def main() -> None:
         res["d"] = {"pretrain_baseline": pretrain_variant(world_dir, out / "pt-baseline"),
                     "pretrain_relation_twins": pretrain_variant(world_dir, out / "pt-twins", relation_twins=True),
                     "pretrain_position_std_0.5": pretrain_variant(world_dir, out / "pt-pos", pos_std=0.5),
+                    "pretrain_sincos_twins_2500": pretrain_variant(world_dir, out / "pt-sincos", stop=2500,
+                                                                   relation_twins=True, pos_sincos=True),
                     "supervised_single_x": supervised("single-x", 400),
                     "supervised_left_right": supervised("left-right", 1500, every=250)}
     res["seconds"] = round(time.time() - t0, 1)
