@@ -218,6 +218,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if any(c.dep_ == "conj" for c in head.children):
             return None                      # "white cabinets and appliances": purple appliances
         palette = L.ANIMAL_COLORS if h in L.ANIMALS else L.RULES_COLORS
+        if L.singular(h) in ("toilet", "sink", "bathtub", "tub", "urinal"):
+            palette = ["white", "black", "gray"]                   # no orange toilet
         if h in L.ANIMALS and w in ("white", "gray", "grey"):
             palette = [c for c in palette if c not in ("white", "gray", "grey")]    # a white horse is gray
         for given in (h, *words[i + 1:head.i]):      # a giraffe's, a stop sign's, a polar bear's own colour
@@ -249,9 +251,10 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
                 return None
             return Option("shape", i, i + 1, fresh(L.SHAPE_NOUN.get(w, [])))
         head = _np_head(doc, i)
-        if t.pos_ != "ADJ" or head is None or head.i <= i or head.text.lower() in L.PLACES or w == "flat":
+        if t.pos_ != "ADJ" or head is None or head.i <= i or head.text.lower() in L.PLACES or w in ("flat", "curved"):
             return None                      # "a mud flat": no round mud; a flat screen is a kind of screen
-        shapes = [x for x in fresh(L.SHAPE_ADJ.get(w, [])) if x not in ("flat", "curved", "pointed")]
+        shapes = [x for x in fresh(L.SHAPE_ADJ.get(w, [])) if x not in ("flat", "curved", "pointed")
+                  and {w, x} != {"square", "rectangular"}]          # a square is rectangular
         return Option("shape", i, i + 1, shapes)
     if w in L.EMOTION:
         who = _np_head(doc, i) if t.pos_ == "ADJ" else _subject(doc, i)
@@ -287,8 +290,10 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             pairs = [p for p in pairs if p[0] == "standing"]          # not "lying at a desk"
         if nxt in (L.PATH_PREPOSITIONS | {"away"}) - {"around"}:
             pairs = [p for p in pairs if p[0] in L.MOTION]             # not "standing through the water"
-        if nxt in ("over", "above"):
-            return None                      # not "sitting over a toilet", nor "walking over" it
+        if nxt in ("over", "above") or (nxt == "to" and w in L.MOTION):
+            return None                      # not "sitting over a toilet"; "jumping to catch" has no "standing to catch"
+        if {"skis", "ski", "snowboard", "skates"} & set(words):
+            pairs = [p for p in pairs if p[0] not in ("running", "runs")]       # nobody runs on skis
         if w in ("standing", "stands") and {"playing", "plays", "play", "swinging", "swings", "throwing", "throws",
                                              "hitting", "hits", "serving", "kicking", "podium"} & set(words):
             return None                      # "standing on a field playing disc golf" is not done sitting
@@ -335,7 +340,7 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             and (w in ("left", "right") or words[i + 1:i + 2] == ["of"]) and L.RULES_SIDES[w] not in present \
             and not set(words[i + 1:i + 5]) & (L.ONE_PER_BODY | {"face", "body", "head"}) \
             and not any("animate" in _kinds(doc[k]) for k in range(i + 1, min(i + 5, len(doc)))) \
-            and not set(words[i + 1:i + 5]) & L.NO_OTHER_END:
+            and not set(words[i + 1:i + 5]) & L.NO_OTHER_END and words[i + 1:i + 3] not in (["of", "it"], ["of", "them"]):
         return Option("position", i, i + 1, [L.RULES_SIDES[w]])     # "the top of the hill" -> "the bottom of"
     if w in L.RULES_POSITION and t.pos_ in ("ADP", "ADV", "SCONJ"):
         choices, vertical = L.RULES_POSITION[w]
@@ -381,7 +386,7 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if _compound_before(doc, i) or _named_by_user(words, i) or any(c.text.lower() in L.TIED_ADJ for c in t.children):
             return None                      # "a chili dog", "a skateboarder on a skateboard", "woolly sheep"
         choices = [c for c in fresh(L.RULES_CATEGORY[w]) if _fits_context(words, i, c)]
-        if i > 1 and words[i - 2] == "in" or (i > 0 and words[i - 1] == "in"):
+        if "in" in words[max(0, i - 3):i]:
             choices = [c for c in choices if c not in ("stool", "bench", "stools", "benches")]   # no "in a stool"
         if w in L.SEATS and any(x in L.COLLECTIVES or (x != L.singular(x) and L.singular(x) in L.COUNTABLE)
                                 or x in ("people", "men", "women", "children") for x in words[:i]):
@@ -391,16 +396,24 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if t.tag_ == "NN" and not headline and not listed \
                 and not any(c.dep_ in ("det", "poss", "nummod") for c in t.children):
             choices = [c for c in choices if c in L.MASS_FOOD] if w in L.MASS_FOOD else []    # no "eating burger"
+        if any(x in L.CHILD_NOUNS for k, x in enumerate(words) if k != i) or \
+                any(words[k:k + 2] in (["her", "child"], ["his", "child"], ["her", "baby"], ["his", "baby"],
+                                       ["her", "son"], ["her", "daughter"], ["his", "son"], ["his", "daughter"])
+                    for k in range(len(words))):
+            choices = [c for c in choices if c not in L.CHILD_NOUNS]    # "a boy and a child", "a girl and her child"
         if w in L.PERSON_SUBSTITUTES and any(c.dep_ == "amod" and c.text.lower() in L.AGE_WORDS for c in t.children):
             choices = choices[:1]            # "a little girl" -> "a little boy", not "a little woman"
         one = any(c.text.lower() in ("a", "an", "another", "one", "this", "that", "each") for c in t.children)
         plural = any(c.text.lower() in ("some", "many", "several", "these", "those", "all", "both", "few")
-                     for c in t.children) or (t.tag_ == "NNS" or (of is not None and of.head.text.lower() not in L.CONTAINERS) or any(c.dep_ == "nummod" and c.text.lower() in L.NUMBERS[1:]
+                     for c in t.children) or (t.tag_ == "NNS" or (of is not None and of.head.text.lower() in L.COLLECTIVES) or any(c.dep_ == "nummod" and c.text.lower() in L.NUMBERS[1:]
                                                            for c in t.children)) and not one
         if L.singular(w) == w:                 # "sheep" says its number only through its words
             choices = [L.pluralize(c) if plural and L.singular(c) == c else c for c in choices]   # "a herd of goats"
             choices = list(dict.fromkeys(c for c in choices if plural or L.singular(c) == c))
-        if w not in _SEX:
+        if t.tag_ == "NNS" and any(c.text.lower() in ("a", "an") for c in t.children):
+            return None                      # "A women who is": the original's slip, not a plural to keep
+        choices = [c for c in choices if not any(len(c) > len(x) + 2 >= 5 and c.endswith(x) for x in words)]
+        if w not in _SEX:                    # no "bathtub" beside a "spa tub"
             return Option("category", i, i + 1, choices)
         sexed = {L.SEXED_ADJ[c.text.lower()] for c in t.children if c.text.lower() in L.SEXED_ADJ}
         choices = [c for c in choices if not sexed or _SEX.get(c) in sexed]     # no "a pretty boy"
@@ -499,6 +512,8 @@ def _action_options(doc, words: list[str], i: int) -> list[Option]:
             continue
         if new.startswith("wear") and compound:
             continue                         # "holding wine glasses" are not worn
+        if new.startswith("carr") and {"wave", "waves", "ocean", "sea", "water", "surf"} & set(words):
+            continue                         # a surfboard on a wave is ridden, not carried
         if new.startswith("swing") and {"ready", "about", "waiting", "waits"} & set(words):
             continue                         # "getting ready for the pitch" is before the swing
         if new.startswith("watch") and any(x.tag_ == "VBG" and x.i != i for x in doc):
@@ -588,6 +603,12 @@ def _count_head(doc, i: int):
     return h
 
 
+def _in_hand(words: list[str], j: int) -> bool:
+    """Noun j is held "in one hand", "in his hand": one of it."""
+    after = " ".join(words[j + 1:j + 5])
+    return any(after.startswith(f"in {x} hand") for x in ("one", "his", "her", "a", "their", "the"))
+
+
 def _named(words: list[str], j: int) -> bool:
     """Noun j is one named thing ("a road sign labeled bodacious drive", "a sign that reads stop")."""
     return bool(set(words[j + 1:j + 4]) & L.NAMING)
@@ -600,7 +621,8 @@ def _countable(doc, words: list[str], h) -> bool:
     ("a mother and child")."""
     w, j = words[h.i], h.i
     base = L.singular(w)
-    if base not in L.COUNTABLE or {w, base} & (L.ABSTRACT | L.COLLECTIVES | L.NON_COUNT | L.FRAMING) or _named(words, j):
+    if base not in L.COUNTABLE or {w, base} & (L.ABSTRACT | L.COLLECTIVES | L.NON_COUNT | L.FRAMING) or _named(words, j) \
+            or _in_hand(words, j):
         return False
     if j + 1 < len(doc) and words[j + 1] == "of":
         return False                         # "a plate of food": the container is not the point
@@ -857,7 +879,10 @@ def _article_options(doc, words, i: int) -> list[Option]:
     few = _handles_one(h) or room == 1 or held
     if L.SIZE_CLASS.get(words[h.i], 0) >= 5 and "vehicle" not in _kinds(h) and "animal" not in _kinds(h):
         return []                            # "four bridges", "three churches": one structure is the scene
-    few = few or not _open_scene(doc, h)
+    few = few or not _open_scene(doc, h) or L.singular(words[h.i]) in L.FIXTURES | {"refrigerator", "fridge"}
+    if {"riding", "rides", "ride"} & set(words) and any(
+            x.tag_ == "NN" and x.text.lower() in L.RIDDEN for x in doc[h.i + 1:]):
+        return []                            # "two women riding on the back of a horse"
     return [Option("quantity", i, i + 1, ["two"] if few else ["two", "three", "four"], extra)]
 
 

@@ -199,7 +199,8 @@ class Validator:
         return Verdict(False, "multi_edit"), none
 
     def _relation(self, original: str, a: list[tuple[str, int]], i: int, f: list[str], t: list[str]) -> Verdict:
-        if any(w in L.MOTION for w in f + t) or any(w in L.MOVEMENT for w in f + t):
+        if any(w in L.MOTION for w in f + t) or any(w in L.MOVEMENT for w in f + t) or \
+                {" ".join(f), " ".join(t)} & {"into", "out of", "onto", "off"}:      # a direction of motion
             typ = "movement"
         elif any(self._is_verb(original, a, i + k, [w]) for k, w in enumerate(f)):
             typ = "action"
@@ -549,8 +550,8 @@ def implausible(bw: list[str], span: tuple[int, int], typ: str, tags=None) -> st
         if (male and not female and words & (L.FEMALE_ONLY - L.FEMALE_NOUNS - {"her", "hers", "herself", "she"})) \
                 or (female and not male and words & (L.MALE_ONLY - L.MALE_NOUNS - {"his", "him", "himself", "he"})):
             return "implausible_gender"
-    if set(new) & L.CHILD_NOUNS and words & (L.ADULT_ONLY | L.ADULT_CONTEXT) and not words & L.ADULT_NOUNS:
-        return "implausible_age"             # "a boy with a beard", "a boy smoking"
+    if set(new) & L.CHILD_NOUNS and (words & L.ADULT_CONTEXT or (words & L.ADULT_ONLY and not words & L.ADULT_NOUNS)):
+        return "implausible_age"             # "a boy with a beard", "a boy smoking", "a man and a girl getting married"
     if typ == "category" and any(w in L.ANIMALS or w in L.VEHICLES for w in new):
         for k, w in enumerate(bw):
             owners = L.PART_OWNERS.get(w)
@@ -572,7 +573,7 @@ def implausible(bw: list[str], span: tuple[int, int], typ: str, tags=None) -> st
             return "contradiction"
         if L.STATE_CONFLICTS.get(w, set()) & set(bw[max(0, j1 - 3):j1] + bw[j2:j2 + 3]):
             return "contradiction"
-    if typ == "position":
+    if typ in ("position", "movement"):      # "out of an oven" as a place or as a way out
         rel = " ".join(new)
         k = _noun_after(bw, j2)
         obj = bw[k] if k is not None else ""
