@@ -629,9 +629,7 @@ def _countable(doc, words: list[str], h) -> bool:
     if base in L.ONE_PER_BODY or base in L.WORN or any(not any(d.dep_ in ("det", "nummod") for d in x.children)
                                      for x in [h, *h.children] if x.dep_ == "conj"):
         return False                         # "a mother and child": one determiner for two nouns
-    top = h
-    while top.dep_ == "conj" and top.head.i != top.i:
-        top = top.head                       # "on white paper and a large plate": the plate is where the pizza is
+    top = _conj_top(h)                       # "on white paper and a large plate": the plate is where the pizza is
     if top.dep_ == "pobj" and top.head.text.lower() not in LOCATIVE_OK and not (
             top.head.text.lower() == "of" and top.head.head.text.lower() in L.PICTURES):
         return False                         # "in three bathrooms", "on two sidewalks"; but "a view of two planes"
@@ -775,12 +773,14 @@ def _number_options(doc, words, i: int) -> list[Option]:
     n = L.NUMBERS.index(words[i]) + 1
     typ = "parts" if words[h.i] in L.PARTS else "quantity"
     out = []
+    reciprocal = bool(L.RECIPROCAL & set(words))
+    room = _shares_small(h)
+    shared = _acts_on_one(h) or reciprocal   # more of h would share one act, or join a pair's
     for m in sorted({max(1, n - 1), n + 1, n + 2} - {n}):
-        room = _shares_small(h) if m > n else 9
-        if m > 10 or room == 0 or (room == 1 and m > 2) or (m > n and (_acts_on_one(h) or L.RECIPROCAL & set(words))) \
+        if m > 10 or (m > n and (room == 0 or (room == 1 and m > 2) or shared)) \
                 or (m == n + 2 and not _open_scene(doc, h)):
             continue
-        if m == 1 and (_has_many(h) or L.RECIPROCAL & set(words)):
+        if m == 1 and (reciprocal or _has_many(h)):
             continue                         # "one person riding surf boards", "a person hugging"
         agree = _agreement(doc, words, h, plural=m > 1)
         if agree is None:
@@ -870,20 +870,26 @@ def _article_options(doc, words, i: int) -> list[Option]:
     if agree is None:
         return []
     extra = {h.i: L.pluralize(words[h.i]), **agree}
-    top = h
-    while top.dep_ == "conj" and top.head.i != top.i:
-        top = top.head                       # "with pink flowers and a vase": the vase is with them
+    top = _conj_top(h)                       # "with pink flowers and a vase": the vase is with them
     held = top.dep_ == "dobj" or (top.dep_ == "pobj" and top.head.text.lower() == "with")   # "with four umbrellas"
     if held and L.SIZE_CLASS.get(words[h.i], 9) > 1:
         return []
-    few = _handles_one(h) or room == 1 or held
     if L.SIZE_CLASS.get(words[h.i], 0) >= 5 and "vehicle" not in _kinds(h) and "animal" not in _kinds(h):
         return []                            # "four bridges", "three churches": one structure is the scene
-    few = few or not _open_scene(doc, h) or L.singular(words[h.i]) in L.FIXTURES | {"refrigerator", "fridge"}
     if {"riding", "rides", "ride"} & set(words) and any(
             x.tag_ == "NN" and x.text.lower() in L.RIDDEN for x in doc[h.i + 1:]):
         return []                            # "two women riding on the back of a horse"
+    few = _handles_one(h) or room == 1 or held or L.singular(words[h.i]) in L.FIXTURES | {"refrigerator", "fridge"} \
+        or not _open_scene(doc, h)
     return [Option("quantity", i, i + 1, ["two"] if few else ["two", "three", "four"], extra)]
+
+
+def _conj_top(h):
+    """The first of the coordinated nouns h belongs to ("paper and a plate": paper): it carries
+    the relation (the preposition, the verb) all of them share."""
+    while h.dep_ == "conj" and h.head.i != h.i:
+        h = h.head
+    return h
 
 
 def _clause_verbs(h):
@@ -913,14 +919,15 @@ def _acts_on_one(h) -> bool:
     not all do or have ("returning a serve", "handing a woman a bag", "holding a controller",
     "about to hit a baseball", "with a cigarette": two of them holding one thing was judged
     implausible in both blind reads)."""
-    for c in [x for v in [h] + _clause_verbs(h) for x in v.children]:
+    verbs = _clause_verbs(h)
+    for c in [x for v in [h] + verbs for x in v.children]:
         if c.dep_ == "prep" and c.text.lower() == "with" and any(
                 o.dep_ == "pobj" and o.tag_ == "NN" and o.text.lower() not in L.PLACE_NOUNS | L.BACKGROUNDS | L.NON_COUNT
                 and "animate" not in _kinds(o)                        # two boys may wait with their dog
                 and any(d.text.lower() in ("a", "an", "the", "his", "her", "its", "one") for d in o.children)
                 for o in c.children):
             return True                      # "two women with a cigarette"
-    for v in _clause_verbs(h):
+    for v in verbs:
         targets = [x for c in v.children if c.dep_ == "prep" and (c.text.lower() == "at" or (
             c.text.lower() == "for" and L.SIZE_CLASS.get(_w_of(c), 9) <= 2)) for x in c.children]
         for o in list(v.children) + targets:                   # "bunting at a baseball"
@@ -948,8 +955,8 @@ def _open_scene(doc, h) -> bool:
     """Nothing else in the caption is one countable thing that three or four of h would crowd
     ("four trains on a track", "four toilets next to a trash can", "three cats on a pair of shoes"),
     and h is not a big machine that rarely comes three at a time ("three trains in the countryside")."""
-    w = h.text.lower()
-    if L.SIZE_CLASS.get(w, L.SIZE_CLASS.get(L.singular(w), 0)) >= 5 and "animal" not in _kinds(h):
+    hw = h.text.lower()
+    if L.SIZE_CLASS.get(hw, L.SIZE_CLASS.get(L.singular(hw), 0)) >= 5 and "animal" not in _kinds(h):
         return False
     for t in doc:
         if t.i == h.i or t.pos_ not in NOUN:
