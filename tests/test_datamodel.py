@@ -39,6 +39,24 @@ def test_sample_round_trip_through_a_tar(tmp_path):
     assert back.meta == s.meta
 
 
+def test_shard_members_are_plain_ustar_headers_with_fixed_mtime(tmp_path):
+    """One 512-byte ustar header per member (typeflag '0', magic 'ustar', mtime 0), no PAX
+    extended header before it (typeflag 'x', which a float mtime makes tarfile write): readers
+    parse half the headers. Read from the raw bytes as POSIX lays a header out (name 0-100,
+    size 124-136 octal, mtime 136-148 octal, typeflag 156, magic 257-262)."""
+    path = tmp_path / "00000.tar"
+    with AtomicTarWriter(path) as w:
+        w.write(_sample().to_wds())
+    raw, off, flags = path.read_bytes(), 0, []
+    while raw[off:off + 512].strip(b"\0"):
+        h = raw[off:off + 512]
+        flags.append(h[156:157])
+        assert h[257:262] == b"ustar" and int(h[136:148].strip(b"\0 ") or b"0", 8) == 0
+        off += 512 + -(-int(h[124:136].strip(b"\0 "), 8) // 512) * 512
+    assert flags and set(flags) == {b"0"}, flags
+    assert len(flags) == len(_sample().to_wds()) - 1         # every entry but __key__ is one member
+
+
 def test_plain_webdataset_reads_final_shards_as_pairs(tmp_path):
     path = tmp_path / "00000.tar"
     with AtomicTarWriter(path) as w:

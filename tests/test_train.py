@@ -124,3 +124,40 @@ def test_siglip_model_trains_with_the_sigmoid_loss(world_final, world_clip, tmp_
     assert recs[-1]["loss"] < recs[0]["loss"]
     m = SiglipModel.from_pretrained(out)
     assert float(m.logit_scale) <= float(torch.log(torch.tensor(100.0))) + 1e-6
+
+
+def test_textneg_ft_loads_no_counterfactual_image_and_its_loss_is_infonce_with_one_caption_negative(
+        world_final, world_clip):
+    """textneg-ft reads only counterfactual captions (one per anchor, as a hard negative), so its
+    batches carry no counterfactual image; the loss on such a batch is InfoNCE whose image-to-text
+    softmax also holds each anchor's first counterfactual caption, worked out here by hand."""
+    import torch.nn.functional as F
+    from cfgen.train.data import make_loader
+    from cfgen.train.losses import CFVLMLoss
+    from cfgen.train.model import DualEncoder, image_features, text_features
+    from cfgen.train.trainer import recipe_config
+    cfg = recipe_config("textneg-ft", {"shards": [str(world_final / "final")], "model": str(world_clip)})
+    assert not cfg.needs_cf_images()
+    for recipe in ("cf-vlm", "cf-vlm-plus"):
+        assert recipe_config(recipe, {"shards": ["x"], "model": "m"}).needs_cf_images()
+    enc = DualEncoder.load(world_clip)
+    urls = [str(p) for p in sorted((world_final / "final").glob("*.tar"))]
+    kw = dict(k=4, micro_batch=8, seed=0, shuffle_buffer=50)
+    full = next(iter(make_loader(urls, enc.pre, **kw)))
+    b = next(iter(make_loader(urls, enc.pre, cf_images=False, **kw)))
+    m = int(b.cf_owner.numel())
+    assert m > 0 and b.pixel_values.shape[0] == b.n == 8 and b.input_ids.shape[0] == 8 + m
+    assert b.keys == full.keys and torch.equal(b.input_ids, full.input_ids) and torch.equal(b.mask, full.mask)
+    assert torch.equal(b.pixel_values, full.pixel_values[:8])
+    with torch.no_grad():
+        img = F.normalize(image_features(enc.model, enc.pre.on_device(b.pixel_values)), dim=-1)
+        txt = F.normalize(text_features(enc.model, b.input_ids, b.attention_mask), dim=-1)
+        out = CFVLMLoss(cfg)(img, txt, b.n, b.cf_owner, b.cf_slot, b.mask, b.local, enc.model.logit_scale)
+        scale = enc.model.logit_scale.exp()
+        first = [8 + j for j in range(m) if int(b.cf_slot[j]) == 0]          # each anchor's slot-0 caption
+        i2t = scale * img @ torch.cat([txt[:8], txt[first]]).T
+        t2i = scale * txt[:8] @ img.T
+        want = (F.cross_entropy(i2t, torch.arange(8)) + F.cross_entropy(t2i, torch.arange(8))) / 2
+    assert len(first) == int(b.mask[:, 0].sum()) > 0
+    assert float(out["align"]) == pytest.approx(float(want), rel=1e-5)
+    assert float(out["total"]) == pytest.approx(float(want), rel=1e-5) and float(out["csd"]) == 0.0

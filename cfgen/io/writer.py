@@ -61,7 +61,9 @@ def atomic_write_parquet(path: str | os.PathLike, table: pa.Table) -> None:
 class AtomicTarWriter:
     """A WebDataset tar written under a temporary name and renamed on a clean close.
 
-    Member mtimes are fixed so that the same samples always give the same bytes.
+    Member mtimes are fixed so that the same samples always give the same bytes, and are an
+    integer: a float mtime makes tarfile write a PAX header before every member, which doubles the
+    headers every reader parses (and the shard's size, for small images).
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -69,7 +71,7 @@ class AtomicTarWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = tmp_name(self.path)
         self._file = open(self.tmp, "wb")
-        self._tar = wds.TarWriter(self._file, encoder=False, mtime=0.0)
+        self._tar = wds.TarWriter(self._file, encoder=False, mtime=0)
         self.count = 0
 
     def write(self, sample: Mapping[str, Any]) -> None:

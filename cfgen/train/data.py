@@ -63,6 +63,7 @@ def run_k(urls: list[str]) -> int | None:
 @dataclass
 class Batch:
     pixel_values: torch.Tensor         # [N + M, 3, H, W]: N anchors, then M counterfactual images
+                                       # ([N, ...] when the recipe reads only the counterfactual captions)
     input_ids: torch.Tensor            # [N + M, L]: N anchor captions, then M counterfactual captions
     attention_mask: torch.Tensor
     n: int                             # anchors
@@ -108,10 +109,13 @@ def _use_cf(key: str, cf_ratio: float, seed: int) -> bool:
 
 class Decoder:
     """Raw tar sample -> example dict (picklable for DataLoader workers), through the data
-    model's own reader of the final sample (`Sample.from_wds`)."""
+    model's own reader of the final sample (`Sample.from_wds`). `cf_images` False: the
+    counterfactuals' captions only (their images stay undecoded, None)."""
 
-    def __init__(self, k: int, cf_ratio: float, seed: int, use_cf: bool = True, short_side: int | None = None):
+    def __init__(self, k: int, cf_ratio: float, seed: int, use_cf: bool = True, short_side: int | None = None,
+                 cf_images: bool = True):
         self.k, self.cf_ratio, self.seed, self.use_cf, self.short_side = k, cf_ratio, seed, use_cf, short_side
+        self.cf_images = cf_images
 
     def _rgb(self, data: bytes) -> Any:
         return decode_rgb(data, short_side=self.short_side)
@@ -120,7 +124,8 @@ class Decoder:
         sample = Sample.from_wds({k: v for k, v in s.items() if not k.startswith("__") or k == "__key__"})
         cfs = []
         if self.use_cf and _use_cf(sample.key, self.cf_ratio, self.seed):
-            cfs = [(self._rgb(c.image), c.text, c.edit.scope == "local") for c in sample.cfs[: self.k]]
+            cfs = [(self._rgb(c.image) if self.cf_images else None, c.text, c.edit.scope == "local")
+                   for c in sample.cfs[: self.k]]
         return {"key": sample.key, "image": self._rgb(sample.image), "caption": sample.caption, "cfs": cfs}
 
 
@@ -140,7 +145,8 @@ class Collator:
         local = torch.zeros(n, self.k, dtype=torch.bool)
         for i, e in enumerate(examples):
             for j, (im, t, is_local) in enumerate(e["cfs"]):
-                imgs.append(im)
+                if im is not None:
+                    imgs.append(im)
                 txts.append(t)
                 owner.append(i)
                 slot.append(j)
@@ -170,10 +176,11 @@ class _Skip:
 
 
 def make_loader(urls: list[str], pre: Any, *, k: int = 4, cf_ratio: float = 1.0, use_cf: bool = True,
-                micro_batch: int = 32, seed: int = 0, epoch: int = 0, skip_batches: int = 0,
+                cf_images: bool = True, micro_batch: int = 32, seed: int = 0, epoch: int = 0, skip_batches: int = 0,
                 shuffle_buffer: int = 1000, num_workers: int = 0, handler: SkipCounter | None = None,
                 rank: int = 0, world_size: int = 1, uint8_pixels: bool = False) -> torch.utils.data.DataLoader:
-    """Micro-batches for one epoch, on this rank; `skip_batches` already consumed are skipped."""
+    """Micro-batches for one epoch, on this rank; `skip_batches` already consumed are skipped.
+    `cf_images` False: batches carry the counterfactual captions but no counterfactual images."""
     rng = random.Random(f"{seed}-{epoch}")
     shards = list(urls)
     rng.shuffle(shards)
@@ -184,7 +191,7 @@ def make_loader(urls: list[str], pre: Any, *, k: int = 4, cf_ratio: float = 1.0,
                          nodesplitter=None, workersplitter=wds.split_by_worker)
           .shuffle(shuffle_buffer, rng=random.Random(f"buf-{seed}-{epoch}"))
           .compose(_Skip(skip_batches, micro_batch))
-          .map(Decoder(k, cf_ratio, seed, use_cf, pre.short_side), handler=handler)
+          .map(Decoder(k, cf_ratio, seed, use_cf, pre.short_side, cf_images), handler=handler)
           .batched(micro_batch, collation_fn=Collator(pre, k, uint8_pixels, handler), partial=False))
     return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=num_workers, persistent_workers=False,
                                        pin_memory=torch.cuda.is_available())

@@ -133,7 +133,8 @@ class CFVLMLoss:
     Built once: `cfg` is a TrainConfig (alpha, beta, gamma, m1, m2, hinge_space, text_negatives,
     image_negatives, cf_in_batch are read); `logit_bias` given (a SigLIP model's) makes L_align the
     sigmoid loss, else InfoNCE with the configured extra negatives. Features come as the
-    collator lays them out: N anchors, then M counterfactuals at (owner, slot)."""
+    collator lays them out: N anchors, then M counterfactuals at (owner, slot) (no counterfactual
+    images when `cfg.needs_cf_images()` is false)."""
 
     def __init__(self, cfg: Any, logit_bias: torch.Tensor | None = None):
         self.cfg, self.logit_bias = cfg, logit_bias
@@ -148,7 +149,10 @@ class CFVLMLoss:
                  mask: torch.Tensor, local: torch.Tensor, logit_scale: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg, k = self.cfg, mask.shape[1]
         a_img, a_txt = gather(img[:n]), gather(txt[:n])
-        cf_img, cf_txt = gather(dense_cf(img, n, owner, slot, k)), gather(dense_cf(txt, n, owner, slot, k))
+        cf_txt = gather(dense_cf(txt, n, owner, slot, k))
+        # a recipe that reads no counterfactual image gets none (the loader skips them): decided by
+        # the config, the same on every rank, so every rank runs the same collectives
+        cf_img = gather(dense_cf(img, n, owner, slot, k)) if cfg.needs_cf_images() else None
         mask, local = gather(mask.to(img.device), False), gather(local.to(img.device), False)
         out: dict[str, torch.Tensor] = {}
         if self.logit_bias is not None:
@@ -166,10 +170,13 @@ class CFVLMLoss:
             if cfg.cf_in_batch:        # each (I_cf, T_cf) is a pair of its own: its anchor's hard negative both ways
                 b_img, b_txt = torch.cat([a_img, cf_img[mask]]), torch.cat([a_txt, cf_txt[mask]])
             out["align"] = align_loss(b_img, b_txt, logit_scale, ex_t, ex_tm, ex_i, ex_im)
-        # the hinges see S (paper) or S / tau, the scale InfoNCE works at (tau not trained through them)
-        hs = logit_scale.exp().detach() if cfg.hinge_space == "logit" else 1.0
-        s_anchor = hs * (a_img * a_txt).sum(-1)
-        out["csd"] = csd_loss(hs * (cf_img * cf_txt).sum(-1), s_anchor, mask, cfg.m1)
-        out["fcd"] = fcd_loss(hs * (cf_img * a_txt[:, None]).sum(-1), s_anchor, local, cfg.m2)
+        if cf_img is None:                 # beta = gamma = 0: the hinges have nothing to see
+            out["csd"] = out["fcd"] = img.new_zeros(())
+        else:
+            # the hinges see S (paper) or S / tau, the scale InfoNCE works at (tau not trained through them)
+            hs = logit_scale.exp().detach() if cfg.hinge_space == "logit" else 1.0
+            s_anchor = hs * (a_img * a_txt).sum(-1)
+            out["csd"] = csd_loss(hs * (cf_img * cf_txt).sum(-1), s_anchor, mask, cfg.m1)
+            out["fcd"] = fcd_loss(hs * (cf_img * a_txt[:, None]).sum(-1), s_anchor, local, cfg.m2)
         out["total"] = cfg.alpha * out["align"] + cfg.beta * out["csd"] + cfg.gamma * out["fcd"]
         return out

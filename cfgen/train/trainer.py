@@ -84,6 +84,11 @@ class TrainConfig:
         return self.use_cf and (self.beta > 0 or self.gamma > 0 or self.text_negatives != "none"
                                 or self.image_negatives or self.cf_in_batch)
 
+    def needs_cf_images(self) -> bool:
+        """Whether any loss term reads a counterfactual image (textneg-ft reads only the captions:
+        its counterfactual images are neither decoded nor encoded)."""
+        return self.needs_cf() and (self.beta > 0 or self.gamma > 0 or self.image_negatives or self.cf_in_batch)
+
 
 WORLD_SIZES = (1, 2, 4, 8)                 # every shipped recipe must start at each of these
 
@@ -343,7 +348,7 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
                    disable=not acc.is_main_process)
     while state["step"] < cfg.max_steps:
         it = iter(make_loader(run.urls, run.encoder.pre, k=cfg.k, cf_ratio=cfg.cf_ratio, use_cf=cfg.needs_cf(),
-                              micro_batch=run.micro, seed=cfg.seed, epoch=state["epoch"],
+                              cf_images=cfg.needs_cf_images(), micro_batch=run.micro, seed=cfg.seed, epoch=state["epoch"],
                               skip_batches=state["batches_in_epoch"], shuffle_buffer=cfg.shuffle_buffer,
                               num_workers=cfg.num_workers, rank=acc.process_index,
                               world_size=acc.num_processes, uint8_pixels=True))
