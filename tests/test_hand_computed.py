@@ -493,6 +493,38 @@ def test_clip_scorer_scores_by_hand():
         assert g == {k: pytest.approx(v, abs=1e-5) for k, v in w.items()}
 
 
+def test_clip_scorer_scores_several_anchors_in_one_batch_by_hand():
+    """Anchors scored together (the images stage batches the filter across anchors): each
+    anchor's scores use its own rows of the stacked embeddings, an anchor without
+    counterfactuals gets none, and embedding happens once for all of them."""
+    from cfgen.images.filter import ClipScorer
+    calls = []
+
+    class Enc:
+        def embed_images(self, imgs, bs):        # [I_a1, I_cf1] [I_a2, I_cf2a, I_cf2b] (anchor 3: I_a3)
+            calls.append(len(imgs))
+            return torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0], [0.6, 0.8], [0.6, 0.8]])
+
+        def embed_texts(self, txts, bs):
+            return torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.8, 0.6], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+
+    s = ClipScorer.__new__(ClipScorer)
+    s.enc, s.batch_size = Enc(), 4
+    im = Image.new("RGB", (4, 4))
+    out = s.score_many([(im, "a1", [im], ["c1"]), (im, "a2", [im, im], ["c2a", "c2b"]), (im, "a3", [], [])])
+    assert calls == [6]
+    # anchor 1: I_cf.T_cf = 0.8, I_cf.T_a = 0, I_cf.I_a = 0, I_a.T_a = 1
+    # anchor 2 (I_a = (0,1), T_a = (0.8,0.6)): cf a = (1,0) with T (0,1): 0, 0.8, 0; cf b = (0.6,0.8) with T (1,0): 0.6, 0.96, 0.8
+    want = [[{"s_cf_tcf": 0.8, "s_cf_ta": 0.0, "margin": 0.8, "s_img": 0.0, "s_a_ta": 1.0}],
+            [{"s_cf_tcf": 0.0, "s_cf_ta": 0.8, "margin": -0.8, "s_img": 0.0, "s_a_ta": 0.6},
+             {"s_cf_tcf": 0.6, "s_cf_ta": 0.96, "margin": -0.36, "s_img": 0.8, "s_a_ta": 0.6}], []]
+    assert len(out) == 3
+    for got, w in zip(out, want):
+        assert len(got) == len(w)
+        for g, x in zip(got, w):
+            assert g == {k: pytest.approx(v, abs=1e-5) for k, v in x.items()}
+
+
 # --------------------------------------------------------------------------- the validator
 def test_validator_span_limit_at_its_boundary():
     """A changed place of max_span words passes the size check; one word more is edit_too_large

@@ -51,19 +51,27 @@ class ClipScorer:
 
     def score(self, anchor_img: Image.Image, anchor_txt: str, cf_imgs: list[Image.Image],
               cf_txts: list[str]) -> list[dict[str, float]]:
-        if not cf_imgs:
-            return []
+        """The scores of one anchor's counterfactuals."""
+        return self.score_many([(anchor_img, anchor_txt, cf_imgs, cf_txts)])[0]
+
+    def score_many(self, groups: list[tuple[Image.Image, str, list[Image.Image], list[str]]]
+                   ) -> list[list[dict[str, float]]]:
+        """Scores of several anchors' counterfactuals ((anchor image, anchor caption, cf images,
+        cf captions) each), embedded together in batches of `batch_size`: one forward per anchor
+        would leave a small model's batches nearly empty."""
+        if not any(g[2] for g in groups):
+            return [[] for _ in groups]
         import torch
         with torch.no_grad():
-            im = self.enc.embed_images([anchor_img] + cf_imgs, self.batch_size)
-            tx = self.enc.embed_texts([anchor_txt] + cf_txts, self.batch_size)
-        ia, icf = im[0], im[1:]
-        ta, tcf = tx[0], tx[1:]
-        s_cf_tcf = (icf * tcf).sum(-1)
-        s_cf_ta = icf @ ta
-        s_img = icf @ ia
-        s_a = float(ia @ ta)
-        return [{"s_cf_tcf": round(float(a), 5), "s_cf_ta": round(float(b), 5),
-                 "margin": round(float(a - b), 5), "s_img": round(float(c), 5), "s_a_ta": round(s_a, 5)}
-                for a, b, c in zip(s_cf_tcf, s_cf_ta, s_img)]
-
+            im = self.enc.embed_images([x for g in groups for x in [g[0], *g[2]]], self.batch_size)
+            tx = self.enc.embed_texts([x for g in groups for x in [g[1], *g[3]]], self.batch_size)
+        out, at = [], 0
+        for _, _, cf_imgs, _ in groups:
+            n = len(cf_imgs)
+            ia, icf, ta, tcf = im[at], im[at + 1:at + 1 + n], tx[at], tx[at + 1:at + 1 + n]
+            at += 1 + n
+            s_cf_tcf, s_cf_ta, s_img, s_a = (icf * tcf).sum(-1), icf @ ta, icf @ ia, float(ia @ ta)
+            out.append([{"s_cf_tcf": round(float(a), 5), "s_cf_ta": round(float(b), 5),
+                         "margin": round(float(a - b), 5), "s_img": round(float(c), 5), "s_a_ta": round(s_a, 5)}
+                        for a, b, c in zip(s_cf_tcf, s_cf_ta, s_img)])
+        return out

@@ -185,10 +185,13 @@ class EditJob:
         n_gen = n_oom = 0
         tmp = AtomicTarWriter(ledger.dir / f"{unit.name}.tar")
         group_edits = max(1, editor.batch_size)
-        pending: list[tuple[Any, list[Rewrite], list[int]]] = []
+        score_edits = scorer.batch_size if scorer is not None else 1
+        pending: list[tuple[Any, list[Rewrite], list[int]]] = []     # waiting for the editor
+        edited: list[tuple[Any, list[Rewrite], list[EditResult]]] = []   # waiting for the filter
 
         def flush() -> None:
-            nonlocal n_gen, n_oom
+            """Edit the pending anchors; score and write once the filter has a batch to fill."""
+            nonlocal n_oom
             outs, redone = edit_anchors(editor, pending)
             n_oom += redone
             for (a, kept, seeds), results in zip(pending, outs):
@@ -196,13 +199,22 @@ class EditJob:
                     e = results
                     results = [EditResult(r.i, status=FAILED, reason=f"editor_error: {type(e).__name__}: {e}"[:300],
                                           seed=s) for r, s in zip(kept, seeds)]
-                gen = [x for x in results if x.status == GENERATED]
-                scores: list[dict[str, float]] = [{} for _ in gen]
-                if scorer is not None and gen:
-                    by_i = {r.i: r for r in kept}
-                    scores = scorer.score(decode_rgb(a.image), a.caption, [decode_rgb(x.image) for x in gen],
-                                          [by_i[x.i].text for x in gen])
-                sc = {x.i: s for x, s in zip(gen, scores)}
+                edited.append((a, kept, results))
+            pending.clear()
+            if sum(x.status == GENERATED for _, _, res in edited for x in res) >= score_edits:
+                write_edited()
+
+        def write_edited() -> None:
+            nonlocal n_gen
+            gens = [[x for x in results if x.status == GENERATED] for _, _, results in edited]
+            scores: list[list[dict[str, float]]] = [[{} for _ in gen] for gen in gens]
+            if scorer is not None:
+                texts = [{r.i: r.text for r in kept} for _, kept, _ in edited]
+                scores = scorer.score_many([(decode_rgb(a.image), a.caption, [decode_rgb(x.image) for x in gen],
+                                             [by_i[x.i] for x in gen])
+                                            for (a, _, _), gen, by_i in zip(edited, gens, texts)])
+            for (a, kept, results), gen, sc_list in zip(edited, gens, scores):
+                sc = {x.i: s for x, s in zip(gen, sc_list)}
                 sample = Generated(a.key, a.caption, a.image, a.image_ext, a.source_id, a.meta, cf_ext=cfg.image_format)
                 for r, x in zip(kept, results):
                     rows.append(_row(a.key, a.caption, r, x, sc.get(x.i, {})))
@@ -218,7 +230,7 @@ class EditJob:
                     stats.add(FAILED, results[0].reason.split(":")[0])
                 else:
                     stats.add(REJECTED, "no_cf_generated")
-            pending.clear()
+            edited.clear()
 
         try:
             for rec in read_unit(unit, self.input_cfg):
@@ -239,6 +251,7 @@ class EditJob:
                     flush()
             if pending:
                 flush()
+            write_edited()
             tmp.close()
         except BaseException:
             tmp.abort()
