@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -67,34 +68,59 @@ def ci95(values: list[float]) -> tuple[float, float]:
     return m, half
 
 
-def _finetune_job(args: tuple[list[str], str, str, str, int, dict[str, Any], str, int]) -> dict[str, float]:
-    """One fine-tune + its evaluation (a process-pool task; results cached in the model directory)."""
-    shards, pretrained, mdir, recipe, seed, over, world, threads = args
+def _warm_up() -> None:
+    """A worker's first task: the imports every fine-tune needs, done while the parent still runs
+    the single-threaded world and captions stages."""
+    import importlib
+    for module in ("cfgen.eval.run", "cfgen.train.trainer"):
+        importlib.import_module(module)
+
+
+def _world_eval(mdir: str, world: str, threads: int) -> dict[str, float]:
+    """A model's held-out world accuracy, cached in its directory."""
     import torch
     from ..eval.run import evaluate
-    from ..train.trainer import recipe_config, train
     if threads:
         torch.set_num_threads(threads)
-    mdir_p = Path(mdir)
-    if not (mdir_p / "train_config.json").exists():
-        train(recipe_config(recipe, {"shards": shards, "model": pretrained, "out": mdir, "seed": seed, **over}))
-    res_file = mdir_p / "world_eval.json"
+    res_file = Path(mdir) / "world_eval.json"
     if not res_file.exists():
         res_file.write_text(json.dumps(evaluate(mdir, {"world": world})["world"].metrics))
     return json.loads(res_file.read_text())
 
 
+def _finetune_job(args: tuple[list[str], str, str, str | None, int, dict[str, Any], str, int]) -> dict[str, float]:
+    """One fine-tune + its evaluation (a process-pool task; results cached in the model directory).
+    No recipe: the evaluation of the model already there (the pretrained start)."""
+    shards, pretrained, mdir, recipe, seed, over, world, threads = args
+    import torch
+    from ..train.trainer import recipe_config, train
+    if threads:
+        torch.set_num_threads(threads)
+    if recipe is not None and not (Path(mdir) / "train_config.json").exists():
+        train(recipe_config(recipe, {"shards": shards, "model": pretrained, "out": mdir, "seed": seed, **over}))
+    return _world_eval(mdir, world, threads)
+
+
 def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
+    t0 = time.time()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        pool: Executor | None = None
+        if cfg.workers > 1:            # started now: the workers import torch while world and captions run
+            pool = stack.enter_context(ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn")))
+            for _ in range(cfg.workers):
+                pool.submit(_warm_up)
+        return _run_demo(cfg, out, pool, t0, log)
+
+
+def _run_demo(cfg: DemoConfig, out: Path, pool: Executor | None, t0: float, log: Any) -> dict[str, Any]:
     from ..captions.stage import CaptionsConfig, run_captions
-    from ..eval.run import evaluate
     from ..images.stage import ImagesConfig, run_images
     from ..world import world_vocab
     from ..world.generate import WorldConfig, generate_world
     from .pretrain import RELEASED, copy_stand_in, pretrain_stand_in, released_stand_in
 
-    t0 = time.time()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 
     def tick(name: str, t: float) -> None:
@@ -147,18 +173,13 @@ def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
     # two workers finish together instead of one waiting on the last long job
     jobs = sorted(((seed, recipe) for seed in cfg.seeds for recipe in cfg.recipes),
                   key=lambda j: (j[1] in BASELINES, cfg.seeds.index(j[0])))
+    threads = 1 if pool is not None else 0
     args = [([str(run / "final")], str(pretrained), str(out / "models" / f"seed{s}" / Path(r).stem), r, s, over, str(world),
-             1 if cfg.workers > 1 else 0) for s, r in jobs]
-    if cfg.workers > 1:
-        with ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn")) as pool:
-            evals = list(pool.map(_finetune_job, args))
-    else:
-        evals = [_finetune_job(a) for a in args]
+             threads) for s, r in jobs]
+    args.append(([], "", str(pretrained), None, 0, {}, str(world), threads))       # the pretrained start, last
+    evals = list(pool.map(_finetune_job, args) if pool is not None else map(_finetune_job, args))
     tick("finetune+eval", t)
-    base_file = pretrained / "world_eval.json"
-    if not base_file.exists():
-        base_file.write_text(json.dumps(evaluate(str(pretrained), {"world": str(world)})["world"].metrics))
-    base = json.loads(base_file.read_text())
+    base = evals.pop()
     done = dict(zip(jobs, evals))
     results: dict[str, dict[int, dict[str, float]]] = {"pretrained": {s: base for s in cfg.seeds}}
     for recipe in cfg.recipes:                   # rows and seeds in the order asked for
