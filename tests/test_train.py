@@ -161,3 +161,12 @@ def test_textneg_ft_loads_no_counterfactual_image_and_its_loss_is_infonce_with_o
     assert len(first) == int(b.mask[:, 0].sum()) > 0
     assert float(out["align"]) == pytest.approx(float(want), rel=1e-5)
     assert float(out["total"]) == pytest.approx(float(want), rel=1e-5) and float(out["csd"]) == 0.0
+
+
+def test_training_on_a_run_folder_says_so_once(world_final, world_clip, tmp_path, caplog):
+    """`--shards RUN` (a run folder, not its final/): one info line names the shards taken."""
+    import logging
+    with caplog.at_level(logging.INFO, logger="cfgen.train"):
+        train(_cfg(world_final, world_clip, tmp_path / "m", shards=[str(world_final)], max_steps=1))
+    said = [r.getMessage() for r in caplog.records if "is a run folder" in r.getMessage()]
+    assert len(said) == 1 and str(world_final / "final") in said[0]

@@ -27,10 +27,11 @@ log = logging.getLogger("cfgen.train")
 URL_SCHEMES = ("pipe:", "http://", "https://", "s3://", "gs://", "hf://")
 
 
-def shard_urls(specs: list[str]) -> list[str]:
+def shard_urls(specs: list[str], say: bool = True) -> list[str]:
     """The shards to train on. A spec the user wrote as a URL or `pipe:` command is passed to
     WebDataset as is; everything else (files, brace lists, globs, directories) becomes absolute
-    local paths, so no file name found by listing a directory is ever run as a command."""
+    local paths, so no file name found by listing a directory is ever run as a command. `say`:
+    log a run folder taken for its final shards (once per training, not at every expansion)."""
     from ..io.reader import expand_inputs
     out: list[str] = []
     for spec in specs:
@@ -38,7 +39,8 @@ def shard_urls(specs: list[str]) -> list[str]:
             out.append(spec)
             continue
         if (Path(spec) / "manifest.json").is_file() and (Path(spec) / "final").is_dir():
-            log.info("--shards %s is a run folder: training on its filtered shards, %s", spec, Path(spec) / "final")
+            if say:
+                log.info("--shards %s is a run folder: training on its filtered shards, %s", spec, Path(spec) / "final")
             spec = str(Path(spec) / "final")
         found = [p for p in expand_inputs(spec) if p.endswith(".tar")]
         test = [p for p in found if Path(p).parent.name == "test" and (Path(p).parent.parent / "world.json").is_file()]

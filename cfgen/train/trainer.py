@@ -330,7 +330,7 @@ def with_run_k(cfg: TrainConfig) -> TrainConfig:
     """K is the run's, written once by captions: an unset k takes it (4 for shards of no run); a
     smaller k is an explicit choice; a larger one would train on slots the run never filled."""
     from .data import run_k, shard_urls
-    made = run_k(shard_urls(cfg.shards))
+    made = run_k(shard_urls(cfg.shards, say=False))
     if cfg.k == 0:
         return replace(cfg, k=made or 4)
     if made and cfg.k > made:
