@@ -185,7 +185,7 @@ class EditJob:
         n_gen = n_oom = 0
         tmp = AtomicTarWriter(ledger.dir / f"{unit.name}.tar")
         group_edits = max(1, editor.batch_size)
-        score_edits = scorer.batch_size if scorer is not None else 1
+        score_edits = scorer.batch_size if scorer is not None else 1      # images: anchors and their edits
         pending: list[tuple[Any, list[Rewrite], list[int]]] = []     # waiting for the editor
         edited: list[tuple[Any, list[Rewrite], list[EditResult]]] = []   # waiting for the filter
 
@@ -201,7 +201,7 @@ class EditJob:
                                           seed=s) for r, s in zip(kept, seeds)]
                 edited.append((a, kept, results))
             pending.clear()
-            if sum(x.status == GENERATED for _, _, res in edited for x in res) >= score_edits:
+            if sum(1 + sum(x.status == GENERATED for x in res) for _, _, res in edited) >= score_edits:
                 write_edited()
 
         def write_edited() -> None:

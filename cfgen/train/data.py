@@ -112,7 +112,8 @@ def _use_cf(key: str, cf_ratio: float, seed: int) -> bool:
 class Decoder:
     """Raw tar sample -> example dict (picklable for DataLoader workers), through the data
     model's own reader of the final sample (`Sample.from_wds`). `cf_images` False: the
-    counterfactuals' captions only (their images stay undecoded, None)."""
+    counterfactuals' captions only (their images stay undecoded, None; so a corrupt
+    counterfactual image skips its sample only for recipes that decode it)."""
 
     def __init__(self, k: int, cf_ratio: float, seed: int, use_cf: bool = True, short_side: int | None = None,
                  cf_images: bool = True):

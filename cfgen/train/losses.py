@@ -134,7 +134,7 @@ class CFVLMLoss:
     image_negatives, cf_in_batch are read); `logit_bias` given (a SigLIP model's) makes L_align the
     sigmoid loss, else InfoNCE with the configured extra negatives. Features come as the
     collator lays them out: N anchors, then M counterfactuals at (owner, slot) (no counterfactual
-    images when `cfg.needs_cf_images()` is false)."""
+    images when `cfg.needs_cf_images()` is false: csd and fcd are then 0, not computed)."""
 
     def __init__(self, cfg: Any, logit_bias: torch.Tensor | None = None):
         self.cfg, self.logit_bias = cfg, logit_bias
