@@ -479,8 +479,7 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
         images, texts = P.web_corpus(world, cfg)
     finally:
         P.shape_twin = orig_twin
-    pixels = torch.cat([pre.pixels(images[i:i + 2000]) for i in range(0, len(images), 2000)])
-    tok = pre.tokens(texts)
+    pixels, tok = P.web_inputs(pre, images, texts)
     tests, test_px = P.held_out_test(pre, world_dir)
     curve = []
 

@@ -28,12 +28,11 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cfgen.demo import COLUMNS, DemoConfig, ci95, run_demo  # noqa: E402
 from cfgen.demo.pretrain import (RELEASED_VLM, PretrainConfig, align_steps, held_out_test, profile,  # noqa: E402
-                                 web_corpus)
+                                 web_corpus, web_inputs)
 from cfgen.train.model import DualEncoder  # noqa: E402
 from cfgen.world.generate import WorldConfig, generate_world  # noqa: E402
 
@@ -67,9 +66,7 @@ def continue_pretraining(out: Path, world_dir: Path, wcfg: WorldConfig, steps: i
     model.vlm.config.vision_feature_layer = layer
     cfg = replace(PretrainConfig.released("vlm"), steps=steps, warmup=20, lr=3e-4, object_only_prob=object_only_prob,
                   web_seed=1)     # fresh web scenes, not the ones the release was pretrained on
-    images, texts = web_corpus(wcfg, cfg)
-    pixels = torch.cat([pre.pixels(images[i:i + 2000]) for i in range(0, len(images), 2000)])
-    tok = pre.tokens(texts)
+    pixels, tok = web_inputs(pre, *web_corpus(wcfg, cfg))
     tests, test_px = held_out_test(pre, world_dir)
     curve = []
     align_steps(model, pixels, tok, cfg, steps, max(1, steps // 2),

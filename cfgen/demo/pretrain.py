@@ -161,6 +161,13 @@ def web_corpus(world: WorldConfig, cfg: PretrainConfig) -> tuple[list[Any], list
     return images, texts
 
 
+def web_inputs(pre: Any, images: list[Any], texts: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The web split as the model's inputs, pixels made 2,000 images at a time (the pretraining loop
+    indexes them in memory)."""
+    pixels = torch.cat([pre.pixels(images[i:i + 2000]) for i in range(0, len(images), 2000)])
+    return pixels, pre.tokens(texts)
+
+
 def held_out_test(pre: Any, world_dir: str | Path) -> tuple[list[dict[str, Any]], torch.Tensor]:
     """A world's held-out test items and their pixels, for `profile`."""
     tests = list(load_test_items(sorted(str(p) for p in (Path(world_dir) / "test").glob("*.tar"))))
@@ -244,9 +251,7 @@ def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig
                    layers=cfg.layers, text_width=cfg.text_width, text_layers=cfg.text_layers, seed=cfg.seed)
     enc = DualEncoder.load(init)
     model, pre = enc.model, enc.pre
-    images, texts = web_corpus(world, cfg)
-    pixels = torch.cat([pre.pixels(images[i:i + 2000]) for i in range(0, len(images), 2000)])
-    tok = pre.tokens(texts)
+    pixels, tok = web_inputs(pre, *web_corpus(world, cfg))
     tests, test_px = held_out_test(pre, world_dir)
     curve: list[dict[str, Any]] = []
 

@@ -81,13 +81,12 @@ class TrainConfig:
             raise ValueError(f"train option hinge_space must be cosine or logit, not {self.hinge_space!r}")
 
     def needs_cf(self) -> bool:
-        return self.use_cf and (self.beta > 0 or self.gamma > 0 or self.text_negatives != "none"
-                                or self.image_negatives or self.cf_in_batch)
+        return self.needs_cf_images() or (self.use_cf and self.text_negatives != "none")
 
     def needs_cf_images(self) -> bool:
         """Whether any loss term reads a counterfactual image (textneg-ft reads only the captions:
         its counterfactual images are neither decoded nor encoded)."""
-        return self.needs_cf() and (self.beta > 0 or self.gamma > 0 or self.image_negatives or self.cf_in_batch)
+        return self.use_cf and (self.beta > 0 or self.gamma > 0 or self.image_negatives or self.cf_in_batch)
 
 
 WORLD_SIZES = (1, 2, 4, 8)                 # every shipped recipe must start at each of these
