@@ -42,8 +42,10 @@ def test_sample_round_trip_through_a_tar(tmp_path):
 def test_shard_members_are_plain_ustar_headers_with_fixed_mtime(tmp_path):
     """One 512-byte ustar header per member (typeflag '0', magic 'ustar', mtime 0), no PAX
     extended header before it (typeflag 'x', which a float mtime makes tarfile write): readers
-    parse half the headers. Read from the raw bytes as POSIX lays a header out (name 0-100,
-    size 124-136 octal, mtime 136-148 octal, typeflag 156, magic 257-262)."""
+    parse half the headers. Read from the raw bytes as CPython's writer lays a header out
+    (Lib/tarfile.py 3.11, TarInfo._create_header lines 1123-1136: name 0-100, mode, uid, gid,
+    size 124-136 octal, mtime 136-148 octal, checksum, typeflag 156, linkname, magic 257-262; a
+    float mtime is what sends it to a PAX header, _create_pax_header lines 1052-1058)."""
     path = tmp_path / "00000.tar"
     with AtomicTarWriter(path) as w:
         w.write(_sample().to_wds())
