@@ -23,7 +23,8 @@ def captions(n: int, seed: int = 0) -> list[str]:
 
 
 def sugarcrepe(folder: str, validator) -> dict:
-    """Per SugarCrepe category: the share of its negatives accepted as one edit, and typed `swap`."""
+    """Per SugarCrepe category: the share of its negatives accepted as one edit, typed `swap`, and
+    read as one `swap` (accepted, or refused as implausible: "a green horse in a brown field")."""
     import json
     from collections import Counter
     from pathlib import Path
@@ -32,8 +33,9 @@ def sugarcrepe(folder: str, validator) -> dict:
         items = list(json.loads(f.read_text()).values())
         verdicts = [validator(x["caption"], x["negative_caption"]) for x in items]
         types = Counter(v.edit.type for v in verdicts if v.ok)
+        read = sum(v.edit is not None and v.edit.type == "swap" for v in verdicts)    # refused as implausible too
         out[f.stem] = {"n": len(items), "accepted": round(sum(v.ok for v in verdicts) / len(items), 3),
-                       "swap": round(types["swap"] / len(items), 3),
+                       "swap": round(types["swap"] / len(items), 3), "read_swap": round(read / len(items), 3),
                        "rejected": dict(Counter(v.reason for v in verdicts if not v.ok).most_common(4))}
     return out
 

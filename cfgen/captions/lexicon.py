@@ -508,7 +508,8 @@ PLURAL_ONLY = {"together", "each", "both", "all", "third", "same", "other"}
 VERBS_3SG = set("is was has does stands sits lies rides walks runs travels drives flies swims eats holds plays "
                 "looks waits sleeps jumps carries pulls pushes crosses grazes rests sits leans hangs watches "
                 "stares smiles poses works reads throws catches kicks hits swings skis surfs skates moves "
-                "goes comes takes makes wears uses floats sails parks stops turns heads climbs".split())
+                "goes comes takes makes wears uses floats sails parks stops turns heads climbs balances gallops perches "
+                "hovers kneels crouches dives glides soars leaps".split())
 VERB_PLURAL = {"is": "are", "was": "were", "has": "have", "does": "do", "goes": "go", "carries": "carry",
                "flies": "fly"}
 

@@ -86,8 +86,25 @@ def _agreement(a: str, b: str) -> bool:
 
 
 def _verbish(pos: str, word: str) -> str:
-    """The small tagger often calls a participle a noun ("a motorcycle speeding down")."""
-    return "VERB" if pos == "NOUN" and word.endswith("ing") and len(word) > 5 else pos
+    """The small tagger often calls a verb a noun ("a motorcycle speeding down", "a dog lying
+    on", "a skateboarder balances on", "a horse and a dog stand in"): a participle, or a present
+    form of a verb captions use, is read as a verb."""
+    if pos in ("NOUN", "ADJ") and (word in L.VERBS_3SG or word in L.VERBS_PL or word in L.MOTION
+                                   or (pos == "NOUN" and word.endswith("ing") and len(word) >= 5)):
+        return "VERB"
+    return pos
+
+
+def _motion(w: str) -> bool:
+    """A verb of motion in any present form ("gallop", "gallops", "runs", "galloping")."""
+    stem = w[:-1] if w.endswith("s") and not w.endswith("ss") else w
+    return any(x in L.MOTION for x in (w, stem + "ing", stem[:-1] + "ing", stem + stem[-1:] + "ing"))
+
+
+def _predicates(tags: list[str]) -> list[str]:
+    """An adjective before its preposition is a predicate, read like a verb ("empty of", "free
+    from", "bent over")."""
+    return ["VERB" if x == "ADJ" and k + 1 < len(tags) and tags[k + 1] == "ADP" else x for k, x in enumerate(tags)]
 
 
 def _is_quantity(w: str) -> bool:
@@ -149,7 +166,7 @@ class Validator:
             return v
         why = _same_meaning(v.edit) or implausible(bw, span, v.edit.type,
                                                     lambda: [_pos_map(rw).get(o, "") for _, o in b])
-        return Verdict(False, why) if why else v
+        return Verdict(False, why, v.edit) if why else v       # the edit read stays on the refusal
 
     def _judge(self, original: str, a: list[tuple[str, int]], rw: str, b: list[tuple[str, int]],
                blocks: list | None = None) -> tuple[Verdict, tuple[int, int]]:
@@ -199,7 +216,14 @@ class Validator:
         return Verdict(False, "multi_edit"), none
 
     def _relation(self, original: str, a: list[tuple[str, int]], i: int, f: list[str], t: list[str]) -> Verdict:
-        if any(w in L.MOTION for w in f + t) or any(w in L.MOVEMENT for w in f + t) or \
+        pos = _pos_map(original)
+        moving = any(_motion(w) for w in f + t)
+        if not moving and len(f) > 1 and (pos.get(a[i][1]) == "ADJ" or f[0].endswith("ed")) \
+                and pos.get(a[i + 1][1]) == "ADP":
+            typ = "state"                    # "filled with" -> "empty of", "bent over" -> "standing up"
+        elif f[0] in L.STATE and t[0] in L.STATE:
+            typ = "state"                    # a posture: "sitting by" -> "lying on"
+        elif moving or any(w in L.MOVEMENT for w in f + t) or \
                 {" ".join(f), " ".join(t)} & {"into", "out of", "onto", "off"}:      # a direction of motion
             typ = "movement"
         elif any(self._is_verb(original, a, i + k, [w]) for k, w in enumerate(f)):
@@ -213,6 +237,7 @@ class Validator:
         """Edits the word diff sees as several places: phrases that traded places (a swap), a
         noun phrase replaced whole (one object), a relation phrase with its article ("in the
         middle" -> "on the side")."""
+        a = _joined_as_in(a, {w for w, _ in b})
         aw, bw = [t for t, _ in a], [t for t, _ in b]
         pa, pb = _pos_map(original), _pos_map(rw)
         ta, tb = _tagged(original), _tagged(rw)
@@ -230,6 +255,10 @@ class Validator:
             v, span = self._judge(original, a, rw, b, blocks)
             if v.ok or v.reason == "symmetric_swap":
                 return v, span
+        if len(blocks) == 2:
+            frame = self._verb_frame(original, a, rw, b, blocks)
+            if frame is not None:
+                return frame
         if len(blocks) == 2 and blocks[1][0] - (blocks[0][0] + len(blocks[0][1])) <= 2 \
                 and all(w in _FUNCTION for w in aw[blocks[0][0] + len(blocks[0][1]):blocks[1][0]]):
             (i, f1, _, j), (i2, f2, t2, j2) = blocks
@@ -253,7 +282,7 @@ class Validator:
         tf = [pa.get(a[i + k][1], "") for k in range(len(f))]
         tt = [pb.get(b[j + k][1], "") for k in range(len(t))]
         ok = {"DET", "NUM", "ADJ", "NOUN", "PROPN"}
-        if not all(x in ok or w == "of" for x, w in zip(tf + tt, f + t)):
+        if not all(x in ok or w == "of" or w in _POSSESSIVES for x, w in zip(tf + tt, f + t)):
             return False
         nf = {w for w, x in zip(f, tf) if x in ("NOUN", "PROPN")}
         nt = {w for w, x in zip(t, tt) if x in ("NOUN", "PROPN")}
@@ -296,7 +325,7 @@ class Validator:
                                              and frozenset((blk[1][0], blk[2][0])) in L.GENDER_PAIRS)]
         if grammar and len(out) > 1:
             rest = [blk for blk in out if not (len(blk[1]) == len(blk[2]) == 1 and blk[1][0] in _PRONOUNS
-                                               and blk[2][0] in _PRONOUNS)]
+                                               and blk[2][0] in _PRONOUNS) and not _respelled(blk[1], blk[2])]
             out = rest or out
         if len(out) > 1 and all(self._only_agreement(f, t) for _, f, t, _ in out[1:]):
             out = out[:1]
@@ -316,6 +345,7 @@ class Validator:
         tags_f = [_verbish(pa.get(a[i + k][1], ""), f[k]) for k in range(len(f))]
         tags_t = [_verbish(pb.get(b[j + k][1], ""), t[k]) for k in range(len(t))]
         ok = {"VERB", "AUX", "ADP", "ADV", "PART", "SCONJ"}
+        tags_f, tags_t = _predicates(tags_f), _predicates(tags_t)
         if wide:
             ok |= {"DET", "PRON"}
             tags_f = [x if x in ok or w not in L.PLACE_NOUNS else "ADP" for x, w in zip(tags_f, f)]
@@ -324,6 +354,36 @@ class Validator:
             tags_t = [("ADV" if w in ("next", "close") else x) for x, w in zip(tags_t, t)]
         return (all(x in ok for x in tags_f + tags_t) and any(x in ("ADP", "ADV") for x in tags_f)
                 and any(x in ("ADP", "ADV") for x in tags_t))
+
+    def _verb_frame(self, original: str, a: list[tuple[str, int]], rw: str, b: list[tuple[str, int]],
+                    blocks: list[tuple[int, list[str], list[str], int]]) -> tuple[Verdict, tuple[int, int]] | None:
+        """One action replaced around its unchanged object: the verb and its preposition or
+        particle change on either side of the object ("holding the leash by" -> "dropping the
+        leash from", "offers a treat to" -> "takes a treat from"). The verb changes on both
+        sides; the second place holds only prepositions, particles or adverbs; the object between
+        is a short noun phrase."""
+        (i1, f1, t1, j1), (i2, f2, t2, j2) = blocks
+        pa, pb = _pos_map(original), _pos_map(rw)
+        tag_a = lambda k: _verbish(pa.get(a[k][1], ""), a[k][0])      # noqa: E731
+        tag_b = lambda k: _verbish(pb.get(b[k][1], ""), b[k][0])      # noqa: E731
+        between = range(i1 + len(f1), i2)
+        if not f1 or not t1 or not 1 <= len(between) <= 5 or max(len(f1), len(t1), len(f2), len(t2)) > 3:
+            return None
+        if not all(tag_a(k) in ("DET", "ADJ", "NOUN", "PROPN", "PRON", "NUM") or aw_k == "of"
+                   for k, aw_k in ((k, a[k][0]) for k in between)) \
+                or not any(tag_a(k) in ("NOUN", "PROPN", "PRON") for k in between):
+            return None
+        rel = {"VERB", "AUX", "ADP", "ADV", "PART"}
+        first_a, first_b = [tag_a(i1 + k) for k in range(len(f1))], [tag_b(j1 + k) for k in range(len(t1))]
+        second = [tag_a(i2 + k) for k in range(len(f2))] + [tag_b(j2 + k) for k in range(len(t2))]
+        if not ("VERB" in first_a and "VERB" in first_b and all(x in rel for x in first_a + first_b)
+                and second and all(x in ("ADP", "ADV", "PART") for x in second)):
+            return None
+        v = self._relation(original, a, i1, f1 + f2, t1 + t2)
+        e = v.edit
+        return Verdict(True, edit=Edit(e.type, f"{' '.join(f1)} ... {' '.join(f2)}".strip(" ."),
+                                       f"{' '.join(t1)} ... {' '.join(t2)}".strip(" ."), e.scope)), \
+            (j1, j2 + len(t2))
 
     @staticmethod
     def _only_agreement(f: list[str], t: list[str]) -> bool:
@@ -341,10 +401,15 @@ class Validator:
         if len(f) == 1 and len(t) == 1 and f[0] in L.CATEGORY and t[0] not in L.COLOR:
             return "category"
         pos = _pos_map(original).get(a[i][1], "")
+        if pos == "X" and len(f) == 1:
+            pos = "NOUN"                     # a word the tagger does not know ("a fedora") is a thing
         if any(w in L.MOTION for w in f + t) and (pos == "VERB" or f[0].endswith("ing")):
             nxt = a[i + len(f)][0] if i + len(f) < len(a) else ""
             transitive = nxt in ("a", "an", "the", "his", "her", "their", "its", "some", "two")
             return "action" if transitive else "movement"    # "flying a kite" is done to a thing
+        nxt = _pos_map(original).get(a[i + len(f)][1], "") if i + len(f) < len(a) else ""
+        if pos == "VERB" and nxt in ("NOUN", "PROPN") and f[0].endswith("ed"):
+            return "state"               # a participle before its noun is an attribute ("stuffed bears")
         return {"ADJ": "state", "NOUN": "category", "PROPN": "category", "VERB": "action",
                 "ADP": "position", "NUM": "quantity", "ADV": "state"}.get(pos)
 
@@ -354,18 +419,21 @@ class Validator:
         if any(w in L.CAUSAL or w in L.MOVEMENT or w in L.MOTION for w in f):
             return True
         pos = _pos_map(original)
-        return any(pos.get(a[k][1]) in ("VERB", "AUX") for k in range(i, i + len(f)))
+        return any(_verbish(pos.get(a[k][1], ""), a[k][0]) in ("VERB", "AUX") for k in range(i, i + len(f)))
 
     def _scope(self, typ: str, original: str, a: list[tuple[str, int]], i: int, f: list[str]) -> str:
         if typ in GLOBAL_TYPES:
             return "global"
         if typ == "state" and f and f[0] not in L.STATE and _pos_map(original).get(a[i][1]) == "VERB":
-            return "global"      # an action change, not a maskable attribute
+            nxt = _pos_map(original).get(a[i + len(f)][1], "") if i + len(f) < len(a) else ""
+            if nxt not in ("NOUN", "PROPN"):
+                return "global"  # an action change, not a maskable attribute ("stuffed bears" is one)
         return "local"
 
 
 _DRESS_THINGS = {"shirt", "shirts", "shoes", "pants", "code", "tie", "suit", "uniform", "coat", "jacket", "socks"}
 _GRAMMAR = {"a", "an", "the", "is", "are", "was", "were", "be", "being", "that", "who", "which"}
+_POSSESSIVES = {"his", "her", "its", "their", "my", "your", "our"}
 _PRONOUNS = {"his", "her", "its", "their", "he", "she", "it", "they", "him", "them", "hers", "theirs",
              "himself", "herself", "itself", "themselves"}
 _LINKS = set("in on at with near by of for from to under over above below behind beside next inside outside "
@@ -446,6 +514,36 @@ def _permuted(aw, bw, ca, cb) -> tuple[Verdict, tuple[int, int]] | None:
     return Verdict(True, edit=Edit("swap", " ".join(aw[ia:ea]), " ".join(bw[span[0]:span[1]]), "local")), span
 
 
+def _respelled(f: list[str], t: list[str]) -> bool:
+    """One word spelled anew, not a new word: a slip mended or an apostrophe moved ("toliet" ->
+    "toilet", "siting" -> "sitting", "theres" -> "there's", "it's" -> "its"). Long words with the
+    same first two letters and nearly the same letters, unless both are words the lexicons know
+    as different things ("horse" -> "house")."""
+    if len(f) != 1 or len(t) != 1 or f == t:
+        return False
+    x, y = f[0], t[0]
+    if x.replace("'", "") == y.replace("'", ""):
+        return True
+    if max(len(x), len(y)) < 5 or x[:2] != y[:2] or difflib.SequenceMatcher(None, x, y).ratio() < .8:
+        return False
+    return not (x in _KNOWN and y in _KNOWN)
+
+
+def _joined_as_in(a: list[tuple[str, int]], words: set[str]) -> list[tuple[str, int]]:
+    """`a` with each pair of words the rewrite writes as one ("lap top" -> "laptop", "sky
+    scraper" -> "skyscraper") joined, at the first word's place."""
+    out: list[tuple[str, int]] = []
+    k = 0
+    while k < len(a):
+        if k + 1 < len(a) and a[k][0] + a[k + 1][0] in words and a[k][0] not in words:
+            out.append((a[k][0] + a[k + 1][0], a[k][1]))
+            k += 2
+        else:
+            out.append(a[k])
+            k += 1
+    return out
+
+
 def _mended(w: str, ca: list[tuple[str, int]]) -> str:
     """`w`, or the original's word it mends a slip of ("pattern" for "patters", "keyboard" for
     "keybord"): long words, same first two letters, nearly the same letters."""
@@ -481,6 +579,8 @@ def _one_reordering(aw, bw, ca, cb, xa, xb, p, q, attr_a, attr_b) -> tuple[Verdi
     return None
 
 
+_KNOWN = {w for _, lex in L.TYPED_LEXICONS for w in lex} | set(L.CATEGORY) | set(L.SIZE_CLASS) | L.ANIMALS \
+    | L.VEHICLES | L.PARTS | L.MOTION | L.VERBS_3SG | L.VERBS_PL
 _ATTRIBUTE_WORDS = set(L.COLOR) | set(L.MATERIAL) | set(L.SIZE) | set(L.SHAPE) | set(L.STATE) | set(L.EMOTION) \
     | set(L.NUMBERS) | {"one"}
 
