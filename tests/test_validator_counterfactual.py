@@ -184,3 +184,13 @@ def test_a_participle_before_its_noun_is_a_local_attribute():
 def test_a_refusal_keeps_the_edit_it_read():
     v = validate("a brown horse in a green field", "a green horse in a brown field")
     assert not v.ok and v.reason == "implausible_color" and v.edit.type == "swap", v
+
+
+@pytest.mark.parametrize("orig,rw,typ", [
+    ("a teddy bear sitting on the bed", "a teddy bear next to the bed", "position"),   # the verb is gone: a place
+    ("a chef hands a plate of soup to a waiter", "a chef takes a plate of soup from a waiter", "action"),
+    ("a stuffed animal lying on a chair", "a lamp lying on a chair", "category"),      # a noun phrase replaced
+])
+def test_the_type_names_the_change(orig, rw, typ):
+    v = validate(orig, rw)
+    assert v.ok and v.edit.type == typ, v

@@ -98,7 +98,7 @@ def _verbish(pos: str, word: str) -> str:
 def _motion(w: str) -> bool:
     """A verb of motion in any present form ("gallop", "gallops", "runs", "galloping")."""
     stem = w[:-1] if w.endswith("s") and not w.endswith("ss") else w
-    return any(x in L.MOTION for x in (w, stem + "ing", stem[:-1] + "ing", stem + stem[-1:] + "ing"))
+    return any(x in L.MOTION for x in (w, stem + "ing", stem + stem[-1:] + "ing"))
 
 
 def _predicates(tags: list[str]) -> list[str]:
@@ -226,8 +226,9 @@ class Validator:
         elif moving or any(w in L.MOVEMENT for w in f + t) or \
                 {" ".join(f), " ".join(t)} & {"into", "out of", "onto", "off"}:      # a direction of motion
             typ = "movement"
-        elif any(self._is_verb(original, a, i + k, [w]) for k, w in enumerate(f)):
-            typ = "action"
+        elif any(self._is_verb(original, a, i + k, [w]) for k, w in enumerate(f)) \
+                and not all(w in _LINKS for w in t):
+            typ = "action"                   # a verb on both sides ("sitting on" -> "next to" is a place)
         else:
             typ = "position"
         return Verdict(True, edit=Edit(typ, " ".join(f), " ".join(t), "global"))
@@ -408,6 +409,8 @@ class Validator:
             transitive = nxt in ("a", "an", "the", "his", "her", "their", "its", "some", "two")
             return "action" if transitive else "movement"    # "flying a kite" is done to a thing
         nxt = _pos_map(original).get(a[i + len(f)][1], "") if i + len(f) < len(a) else ""
+        if pos in ("VERB", "ADJ") and len(f) > 1 and _pos_map(original).get(a[i + len(f) - 1][1]) == "NOUN":
+            return "category"            # a noun phrase replaced ("stuffed animal" -> "plant")
         if pos == "VERB" and nxt in ("NOUN", "PROPN") and f[0].endswith("ed"):
             return "state"               # a participle before its noun is an attribute ("stuffed bears")
         return {"ADJ": "state", "NOUN": "category", "PROPN": "category", "VERB": "action",
