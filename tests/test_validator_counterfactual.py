@@ -168,8 +168,11 @@ def test_one_edit_the_word_diff_splits_is_read_whole(orig, rw, typ, frm, to):
 
 @pytest.mark.parametrize("orig,rw", [
     ("a horse near the barn and a dog", "a house near the barn and a cat"),     # two known words: no slip
+    ("a black cat on a chair", "a white cat on a chain"),                       # a known word: no slip
     ("a girl holding a cat by the tail", "a girl dropping a dog from the tail"),  # the object changes too
     ("a cup of coffee on a table", "a cup of tea under a table"),
+    ("a dog chasing a ball on the beach", "a dog carrying a ball across the beach"),  # the act and a path
+    ("a boy walks a dog past the shop", "a boy carries a dog towards the shop"),
 ])
 def test_two_changes_stay_two(orig, rw):
     v = validate(orig, rw)
@@ -194,3 +197,13 @@ def test_a_refusal_keeps_the_edit_it_read():
 def test_the_type_names_the_change(orig, rw, typ):
     v = validate(orig, rw)
     assert v.ok and v.edit.type == typ, v
+
+
+@pytest.mark.parametrize("orig,rw", [
+    ("a boy in the park", "a boy on the swings"),          # nouns after an article or a preposition stay nouns
+    ("a man on skis", "a man with skates"),
+    ("a man with his head down", "a man with his stands down"),
+])
+def test_verb_forms_that_are_nouns_here_are_not_relations(orig, rw):
+    v = validate(orig, rw)
+    assert not (v.ok and v.edit.type in ("action", "movement", "position", "state")), v

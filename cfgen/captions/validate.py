@@ -86,13 +86,22 @@ def _agreement(a: str, b: str) -> bool:
 
 
 def _verbish(pos: str, word: str) -> str:
-    """The small tagger often calls a verb a noun ("a motorcycle speeding down", "a dog lying
-    on", "a skateboarder balances on", "a horse and a dog stand in"): a participle, or a present
-    form of a verb captions use, is read as a verb."""
-    if pos in ("NOUN", "ADJ") and (word in L.VERBS_3SG or word in L.VERBS_PL or word in L.MOTION
-                                   or (pos == "NOUN" and word.endswith("ing") and len(word) >= 5)):
-        return "VERB"
-    return pos
+    """The small tagger often calls a participle a noun ("a motorcycle speeding down")."""
+    return "VERB" if pos == "NOUN" and word.endswith("ing") and len(word) > 5 else pos
+
+
+def _tag(pos: dict[int, str], toks: list[tuple[str, int]], k: int) -> str:
+    """Token k's tag, with the small tagger's verbs-as-nouns repaired: a participle, or a present
+    form of a verb captions use, right after its subject ("a dog lying on", "a skateboarder
+    balances on", "two horses stand in") is a verb; after an article, a number, an adjective,
+    a preposition or a possessive it stays a noun ("in the park", "on skis", "his head")."""
+    w, x = toks[k][0], pos.get(toks[k][1], "")
+    x = _verbish(x, w)
+    if x not in ("NOUN", "ADJ") or not (w in L.VERBS_3SG or w in L.VERBS_PL or w in L.MOTION
+                                        or (x == "NOUN" and w.endswith("ing") and len(w) >= 5)):
+        return x
+    prev_w, prev_x = (toks[k - 1][0], pos.get(toks[k - 1][1], "")) if k > 0 else ("", "")
+    return x if prev_x in ("DET", "NUM", "ADJ", "ADP") or prev_w in _POSSESSIVES else "VERB"
 
 
 def _motion(w: str) -> bool:
@@ -343,8 +352,8 @@ class Validator:
         if not ((2 if not wide else 1) <= max(len(f), len(t)) <= (3 if not wide else self.max_span) and f and t):
             return False
         pa, pb = _pos_map(original), _pos_map(rewrite)
-        tags_f = [_verbish(pa.get(a[i + k][1], ""), f[k]) for k in range(len(f))]
-        tags_t = [_verbish(pb.get(b[j + k][1], ""), t[k]) for k in range(len(t))]
+        tags_f = [_tag(pa, a, i + k) for k in range(len(f))]
+        tags_t = [_tag(pb, b, j + k) for k in range(len(t))]
         ok = {"VERB", "AUX", "ADP", "ADV", "PART", "SCONJ"}
         tags_f, tags_t = _predicates(tags_f), _predicates(tags_t)
         if wide:
@@ -361,12 +370,14 @@ class Validator:
         """One action replaced around its unchanged object: the verb and its preposition or
         particle change on either side of the object ("holding the leash by" -> "dropping the
         leash from", "offers a treat to" -> "takes a treat from"). The verb changes on both
-        sides; the second place holds only prepositions, particles or adverbs; the object between
-        is a short noun phrase."""
+        sides; the second place holds only the prepositions that tie the act to the object's
+        source, goal or means (from, to, with, by, at; a place it leaves, "in" -> "from"), never a
+        new place or path ("on the beach" -> "across the beach" is a second change); the object
+        between is a short noun phrase."""
         (i1, f1, t1, j1), (i2, f2, t2, j2) = blocks
         pa, pb = _pos_map(original), _pos_map(rw)
-        tag_a = lambda k: _verbish(pa.get(a[k][1], ""), a[k][0])      # noqa: E731
-        tag_b = lambda k: _verbish(pb.get(b[k][1], ""), b[k][0])      # noqa: E731
+        tag_a = lambda k: _tag(pa, a, k)      # noqa: E731
+        tag_b = lambda k: _tag(pb, b, k)      # noqa: E731
         between = range(i1 + len(f1), i2)
         if not f1 or not t1 or not 1 <= len(between) <= 5 or max(len(f1), len(t1), len(f2), len(t2)) > 3:
             return None
@@ -380,7 +391,9 @@ class Validator:
         if not ("VERB" in first_a and "VERB" in first_b and all(x in rel for x in first_a + first_b)
                 and second and all(x in ("ADP", "ADV", "PART") for x in second)):
             return None
-        v = self._relation(original, a, i1, f1 + f2, t1 + t2)
+        if not (set(f2 + t2) <= _FRAME_PREPOSITIONS and set(f2 + t2) & _FRAME_ENDS):
+            return None
+        v = self._relation(original, a[i1:i1 + len(f1)] + a[i2:i2 + len(f2)], 0, f1 + f2, t1 + t2)
         e = v.edit
         return Verdict(True, edit=Edit(e.type, f"{' '.join(f1)} ... {' '.join(f2)}".strip(" ."),
                                        f"{' '.join(t1)} ... {' '.join(t2)}".strip(" ."), e.scope)), \
@@ -402,7 +415,8 @@ class Validator:
         if len(f) == 1 and len(t) == 1 and f[0] in L.CATEGORY and t[0] not in L.COLOR:
             return "category"
         pos = _pos_map(original).get(a[i][1], "")
-        if pos == "X" and len(f) == 1:
+        if pos == "X" and len(f) == len(t) == 1 and not (t[0].endswith("ing") or t[0] in L.VERBS_3SG
+                                                         or t[0] in L.VERBS_PL):
             pos = "NOUN"                     # a word the tagger does not know ("a fedora") is a thing
         if any(w in L.MOTION for w in f + t) and (pos == "VERB" or f[0].endswith("ing")):
             nxt = a[i + len(f)][0] if i + len(f) < len(a) else ""
@@ -422,7 +436,7 @@ class Validator:
         if any(w in L.CAUSAL or w in L.MOVEMENT or w in L.MOTION for w in f):
             return True
         pos = _pos_map(original)
-        return any(_verbish(pos.get(a[k][1], ""), a[k][0]) in ("VERB", "AUX") for k in range(i, i + len(f)))
+        return any(_tag(pos, a, k) in ("VERB", "AUX") for k in range(i, i + len(f)))
 
     def _scope(self, typ: str, original: str, a: list[tuple[str, int]], i: int, f: list[str]) -> str:
         if typ in GLOBAL_TYPES:
@@ -436,6 +450,8 @@ class Validator:
 
 _DRESS_THINGS = {"shirt", "shirts", "shoes", "pants", "code", "tie", "suit", "uniform", "coat", "jacket", "socks"}
 _GRAMMAR = {"a", "an", "the", "is", "are", "was", "were", "be", "being", "that", "who", "which"}
+_FRAME_ENDS = {"from", "to", "with", "by", "at", "off", "into", "onto"}   # source, goal, means of an act
+_FRAME_PREPOSITIONS = _FRAME_ENDS | {"in", "on", "out", "of"}
 _POSSESSIVES = {"his", "her", "its", "their", "my", "your", "our"}
 _PRONOUNS = {"his", "her", "its", "their", "he", "she", "it", "they", "him", "them", "hers", "theirs",
              "himself", "herself", "itself", "themselves"}
@@ -520,16 +536,17 @@ def _permuted(aw, bw, ca, cb) -> tuple[Verdict, tuple[int, int]] | None:
 def _respelled(f: list[str], t: list[str]) -> bool:
     """One word spelled anew, not a new word: a slip mended or an apostrophe moved ("toliet" ->
     "toilet", "siting" -> "sitting", "theres" -> "there's", "it's" -> "its"). Long words with the
-    same first two letters and nearly the same letters, unless both are words the lexicons know
-    as different things ("horse" -> "house")."""
+    same first two letters and nearly the same letters, where the original's word is none the
+    lexicons know ("chair" -> "chain" is a new thing, not a mended slip)."""
     if len(f) != 1 or len(t) != 1 or f == t:
         return False
     x, y = f[0], t[0]
     if x.replace("'", "") == y.replace("'", ""):
         return True
-    if max(len(x), len(y)) < 5 or x[:2] != y[:2] or difflib.SequenceMatcher(None, x, y).ratio() < .8:
+    if x in _KNOWN or max(len(x), len(y)) < 5 or x[:2] != y[:2] \
+            or difflib.SequenceMatcher(None, x, y).ratio() < .8:
         return False
-    return not (x in _KNOWN and y in _KNOWN)
+    return True
 
 
 def _joined_as_in(a: list[tuple[str, int]], words: set[str]) -> list[tuple[str, int]]:

@@ -69,15 +69,11 @@ def ci95(values: list[float]) -> tuple[float, float]:
 
 
 def _warm_up() -> None:
-    """A worker's first task: the imports every fine-tune needs (the trainer's and the model
-    loader's own, which they import only when called), done while the parent still runs the
-    single-threaded world and captions stages."""
+    """A worker's first task: the imports every fine-tune needs, done while the parent still runs
+    the single-threaded world and captions stages."""
     import importlib
-    for module in ("accelerate", "cfgen.eval.run", "cfgen.train.data", "cfgen.train.trainer"):
+    for module in ("cfgen.eval.run", "cfgen.train.trainer"):
         importlib.import_module(module)
-    import transformers
-    for name in ("AutoConfig", "AutoProcessor", "CLIPModel", "SiglipModel", "get_cosine_schedule_with_warmup"):
-        getattr(transformers, name)          # resolves transformers' lazy modules now
 
 
 def _world_eval(mdir: str, world: str, threads: int) -> dict[str, float]:
@@ -158,11 +154,6 @@ def _run_demo(cfg: DemoConfig, out: Path, pool: Executor | None, t0: float, log:
         log(f"[demo] stand-in {name} pretrained on the web split ({cfg.pretrain.steps} steps x {cfg.pretrain.batch})")
     tick("pretrain", t)
 
-    # the pretrained start's evaluation needs nothing more: a worker does it beside the images stage
-    threads = 1 if pool is not None else 0         # pool workers: one thread each
-    base_args = ([], "", str(pretrained), None, 0, {}, str(world), threads)
-    base_job = pool.submit(_finetune_job, base_args) if pool is not None else None
-
     t = time.time()
     # Scene edits are exact renders: the filter runs and stores its scores, with permissive thresholds
     # (the stand-in cannot yet tell binding edits apart and would drop exactly those). As in the
@@ -182,11 +173,13 @@ def _run_demo(cfg: DemoConfig, out: Path, pool: Executor | None, t0: float, log:
     # two workers finish together instead of one waiting on the last long job
     jobs = sorted(((seed, recipe) for seed in cfg.seeds for recipe in cfg.recipes),
                   key=lambda j: (j[1] in BASELINES, cfg.seeds.index(j[0])))
+    threads = 1 if pool is not None else 0
     args = [([str(run / "final")], str(pretrained), str(out / "models" / f"seed{s}" / Path(r).stem), r, s, over, str(world),
              threads) for s, r in jobs]
+    args.append(([], "", str(pretrained), None, 0, {}, str(world), threads))       # the pretrained start, last
     evals = list(pool.map(_finetune_job, args) if pool is not None else map(_finetune_job, args))
-    base = base_job.result() if base_job is not None else _finetune_job(base_args)
     tick("finetune+eval", t)
+    base = evals.pop()
     done = dict(zip(jobs, evals))
     results: dict[str, dict[int, dict[str, float]]] = {"pretrained": {s: base for s in cfg.seeds}}
     for recipe in cfg.recipes:                   # rows and seeds in the order asked for
