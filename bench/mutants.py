@@ -46,6 +46,7 @@ class Mutant:
 
 HC = "tests/test_hand_computed.py"
 ACC = "tests/test_accounting_exact.py"
+VC = "tests/test_validator_counterfactual.py"
 TR = "cfgen/train/trainer.py"
 LO = "cfgen/train/losses.py"
 
@@ -173,6 +174,18 @@ MUTANTS = [
     Mutant("validator-swap-not-checked", "validator", "cfgen/captions/validate.py",
            "if f1 and f2 and f1 == t2 and f2 == t1:", "if f1 and f2:",
            ["tests/test_captions.py", "-k", "validator_still_rejects_two_edits or validator_rejects_with_reason"]),
+    Mutant("validator-slip-of-a-known-word", "validator", "cfgen/captions/validate.py",
+           "if x in _KNOWN or max(len(x), len(y)) < 5", "if max(len(x), len(y)) < 5",
+           [VC, "-k", "two_changes_stay_two"]),
+    Mutant("validator-frame-any-preposition", "validator", "cfgen/captions/validate.py",
+           "if not (set(f2 + t2) <= _FRAME_PREPOSITIONS and set(f2 + t2) & _FRAME_ENDS):", "if False:",
+           [VC, "-k", "two_changes_stay_two"]),
+    Mutant("validator-noun-after-article-read-as-verb", "validator", "cfgen/captions/validate.py",
+           'return x if prev_x in ("DET", "NUM", "ADJ", "ADP") or prev_w in _POSSESSIVES else "VERB"',
+           'return "VERB"', [VC, "-k", "nouns_here"]),
+    Mutant("validator-refusal-drops-its-edit", "validator", "cfgen/captions/validate.py",
+           "return Verdict(False, why, v.edit) if why else v", "return Verdict(False, why) if why else v",
+           [VC, "-k", "refusal_keeps or sugarcrepe"]),
 ]
 
 
