@@ -441,13 +441,16 @@ def finetune(recipe: str, run: Path, out: Path, seed: int = 0) -> Path:
 
 # ----------------------------------------------------------------------------- (d) diagnostics, opt-in
 def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twins: bool = False,
-                     pos_std: float = 0.0, pos_sincos: bool = False) -> dict:
+                     pos_std: float = 0.0, pos_sincos: bool = False, relation_phase: int = 0) -> dict:
     """The released stand-in's pretraining (same settings, schedule of 2,500 steps) from scratch,
     stopped at `stop` steps, with relation twins (a pair scene's odd neighbour, with probability
     0.5, is the same scene with the two named objects' positions swapped and the relation
     flipped, in the same batch) and/or position embeddings initialised with std `pos_std`, or
     (`pos_sincos`) as a 2-D sin-cos table scaled to the mean norm of a patch embedding.
-    Returns the held-out profile every 250 steps and the probes at the end. Not shipped."""
+    `relation_phase` > 0: first that many steps (a schedule of their own) on relation captions
+    only: pair scenes in colour, every one beside its relation twin, so that most of what each
+    batch asks is left against right; then the released mixture. Returns the held-out profile
+    every 250 steps and the probes at the end. Not shipped."""
     import cfgen.demo.pretrain as P
     from cfgen.demo.clip import build_clip
     from cfgen.world import world_words
@@ -477,16 +480,25 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
         if pos_sincos:
             _sincos_positions(model, pre, cfg)
         images, texts = P.web_corpus(world, cfg)
+        if relation_phase:
+            P.shape_twin = relation_twin
+            rel_cfg = replace(cfg, twin_prob=1.0, object_only_prob=0.0, steps=relation_phase)
+            rel_images, rel_texts = P.web_corpus(replace(world, form_probs=[0.0, 1.0, 0.0]), rel_cfg)
     finally:
         P.shape_twin = orig_twin
     pixels, tok = P.web_inputs(pre, images, texts)
     tests, test_px = P.held_out_test(pre, world_dir)
     curve = []
+    offset = 0
 
     def record(step: int, loss: float) -> None:
-        curve.append({"step": step, **P.profile(model, pre, tests, test_px)})
+        curve.append({"step": offset + step, **P.profile(model, pre, tests, test_px)})
         print(f"[d] {out.name} {curve[-1]}", flush=True)
 
+    if relation_phase:
+        rel_px, rel_tok = P.web_inputs(pre, rel_images, rel_texts)
+        P.align_steps(model, rel_px, rel_tok, rel_cfg, relation_phase, 250, record)
+        offset = relation_phase
     P.align_steps(model, pixels, tok, cfg, stop, 250, record)
     model.eval()
     res = {"curve": curve, "bag_of_patches": bag_of_patches(enc), "probes": {}}
@@ -599,6 +611,8 @@ def main() -> None:
                     "pretrain_position_std_0.5": pretrain_variant(world_dir, out / "pt-pos", pos_std=0.5),
                     "pretrain_sincos_twins_2500": pretrain_variant(world_dir, out / "pt-sincos", stop=2500,
                                                                    relation_twins=True, pos_sincos=True),
+                    "pretrain_relation_phase_1000": pretrain_variant(world_dir, out / "pt-relphase", stop=2500,
+                                                                     relation_phase=1000),
                     "supervised_single_x": supervised("single-x", 400),
                     "supervised_left_right": supervised("left-right", 1500, every=250)}
     res["seconds"] = round(time.time() - t0, 1)
