@@ -441,7 +441,8 @@ def finetune(recipe: str, run: Path, out: Path, seed: int = 0) -> Path:
 
 # ----------------------------------------------------------------------------- (d) diagnostics, opt-in
 def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twins: bool = False,
-                     pos_std: float = 0.0, pos_sincos: bool = False, relation_phase: int = 0) -> dict:
+                     pos_std: float = 0.0, pos_sincos: bool = False, relation_phase: int = 0,
+                     relation_head: float = 0.0) -> dict:
     """The released stand-in's pretraining (same settings, schedule of 2,500 steps) from scratch,
     stopped at `stop` steps, with relation twins (a pair scene's odd neighbour, with probability
     0.5, is the same scene with the two named objects' positions swapped and the relation
@@ -449,8 +450,11 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
     (`pos_sincos`) as a 2-D sin-cos table scaled to the mean norm of a patch embedding.
     `relation_phase` > 0: first that many steps (a schedule of their own) on relation captions
     only: pair scenes in colour, every one beside its relation twin, so that most of what each
-    batch asks is left against right; then the released mixture. Returns the held-out profile
-    every 250 steps and the probes at the end. Not shipped."""
+    batch asks is left against right; then the released mixture. `relation_head` > 0: a linear
+    head on the image embedding learns, with that weight, whether a pair scene's first-named
+    object lies left of the other (a supervised push that breaks the image side's symmetry; the
+    text side must follow through the contrastive loss). Returns the held-out profile every 250
+    steps and the probes at the end. Not shipped."""
     import cfgen.demo.pretrain as P
     from cfgen.demo.clip import build_clip
     from cfgen.world import world_words
@@ -480,6 +484,7 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
         if pos_sincos:
             _sincos_positions(model, pre, cfg)
         images, texts = P.web_corpus(world, cfg)
+        scenes = _web_scenes(world, cfg) if relation_head else []
         if relation_phase:
             P.shape_twin = relation_twin
             rel_cfg = replace(cfg, twin_prob=1.0, object_only_prob=0.0, steps=relation_phase)
@@ -495,11 +500,12 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
         curve.append({"step": offset + step, **P.profile(model, pre, tests, test_px)})
         print(f"[d] {out.name} {curve[-1]}", flush=True)
 
+    extra = _relation_head_loss(model, scenes, relation_head) if relation_head else None
     if relation_phase:
         rel_px, rel_tok = P.web_inputs(pre, rel_images, rel_texts)
         P.align_steps(model, rel_px, rel_tok, rel_cfg, relation_phase, 250, record)
         offset = relation_phase
-    P.align_steps(model, pixels, tok, cfg, stop, 250, record)
+    P.align_steps(model, pixels, tok, cfg, stop, 250, record, extra_loss=extra)
     model.eval()
     res = {"curve": curve, "bag_of_patches": bag_of_patches(enc), "probes": {}}
     for kind in ("single-x", "left-right"):
@@ -514,6 +520,29 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
                                                  ).sum(-1).mean()), 4)
     print(f"[d] {out.name} {json.dumps({k: v for k, v in res.items() if k != 'curve'})}", flush=True)
     return res
+
+
+def _relation_head_loss(model, scenes: list[Scene], weight: float):
+    """`extra_loss` for `align_steps`: a linear head (added to the model, so the optimiser trains
+    it) on the image embedding, BCE on whether a pair scene's first-named object lies left of the
+    other, times `weight`."""
+    head = torch.nn.Linear(model.config.projection_dim, 1)
+    model.add_module("relation_head", head)
+    pair = torch.tensor([sc.form == "pair" for sc in scenes])
+    left = torch.tensor([float(sc.form == "pair" and sc.objects[0].x < sc.objects[1].x) for sc in scenes])
+
+    def loss(idx: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+        m = pair[idx]
+        if not m.any():
+            return img.sum() * 0
+        return weight * F.binary_cross_entropy_with_logits(head(img[m]).squeeze(-1), left[idx][m])
+    return loss
+
+
+def _web_scenes(world: WorldConfig, cfg: PretrainConfig) -> list[Scene]:
+    """The scenes behind `web_corpus`'s images, drawn by the same seeds (no twins)."""
+    every = [(c, s) for c in COLORS for s in SHAPES]
+    return [world.scene(random.Random(f"web-{cfg.web_seed}-{i}"), every) for i in range(cfg.web_n)]
 
 
 def _sincos_positions(model, pre, cfg: PretrainConfig) -> None:

@@ -194,10 +194,12 @@ def profile(model: Any, pre: Any, items: list[dict[str, Any]], pixels: torch.Ten
 
 
 def align_steps(model: Any, pixels: torch.Tensor, tok: dict[str, torch.Tensor], cfg: PretrainConfig, stop: int,
-                every: int, on_eval: Callable[[int, float], None]) -> None:
+                every: int, on_eval: Callable[[int, float], None],
+                extra_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
     """The pretraining loop (InfoNCE on the web split, on the schedule of `cfg.steps`) up to step
     `stop`, calling `on_eval(step, loss)` every `every` steps and at `stop`: one loop for
-    `pretrain_stand_in` and the relation study (bench/relations.py), which stops early."""
+    `pretrain_stand_in` and the relation study (bench/relations.py), which stops early and may add
+    `extra_loss(batch indices, normalised image embeddings)` to each step's loss."""
     from transformers import get_cosine_schedule_with_warmup
     from ..train.losses import align_loss, clamp_logit_scale
     torch.manual_seed(cfg.seed)
@@ -216,6 +218,8 @@ def align_steps(model: Any, pixels: torch.Tensor, tok: dict[str, torch.Tensor], 
         img = F.normalize(image_features(model, pixels[idx]), dim=-1)
         txt = F.normalize(text_features(model, tok["input_ids"][idx], tok["attention_mask"][idx]), dim=-1)
         loss = align_loss(img, txt, model.logit_scale)
+        if extra_loss is not None:
+            loss = loss + extra_loss(idx, img)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
