@@ -44,7 +44,7 @@ from cfgen.io.images import decode_rgb, encode_image
 from cfgen.train.model import DualEncoder, image_features, text_features
 from cfgen.world.generate import WorldConfig, generate_world, load_test_items
 from cfgen.world.scene import (COLORS, RELATIONS, SHAPES, SIZES, Obj, Scene, caption, overlaps,
-                               relation_holds)
+                               relation_holds, render)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -442,7 +442,7 @@ def finetune(recipe: str, run: Path, out: Path, seed: int = 0) -> Path:
 # ----------------------------------------------------------------------------- (d) diagnostics, opt-in
 def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twins: bool = False,
                      pos_std: float = 0.0, pos_sincos: bool = False, relation_phase: int = 0,
-                     relation_head: float = 0.0) -> dict:
+                     relation_head: float = 0.0, absolute: float = 0.0) -> dict:
     """The released stand-in's pretraining (same settings, schedule of 2,500 steps) from scratch,
     stopped at `stop` steps, with relation twins (a pair scene's odd neighbour, with probability
     0.5, is the same scene with the two named objects' positions swapped and the relation
@@ -453,8 +453,11 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
     batch asks is left against right; then the released mixture. `relation_head` > 0: a linear
     head on the image embedding learns, with that weight, whether a pair scene's first-named
     object lies left of the other (a supervised push that breaks the image side's symmetry; the
-    text side must follow through the contrastive loss). Returns the held-out profile every 250
-    steps and the probes at the end. Not shipped."""
+    text side must follow through the contrastive loss). `absolute` > 0: that share of the web
+    split is replaced by lone objects captioned with where they are ("a red ring to the left"),
+    the simplest position signal for both sides (a word on the text side, one object's place on
+    the image side) before any relation between two objects. Returns the held-out profile every
+    250 steps and the probes at the end. Not shipped."""
     import cfgen.demo.pretrain as P
     from cfgen.demo.clip import build_clip
     from cfgen.world import world_words
@@ -484,6 +487,8 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
         if pos_sincos:
             _sincos_positions(model, pre, cfg)
         images, texts = P.web_corpus(world, cfg)
+        if absolute:
+            _absolute_items(images, texts, world, absolute)
         scenes = _web_scenes(world, cfg) if relation_head else []
         if relation_phase:
             P.shape_twin = relation_twin
@@ -520,6 +525,23 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
                                                  ).sum(-1).mean()), 4)
     print(f"[d] {out.name} {json.dumps({k: v for k, v in res.items() if k != 'curve'})}", flush=True)
     return res
+
+
+def _absolute_items(images: list, texts: list[str], world: WorldConfig, share: float) -> None:
+    """Replace every 1/share-th web item by a lone object left or right of the middle (by more
+    than the world's MARGIN), captioned with its side, as the world renders and encodes images."""
+    rng = random.Random("absolute-0")
+    step = max(1, round(1 / share))
+    for i in range(0, len(images), step):
+        while True:
+            o = Obj(rng.choice(SHAPES), rng.choice(list(COLORS)), rng.choice(list(SIZES)), 0.5, 0.5)
+            (p,) = _place(rng, [o]) or [None]
+            if p is not None and abs(p.x - 0.5) > 0.12:
+                break
+        sc = Scene([p], bg=rng.randint(200, 245), form="single", say_size=[rng.random() < 0.5])
+        side = "to the left" if p.x < 0.5 else "to the right"
+        images[i] = decode_rgb(encode_image(render(sc, world.image_size), "jpg", world.jpeg_quality))
+        texts[i] = f"{caption(sc)} {side}"
 
 
 def _relation_head_loss(model, scenes: list[Scene], weight: float):

@@ -530,6 +530,39 @@ SINGULAR_VERB = {plural_verb(v): v for v in VERBS_3SG}
 # nouns that name a place on or at something: part of a relation phrase ("at the top of")
 PLACE_NOUNS = set("top bottom middle side edge front back center centre corner end left right arms arm hands "
                   "hand shoulder shoulders lap mouth head background foreground distance inside outside".split())
+# the prepositions a noun takes where a thing or a person is ("in a bowl", "on a plate", "at a
+# table"): an object or place replaced may carry its preposition along ("on a plate" -> "in a
+# bowl") when the old one cannot go with the new noun. "in" stands for in / inside / inside of,
+# "on" for on / on top of / atop.
+PLACED_IN = {"in": "in", "inside": "in", "inside of": "in", "within": "in", "on": "on", "on top of": "on",
+             "atop": "on", "upon": "on", "at": "at"}
+TAKES: dict[str, set[str]] = {}
+for _nouns, _preps in [
+    ("bowl cup mug basket vase bag bucket jar bathtub tub sink pot drawer container bin crate cage pocket "
+     "suitcase backpack purse bottle oven fridge refrigerator microwave forest woods jungle wilderness desert "
+     "room kitchen bathroom bedroom city town yard backyard garden water sky pond lake river pool ocean sea "
+     "tent garage closet hallway", {"in"}),
+    ("pan box cart truck car van bus boat bed chair armchair field snow grass", {"in", "on"}),
+    ("plate platter tray shelf bookshelf bench toilet stove grill floor ground rock board napkin blanket towel "
+     "sidewalk street road runway track tracks sand lawn hill hillside slope shore pier dock bridge roof ledge "
+     "couch sofa stool skateboard surfboard bike bicycle motorcycle horse rug mat log branch pedestal stand", {"on"}),
+    ("table desk counter beach", {"on", "at"}),
+    ("park mall store shop market restaurant stadium zoo station airport cafe school church court museum "
+     "airfield playground", {"in", "at"}),
+    ("intersection corner party game wedding", {"at"}),
+]:
+    for _n in _nouns.split():
+        TAKES[_n] = _preps
+# things that hold things and are carried about, and the furniture they stand on: "in a basket"
+# and "on a shelf" can both be true (a basket on a shelf), so one is no counterfactual of the other
+PORTABLE = set("bowl cup mug basket vase bag bucket jar box bin crate pot pan bottle container tray plate "
+               "platter".split())
+FURNITURE = set("table desk counter shelf bookshelf bench stove floor ground rug mat cart bed chair couch sofa "
+                "stool".split())
+SCENE_PLACES = set("forest woods jungle wilderness desert city town yard backyard garden park mall store shop "
+                   "market restaurant stadium zoo station airport cafe school church court museum playground "
+                   "field beach sidewalk street road hill hillside slope shore lake river ocean sea sky "
+                   "room kitchen bathroom bedroom intersection airfield".split())
 # body parts and gear that only some animals have: a category change must keep them possible
 PART_OWNERS: dict[str, set[str]] = {
     "trunk": {"elephant"}, "tusks": {"elephant"}, "tusk": {"elephant"}, "mane": {"horse", "zebra", "lion"},

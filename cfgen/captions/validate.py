@@ -282,7 +282,32 @@ class Validator:
             return self._relation(original, a, i, f, t), (j, j + len(t))
         if self._object_phrase(original, a, rw, b, i, f, t, j):
             return Verdict(True, edit=Edit("category", " ".join(f), " ".join(t), "local")), (j, j + len(t))
-        return failed, (0, 0)
+        placed = self._placed(original, a, rw, b, i, f, t, j)
+        return (placed, (j, j + len(t))) if placed else (failed, (0, 0))
+
+    def _placed(self, original: str, a: list[tuple[str, int]], rw: str, b: list[tuple[str, int]],
+                i: int, f: list[str], t: list[str], j: int) -> Verdict | None:
+        """An object or a place replaced with the preposition it takes ("on a plate" -> "in a
+        bowl", "at a zoo" -> "in the wilderness"): one change when the old preposition cannot go
+        with the new noun, so that grammar moved it; "on a bench" -> "by a fountain" chooses a new
+        relation as well and stays two. Typed `position` (where something is), or `category` when
+        one dish replaces another."""
+        pf, pt = _leading_preposition(f), _leading_preposition(t)
+        if not pf or not pt:
+            return None
+        nf, nt = len(pf.split()), len(pt.split())
+        old, new = L.singular(f[-1]), L.singular(t[-1])
+        takes_old, takes_new = L.TAKES.get(old, set()), L.TAKES.get(new, set())
+        po, pn = L.PLACED_IN[pf], L.PLACED_IN[pt]
+        if nf == len(f) or nt == len(t) or po not in takes_old or pn not in takes_new or po in takes_new:
+            return None
+        if not self._object_phrase(original, a, rw, b, i + nf, f[nf:], t[nt:], j + nt) \
+                or {old, new} & L.PORTABLE and {old, new} & L.FURNITURE:
+            return None                      # "in a basket" -> "on a shelf": the basket may stand on it
+        dish = {old, new} <= L.PORTABLE      # the dish changed ("on a plate" -> "in a bowl"), not where
+        place = old in L.SCENE_PLACES or new in L.SCENE_PLACES
+        return Verdict(True, edit=Edit("category" if dish else "position", " ".join(f), " ".join(t),
+                                       "global" if place else "local"))
 
     def _object_phrase(self, original: str, a: list[tuple[str, int]], rw: str, b: list[tuple[str, int]],
                        i: int, f: list[str], t: list[str], j: int) -> bool:
@@ -314,7 +339,7 @@ class Validator:
         for i1, i2, j1, j2 in _changes(aw, bw):
             f, t = aw[i1:i2], bw[j1:j2]
             if grammar:
-                if "".join(f) == "".join(t):
+                if "".join(f) == "".join(t) or _respelled(f, t):
                     continue
                 while f and t and f[0] != t[0] and (f[0] in _GRAMMAR) != (t[0] in _GRAMMAR):
                     if f[0] in _GRAMMAR:
@@ -324,7 +349,8 @@ class Validator:
                 if all(w in _GRAMMAR for w in f + t):
                     continue
             if len(f) == len(t):
-                keep = [k for k in range(len(f)) if not _agreement(f[k], t[k])]
+                keep = [k for k in range(len(f)) if not _agreement(f[k], t[k])
+                        and not (grammar and _respelled([f[k]], [t[k]]))]
                 if not keep:
                     continue
                 lo, hi = keep[0], keep[-1] + 1
@@ -333,6 +359,9 @@ class Validator:
         if any(len(f) == len(t) == 1 and f[0] in L.PERSON and t[0] in L.PERSON for _, f, t, _ in out):
             out = [blk for blk in out if not (len(blk[1]) == len(blk[2]) == 1
                                              and frozenset((blk[1][0], blk[2][0])) in L.GENDER_PAIRS)]
+        if grammar and len(out) > 1 and len({_gender_turn(f, t) for _, f, t, _ in out} - {None}) == 1 \
+                and all(_gender_turn(f, t) for _, f, t, _ in out):
+            out = [blk for blk in out if blk[1][0] in ("he", "she")][:1] or out   # "she ... her" -> "he ... him"
         if grammar and len(out) > 1:
             rest = [blk for blk in out if not (len(blk[1]) == len(blk[2]) == 1 and blk[1][0] in _PRONOUNS
                                                and blk[2][0] in _PRONOUNS) and not _respelled(blk[1], blk[2])]
@@ -412,6 +441,8 @@ class Validator:
                 return name
         if not f or not t:
             return None
+        if f[0] in ("he", "she") and _gender_turn(f, t):
+            return "category"                # the person named by the subject pronoun
         if len(f) == 1 and len(t) == 1 and f[0] in L.CATEGORY and t[0] not in L.COLOR:
             return "category"
         pos = _pos_map(original).get(a[i][1], "")
@@ -423,8 +454,10 @@ class Validator:
             transitive = nxt in ("a", "an", "the", "his", "her", "their", "its", "some", "two")
             return "action" if transitive else "movement"    # "flying a kite" is done to a thing
         nxt = _pos_map(original).get(a[i + len(f)][1], "") if i + len(f) < len(a) else ""
-        if pos in ("VERB", "ADJ") and len(f) > 1 and _pos_map(original).get(a[i + len(f) - 1][1]) == "NOUN":
-            return "category"            # a noun phrase replaced ("stuffed animal" -> "plant")
+        acts = f[0].endswith("ing") and any(w.endswith("ing") and len(w) > 4 and w not in _KNOWN_THINGS for w in t)
+        if pos in ("VERB", "ADJ") and len(f) > 1 and not acts \
+                and _pos_map(original).get(a[i + len(f) - 1][1]) == "NOUN":
+            return "category"            # a noun phrase replaced ("stuffed animal" -> "plant", "frying pan" -> "wok")
         if pos == "VERB" and nxt in ("NOUN", "PROPN") and f[0].endswith("ed"):
             return "state"               # a participle before its noun is an attribute ("stuffed bears")
         return {"ADJ": "state", "NOUN": "category", "PROPN": "category", "VERB": "action",
@@ -460,6 +493,7 @@ _LINKS = set("in on at with near by of for from to under over above below behind
 _FUNCTION = {"a", "an", "the", "this", "that", "these", "those", "is", "are", "was", "were", "be", "been",
              "being", "has", "have", "had", "its", "his", "her", "their", "them", "they", "it", "he", "she",
              "him", "there", "of", "and", "which", "who", "while"}
+_SHORT_WORDS = {w for w in _FUNCTION | _LINKS | set(L.NUMBERS) | {"to", "and", "or", "one"} if len(w) <= 5}
 
 
 def _content(words: list[str], lemmas: list[str], articles: bool) -> list[tuple[str, int]]:
@@ -496,8 +530,9 @@ def _traded_places(aw: list[str], bw: list[str], la_: list[str], lb_: list[str],
             found = _one_reordering(aw, bw, ca, cb, xa, xb, p, q, attr_a, attr_b)
             if found is not None:
                 return found
-    for articles in (True, False):
-        ca, cb = _content(aw, la_, articles), _content(bw, lb_, articles)
+    for articles in (True, False):          # "feeding a boy fries" -> "feeding fries to a boy": "to" is grammar
+        ca, cb = [(w, k) for w, k in _content(aw, la_, articles) if w != "to"], \
+            [(w, k) for w, k in _content(bw, lb_, articles) if w != "to"]
         found = _permuted(aw, bw, ca, cb)
         if found is not None:
             return found
@@ -537,16 +572,46 @@ def _respelled(f: list[str], t: list[str]) -> bool:
     """One word spelled anew, not a new word: a slip mended or an apostrophe moved ("toliet" ->
     "toilet", "siting" -> "sitting", "theres" -> "there's", "it's" -> "its"). Long words with the
     same first two letters and nearly the same letters, where the original's word is none the
-    lexicons know ("chair" -> "chain" is a new thing, not a mended slip)."""
+    lexicons know ("chair" -> "chain" is a new thing, not a mended slip); or a short non-word
+    one slip away from a function word or number ("twp" -> "two", "on s field" -> "on a field")."""
     if len(f) != 1 or len(t) != 1 or f == t:
         return False
     x, y = f[0], t[0]
     if x.replace("'", "") == y.replace("'", ""):
         return True
+    if len(x) <= 4 and y in _SHORT_WORDS and x not in _KNOWN and x not in _SHORT_WORDS and _one_slip(x, y):
+        return True                          # "twp" -> "two", "on s field" -> "on a field"
     if x in _KNOWN or max(len(x), len(y)) < 5 or x[:2] != y[:2] \
             or difflib.SequenceMatcher(None, x, y).ratio() < .8:
         return False
     return True
+
+
+def _leading_preposition(words: list[str]) -> str:
+    """The preposition of place a phrase starts with ("inside of", "on top of", "at"), or ""."""
+    for n in (3, 2, 1):
+        if " ".join(words[:n]) in L.PLACED_IN:
+            return " ".join(words[:n])
+    return ""
+
+
+def _gender_turn(f: list[str], t: list[str]) -> str | None:
+    """'m' or 'f' when a pronoun turns to the other gender ("she" -> "he", "her" -> "him")."""
+    if len(f) != 1 or len(t) != 1 or frozenset((f[0], t[0])) not in L.GENDER_PAIRS:
+        return None
+    return "m" if t[0] in ("he", "him", "his", "himself") else "f"
+
+
+def _one_slip(x: str, y: str) -> bool:
+    """One letter wrong, missing, extra, or two neighbours swapped."""
+    if abs(len(x) - len(y)) > 1:
+        return False
+    if len(x) == len(y):
+        diff = [k for k in range(len(x)) if x[k] != y[k]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and x[diff[0]] == y[diff[1]] and x[diff[1]] == y[diff[0]])
+    short, long_ = sorted((x, y), key=len)
+    return any(long_[:k] + long_[k + 1:] == short for k in range(len(long_)))
 
 
 def _joined_as_in(a: list[tuple[str, int]], words: set[str]) -> list[tuple[str, int]]:
@@ -601,6 +666,8 @@ def _one_reordering(aw, bw, ca, cb, xa, xb, p, q, attr_a, attr_b) -> tuple[Verdi
 
 _KNOWN = {w for _, lex in L.TYPED_LEXICONS for w in lex} | set(L.CATEGORY) | set(L.SIZE_CLASS) | L.ANIMALS \
     | L.VEHICLES | L.PARTS | L.MOTION | L.VERBS_3SG | L.VERBS_PL
+_KNOWN_THINGS = set(L.CATEGORY) | set(L.SIZE_CLASS) | L.ANY_COLOR | {"building", "buildings", "painting", "paintings",
+                                                                   "clothing", "ceiling", "railing", "wedding"}
 _ATTRIBUTE_WORDS = set(L.COLOR) | set(L.MATERIAL) | set(L.SIZE) | set(L.SHAPE) | set(L.STATE) | set(L.EMOTION) \
     | set(L.NUMBERS) | {"one"}
 
@@ -670,6 +737,9 @@ def implausible(bw: list[str], span: tuple[int, int], typ: str, tags=None) -> st
         if (male and not female and words & (L.FEMALE_ONLY - L.FEMALE_NOUNS - {"her", "hers", "herself", "she"})) \
                 or (female and not male and words & (L.MALE_ONLY - L.MALE_NOUNS - {"his", "him", "himself", "he"})):
             return "implausible_gender"
+    if typ == "category" and ("he" in new and words & L.FEMALE_NOUNS and not words & L.MALE_NOUNS
+                              or "she" in new and words & L.MALE_NOUNS and not words & L.FEMALE_NOUNS):
+        return "implausible_gender"          # "a girl ... while he runs": the pronoun names nobody there
     if set(new) & L.CHILD_NOUNS and (words & L.ADULT_CONTEXT or (words & L.ADULT_ONLY and not words & L.ADULT_NOUNS)):
         return "implausible_age"             # "a boy with a beard", "a boy smoking", "a man and a girl getting married"
     if typ == "category" and any(w in L.ANIMALS or w in L.VEHICLES for w in new):
