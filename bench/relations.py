@@ -442,7 +442,7 @@ def finetune(recipe: str, run: Path, out: Path, seed: int = 0) -> Path:
 # ----------------------------------------------------------------------------- (d) diagnostics, opt-in
 def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twins: bool = False,
                      pos_std: float = 0.0, pos_sincos: bool = False, relation_phase: int = 0,
-                     relation_head: float = 0.0, absolute: float = 0.0) -> dict:
+                     relation_head: float = 0.0, absolute: float = 0.0, absolute_twins: bool = False) -> dict:
     """The released stand-in's pretraining (same settings, schedule of 2,500 steps) from scratch,
     stopped at `stop` steps, with relation twins (a pair scene's odd neighbour, with probability
     0.5, is the same scene with the two named objects' positions swapped and the relation
@@ -456,8 +456,10 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
     text side must follow through the contrastive loss). `absolute` > 0: that share of the web
     split is replaced by lone objects captioned with where they are ("a red ring to the left"),
     the simplest position signal for both sides (a word on the text side, one object's place on
-    the image side) before any relation between two objects. Returns the held-out profile every
-    250 steps and the probes at the end. Not shipped."""
+    the image side) before any relation between two objects; with `absolute_twins`, each such
+    object comes beside its mirror image (the same object on the other side, in the same batch), so
+    that only where it is tells the two apart. Returns the held-out profile every 250 steps and the
+    probes at the end. Not shipped."""
     import cfgen.demo.pretrain as P
     from cfgen.demo.clip import build_clip
     from cfgen.world import world_words
@@ -488,7 +490,9 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
             _sincos_positions(model, pre, cfg)
         images, texts = P.web_corpus(world, cfg)
         if absolute:
-            _absolute_items(images, texts, world, absolute)
+            _absolute_items(images, texts, world, absolute, absolute_twins)
+            if absolute_twins:
+                cfg = replace(cfg, twin_prob=1e-12)     # batches take pairs (2j, 2j+1); no shape twins drawn
         scenes = _web_scenes(world, cfg) if relation_head else []
         if relation_phase:
             P.shape_twin = relation_twin
@@ -527,21 +531,24 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
     return res
 
 
-def _absolute_items(images: list, texts: list[str], world: WorldConfig, share: float) -> None:
+def _absolute_items(images: list, texts: list[str], world: WorldConfig, share: float, twins: bool = False) -> None:
     """Replace every 1/share-th web item by a lone object left or right of the middle (by more
-    than the world's MARGIN), captioned with its side, as the world renders and encodes images."""
+    than the world's MARGIN), captioned with its side, as the world renders and encodes images;
+    with `twins`, items (2j, 2j+1) are one object and its mirror image."""
     rng = random.Random("absolute-0")
-    step = max(1, round(1 / share))
-    for i in range(0, len(images), step):
+    step = max(2, 2 * round(1 / share)) if twins else max(1, round(1 / share))
+    for i in range(0, len(images) - 1, step):
         while True:
             o = Obj(rng.choice(SHAPES), rng.choice(list(COLORS)), rng.choice(list(SIZES)), 0.5, 0.5)
             (p,) = _place(rng, [o]) or [None]
             if p is not None and abs(p.x - 0.5) > 0.12:
                 break
-        sc = Scene([p], bg=rng.randint(200, 245), form="single", say_size=[rng.random() < 0.5])
-        side = "to the left" if p.x < 0.5 else "to the right"
-        images[i] = decode_rgb(encode_image(render(sc, world.image_size), "jpg", world.jpeg_quality))
-        texts[i] = f"{caption(sc)} {side}"
+        bg, say = rng.randint(200, 245), [rng.random() < 0.5]
+        for k, q in enumerate([p, replace(p, x=1 - p.x)] if twins else [p]):
+            sc = Scene([q], bg=bg, form="single", say_size=say)
+            side = "to the left" if q.x < 0.5 else "to the right"
+            images[i + k] = decode_rgb(encode_image(render(sc, world.image_size), "jpg", world.jpeg_quality))
+            texts[i + k] = f"{caption(sc)} {side}"
 
 
 def _relation_head_loss(model, scenes: list[Scene], weight: float):

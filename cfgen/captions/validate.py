@@ -80,6 +80,11 @@ def _pos_map(text: str) -> dict[int, str]:
     return {k: v[0] for k, v in _tagged(text).items()}
 
 
+def _next_tag(original: str, a: list[tuple[str, int]], i: int, f: list[str]) -> str:
+    """The tag of the word after the edit's span in the original, or ""."""
+    return _pos_map(original).get(a[i + len(f)][1], "") if i + len(f) < len(a) else ""
+
+
 def _agreement(a: str, b: str) -> bool:
     return (a == b or frozenset((a, b)) in L.AGREEMENT_PAIRS or L.pluralize(a) == b
             or L.pluralize(b) == a)
@@ -453,7 +458,7 @@ class Validator:
             nxt = a[i + len(f)][0] if i + len(f) < len(a) else ""
             transitive = nxt in ("a", "an", "the", "his", "her", "their", "its", "some", "two")
             return "action" if transitive else "movement"    # "flying a kite" is done to a thing
-        nxt = _pos_map(original).get(a[i + len(f)][1], "") if i + len(f) < len(a) else ""
+        nxt = _next_tag(original, a, i, f)
         acts = f[0].endswith("ing") and any(w.endswith("ing") and len(w) > 4 and w not in _KNOWN_THINGS for w in t)
         if pos in ("VERB", "ADJ") and len(f) > 1 and not acts \
                 and _pos_map(original).get(a[i + len(f) - 1][1]) == "NOUN":
@@ -475,7 +480,7 @@ class Validator:
         if typ in GLOBAL_TYPES:
             return "global"
         if typ == "state" and f and f[0] not in L.STATE and _pos_map(original).get(a[i][1]) == "VERB":
-            nxt = _pos_map(original).get(a[i + len(f)][1], "") if i + len(f) < len(a) else ""
+            nxt = _next_tag(original, a, i, f)
             if nxt not in ("NOUN", "PROPN"):
                 return "global"  # an action change, not a maskable attribute ("stuffed bears" is one)
         return "local"
