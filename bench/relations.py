@@ -442,7 +442,8 @@ def finetune(recipe: str, run: Path, out: Path, seed: int = 0) -> Path:
 # ----------------------------------------------------------------------------- (d) diagnostics, opt-in
 def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twins: bool = False,
                      pos_std: float = 0.0, pos_sincos: bool = False, relation_phase: int = 0,
-                     relation_head: float = 0.0, absolute: float = 0.0, absolute_twins: bool = False) -> dict:
+                     relation_head: float = 0.0, absolute: float = 0.0, absolute_twins: bool = False,
+                     side_words: float = 0.0) -> dict:
     """The released stand-in's pretraining (same settings, schedule of 2,500 steps) from scratch,
     stopped at `stop` steps, with relation twins (a pair scene's odd neighbour, with probability
     0.5, is the same scene with the two named objects' positions swapped and the relation
@@ -458,8 +459,11 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
     the simplest position signal for both sides (a word on the text side, one object's place on
     the image side) before any relation between two objects; with `absolute_twins`, each such
     object comes beside its mirror image (the same object on the other side, in the same batch), so
-    that only where it is tells the two apart. Returns the held-out profile every 250 steps and the
-    probes at the end. Not shipped."""
+    that only where it is tells the two apart. `side_words` > 0: the token embeddings of "left" and
+    "right" start opposite, with that norm, so that the text side tells them apart from the first
+    step (the InfoNCE gradient on the image side of a mirror pair is proportional to the difference
+    of the two captions' embeddings, zero while the text side maps left and right alike). Returns
+    the held-out profile every 250 steps and the probes at the end. Not shipped."""
     import cfgen.demo.pretrain as P
     from cfgen.demo.clip import build_clip
     from cfgen.world import world_words
@@ -488,6 +492,8 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
                 model.vision_model.embeddings.position_embedding.weight.normal_(0, pos_std)
         if pos_sincos:
             _sincos_positions(model, pre, cfg)
+        if side_words:
+            _opposite_side_words(model, pre, side_words)
         images, texts = P.web_corpus(world, cfg)
         if absolute:
             _absolute_items(images, texts, world, absolute, absolute_twins)
@@ -549,6 +555,19 @@ def _absolute_items(images: list, texts: list[str], world: WorldConfig, share: f
             side = "to the left" if q.x < 0.5 else "to the right"
             images[i + k] = decode_rgb(encode_image(render(sc, world.image_size), "jpg", world.jpeg_quality))
             texts[i + k] = f"{caption(sc)} {side}"
+
+
+def _opposite_side_words(model, pre, norm: float) -> None:
+    """Set the token embeddings of "left" and "right" to one random direction and its opposite."""
+    tok = pre.processor.tokenizer
+    ids = [tok.convert_tokens_to_ids(w) for w in ("left</w>", "right</w>")]
+    assert tok.unk_token_id not in ids, ids
+    emb = model.text_model.embeddings.token_embedding.weight
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(2)
+        d = torch.randn(emb.shape[1], generator=g)
+        d = norm * d / d.norm()
+        emb[ids[0]], emb[ids[1]] = d, -d
 
 
 def _relation_head_loss(model, scenes: list[Scene], weight: float):

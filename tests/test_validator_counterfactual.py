@@ -196,6 +196,7 @@ def test_a_refusal_keeps_the_edit_it_read():
     ("a frying pan on the stove", "a kettle on the stove", "category"),               # not an act: a thing
     ("a man eating pizza at a table", "a man sleeping at a table", "action"),         # an act and its object
     ("a cat beside building blocks", "a cat beside a park bench", "category"),
+    ("a man holding a frying pan", "a man holding a big mixing bowl", "category"),
 ])
 def test_the_type_names_the_change(orig, rw, typ):
     v = validate(orig, rw)
@@ -214,15 +215,14 @@ def test_verb_forms_that_are_nouns_here_are_not_relations(orig, rw):
 
 @pytest.mark.parametrize("orig,rw,typ,frm,to", [
     # an object or a place replaced with the preposition its noun takes: grammar moved it
-    ("a sandwich on a plate beside a cup", "a sandwich in a basket beside a cup", "category",
-     "on a plate", "in a basket"),
-    ("a kitten asleep inside of a cage", "a kitten asleep on a couch", "position", "inside of a cage",
-     "on a couch"),
-    ("two men talking at a table", "two men talking on a bench", "position", "at a table", "on a bench"),
+    ("a sandwich on a plate beside a cup", "a sandwich in a bowl beside a cup", "category",
+     "on a plate", "in a bowl"),
+    ("a toddler asleep at the desk", "a toddler asleep on the rug", "position", "at the desk", "on the rug"),
+    ("two men eating at a table", "two men eating on a blanket", "position", "at a table", "on a blanket"),
     ("a dog running in the park with a stick", "a dog running on the beach with a stick", "position",
      "in the park", "on the beach"),
     # the original's own slips, mended anywhere, are no edit
-    ("teh dog is sleeping on a green couch", "the dog is sleeping on a red couch", "color", "green", "red"),
+    ("hte dog is sleeping on a green couch", "the dog is sleeping on a red couch", "color", "green", "red"),
     ("a man sitting on s bench with a red kite", "a man sitting on a bench with a blue kite", "color", "red", "blue"),
     ("a boy standign near a brown horse", "a girl standing near a brown horse", "category", "boy", "girl"),
     # a person named only by pronouns turns to the other gender: one change, the pronouns agreeing
@@ -242,9 +242,23 @@ def test_edits_with_grammar_or_slips_around_them_are_one(orig, rw, typ, frm, to)
     ("a cat on a blue chair", "a cat in a green basket", "multi_edit"),       # the object and its colour
     ("a cat asleep in a box", "a cat asleep on a bed", "multi_edit"),          # "in a bed" fits: "on" was chosen
     ("a boy on a boat with a red kite", "a boy in a boat with a blue kite", "multi_edit"),  # a real word, no slip
+    ("a train on a red track", "a train on a blue truck", "multi_edit"),      # track is a word: no slip
+    ("a tow truck next to a red car", "two trucks next to a blue car", "multi_edit"),
+    ("a dog sitting in the park", "a dog sitting on a bench", "multi_edit"),  # the bench may stand in the park
+    ("kids playing on the grass", "kids playing in the yard", "multi_edit"),  # the yard has grass
+    ("a dog in front of a store", "a dog on top of a bench", "multi_edit"),   # a relation and its object
+    ("a cat in a suitcase", "a cat on the couch", "multi_edit"),              # the suitcase may lie on it
+    ("a dog sleeping on a rug", "a dog sleeping at a table", "multi_edit"),   # "on a table" fits: "at" was chosen
+    ("a family eating at a picnic table", "a family eating on a bench", "multi_edit"),  # one sits on it, at the table
+    ("a camel walking on the sand", "a camel walking in the desert", "multi_edit"),   # a desert is sand
+    ("a boat in the water", "a boat on a dock", "multi_edit"),                # a dock stands in the water
+    ("a ballerina lifts her leg as she dances", "a ballerina lifts his leg as he dances", "ambiguous_pronoun"),
     ("a sandwich in a box on a desk", "a sandwich on a box on a desk", None),  # "on" fits a box: a place change
     ("apples in a basket", "apples on a shelf", "multi_edit"),               # a basket may stand on the shelf
-    ("a girl and her puppy while she naps", "a girl and his puppy while he naps", "implausible_gender"),
+    ("a girl and her puppy while she naps", "a girl and his puppy while he naps", "ambiguous_pronoun"),
+    ("a boy talks to his mother while she cooks", "a boy talks to his mother while he cooks", "ambiguous_pronoun"),
+    ("a puppy chasing its tail as she plays", "a puppy chasing its tail as he plays", "ambiguous_pronoun"),
+    ("she is sitting in a bikini on the sand", "he is sitting in a bikini on the sand", "ambiguous_pronoun"),
     ("a woman holding her bag", "a woman holding his bag", "untyped_edit"),   # whose bag: nothing a photo shows
     ("a cat sitting on a mat", "a bat sitting on a mat", None),               # a known word is no slip
 ])
@@ -259,3 +273,5 @@ def test_grammar_and_slips_hide_no_second_change(orig, rw, reason):
 def test_a_dative_turned_round_is_still_a_swap():
     v = validate("a girl handing a man a cup of tea", "a man handing a cup of tea to a girl")
     assert v.ok and v.edit.type == "swap", v
+    v = validate("a man giving his dog a bath", "a man giving a bath to his dog")   # the same act, reworded
+    assert not v.ok, v

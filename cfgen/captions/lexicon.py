@@ -553,16 +553,25 @@ for _nouns, _preps in [
 ]:
     for _n in _nouns.split():
         TAKES[_n] = _preps
-# things that hold things and are carried about, and the furniture they stand on: "in a basket"
-# and "on a shelf" can both be true (a basket on a shelf), so one is no counterfactual of the other
-PORTABLE = set("bowl cup mug basket vase bag bucket jar box bin crate pot pan bottle container tray plate "
-               "platter".split())
-FURNITURE = set("table desk counter shelf bookshelf bench stove floor ground rug mat cart bed chair couch sofa "
-                "stool".split())
-SCENE_PLACES = set("forest woods jungle wilderness desert city town yard backyard garden park mall store shop "
-                   "market restaurant stadium zoo station airport cafe school church court museum playground "
-                   "field beach sidewalk street road hill hillside slope shore lake river ocean sea sky "
-                   "room kitchen bathroom bedroom intersection airfield".split())
+# Where a change of place is a counterfactual: two scenes of different groups cannot both hold
+# ("in a field" / "on a beach"), while one scene contains many objects ("in the park" / "on a
+# bench") and the places of one group overlap ("on the lawn" / "in the yard"); ground that many
+# scenes have (sand, snow, grass) and what stands at the water (a pier) are no scene. Objects: a thing
+# on one support is not on another, one dish is not another; but a container may stand on a
+# support ("in a basket" / "on a shelf", "in a suitcase" / "on the couch").
+SCENE_GROUPS = [set(g.split()) for g in (
+    "water ocean sea lake river pond pool",
+    "beach shore",
+    "park field lawn yard backyard garden playground",
+    "forest woods jungle wilderness desert",
+    "slope hill hillside mountain",
+    "city town street sidewalk road intersection",
+    "room kitchen bathroom bedroom hallway closet garage",
+    "mall store shop market restaurant cafe school church museum station airport stadium court zoo airfield",
+    "sky",
+)]
+SCENE_PLACES = set().union(*SCENE_GROUPS)
+DISHES = set("plate platter tray bowl cup mug dish saucer pan pot".split())
 # body parts and gear that only some animals have: a category change must keep them possible
 PART_OWNERS: dict[str, set[str]] = {
     "trunk": {"elephant"}, "tusks": {"elephant"}, "tusk": {"elephant"}, "mane": {"horse", "zebra", "lion"},

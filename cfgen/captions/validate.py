@@ -33,7 +33,7 @@ from typing import Iterable
 
 from ..datamodel import Edit
 from . import lexicon as L
-from .nlp import load_nlp
+from .nlp import english_words, load_nlp
 
 _TOKEN = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*|[^\s\w]|_")
 GLOBAL_TYPES = {"position", "causal", "movement", "action"}
@@ -295,24 +295,32 @@ class Validator:
         """An object or a place replaced with the preposition it takes ("on a plate" -> "in a
         bowl", "at a zoo" -> "in the wilderness"): one change when the old preposition cannot go
         with the new noun, so that grammar moved it; "on a bench" -> "by a fountain" chooses a new
-        relation as well and stays two. Typed `position` (where something is), or `category` when
-        one dish replaces another."""
+        relation as well and stays two; and only when the two places exclude each other (see
+        `lexicon.SCENE_GROUPS`). Typed `position` (where something is), or `category` when one dish
+        replaces another."""
         pf, pt = _leading_preposition(f), _leading_preposition(t)
         if not pf or not pt:
             return None
         nf, nt = len(pf.split()), len(pt.split())
-        old, new = L.singular(f[-1]), L.singular(t[-1])
+        old, new = (w if w in L.TAKES else L.singular(w) for w in (f[-1], t[-1]))
         takes_old, takes_new = L.TAKES.get(old, set()), L.TAKES.get(new, set())
         po, pn = L.PLACED_IN[pf], L.PLACED_IN[pt]
         if nf == len(f) or nt == len(t) or po not in takes_old or pn not in takes_new or po in takes_new:
             return None
-        if not self._object_phrase(original, a, rw, b, i + nf, f[nf:], t[nt:], j + nt) \
-                or {old, new} & L.PORTABLE and {old, new} & L.FURNITURE:
-            return None                      # "in a basket" -> "on a shelf": the basket may stand on it
-        dish = {old, new} <= L.PORTABLE      # the dish changed ("on a plate" -> "in a bowl"), not where
-        place = old in L.SCENE_PLACES or new in L.SCENE_PLACES
+        if set(f[nf:] + t[nt:]) & L.PLACE_NOUNS \
+                or not self._object_phrase(original, a, rw, b, i + nf, f[nf:], t[nt:], j + nt):
+            return None                      # "in front of a store" is a relation of its own
+        dish = {old, new} <= L.DISHES        # the dish changed ("on a plate" -> "in a bowl"), not where
+        scenes = [next((k for k, g in enumerate(L.SCENE_GROUPS) if w in g), None) for w in (old, new)]
+        if scenes[0] is not None or scenes[1] is not None:
+            exclusive = None not in scenes and scenes[0] != scenes[1]      # not "in the park" -> "on a bench"
+        else:
+            exclusive = dish or not ((takes_old | takes_new) & {"in"}           # supports; not a basket and a shelf
+                                     or "at" in (po, pn) and {old, new} & L.SEATS)   # nor "at a table", "on a bench"
+        if not exclusive:
+            return None
         return Verdict(True, edit=Edit("category" if dish else "position", " ".join(f), " ".join(t),
-                                       "global" if place else "local"))
+                                       "global" if None not in scenes else "local"))
 
     def _object_phrase(self, original: str, a: list[tuple[str, int]], rw: str, b: list[tuple[str, int]],
                        i: int, f: list[str], t: list[str], j: int) -> bool:
@@ -355,7 +363,7 @@ class Validator:
                     continue
             if len(f) == len(t):
                 keep = [k for k in range(len(f)) if not _agreement(f[k], t[k])
-                        and not (grammar and _respelled([f[k]], [t[k]]))]
+                        and not (grammar and _respelled([f[k]], [t[k]], strict=True))]
                 if not keep:
                     continue
                 lo, hi = keep[0], keep[-1] + 1
@@ -459,7 +467,8 @@ class Validator:
             transitive = nxt in ("a", "an", "the", "his", "her", "their", "its", "some", "two")
             return "action" if transitive else "movement"    # "flying a kite" is done to a thing
         nxt = _next_tag(original, a, i, f)
-        acts = f[0].endswith("ing") and any(w.endswith("ing") and len(w) > 4 and w not in _KNOWN_THINGS for w in t)
+        verb = t[1] if len(t) > 1 and t[0] in ("is", "are") else t[0]      # "playing soccer" -> "are watching"
+        acts = f[0].endswith("ing") and verb.endswith("ing") and len(verb) > 4 and verb not in _KNOWN_THINGS
         if pos in ("VERB", "ADJ") and len(f) > 1 and not acts \
                 and _pos_map(original).get(a[i + len(f) - 1][1]) == "NOUN":
             return "category"            # a noun phrase replaced ("stuffed animal" -> "plant", "frying pan" -> "wok")
@@ -498,7 +507,8 @@ _LINKS = set("in on at with near by of for from to under over above below behind
 _FUNCTION = {"a", "an", "the", "this", "that", "these", "those", "is", "are", "was", "were", "be", "been",
              "being", "has", "have", "had", "its", "his", "her", "their", "them", "they", "it", "he", "she",
              "him", "there", "of", "and", "which", "who", "while"}
-_SHORT_WORDS = {w for w in _FUNCTION | _LINKS | set(L.NUMBERS) | {"to", "and", "or", "one"} if len(w) <= 5}
+_SLIP_TARGETS = set(L.NUMBERS) | {"a", "an", "the", "to", "and", "or", "of", "in", "on", "at", "by", "for", "from",
+                                   "with", "near", "into", "onto", "over", "under", "is", "are", "was", "were"}
 
 
 def _content(words: list[str], lemmas: list[str], articles: bool) -> list[tuple[str, int]]:
@@ -535,9 +545,10 @@ def _traded_places(aw: list[str], bw: list[str], la_: list[str], lb_: list[str],
             found = _one_reordering(aw, bw, ca, cb, xa, xb, p, q, attr_a, attr_b)
             if found is not None:
                 return found
-    for articles in (True, False):          # "feeding a boy fries" -> "feeding fries to a boy": "to" is grammar
-        ca, cb = [(w, k) for w, k in _content(aw, la_, articles) if w != "to"], \
-            [(w, k) for w, k in _content(bw, lb_, articles) if w != "to"]
+    for articles in (True, False):
+        ca, cb = _content(aw, la_, articles), _content(bw, lb_, articles)
+        if ca and cb and ca[0][0] != cb[0][0]:      # the subject changed: "a woman feeding a boy fries" ->
+            ca, cb = [x for x in ca if x[0] != "to"], [x for x in cb if x[0] != "to"]   # "a boy feeding fries to a woman"
         found = _permuted(aw, bw, ca, cb)
         if found is not None:
             return found
@@ -573,23 +584,32 @@ def _permuted(aw, bw, ca, cb) -> tuple[Verdict, tuple[int, int]] | None:
     return Verdict(True, edit=Edit("swap", " ".join(aw[ia:ea]), " ".join(bw[span[0]:span[1]]), "local")), span
 
 
-def _respelled(f: list[str], t: list[str]) -> bool:
+def _respelled(f: list[str], t: list[str], strict: bool = False) -> bool:
     """One word spelled anew, not a new word: a slip mended or an apostrophe moved ("toliet" ->
     "toilet", "siting" -> "sitting", "theres" -> "there's", "it's" -> "its"). Long words with the
     same first two letters and nearly the same letters, where the original's word is none the
-    lexicons know ("chair" -> "chain" is a new thing, not a mended slip); or a short non-word
-    one slip away from a function word or number ("twp" -> "two", "on s field" -> "on a field")."""
+    lexicons know ("chair" -> "chain" is a new thing, not a mended slip; with `strict`, for a word
+    inside a larger change, none the English model knows either: "red track" -> "blue truck"); or a
+    short non-word one slip away from an article, preposition or number ("twp" -> "two", "on s
+    field" -> "on a field")."""
     if len(f) != 1 or len(t) != 1 or f == t:
         return False
     x, y = f[0], t[0]
     if x.replace("'", "") == y.replace("'", ""):
         return True
-    if len(x) <= 4 and y in _SHORT_WORDS and x not in _KNOWN and x not in _SHORT_WORDS and _one_slip(x, y):
-        return True                          # "twp" -> "two", "on s field" -> "on a field"
-    if x in _KNOWN or max(len(x), len(y)) < 5 or x[:2] != y[:2] \
-            or difflib.SequenceMatcher(None, x, y).ratio() < .8:
-        return False
-    return True
+    if max(len(x), len(y)) < 5:
+        return _non_word(x) and y in _SLIP_TARGETS and _one_slip(x, y)   # "twp" -> "two", "on s field" -> "on a field"
+    if x in _KNOWN or (strict and not _non_word(x)):
+        return False                         # "chair" -> "chain"; beside another change, "track" -> "truck"
+    return x[:2] == y[:2] and difflib.SequenceMatcher(None, x, y).ratio() >= .8
+
+
+def _non_word(x: str) -> bool:
+    """No English word: a stray letter, or a word neither our lexicons nor the English model know."""
+    if len(x) == 1:
+        return x not in ("a", "i")
+    words = english_words()
+    return bool(words) and x not in _KNOWN and x not in words
 
 
 def _leading_preposition(words: list[str]) -> str:
@@ -671,6 +691,8 @@ def _one_reordering(aw, bw, ca, cb, xa, xb, p, q, attr_a, attr_b) -> tuple[Verdi
 
 _KNOWN = {w for _, lex in L.TYPED_LEXICONS for w in lex} | set(L.CATEGORY) | set(L.SIZE_CLASS) | L.ANIMALS \
     | L.VEHICLES | L.PARTS | L.MOTION | L.VERBS_3SG | L.VERBS_PL
+_SEXED = (L.MALE_ONLY | L.FEMALE_ONLY) - _PRONOUNS      # a pregnant person, a bearded one: one sex only
+_PRONOUN_NAMES = L.PEOPLE | L.ANIMALS | {"teddy", "toy", "toys", "doll", "dolls", "statue", "robot"}  # a pronoun's antecedents
 _KNOWN_THINGS = set(L.CATEGORY) | set(L.SIZE_CLASS) | L.ANY_COLOR | {"building", "buildings", "painting", "paintings",
                                                                    "clothing", "ceiling", "railing", "wedding"}
 _ATTRIBUTE_WORDS = set(L.COLOR) | set(L.MATERIAL) | set(L.SIZE) | set(L.SHAPE) | set(L.STATE) | set(L.EMOTION) \
@@ -742,9 +764,9 @@ def implausible(bw: list[str], span: tuple[int, int], typ: str, tags=None) -> st
         if (male and not female and words & (L.FEMALE_ONLY - L.FEMALE_NOUNS - {"her", "hers", "herself", "she"})) \
                 or (female and not male and words & (L.MALE_ONLY - L.MALE_NOUNS - {"his", "him", "himself", "he"})):
             return "implausible_gender"
-    if typ == "category" and ("he" in new and words & L.FEMALE_NOUNS and not words & L.MALE_NOUNS
-                              or "she" in new and words & L.MALE_NOUNS and not words & L.FEMALE_NOUNS):
-        return "implausible_gender"          # "a girl ... while he runs": the pronoun names nobody there
+    if typ == "category" and set(new) & {"he", "she"} and (words & _SEXED or set(bw[:j1]) & _PRONOUN_NAMES or (
+            tags is not None and {"NOUN", "PROPN"} & set(tags()[:j1]))):
+        return "ambiguous_pronoun"           # "a girl ... while he runs", "a dog ... he": whose, or no sex shown
     if set(new) & L.CHILD_NOUNS and (words & L.ADULT_CONTEXT or (words & L.ADULT_ONLY and not words & L.ADULT_NOUNS)):
         return "implausible_age"             # "a boy with a beard", "a boy smoking", "a man and a girl getting married"
     if typ == "category" and any(w in L.ANIMALS or w in L.VEHICLES for w in new):
