@@ -205,6 +205,10 @@ MUTANTS = [
     Mutant("validator-refusal-drops-its-edit", "validator", "cfgen/captions/validate.py",
            "return Verdict(False, why, v.edit) if why else v", "return Verdict(False, why) if why else v",
            [VC, "-k", "refusal_keeps or sugarcrepe"]),
+    Mutant("validator-act-not-moved-with-its-doer", "validator", "cfgen/captions/validate.py",
+           'return out if "<act>" in out else None', "return None", [VC, "-k", "act_named"]),
+    Mutant("validator-every-verb-an-act-of-its-doer", "validator", "cfgen/captions/validate.py",
+           "any(named(stem, j) for j", "any(True for j", [VC, "-k", "act_named"]),
 ]
 
 

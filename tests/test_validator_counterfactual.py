@@ -275,3 +275,18 @@ def test_a_dative_turned_round_is_still_a_swap():
     assert v.ok and v.edit.type == "swap", v
     v = validate("a man giving his dog a bath", "a man giving a bath to his dog")   # the same act, reworded
     assert not v.ok, v
+
+
+@pytest.mark.parametrize("orig,rw,ok", [
+    # an act named after its doer follows the doer when two doers trade places: still one swap
+    ("a rower paddles past as a swimmer swims nearby", "a swimmer paddles past as a rower rows nearby", True),
+    ("a swimmer floats by the pier as a sailboat sails out", "a sailboat floats by the pier as a swimmer swims out", True),
+    # the acts alone trade places (the doers keep theirs): the binding of act to doer changes
+    ("a surfer surfs while a sailboat sails", "a surfer sails while a sailboat surfs", True),
+    # a different act beside the swap is a second change
+    ("a surfer rides a wave as a sailboat sails by", "a sailboat rides a wave as a surfer paddles by", False),
+    ("a man rides a horse as a boy walks by", "a boy rides a horse as a man runs by", False),
+])
+def test_an_act_named_after_its_doer_moves_with_it_in_a_swap(orig, rw, ok):
+    v = validate(orig, rw)
+    assert v.ok == ok and (not ok or v.edit.type == "swap"), v

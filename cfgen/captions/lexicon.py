@@ -183,6 +183,7 @@ SUBSTITUTES: list[list[str]] = [
     ["suitcases", "backpacks"], ["kites", "balloons"],
     ["pigeon", "seagull"], ["pigeons", "seagulls"], ["plates", "bowls"],
     ["plane", "helicopter"], ["jet", "helicopter"], ["bike", "scooter"], ["rooster", "duck"],
+    ["puppy", "kitten"], ["puppies", "kittens"], ["sandwich", "burger"], ["sandwiches", "burgers"],
 ]
 RULES_CATEGORY: dict[str, list[str]] = {k: list(v) for k, v in PERSON_SUBSTITUTES.items()}
 for _g in SUBSTITUTES:
@@ -458,7 +459,7 @@ FEMALE_NOUNS = {"woman", "women", "girl", "girls", "lady", "ladies", "mother", "
 # the colours an animal really has (a black giraffe or a green cat is not a photo)
 ANIMAL_PALETTE: dict[str, set[str]] = {
     "giraffe": {"brown", "spotted", "tan"}, "zebra": {"black", "white", "striped"}, "elephant": {"gray", "grey", "brown"}, "bear": {"brown", "black", "white"},
-    "horse": {"brown", "black", "white", "gray", "grey"}, "cow": {"black", "white", "brown"},
+    "horse": {"brown", "black", "white", "gray", "grey"}, "pony": {"brown", "black", "white", "gray", "grey"}, "cow": {"black", "white", "brown"},
     "sheep": {"white", "black"}, "goat": {"white", "black", "brown"}, "pig": {"pink", "black"},
     "dog": {"black", "white", "brown", "gray", "grey", "golden", "yellow", "tan", "red", "cream"},
     "cat": {"black", "white", "gray", "grey", "orange", "brown", "tan", "cream", "yellow", "ginger"},
@@ -740,6 +741,13 @@ ANY_COLOR = set("car truck van bus train tram boat motorcycle bicycle bike scoot
                 "scooter tractor jet airplane plane desk counter seat sweatshirt blazer racket pole collar tub "
                 "book pen toilet sink handles cabinet stove oven refrigerator fridge cupboard cupboards "
                 "appliances floor floors entrance wagon sphere cart bowl".split())
+ANY_COLOR |= set("raft kayak canoe sled trailer carriage motorbike jeep locomotive rail railing microwave "
+                 "toaster kettle blender briefcase pot pan comforter bedspread quilt duvet cushion armchair "
+                 "dresser shelf bookcase bookshelf tablecloth napkin lamp stool mat socks gown robe apron "
+                 "bikini swimsuit goggles paddle snowboard brush countertop tower urinal".split())
+ANIMAL_PALETTE.update({"tower": {"white", "gray", "brown", "red", "yellow", "black"},
+                       "countertop": {"white", "black", "gray", "brown"}, "granite": {"white", "black", "gray", "brown"},
+                       "marble": {"white", "black", "gray"}})
 ANIMAL_PALETTE.update({"polar": {"white"}, "grizzly": {"brown"}, "panda": {"black", "white"},
                        "sign": {"green", "blue", "white", "red", "yellow", "brown", "orange", "black"},
                        "hydrant": {"red", "yellow", "silver", "green", "blue", "white", "orange"}})
@@ -748,6 +756,25 @@ for _a in ("sign", "hydrant", "panda"):
 # parts whose size is the animal's own: an elephant's trunk is long, a giraffe's neck too
 # a modifier tied to one kind of thing: the thing cannot change kind under it ("woolly sheep")
 TIED_ADJ = set("woolly wooly fluffy furry striped spotted spotty feathered hairy shaggy fuzzy horned".split())
+# what a two-colour scheme before it is not the colour of: a style of picture, not a thing's colours
+TWO_TONE_STYLES = set("photo photos photograph photographs picture pictures image images shot shots print film "
+                      "movie tv television screen scene view".split())
+# words that make colours a pattern: changing one colour would leave the pattern's name to contradict
+PATTERNS = set("striped stripes stripe checkered checked plaid polka dots dotted spotted spots spotty "
+               "pattern patterned patterns camouflage camo".split())
+# participles that make a kind of thing ("a stuffed animal" is a toy, "a frosted donut" a kind of
+# donut): the thing cannot change kind under them
+KIND_PARTICIPLES = set("stuffed frosted glazed iced sprinkled powdered filled toasted grilled fried baked boiled "
+                       "roasted sliced chopped shredded mashed scrambled poached smoked cured pickled whipped "
+                       "pulled stuffed living dining sleeping changing washing walking swimming running "
+                       "diving fishing sailing riding flying".split())
+# collectives of many ("a herd of zebra" is many zebras; "a piece of cake" is one cake)
+COUNT_COLLECTIVES = set("couple pair group herd flock bunch lot lots number crowd set row rows pile stack team "
+                        "series variety amount".split())
+# words before "of" that any kind of thing can follow ("the hood of a car", "a statue of an
+# elephant", "full of apples"): the thing after them may change kind
+OF_ANY_KIND = set("group herd flock pair couple crowd team bunch pile stack hood statue statues full out amount "
+                  "portion series lots rows pieces slices".split())
 # a shade word before a colour ("mustard yellow", "navy blue"): the colour is one compound name
 COLOR_SHADES = set("mustard lime navy sky forest olive royal baby hot pale light dark bright deep neon kelly lemon "
                    "cherry blood jet off dull golden lemony rust brick sea midnight powder".split())

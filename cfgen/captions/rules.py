@@ -167,6 +167,23 @@ def _in_color_list(doc, words: list[str], i: int) -> bool:
     return any(words[k] in L.COLOR for k in near) and any(words[k] in ("and", ",", "&") for k in near)
 
 
+def _two_tone(doc, words: list[str], i: int):
+    """The noun a two-colour scheme at i paints ("a red and white bus": "bus"), when the scheme is
+    exactly two colours joined by "and" right before it; one of the two can change and the thing
+    stays two-toned. None for a longer list, a style ("a black and white photo") or a pattern."""
+    j = i + 2 if words[i + 1:i + 2] == ["and"] else i - 2 if i >= 2 and words[i - 1] == "and" else None
+    if j is None or not (0 <= j < len(words)) or words[j] not in L.COLOR:
+        return None
+    first, last = min(i, j), max(i, j)
+    if (first > 0 and (words[first - 1] in L.COLOR or words[first - 1] in L.COLOR_SHADES or words[first - 1] in (",", "&"))) \
+            or last + 1 >= len(doc) or doc[last + 1].pos_ not in NOUN:
+        return None                          # "red, white and blue"; "navy and white"; "black and white."
+    head = _np_head(doc, last)
+    if head is None or head.text.lower() in L.TWO_TONE_STYLES or set(words) & L.PATTERNS:
+        return None                          # a black and white photo is a style; a striped shirt keeps its stripes
+    return head
+
+
 def _options(doc) -> list[Option]:
     words = [t.text.lower() for t in doc]
     present = set(words)
@@ -206,8 +223,10 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
     fresh = lambda xs: [x for x in xs if x not in present and L.pluralize(x) not in present   # noqa: E731
                         and L.singular(x) not in present]        # no "white white", no "two dogs and a dog"
     if t.pos_ in ("ADJ", "NOUN", "VERB") and w in L.COLOR and t.pos_ != "VERB":
-        head = _np_head(doc, i) if t.pos_ == "ADJ" or t.dep_ in ("amod", "compound") else None
-        if head is None or _in_color_list(doc, words, i) or (i > 0 and words[i - 1] in L.COLOR_SHADES):
+        head = _np_head(doc, i) if t.pos_ == "ADJ" or t.dep_ in ("amod", "compound", "conj") else None
+        if _in_color_list(doc, words, i):
+            head = _two_tone(doc, words, i)
+        if head is None or (i > 0 and words[i - 1] in L.COLOR_SHADES):
             return None                      # "mustard yellow" is one colour name
         if head.text.lower() in L.NON_COUNT | {"sign", "signs"}:
             return None                      # green grass, blue sky, a red no-parking sign: not a colour to change
@@ -215,8 +234,9 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if not ({h, L.singular(h)} & (L.ANY_COLOR | set(L.ANIMAL_PALETTE) | L.ANIMALS | set(L.SHAPE_NOUN))) \
                 or head.i <= i:
             return None                      # a street sign, a banana: a thing of its own colour
-        if any(c.dep_ == "conj" for c in head.children):
-            return None                      # "white cabinets and appliances": purple appliances
+        if any(c.dep_ == "conj" and not any(d.dep_ in ("det", "poss", "nummod") for d in c.children)
+               for c in head.children):
+            return None                      # "white cabinets and appliances": purple appliances (not "and a sink")
         palette = L.ANIMAL_COLORS if h in L.ANIMALS else L.RULES_COLORS
         if L.singular(h) in ("toilet", "sink", "bathtub", "tub", "urinal"):
             palette = ["white", "black", "gray"]                   # no orange toilet
@@ -368,8 +388,10 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if _fixed(doc, i) or (i + 1 < len(doc) and words[i + 1] == "of"):
             return None
         of = t.head if t.dep_ == "pobj" and t.head.text.lower() == "of" else None
-        if of is not None and of.head.text.lower() not in {"group", "herd", "flock", "pair", "couple", "crowd",
-                                                           "team", "bunch", "pile", "stack"} | L.PICTURES | L.CONTAINERS:
+        framed = of is not None and of.head.text.lower() == "up" and of.head.i > 0 \
+            and doc[of.head.i - 1].text.lower() == "close"          # "a close up of a dog"
+        if of is not None and not framed and of.head.text.lower() not in L.OF_ANY_KIND | L.COLLECTIVES | L.FRAMING \
+                | L.PICTURES | L.CONTAINERS:
             return None                      # "a slice of pizza", "a branch of a tree": the part belongs to it
         if t.dep_ == "pobj" and not any(c.dep_ in ("det", "poss", "nummod") for c in t.children) and t.tag_ == "NN" \
                 and of is None:
@@ -393,7 +415,7 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             choices = [c for c in choices if c in L.SHAREABLE]     # "a group of people sitting on a stool"
         headline = all(x.pos_ in ("ADJ", "NOUN", "PROPN") for x in doc[:i])       # "Brown dog lying on a bed"
         listed = t.dep_ == "conj" and any(c.dep_ in ("det", "poss", "nummod") for c in t.head.children)
-        if t.tag_ == "NN" and not headline and not listed \
+        if t.tag_ == "NN" and not headline and not listed and of is None \
                 and not any(c.dep_ in ("det", "poss", "nummod") for c in t.children):
             choices = [c for c in choices if c in L.MASS_FOOD] if w in L.MASS_FOOD else []    # no "eating burger"
         if any(x in L.CHILD_NOUNS for k, x in enumerate(words) if k != i) or \
@@ -405,7 +427,7 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             choices = choices[:1]            # "a little girl" -> "a little boy", not "a little woman"
         one = any(c.text.lower() in ("a", "an", "another", "one", "this", "that", "each") for c in t.children)
         plural = any(c.text.lower() in ("some", "many", "several", "these", "those", "all", "both", "few")
-                     for c in t.children) or (t.tag_ == "NNS" or (of is not None and of.head.text.lower() in L.COLLECTIVES) or any(c.dep_ == "nummod" and c.text.lower() in L.NUMBERS[1:]
+                     for c in t.children) or (t.tag_ == "NNS" or (of is not None and of.head.text.lower() in L.COUNT_COLLECTIVES) or any(c.dep_ == "nummod" and c.text.lower() in L.NUMBERS[1:]
                                                            for c in t.children)) and not one
         if L.singular(w) == w:                 # "sheep" says its number only through its words
             choices = [L.pluralize(c) if plural and L.singular(c) == c else c for c in choices]   # "a herd of goats"
@@ -454,6 +476,9 @@ def _compound_before(doc, i: int) -> bool:
     k = i - 1
     while k >= 0 and doc[k].pos_ in ("ADJ", "NOUN", "PROPN", "VERB") and doc[k].dep_ in ("amod", "compound", "nmod"):
         w = doc[k].text.lower()
+        if doc[k].tag_ in ("VBN", "VBG") and doc[k].dep_ == "amod" and w not in L.KIND_PARTICIPLES:
+            k -= 1                           # "a decorated truck", "a parked car": any of them can be so
+            continue
         if w in L.FIXED_MODIFIERS or (w not in L.PLAIN_ADJ and not (doc[k].pos_ == "ADJ" and w.endswith(
                 ("ed", "ing", "ful", "ous", "ish", "y", "al", "ic", "ive", "less", "able", "ent", "ant")))):
             return True
@@ -928,13 +953,21 @@ def _acts_on_one(h) -> bool:
                 for o in c.children):
             return True                      # "two women with a cigarette"
     for v in verbs:
-        targets = [x for c in v.children if c.dep_ == "prep" and (c.text.lower() == "at" or (
-            c.text.lower() == "for" and L.SIZE_CLASS.get(_w_of(c), 9) <= 2)) for x in c.children]
+        targets = [x for c in v.children if c.dep_ == "prep" and _aimed_at(c) for x in c.children]
         for o in list(v.children) + targets:                   # "bunting at a baseball"
             if o.dep_ in ("dobj", "dative", "pobj") and o.tag_ == "NN" and o.text.lower() not in L.NON_COUNT | L.BODY_PARTS \
                     and any(d.text.lower() in ("a", "an", "the", "his", "her", "its") for d in o.children):
                 return True
     return False
+
+
+def _aimed_at(prep) -> bool:
+    """A preposition that names what a verb acts on ("bunting at a ball", "reaching for a cup",
+    "sitting at a desk" with its one keyboard), not where ("at a table", "at the airport")."""
+    w, obj = prep.text.lower(), _w_of(prep)
+    if w == "at":
+        return obj == "desk" or (L.SIZE_CLASS.get(obj, 0) < 3 and obj not in L.PLACES | {"counter"})
+    return w == "for" and L.SIZE_CLASS.get(obj, 9) <= 2
 
 
 def _w_of(prep) -> str:
