@@ -174,7 +174,7 @@ SUBSTITUTES: list[list[str]] = [
     ["plate", "tray"], ["plates", "trays"], ["meat", "fish"],
     ["fruit", "vegetables"], ["apple", "orange", "banana", "pear", "lemon"],
     ["apples", "oranges", "bananas", "pears", "lemons"], ["chair", "bench"], ["bed", "couch"], ["sofas", "beds"],
-    ["ball", "frisbee"], ["racket", "bat"], ["skateboard", "scooter"], ["surfboard", "kayak"],
+    ["ball", "frisbee"], ["racket", "bat"], ["skateboard", "scooter"], ["surfboard", "kayak"], ["surfboards", "kayaks"],
     ["bottle", "jar"], ["hat", "helmet"], ["jacket", "sweater", "shirt"], ["dress", "skirt"],
     ["laptop", "tablet"], ["book", "magazine"], ["broccoli", "carrots"], ["kite", "balloon"],
     ["sink", "bathtub"],
@@ -222,6 +222,11 @@ for _nouns, _mats in [
     ("jacket coat bag boots shoes hat", "leather denim woolen"),
     ("bottle", "glass plastic metal"), ("counter countertop counters countertops tops", "wooden marble stone"),
     ("blender kettle toaster", "metal plastic glass"), ("refrigerator fridge", "metal stainless"),
+    ("surface stand", "wooden metal glass plastic"), ("pathway path walkway sidewalk street steps stairs patio",
+                                                       "brick stone concrete"),
+    ("boat canoe", "wooden metal"), ("sculpture statue", "metal stone wooden bronze"), ("wagon cart", "wooden metal"),
+    ("rail railing", "metal wooden"), ("tiles tile", "ceramic marble stone"), ("toilet sink", "porcelain metal"),
+    ("window", "glass"), ("chandelier lamp", "glass metal crystal"), ("block blocks", "wooden plastic"),
 ]:
     for _n in _nouns.split():
         MATERIAL_FOR[_n] = _mats.split()
@@ -370,6 +375,7 @@ SYNONYM_GROUPS: list[list[str]] = [
     ["in", "inside", "within", "inside of"], ["behind", "in back of"], ["near", "close to", "nearby"],
     ["sitting", "seated"], ["lying", "laying"], ["lies", "lays"], ["smiling", "grinning"],
     ["happy", "cheerful", "joyful"], ["sad", "unhappy"], ["photographer", "cameraman"],
+    ["metal", "metallic"], ["wooden", "wood"], ["glass", "crystal"], ["ceramic", "porcelain"],
 ]
 SYNONYMS: dict[str, set[str]] = {}
 for _g in SYNONYM_GROUPS:
@@ -383,7 +389,8 @@ _KINDS: list[tuple[str, str]] = [
     ("animal animals creature creatures mammal mammals", "dog cat horse cow sheep bird elephant giraffe zebra "
      "bear goat deer pig duck rabbit donkey dogs cats horses cows birds elephants giraffes zebras bears goats "
      "pigs ducks puppy kitten calf lamb"),
-    ("metal metallic", "aluminum aluminium steel iron copper brass tin chrome"),
+    ("metal metallic", "aluminum aluminium steel iron copper brass tin chrome bronze stainless"),
+    ("stone", "marble granite slate"),
     ("pet pets", "dog cat dogs cats puppy kitten"), ("dog dogs", "puppy pup puppies"), ("cat cats", "kitten kittens"),
     ("bird birds", "duck ducks pigeon pigeons seagull seagulls parrot eagle swan goose geese"),
     ("vehicle vehicles", "car truck bus van bicycle bike motorcycle scooter train tram tractor taxi cars trucks "
@@ -745,9 +752,7 @@ ANY_COLOR |= set("raft kayak canoe sled trailer carriage motorbike jeep locomoti
                  "toaster kettle blender briefcase pot pan comforter bedspread quilt duvet cushion armchair "
                  "dresser shelf bookcase bookshelf tablecloth napkin lamp stool mat socks gown robe apron "
                  "bikini swimsuit goggles paddle snowboard brush countertop tower urinal".split())
-ANIMAL_PALETTE.update({"tower": {"white", "gray", "brown", "red", "yellow", "black"},
-                       "countertop": {"white", "black", "gray", "brown"}, "granite": {"white", "black", "gray", "brown"},
-                       "marble": {"white", "black", "gray"}})
+ANIMAL_PALETTE["tower"] = {"white", "gray", "brown", "red", "yellow", "black"}     # no pink clock tower
 ANIMAL_PALETTE.update({"polar": {"white"}, "grizzly": {"brown"}, "panda": {"black", "white"},
                        "sign": {"green", "blue", "white", "red", "yellow", "brown", "orange", "black"},
                        "hydrant": {"red", "yellow", "silver", "green", "blue", "white", "orange"}})
@@ -774,7 +779,7 @@ COUNT_COLLECTIVES = set("couple pair group herd flock bunch lot lots number crow
 # words before "of" that any kind of thing can follow ("the hood of a car", "a statue of an
 # elephant", "full of apples"): the thing after them may change kind
 OF_ANY_KIND = set("group herd flock pair couple crowd team bunch pile stack hood statue statues full out amount "
-                  "portion series lots rows pieces slices".split())
+                  "portion series lots rows pieces slices all some many most both each several few".split())
 # a shade word before a colour ("mustard yellow", "navy blue"): the colour is one compound name
 COLOR_SHADES = set("mustard lime navy sky forest olive royal baby hot pale light dark bright deep neon kelly lemon "
                    "cherry blood jet off dull golden lemony rust brick sea midnight powder".split())

@@ -385,8 +385,9 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         choices = [c for c in _visible(doc, i, 1, choices) if f" {c} " not in f" {' '.join(words)} "]
         return Option("position", i, i + 1, choices) if choices else None    # no "next to a bed next to a laptop"
     if w in L.RULES_CATEGORY and t.pos_ in NOUN:
-        if _fixed(doc, i) or (i + 1 < len(doc) and words[i + 1] == "of"):
-            return None
+        if _fixed(doc, i) or (i + 1 < len(doc) and words[i + 1] == "of" and (L.singular(w) not in L.CONTAINERS
+                                                                    or L.singular(w) == "bottle")):
+            return None                      # "a herd of": not a thing; "plates of food" are plates
         of = t.head if t.dep_ == "pobj" and t.head.text.lower() == "of" else None
         framed = of is not None and of.head.text.lower() == "up" and of.head.i > 0 \
             and doc[of.head.i - 1].text.lower() == "close"          # "a close up of a dog"
@@ -868,8 +869,8 @@ def _shares_small(h) -> int:
                 continue
             if via not in ("on", "in", "inside", "atop", "with", "onto", "into", "upon", "from", "of", "over", "<obj>"):
                 continue
-            if thing in L.PLACES:
-                continue
+            if thing in L.PLACES or (thing in L.SHAREABLE and via not in ("<obj>", "with")):
+                continue                     # three people fit on a couch, at a table, on a boat
             if "animate" in _kinds(o):
                 if via == "<obj>":
                     return 0                 # "two men kissing a woman"; "two (not four) women with their child"

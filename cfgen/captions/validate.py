@@ -749,8 +749,8 @@ def _same_meaning(edit: Edit) -> str:
     fs, ts = " ".join(map(_meaning, f)), " ".join(map(_meaning, t))
     if fs == ts or ts in L.SYNONYMS.get(fs, ()) or L.singular(ts) in L.SYNONYMS.get(L.singular(fs), ()):
         return "synonym"
-    if ts in L.HYPERNYMS.get(fs, ()):
-        return "hypernym"          # a dog is an animal: true of the same photo (a kind named, not changed)
+    if ts in L.HYPERNYMS.get(fs, ()) or (edit.type == "material" and fs in L.HYPERNYMS.get(ts, ())):
+        return "hypernym"          # a dog is an animal, a metal statue may be bronze: the same photo fits both
     if f and t and (set(f) < set(t) or set(t) < set(f)):
         return "includes"
     return ""
