@@ -773,6 +773,10 @@ KIND_PARTICIPLES = set("stuffed frosted glazed iced sprinkled powdered filled to
                        "roasted sliced chopped shredded mashed scrambled poached smoked cured pickled whipped "
                        "pulled stuffed living dining sleeping changing washing walking swimming running "
                        "diving fishing sailing riding flying".split())
+# ground one walks on: a subject standing on, in or at it can as well be walking there
+WALKABLE = set("field grass pasture meadow beach sand shore shoreline snow slope hill hillside road street sidewalk "
+               "path trail dirt area enclosure pen yard lawn park zoo savanna forest woods water river lake court "
+               "platform station parking lot plaza square ground rocks rock".split())
 # collectives of many ("a herd of zebra" is many zebras; "a piece of cake" is one cake)
 COUNT_COLLECTIVES = set("couple pair group herd flock bunch lot lots number crowd set row rows pile stack team "
                         "series variety amount".split())

@@ -323,7 +323,12 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if not pairs:
             return None
         typ = pairs[0][1]
-        return Option(typ, i, i + 1, fresh([x for x, ty in pairs if ty == typ]))
+        first = Option(typ, i, i + 1, fresh([x for x, ty in pairs if ty == typ]))
+        if typ != "state" or w not in ("standing", "stands") or not (place is None or place in L.WALKABLE) \
+                or nxt in ("under", "beneath", "underneath", "below", "inside", "still"):
+            return first
+        return [first, Option("movement", i, i + 1, fresh([x for x, ty in pairs if ty == "movement"]))]
+        # a giraffe standing in a field can as well walk there; not one standing on a skateboard
     if w in L.RULES_STATE_ADJ and t.pos_ in ("ADJ", "VERB") and (t.pos_ == "ADJ" or t.dep_ == "amod"):
         noun = _predicated(doc, i) if t.dep_ == "acomp" else _np_head(doc, i)
         if noun is None or (i > 0 and doc[i - 1].dep_ == "advmod" and doc[i - 1].head.i == i):
