@@ -25,7 +25,7 @@ COLOR = _group("red blue green yellow black white gray grey brown orange pink pu
                "golden beige teal navy maroon turquoise violet".split())
 MATERIAL = _group("wooden metal metallic plastic glass stone brick leather paper ceramic concrete "
                   "steel iron cotton woolen marble rubber silk denim straw bamboo fabric felt cardboard wicker "
-                  "canvas velvet tin aluminum copper bronze clay porcelain crystal wool".split())
+                  "canvas velvet tin aluminum copper bronze clay porcelain crystal wool granite".split())
 SHAPE_ADJ = _group("round square rectangular circular triangular oval curved pointed flat".split())
 SHAPE_NOUN = _group("circle square triangle diamond star heart rectangle oval ring cross".split())
 SHAPE = {w: list(dict.fromkeys(SHAPE_ADJ.get(w, []) + SHAPE_NOUN.get(w, [])))
@@ -44,14 +44,14 @@ STATE = _pairs([("standing", "sitting"), ("sitting", "lying"), ("standing", "kne
                 ("crouching", "standing"), ("leaning", "standing"), ("folded", "unfolded"),
                 ("raw", "cooked"), ("frozen", "melted"), ("on", "off"), ("young", "elderly"),
                 ("asleep", "awake"), ("sliced", "whole"), ("bare", "covered"), ("grazing", "lying"),
-                ("sleeping", "sitting")])
+                ("sleeping", "sitting"), ("stand", "sit"), ("sit", "lie"), ("stand", "lie")])
 MOVEMENT = _pairs([("running", "standing still"), ("walking", "standing"), ("jumping", "standing"),
                    ("flying", "perched"), ("swimming", "floating"), ("moving", "parked"),
                    ("driving", "parked"), ("galloping", "standing"), ("racing", "parked"),
                    ("rolling", "still"), ("climbing", "resting"), ("dancing", "standing"),
                    ("surfing", "paddling"), ("skating", "standing"), ("walks", "runs"),
                    ("runs", "stands"), ("jumps", "stands"), ("flies", "perches"),
-                   ("stationary", "moving"), ("still", "moving")])
+                   ("stationary", "moving"), ("still", "moving"), ("walk", "run")])
 POSITION = _pairs([("left", "right"), ("above", "below"), ("on", "under"), ("over", "under"),
                    ("inside", "outside"), ("top", "bottom"), ("behind", "beside"),
                    ("front", "back"), ("near", "far from"), ("next to", "far from"), ("into", "out of"), ("upstairs", "downstairs"),
@@ -220,7 +220,7 @@ for _nouns, _mats in [
     ("spoon fork knife ladle", "wooden metal plastic"), ("pan pot", "ceramic glass"), ("sign pole post", "metal wooden"),
     ("bag purse", "leather paper plastic"), ("floor", "wooden stone concrete"), ("wall walls", "brick stone wooden"),
     ("jacket coat bag boots shoes hat", "leather denim woolen"),
-    ("bottle", "glass plastic metal"), ("counter countertop counters countertops tops", "wooden marble stone"),
+    ("bottle", "glass plastic metal"), ("counter countertop counters countertops tops", "wooden marble granite"),
     ("blender kettle toaster", "metal plastic glass"), ("refrigerator fridge", "metal stainless"),
     ("surface stand", "wooden metal glass plastic"), ("pathway path walkway sidewalk street steps stairs patio",
                                                        "brick stone concrete"),
@@ -259,8 +259,11 @@ VERB_CHANGES: dict[str, list[tuple[str, str, str]]] = {
     "driving": [("parked", "movement", "vehicle")],
     "traveling": [("stopped", "movement", "vehicle")],
     "moving": [("parked", "movement", "vehicle")],
-    "stands": [("sits", "state", "person"), ("sits", "state", "pet")], "sits": [("stands", "state", "animate")],
+    "stands": [("sits", "state", "person"), ("sits", "state", "pet"), ("walks", "movement", "animate")], "sits": [("stands", "state", "animate")],
     "walks": [("runs", "movement", "animate")], "runs": [("walks", "movement", "animate")],
+    "stand": [("sit", "state", "person"), ("sit", "state", "pet"), ("walk", "movement", "animate")],
+    "sit": [("stand", "state", "animate")], "walk": [("run", "movement", "animate")],
+    "run": [("walk", "movement", "animate")],
 }
 # what a thing is, for the verbs one can do with it
 OBJECT_KIND: dict[str, str] = {}

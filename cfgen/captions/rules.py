@@ -320,15 +320,13 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if w == "parked" and ({"side", "lot", "each", "row", "rows"} & set(words[i + 1:]) or
                               not L.ROADS & set(words[i + 1:]) or subj is not None and subj.tag_ == "NNS"):
             return None                      # a bus moving on the side of the street; a lot of trains all moving
-        if not pairs:
+        if w in ("standing", "stands", "stand") and (place not in L.WALKABLE | {None} or nxt in (
+                "under", "beneath", "underneath", "below", "inside", "still")):
+            pairs = [p for p in pairs if p[1] != "movement"]    # a giraffe standing in a field can as well walk
+        if not pairs:                                            # there; not one standing on a surfboard
             return None
-        typ = pairs[0][1]
-        first = Option(typ, i, i + 1, fresh([x for x, ty in pairs if ty == typ]))
-        if typ != "state" or w not in ("standing", "stands") or not (place is None or place in L.WALKABLE) \
-                or nxt in ("under", "beneath", "underneath", "below", "inside", "still"):
-            return first
-        return [first, Option("movement", i, i + 1, fresh([x for x, ty in pairs if ty == "movement"]))]
-        # a giraffe standing in a field can as well walk there; not one standing on a skateboard
+        by_type = {ty: fresh([x for x, t2 in pairs if t2 == ty]) for _, ty in pairs}
+        return [Option(ty, i, i + 1, xs) for ty, xs in by_type.items()]
     if w in L.RULES_STATE_ADJ and t.pos_ in ("ADJ", "VERB") and (t.pos_ == "ADJ" or t.dep_ == "amod"):
         noun = _predicated(doc, i) if t.dep_ == "acomp" else _np_head(doc, i)
         if noun is None or (i > 0 and doc[i - 1].dep_ == "advmod" and doc[i - 1].head.i == i):

@@ -467,7 +467,7 @@ class Validator:
         if pos == "X" and len(f) == len(t) == 1 and not (t[0].endswith("ing") or t[0] in L.VERBS_3SG
                                                          or t[0] in L.VERBS_PL):
             pos = "NOUN"                     # a word the tagger does not know ("a fedora") is a thing
-        if any(w in L.MOTION for w in f + t) and (pos == "VERB" or f[0].endswith("ing")):
+        if any(_motion(w) for w in f + t) and (pos == "VERB" or f[0].endswith("ing")):     # "stand" -> "walk" too
             nxt = a[i + len(f)][0] if i + len(f) < len(a) else ""
             transitive = nxt in ("a", "an", "the", "his", "her", "their", "its", "some", "two")
             return "action" if transitive else "movement"    # "flying a kite" is done to a thing
@@ -795,7 +795,8 @@ def implausible(bw: list[str], span: tuple[int, int], typ: str, tags=None) -> st
     if typ == "category" and any(w in L.ANIMALS or w in L.VEHICLES for w in new):
         for k, w in enumerate(bw):
             owners = L.PART_OWNERS.get(w)
-            if owners and not owners & words and (w not in L.AMBIGUOUS_PARTS or bw[k - 1] in ("its", "their")):
+            if owners and not owners & words and (w not in L.AMBIGUOUS_PARTS or bw[k - 1] in ("its", "their") or (
+                    words & L.ANIMALS and "with" in bw[max(0, k - 3):k])):     # "a giraffe with a long trunk"
                 return "implausible_part"         # "a giraffe with its trunk"
     rooms = words & L.ROOMS
     if typ == "category" and rooms and any(L.ROOM_OF.get(w, next(iter(rooms))) not in rooms for w in new):
