@@ -59,7 +59,7 @@ def test_edits_that_change_nothing_a_photo_shows_are_refused(orig, rw, reason):
     ("a lamp on a table next to a clock", "a clock on a table next to a lamp", "swap"),
     ("a man with a cane and a roller bag", "a man with a roller and a cane bag", "swap"),
     ("a woman holding a cup", "a woman dropping a cup", "action"),          # an act changes, no cause flips
-    ("a dog catching a ball", "a dog dropping a ball", "causal"),           # the outcome of a catch
+    ("a dog catching a ball", "a dog dropping a ball", "action"),           # the outcome: what the dog does (both blind judges of round 8)
 ])
 def test_the_same_shapes_with_a_real_change_are_kept(orig, rw, typ):
     v = validate(orig, rw)

@@ -243,7 +243,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if h in L.ANIMALS and w in ("white", "gray", "grey"):
             palette = [c for c in palette if c not in ("white", "gray", "grey")]    # a white horse is gray
         for given in (h, *words[i + 1:head.i]):      # a giraffe's, a stop sign's, a polar bear's own colour
-            palette = [c for c in palette if c in L.ANIMAL_PALETTE.get(given, palette)]
+            palette = [c for c in palette if c in L.ANIMAL_PALETTE.get(given, palette)
+                       and c in L.USUAL_COLORS.get(given, palette)]
         return Option("color", i, i + 1, fresh(palette))
     if w in L.MATERIAL and t.pos_ in ("ADJ", "NOUN"):
         if i > 0 and words[i - 1] in L.MATERIAL_PREFIXES:
@@ -257,7 +258,7 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
                 or (i > 0 and words[i - 1] in ("extra", "super")):
             return None                      # an elephant's trunk is long; a kitten is small; "extra long" is a kind
         sizes = fresh(L.RULES_SIZE.get(w, []))
-        if any((words[k] in L.SIZE and words[k] != w) or words[k] in ("sized", "oversized")
+        if any((words[k] in L.SIZE and words[k] != w) or words[k] in L.SIZE_HINTS | {"sized", "oversized"}
                for k in range(max(0, i - 3), min(len(words), i + 5))):
             return None                      # "large and small giraffes": the sizes are a contrast
         if sum(L.singular(x) == L.singular(head.text.lower()) for x in words) > 1:
@@ -321,7 +322,7 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
                               not L.ROADS & set(words[i + 1:]) or subj is not None and subj.tag_ == "NNS"):
             return None                      # a bus moving on the side of the street; a lot of trains all moving
         if w in ("standing", "stands", "stand") and (place not in L.WALKABLE | {None} or nxt in (
-                "under", "beneath", "underneath", "below", "inside", "still")):
+                "under", "beneath", "underneath", "below", "inside", "still") or L.STILL_ACTS & set(words)):
             pairs = [p for p in pairs if p[1] != "movement"]    # a giraffe standing in a field can as well walk
         if not pairs:                                            # there; not one standing on a surfboard
             return None
@@ -433,6 +434,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         plural = any(c.text.lower() in ("some", "many", "several", "these", "those", "all", "both", "few")
                      for c in t.children) or (t.tag_ == "NNS" or (of is not None and of.head.text.lower() in L.COUNT_COLLECTIVES) or any(c.dep_ == "nummod" and c.text.lower() in L.NUMBERS[1:]
                                                            for c in t.children)) and not one
+        if plural or any(c.dep_ == "nummod" for c in t.children):
+            choices = [c for c in choices if c not in L.MASS_ONLY]       # "three fish" are not "three meats"
         if L.singular(w) == w:                 # "sheep" says its number only through its words
             choices = [L.pluralize(c) if plural and L.singular(c) == c else c for c in choices]   # "a herd of goats"
             choices = list(dict.fromkeys(c for c in choices if plural or L.singular(c) == c))
@@ -523,8 +526,8 @@ OUTCOME_PREPOSITIONS = {"into", "to", "toward", "towards", "onto", "through", "o
 
 def _action_options(doc, words: list[str], i: int) -> list[Option]:
     """Another act on the same object by a subject that can do it (holding a pizza -> eating it,
-    riding a bike -> pushing it); the outcome of an attempt flips as `causal` (catching a frisbee
-    -> dropping it). Not where a preposition names the act's target ("kicks the ball into the goal")."""
+    riding a bike -> pushing it), or the outcome of an attempt (catching a frisbee -> dropping it:
+    an action too, by both blind judges of round 8). Not where a preposition names the act's target ("kicks the ball into the goal")."""
     t = doc[i]
     obj = next((c for c in t.children if c.dep_ == "dobj"), None)
     if obj is None or any(c.dep_ == "prep" and c.text.lower() in OUTCOME_PREPOSITIONS | {"with"} for c in t.children):
@@ -780,6 +783,8 @@ def _agreement(doc, words, h, plural: bool) -> dict[int, str] | None:
     if start >= 2 and words[start - 2] == "there" and (words[start - 1], plural) in _BE:
         out[start - 1] = _BE[(words[start - 1], plural)]      # "there is a clock" -> "there are two clocks"
     for v in _verbs_of(h):
+        if v.text.lower() in ("'s", "’s", "'re", "’re"):
+            return None                      # "a dog that's been": is or has? no count that would need to know
         new = _inflect(v, plural)
         if new:
             out[v.i] = new
@@ -826,6 +831,10 @@ def _number_options(doc, words, i: int) -> list[Option]:
 def _shares_one(h) -> bool:
     """Noun h wears or rides one thing of its own ("a woman in a red coat", "a man on a
     motorcycle"): more of them would share that one coat or motorcycle."""
+    nxt = [t.text.lower() for t in h.doc[h.i + 1:h.i + 4]]
+    if len(nxt) == 3 and nxt[0] in ("on", "in", "atop") and nxt[1] in ("a", "an", "the", "his", "her") \
+            and nxt[2] in L.WORN | L.RIDDEN:
+        return True                          # read from the words too: the small parser may miss the phrase
     for c in h.children:
         if c.dep_ in ("prep", "acl"):
             for o in c.children:

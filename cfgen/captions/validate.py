@@ -206,7 +206,9 @@ class Validator:
                 if len(per) > 1 or None in per:
                     return Verdict(False, "multi_edit"), none
             typ = self._type(original, a, i, f, t)
-            if (not f or not t) and typ != "quantity":
+            if typ == "causal":
+                typ = "action"                   # one outcome verb ("catching" -> "dropping") is what the subject
+            if (not f or not t) and typ != "quantity":   # does; a causal flip changes cause and effect both
                 return Verdict(False, "insert_or_delete"), none
             if typ is None:
                 return Verdict(False, "untyped_edit"), none
