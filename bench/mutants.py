@@ -47,6 +47,7 @@ class Mutant:
 HC = "tests/test_hand_computed.py"
 ACC = "tests/test_accounting_exact.py"
 VC = "tests/test_validator_counterfactual.py"
+RQ = "tests/test_rules_quality.py"
 TR = "cfgen/train/trainer.py"
 LO = "cfgen/train/losses.py"
 
@@ -205,6 +206,20 @@ MUTANTS = [
     Mutant("validator-refusal-drops-its-edit", "validator", "cfgen/captions/validate.py",
            "return Verdict(False, why, v.edit) if why else v", "return Verdict(False, why) if why else v",
            [VC, "-k", "refusal_keeps or sugarcrepe"]),
+    Mutant("validator-outcome-verb-typed-causal", "validator", "cfgen/captions/validate.py",
+           'typ = "action"                   # one outcome verb', 'typ = "causal"                   # one outcome verb',
+           [VC, "-k", "same_shapes"]),
+    Mutant("rules-count-through-a-contraction", "rules", "cfgen/captions/rules.py",
+           """if v.text.lower() in ("'s", "’s", "'re", "’re"):""", """if v.text.lower() in ("<none>",):""",
+           [RQ, "-k", "failure_kinds"]),
+    Mutant("rules-walking-while-doing-something-still", "rules", "cfgen/captions/rules.py",
+           ' or L.STILL_ACTS & set(words)):', "):", [RQ, "-k", "failure_kinds"]),
+    Mutant("rules-any-colour-for-a-big-vehicle", "rules", "cfgen/captions/rules.py",
+           "and c in L.USUAL_COLORS.get(given, palette)]", "]", [RQ, "-k", "failure_kinds"]),
+    Mutant("rules-no-two-tone-schemes", "rules", "cfgen/captions/rules.py",
+           "head = _two_tone(doc, words, i)", "head = None", [RQ, "-k", "wider"]),
+    Mutant("rules-nobody-walks-on-open-ground", "rules", "cfgen/captions/rules.py",
+           "place not in L.WALKABLE | {None}", "place not in {None}", [RQ, "-k", "wider"]),
     Mutant("validator-act-not-moved-with-its-doer", "validator", "cfgen/captions/validate.py",
            'return out if "<act>" in out else None', "return None", [VC, "-k", "act_named"]),
     Mutant("validator-every-verb-an-act-of-its-doer", "validator", "cfgen/captions/validate.py",
