@@ -255,6 +255,26 @@ def rewrites(caption: str, seeds=range(4)) -> list[str]:
     ("A big burly bear in the grass.", ["small burly", "little burly"], []),
     ("A messy, unmade bed in a room.", ["tidy", "clean,"], []),
     ("A man on a skateboard riding past a shop.", ["two men", "three men", "four men"], []),
+    # 39. round 9: the one colour of a black and white photo, a pronoun after another animal, a held
+    # thing the parse hangs elsewhere, riders of many animals, one pitch, a decorated cake, poses
+    # grazing and all fours rule out, weather of a lens, the back of what one faces, "other large",
+    # talking on a phone, a cat's sill, a dog's hydrant, standing to pee
+    ("A black and white photo where only the red umbrella is in color.", ["blue umbrella", "green umbrella",
+                                                                          "yellow umbrella"], []),
+    ("a woman standing next to an elephant with her trunk up", ["their trunks", "his trunk"], []),
+    ("A boy standing on top of a baseball field holding a bat.", ["two boys", "three boys"], []),
+    ("Two women riding on the back of horses on a beach.", ["a woman riding", "one woman riding"], []),
+    ("A batter getting ready for the pitch at home plate.", ["two batters", "three batters"], []),
+    ("A lavishly decorated cake on a stand.", ["pie"], []),
+    ("Some zebras standing and grazing on a hill.", ["lying and grazing", "sitting and grazing", "giraffes"], []),
+    ("A dog standing on all fours on a rug.", ["sitting on all fours", "lying on all fours"], []),
+    ("A photo taken through a rainy window.", ["sunny window", "cloudy window"], []),
+    ("A man standing in front of a toilet in a small bathroom.", ["behind a toilet"], []),
+    ("Lions and other large animals in a park.", ["other small animals"], []),
+    ("A man talking on the phone at a desk.", ["on the remote"], []),
+    ("A cat sitting on a window sill.", ["dog sitting"], []),
+    ("A dog sniffing a fire hydrant on a street.", ["cat sniffing"], []),
+    ("A man standing at a urinal peeing.", ["sitting at a urinal"], []),
 ])
 def test_rules_backend_avoids_the_failure_kinds(caption, never, some):
     texts = rewrites(caption)

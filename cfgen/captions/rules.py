@@ -127,9 +127,9 @@ def _flippable(doc, i: int, n: int, vertical: bool) -> bool:
     located = doc[i].head if doc[i].head.pos_ in NOUN else _subject(doc, i)
     if located is not None and located.text.lower() in L.NON_COUNT | L.BACKGROUNDS:
         return False                         # the sky is behind everything, it cannot be put in front
-    if not vertical:
-        return True
     w = L.singular(obj.text.lower())
+    if not vertical:
+        return not (words_after(doc, i, n) == "in front of" and w in L.FACED)   # not behind a toilet one uses
     if w in L.SHAPE_NOUN:
         return True
     if i > 0 and doc[i - 1].text.lower() in L.CLIMB:
@@ -223,6 +223,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
     fresh = lambda xs: [x for x in xs if x not in present and L.pluralize(x) not in present   # noqa: E731
                         and L.singular(x) not in present]        # no "white white", no "two dogs and a dog"
     if t.pos_ in ("ADJ", "NOUN", "VERB") and w in L.COLOR and t.pos_ != "VERB":
+        if "black and white" in " ".join(words) and set(words) & (L.TWO_TONE_STYLES | {"color", "colour"}):
+            return None                      # a black and white photo with one colour kept: that colour is the point
         head = _np_head(doc, i) if t.pos_ == "ADJ" or t.dep_ in ("amod", "compound", "conj") else None
         if _in_color_list(doc, words, i):
             head = _two_tone(doc, words, i)
@@ -261,6 +263,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if any((words[k] in L.SIZE and words[k] != w) or words[k] in L.SIZE_HINTS | {"sized", "oversized"}
                for k in range(max(0, i - 3), min(len(words), i + 5))):
             return None                      # "large and small giraffes": the sizes are a contrast
+        if i > 0 and words[i - 1] == "other":
+            return None                      # "giraffes and other large animals": the size says giraffes are large
         if sum(L.singular(x) == L.singular(head.text.lower()) for x in words) > 1:
             return None                      # "a very large elephant next to a baby elephant"
         if "person" in _kinds(head):
@@ -321,6 +325,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if w == "parked" and ({"side", "lot", "each", "row", "rows"} & set(words[i + 1:]) or
                               not L.ROADS & set(words[i + 1:]) or subj is not None and subj.tag_ == "NNS"):
             return None                      # a bus moving on the side of the street; a lot of trains all moving
+        if {"fours", "grazing", "grazes", "graze", "eating", "eats", "piss", "peeing", "urinating"} & set(words):
+            pairs = [p for p in pairs if p[0] not in ("sitting", "sits", "sit", "lying", "lies", "lie")]
         if w in ("standing", "stands", "stand") and (place not in L.WALKABLE | {None} or nxt in (
                 "under", "beneath", "underneath", "below", "inside", "still") or L.STILL_ACTS & set(words)):
             pairs = [p for p in pairs if p[1] != "movement"]    # a giraffe standing in a field can as well walk
@@ -340,6 +346,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             if head not in L.BUSY_PLACES:
                 return None                  # an empty bathroom is not a busy one
             states = ["busy"]                # an empty street is a busy one, not a full one
+        if w in L.WEATHER and L.singular(head) not in L.WEATHER_HEADS and head not in L.WEATHER_HEADS:
+            return None                      # "a rainy lens" has no sunny one
         if w in ("dark", "bright") and head not in L.LIT_PLACES:
             return None                      # a dark room can be bright; bright lights cannot be dark
         if w in ("open", "closed") and L.singular(head) not in L.OPENABLE:
@@ -453,6 +461,9 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if set(words) & set(_PRONOUN) | {"her"} & set(words) and \
                 any(k != i and (x in L.PERSON or x in L.PEOPLE) for k, x in enumerate(words)):
             other = []                       # "the man kisses the woman as she laughs": whose pronoun?
+        if any((x in _PRONOUN or x == "her") and any(y in L.ANIMALS for y in words[i + 1:k])
+               for k, x in enumerate(words) if k > i):
+            other = []                       # "a man next to an elephant ... his trunk": whose?
         return [Option("category", i, i + 1, same), Option("category", i, i + 1, other, _gender_flips(doc, words, i))]
     return None
 
@@ -687,8 +698,12 @@ def _pronoun_agreement(doc, words: list[str], j: int, plural: bool) -> dict[int,
     if plural and any(w == "their" and k + 1 < len(doc) and doc[k + 1].tag_ == "NN" and words[k + 1] not in L.BODY_PARTS
                       for k, w in enumerate(words) if k > j):
         return None                          # "a rider takes their horse": two riders, one horse
+    others = False                           # an animate noun between: "a man next to an elephant ... his trunk"
     for k in range(j + 1, len(words)):
         w = words[k]
+        if plural and others and w in ("his", "her", "its", "he", "she", "him"):
+            return None
+        others = others or (doc[k].pos_ in NOUN and "animate" in _kinds(doc[k]))
         if doc[k].dep_ in ("nsubj", "nsubjpass") and doc[k].pos_ in NOUN:
             if plural and set(words[k:]) & {"his", "her", "he", "she", "him", "himself", "herself"}:
                 return None                  # whose "his" it is, the parse cannot tell
@@ -966,7 +981,9 @@ def _acts_on_one(h) -> bool:
                 for o in c.children):
             return True                      # "two women with a cigarette"
     for v in verbs:
-        targets = [x for c in v.children if c.dep_ == "prep" and _aimed_at(c) for x in c.children]
+        preps = [c for c in v.children if c.dep_ == "prep"] + [p for c in v.children if c.dep_ == "acomp"
+                                                                for p in c.children if p.dep_ == "prep"]
+        targets = [x for c in preps if _aimed_at(c) for x in c.children]     # "getting ready for the pitch"
         for o in list(v.children) + targets:                   # "bunting at a baseball"
             if o.dep_ in ("dobj", "dative", "pobj") and o.tag_ == "NN" and o.text.lower() not in L.NON_COUNT | L.BODY_PARTS \
                     and any(d.text.lower() in ("a", "an", "the", "his", "her", "its") for d in o.children):
@@ -980,7 +997,7 @@ def _aimed_at(prep) -> bool:
     w, obj = prep.text.lower(), _w_of(prep)
     if w == "at":
         return obj == "desk" or (L.SIZE_CLASS.get(obj, 0) < 3 and obj not in L.PLACES | {"counter"})
-    return w == "for" and L.SIZE_CLASS.get(obj, 9) <= 2
+    return w == "for" and (L.SIZE_CLASS.get(obj, 9) <= 2 or obj in L.ONE_EVENTS)
 
 
 def _w_of(prep) -> str:
@@ -992,7 +1009,8 @@ def _has_many(h) -> bool:
     """What noun h does or has is plural ("two people riding surf boards"): one of h would have one."""
     for v in [h] + _clause_verbs(h):
         for o in v.subtree:
-            if o.i != h.i and o.tag_ == "NNS" and o.text.lower() not in L.PLACES and "animate" not in _kinds(o) and o.dep_ in ("dobj", "pobj"):
+            if o.i != h.i and o.tag_ == "NNS" and o.text.lower() not in L.PLACES and o.dep_ in ("dobj", "pobj") and (
+                    "animate" not in _kinds(o) or o.text.lower() in {"horses", "elephants", "camels", "donkeys"}):
                 return True
     return False
 
@@ -1029,6 +1047,14 @@ HELD = {"hold", "carry", "use", "wear", "ride", "swing", "eat", "drink", "read",
 def _holds_one(h) -> bool:
     """Noun h holds, wears or rides one thing of its own ("a man holding a phone to his face"):
     more of them would hold that one phone."""
+    doc = h.doc
+    for v in doc[h.i + 1:]:                  # read from the words too: the parse may hang the verb elsewhere
+        if v.pos_ in NOUN and "animate" in _kinds(v):
+            break                            # another doer: what follows is its own
+        if v.lemma_ in HELD and v.tag_ == "VBG" and v.i + 2 < len(doc) \
+                and doc[v.i + 1].text.lower() in ("a", "an", "his", "her") \
+                and L.singular(doc[v.i + 2].text.lower()) in L.OBJECT_KIND:
+            return True
     verbs = [h.head] if h.dep_ in ("nsubj", "nsubjpass") else [c for c in h.children if c.dep_ in ("acl", "relcl")]
     for v in verbs + [c for v in verbs for c in v.children if c.dep_ in ("advcl", "conj")]:
         if v.lemma_ not in HELD:

@@ -798,6 +798,7 @@ def implausible(bw: list[str], span: tuple[int, int], typ: str, tags=None) -> st
         for k, w in enumerate(bw):
             owners = L.PART_OWNERS.get(w)
             if owners and not owners & words and (w not in L.AMBIGUOUS_PARTS or bw[k - 1] in ("its", "their") or (
+                    words & L.ANIMALS and bw[k - 1] in ("his", "her")) or (
                     words & L.ANIMALS and "with" in bw[max(0, k - 3):k])):     # "a giraffe with a long trunk"
                 return "implausible_part"         # "a giraffe with its trunk"
     rooms = words & L.ROOMS
