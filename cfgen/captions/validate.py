@@ -47,13 +47,18 @@ class Verdict:
     edit: Edit | None = None
 
 
+@lru_cache(maxsize=65536)
 def canonical(text: str) -> str:
     """What a reader sees: NFKC (full-width letters, ligatures), lookalike letters of other
-    scripts mapped to Latin, invisible format characters dropped."""
+    scripts mapped to Latin, invisible format characters dropped. Remembered: every check of a
+    candidate canonicalises its original and the candidates kept before it again."""
     text = unicodedata.normalize("NFKC", text).translate(L.CONFUSABLES)
+    if text.isascii():
+        return text                          # no format characters in ASCII
     return "".join(c for c in text if unicodedata.category(c) != "Cf")
 
 
+@lru_cache(maxsize=65536)
 def _mixed_script(word: str) -> bool:
     """A Latin word with a letter of another script in it (a lookalike we do not know)."""
     latin = [c.isascii() or unicodedata.name(c, "").startswith("LATIN") for c in word if c.isalpha()]
@@ -65,8 +70,16 @@ def tokens(text: str) -> list[tuple[str, int]]:
     return [(m.group(0).lower(), m.start()) for m in _TOKEN.finditer(text) if m.group(0)[0].isalnum()]
 
 
+@lru_cache(maxsize=65536)
 def normalize(text: str) -> str:
     return " ".join(t for t, _ in tokens(text))
+
+
+@lru_cache(maxsize=16384)
+def _read_cached(max_span: int, original: str, rw: str) -> "Verdict":
+    """`Validator._read`, remembered: a backend checks its candidates as it writes them and the stage
+    checks the kept ones again; the answer depends only on these three (Verdict is frozen)."""
+    return Validator(max_span=max_span)._read(original, rw)
 
 
 @lru_cache(maxsize=4096)
@@ -173,12 +186,17 @@ class Validator:
             return Verdict(False, "mixed_script")
         if " ".join(bw) in {normalize(canonical(o)) for o in others}:
             return Verdict(False, "duplicate")
+        return _read_cached(self.max_span, original, rw)
+
+    def _read(self, original: str, rw: str) -> Verdict:
+        """The edit a rewrite makes, and whether it is refused (same meaning, implausible)."""
+        a, b = tokens(original), tokens(rw)
         v, span = self._judge(original, a, rw, b)
         if not v.ok and v.reason in ("multi_edit", "edit_too_large", "untyped_edit"):
             v, span = self._restructured(original, a, rw, b, v)
         if not v.ok:
             return v
-        why = _same_meaning(v.edit) or implausible(bw, span, v.edit.type,
+        why = _same_meaning(v.edit) or implausible([t for t, _ in b], span, v.edit.type,
                                                     lambda: [_pos_map(rw).get(o, "") for _, o in b])
         return Verdict(False, why, v.edit) if why else v       # the edit read stays on the refusal
 
