@@ -789,7 +789,7 @@ PATTERNS = set("striped stripes stripe checkered checked plaid polka dots dotted
 # donut): the thing cannot change kind under them
 KIND_PARTICIPLES = set("stuffed frosted glazed iced sprinkled powdered filled toasted grilled fried baked boiled "
                        "roasted sliced chopped shredded mashed scrambled poached smoked cured pickled whipped "
-                       "pulled stuffed living dining sleeping changing washing walking swimming running "
+                       "pulled living dining sleeping changing washing walking swimming running "
                        "diving fishing sailing riding flying".split())
 # what a weather word can describe ("a rainy day"; "a rainy lens" has no sunny one)
 WEATHER_HEADS = set("day days morning afternoon evening night sky skies weather street streets road city beach "
