@@ -325,11 +325,14 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
         if w == "parked" and ({"side", "lot", "each", "row", "rows"} & set(words[i + 1:]) or
                               not L.ROADS & set(words[i + 1:]) or subj is not None and subj.tag_ == "NNS"):
             return None                      # a bus moving on the side of the street; a lot of trains all moving
-        if {"fours", "grazing", "grazes", "graze", "eating", "eats", "piss", "peeing", "urinating"} & set(words):
+        if {"fours", "grazing", "grazes", "graze", "eating", "eats", "piss", "peeing", "urinating", "poised"} & set(words):
             pairs = [p for p in pairs if p[0] not in ("sitting", "sits", "sit", "lying", "lies", "lie")]
         if w in ("standing", "stands", "stand") and (place not in L.WALKABLE | {None} or nxt in (
                 "under", "beneath", "underneath", "below", "inside", "still") or L.STILL_ACTS & set(words)):
             pairs = [p for p in pairs if p[1] != "movement"]    # a giraffe standing in a field can as well walk
+        if any(words[k] in L.VERB_CHANGES for k in (i - 2, i + 2) if 0 <= k < len(words) and k != i) \
+                and "and" in words[max(0, i - 1):i + 2]:
+            return None                      # "standing and sitting next to each other": both are there
         if not pairs:                                            # there; not one standing on a surfboard
             return None
         by_type = {ty: fresh([x for x, t2 in pairs if t2 == ty]) for _, ty in pairs}
@@ -342,6 +345,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             return None                      # "a crowded kitchen that is cluttered and messy": they go together
         states = fresh(L.RULES_STATE_ADJ[w])
         head = noun.text.lower()
+        if w in ("busy", "crowded", "full") and set(words) & {"many", "lots", "several", "crowd", "crowds", "packed"}:
+            return None                      # "many trains in a busy station": not an empty one
         if w == "empty" and head not in L.CONTAINERS:
             if head not in L.BUSY_PLACES:
                 return None                  # an empty bathroom is not a busy one
@@ -367,6 +372,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             return None                      # a person's age is not a state (and not a pose)
         if _kinds(head) or h in L.ADULT_ONLY or h in L.CHILD_NOUNS:
             return None                      # "a new bride" is a newlywed, not a new thing
+        if {"pile", "piles", "junk", "abandoned", "discarded", "broken", "rusty", "rusted"} & set(words):
+            return None                      # a pile of old fridges is junk: no pile of new ones
         return Option("state", i, i + 1, fresh(L.OBJECT_AGE_ADJ.get(w, [])))
     if w in L.RULES_SIDES and i > 0 and words[i - 1] in ("the", "his", "her", "its", "their") \
             and (w in ("left", "right") or words[i + 1:i + 2] == ["of"]) and L.RULES_SIDES[w] not in present \
@@ -422,7 +429,8 @@ def _word_option(doc, words: list[str], present: set[str], i: int) -> Option | l
             return None                      # "a chili dog", "a skateboarder on a skateboard", "woolly sheep"
         choices = [c for c in fresh(L.RULES_CATEGORY[w]) if _fits_context(words, i, c)]
         if "in" in words[max(0, i - 3):i]:
-            choices = [c for c in choices if c not in ("stool", "bench", "stools", "benches")]   # no "in a stool"
+            choices = [c for c in choices if c not in ("stool", "bench", "stools", "benches", "couch", "sofa",
+                                                       "couches", "sofas")]   # no "in a stool", "in a couch"
         if w in L.SEATS and any(x in L.COLLECTIVES or (x != L.singular(x) and L.singular(x) in L.COUNTABLE)
                                 or x in ("people", "men", "women", "children") for x in words[:i]):
             choices = [c for c in choices if c in L.SHAREABLE]     # "a group of people sitting on a stool"
@@ -555,6 +563,8 @@ def _action_options(doc, words: list[str], i: int) -> list[Option]:
             continue
         if new.startswith("wear") and compound:
             continue                         # "holding wine glasses" are not worn
+        if words[i].startswith("wear") and (any(c.dep_ == "conj" for c in obj.children) or L.SPORTS_ACTS & set(words)):
+            continue                         # nobody snowboards holding a hat and a coat
         if new.startswith("carr") and {"wave", "waves", "ocean", "sea", "water", "surf"} & set(words):
             continue                         # a surfboard on a wave is ridden, not carried
         if new.startswith("swing") and {"ready", "about", "waiting", "waits"} & set(words):
@@ -779,6 +789,8 @@ def _agreement(doc, words, h, plural: bool) -> dict[int, str] | None:
     refer to it. None when a singular cannot stand ("together", "each other", "both")."""
     if plural and L.ONE_ONLY & set(words):
         return None                          # "four elephants walk alone"
+    if "cross country" in " ".join(words):
+        return None                          # "two people cross country skiing": "cross" is no verb to inflect
     if any(words[k] in L.NUMBERS and (doc[k].head.pos_ not in NOUN or doc[k].dep_ in ("appos", "nsubj", "npadvmod"))
            for k in range(h.i + 1, len(words))):
         return None                          # "three people ..., two skiing, one walking": a sum to keep
@@ -899,8 +911,8 @@ def _shares_small(h) -> int:
             if thing in L.PLACES or (thing in L.SHAREABLE and via not in ("<obj>", "with")):
                 continue                     # three people fit on a couch, at a table, on a boat
             if "animate" in _kinds(o):
-                if via == "<obj>":
-                    return 0                 # "two men kissing a woman"; "two (not four) women with their child"
+                if via in ("<obj>", "on", "atop", "upon", "onto"):
+                    return 0                 # "two men kissing a woman"; "two cats lying on a cat"
                 most = min(most, 1)
                 continue
             if dets & {"his", "her", "its"}:
@@ -932,6 +944,10 @@ def _article_options(doc, words, i: int) -> list[Option]:
     if {"riding", "rides", "ride"} & set(words) and any(
             x.tag_ == "NN" and x.text.lower() in L.RIDDEN for x in doc[h.i + 1:]):
         return []                            # "two women riding on the back of a horse"
+    if L.singular(words[h.i]) in ("train", "tram", "locomotive") and any(
+            x in ("track", "rail", "railroad", "railway") and k > 0 and words[k - 1] in ("a", "the", "railroad")
+            for k, x in enumerate(words)):
+        return []                            # one train on one track
     few = _handles_one(h) or room == 1 or held or L.singular(words[h.i]) in L.FIXTURES | {"refrigerator", "fridge"} \
         or not _open_scene(doc, h)
     return [Option("quantity", i, i + 1, ["two"] if few else ["two", "three", "four"], extra)]

@@ -807,6 +807,11 @@ def implausible(bw: list[str], span: tuple[int, int], typ: str, tags=None) -> st
         if (male and not female and words & (L.FEMALE_ONLY - L.FEMALE_NOUNS - {"her", "hers", "herself", "she"})) \
                 or (female and not male and words & (L.MALE_ONLY - L.MALE_NOUNS - {"his", "him", "himself", "he"})):
             return "implausible_gender"
+        for k, w in enumerate(bw):           # "a girl ... and a man in a bridal dress": the nearest person wears it
+            sexed = w in L.FEMALE_ONLY - L.FEMALE_NOUNS - _PRONOUNS or w in L.MALE_ONLY - L.MALE_NOUNS - _PRONOUNS
+            owner = next((x for x in reversed(bw[max(0, k - 5):k]) if x in L.MALE_NOUNS | L.FEMALE_NOUNS), None)
+            if sexed and owner and (owner in L.MALE_NOUNS) != (w in L.MALE_ONLY) and j1 <= bw.index(owner, max(0, k - 5)) < j2:
+                return "implausible_gender"
     if typ == "category" and set(new) & {"he", "she"} and (words & _SEXED or set(bw[:j1]) & _PRONOUN_NAMES or (
             tags is not None and {"NOUN", "PROPN"} & set(tags()[:j1]))):
         return "ambiguous_pronoun"           # "a girl ... while he runs", "a dog ... he": whose, or no sex shown
