@@ -220,6 +220,8 @@ MUTANTS = [
            "head = _two_tone(doc, words, i)", "head = None", [RQ, "-k", "wider"]),
     Mutant("rules-nobody-walks-on-open-ground", "rules", "cfgen/captions/rules.py",
            "place not in L.WALKABLE | {None}", "place not in {None}", [RQ, "-k", "wider"]),
+    Mutant("validator-bridal-wear-on-a-man", "validator", "cfgen/captions/validate.py",
+           "and j1 <= bw.index(owner, max(0, k - 5)) < j2:", "and False:", [RQ, "-k", "bridal"]),
     Mutant("validator-act-not-moved-with-its-doer", "validator", "cfgen/captions/validate.py",
            'return out if "<act>" in out else None', "return None", [VC, "-k", "act_named"]),
     Mutant("validator-every-verb-an-act-of-its-doer", "validator", "cfgen/captions/validate.py",
