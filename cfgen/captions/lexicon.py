@@ -186,8 +186,8 @@ SUBSTITUTES: list[list[str]] = [
     ["puppy", "kitten"], ["puppies", "kittens"],
 ]
 RULES_CATEGORY: dict[str, list[str]] = {k: list(v) for k, v in PERSON_SUBSTITUTES.items()}
-RULES_CATEGORY["pie"] = ["cake"]
-RULES_CATEGORY["remote"] = ["phone"]    # not back: one talks on, photographs with, mounts a phone (round 10)        # not back: a cake is white, tiered, lavishly decorated (blind round 9)
+RULES_CATEGORY["pie"] = ["cake"]        # not back: a cake is white, tiered, lavishly decorated (blind round 9)
+RULES_CATEGORY["remote"] = ["phone"]    # not back: one talks on, photographs with, mounts a phone (round 10)
 for _g in SUBSTITUTES:
     for _w in _g:
         RULES_CATEGORY.setdefault(_w, []).extend(x for x in _g if x != _w)
@@ -822,10 +822,10 @@ MASS_ONLY = {"meat", "meats", "rice", "bread", "pasta", "cheese"}
 # collectives of many ("a herd of zebra" is many zebras; "a piece of cake" is one cake)
 COUNT_COLLECTIVES = set("couple pair group herd flock bunch lot lots number crowd set row rows pile stack team "
                         "series variety amount".split())
-# words before "of" that any kind of thing can follow ("the hood of a car", "a statue of an
-# elephant", "full of apples"): the thing after them may change kind
-OF_ANY_KIND = set("group herd flock pair couple crowd team bunch pile stack hood statue statues full out amount "
-                  "portion series lots rows pieces slices all some many most both each several few".split())
+# words before "of" that any kind of thing can follow, besides the collectives and framings ("the
+# hood of a car", "a statue of an elephant", "full of apples"): the thing after them may change kind
+OF_ANY_KIND = set("hood statue statues full out amount portion series lots rows pieces slices all some many most "
+                  "both each several few".split())
 # a shade word before a colour ("mustard yellow", "navy blue"): the colour is one compound name
 COLOR_SHADES = set("mustard lime navy sky forest olive royal baby hot pale light dark bright deep neon kelly lemon "
                    "cherry blood jet off dull golden lemony rust brick sea midnight powder".split())
