@@ -475,9 +475,9 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
         return replace(scene, objects=[replace(a, x=b.x, y=b.y), replace(b, x=a.x, y=a.y)] + scene.objects[2:],
                        rel=RELATIONS[scene.rel])
     cfg = PretrainConfig.released("clip")
-    orig_twin = P.shape_twin
+    orig_twin = P.TWINS["shape"]            # patched below: these runs predate twin_kind (non-pair scenes get a shape twin)
     if relation_twins:
-        P.shape_twin = relation_twin
+        P.TWINS["shape"] = relation_twin
         cfg = replace(cfg, twin_prob=0.5)
     try:
         world = WorldConfig(seed=0, **DemoConfig().world)
@@ -494,18 +494,18 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
             _sincos_positions(model, pre, cfg)
         if side_words:
             _opposite_side_words(model, pre, side_words)
-        images, texts = P.web_corpus(world, cfg)
+        images, texts, _ = P.web_corpus(world, cfg)
         if absolute:
             _absolute_items(images, texts, world, absolute, absolute_twins)
             if absolute_twins:
                 cfg = replace(cfg, twin_prob=1e-12)     # batches take pairs (2j, 2j+1); no shape twins drawn
         scenes = _web_scenes(world, cfg) if relation_head else []
         if relation_phase:
-            P.shape_twin = relation_twin
+            P.TWINS["shape"] = relation_twin
             rel_cfg = replace(cfg, twin_prob=1.0, object_only_prob=0.0, steps=relation_phase)
-            rel_images, rel_texts = P.web_corpus(replace(world, form_probs=[0.0, 1.0, 0.0]), rel_cfg)
+            rel_images, rel_texts, _ = P.web_corpus(replace(world, form_probs=[0.0, 1.0, 0.0]), rel_cfg)
     finally:
-        P.shape_twin = orig_twin
+        P.TWINS["shape"] = orig_twin
     pixels, tok = P.web_inputs(pre, images, texts)
     tests, test_px = P.held_out_test(pre, world_dir)
     curve = []
@@ -515,7 +515,7 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
         curve.append({"step": offset + step, **P.profile(model, pre, tests, test_px)})
         print(f"[d] {out.name} {curve[-1]}", flush=True)
 
-    extra = _relation_head_loss(model, scenes, relation_head) if relation_head else None
+    extra = _RelationHead(model.config.projection_dim, scenes, relation_head) if relation_head else None
     if relation_phase:
         rel_px, rel_tok = P.web_inputs(pre, rel_images, rel_texts)
         P.align_steps(model, rel_px, rel_tok, rel_cfg, relation_phase, 250, record)
@@ -570,21 +570,25 @@ def _opposite_side_words(model, pre, norm: float) -> None:
         emb[ids[0]], emb[ids[1]] = d, -d
 
 
-def _relation_head_loss(model, scenes: list[Scene], weight: float):
-    """`extra_loss` for `align_steps`: a linear head (added to the model, so the optimiser trains
-    it) on the image embedding, BCE on whether a pair scene's first-named object lies left of the
-    other, times `weight`."""
-    head = torch.nn.Linear(model.config.projection_dim, 1)
-    model.add_module("relation_head", head)
-    pair = torch.tensor([sc.form == "pair" for sc in scenes])
-    left = torch.tensor([float(sc.form == "pair" and sc.objects[0].x < sc.objects[1].x) for sc in scenes])
+class _RelationHead(torch.nn.Module):
+    """`extra_loss` for `align_steps`: a linear head on the image embedding, BCE on whether a pair
+    scene's first-named object lies left of the other, times `weight`. (Which object the caption
+    names first is not in the image, so the label is not one the image alone determines: the
+    session-9 run below asked the embedding for something it cannot hold; `PretrainConfig.ground_weight`
+    is the head that asks for what the image shows.)"""
 
-    def loss(idx: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
-        m = pair[idx]
+    def __init__(self, dim: int, scenes: list[Scene], weight: float):
+        super().__init__()
+        self.head = torch.nn.Linear(dim, 1)
+        self.weight = weight
+        self.pair = torch.tensor([sc.form == "pair" for sc in scenes])
+        self.left = torch.tensor([float(sc.form == "pair" and sc.objects[0].x < sc.objects[1].x) for sc in scenes])
+
+    def forward(self, idx: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+        m = self.pair[idx]
         if not m.any():
             return img.sum() * 0
-        return weight * F.binary_cross_entropy_with_logits(head(img[m]).squeeze(-1), left[idx][m])
-    return loss
+        return self.weight * F.binary_cross_entropy_with_logits(self.head(img[m]).squeeze(-1), self.left[idx][m])
 
 
 def _web_scenes(world: WorldConfig, cfg: PretrainConfig) -> list[Scene]:

@@ -66,7 +66,7 @@ def continue_pretraining(out: Path, world_dir: Path, wcfg: WorldConfig, steps: i
     model.vlm.config.vision_feature_layer = layer
     cfg = replace(PretrainConfig.released("vlm"), steps=steps, warmup=20, lr=3e-4, object_only_prob=object_only_prob,
                   web_seed=1)     # fresh web scenes, not the ones the release was pretrained on
-    pixels, tok = web_inputs(pre, *web_corpus(wcfg, cfg))
+    pixels, tok = web_inputs(pre, *web_corpus(wcfg, cfg)[:2])
     tests, test_px = held_out_test(pre, world_dir)
     curve = []
     align_steps(model, pixels, tok, cfg, steps, max(1, steps // 2),

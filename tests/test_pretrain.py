@@ -19,7 +19,7 @@ def test_web_caption_drops_colours_and_fixes_articles():
 
 def test_web_split_covers_held_out_pairs_and_drops_colours_at_the_set_rate():
     wc = WorldConfig(n=10, n_test=10, seed=3)
-    images, texts = web_corpus(wc, PretrainConfig(web_n=600, object_only_prob=0.5))
+    images, texts, _ = web_corpus(wc, PretrainConfig(web_n=600, object_only_prob=0.5))
     assert len(images) == len(texts) == 600 and images[0].size == (wc.image_size, wc.image_size)
     no_colour = sum(not any(c in t.split() for c in COLORS) for t in texts) / len(texts)
     assert 0.4 < no_colour < 0.6
@@ -109,3 +109,66 @@ def test_world_vlm_starts_from_the_stand_in_clip_and_tokenizes_every_world_capti
     ids = enc.pre.tokens(texts)["input_ids"]
     assert not (ids == tok.unk_token_id).any()
     assert (enc.model.image_ids == vlm.config.image_token_id).sum() == 64          # 64 px / 8 px patches
+
+
+# ------------------------------------------------------------- the grounding head
+def test_grounding_head_targets_are_where_each_colour_and_shape_lies():
+    """Targets worked out by hand: centres minus 0.5, the mean over objects that share a colour or
+    a shape, nothing asked of what the scene lacks; a head that outputs the targets has zero loss."""
+    import torch
+    from cfgen.demo.pretrain import GroundingHead
+    from cfgen.world.scene import Obj, Scene
+    sc = Scene([Obj("square", "red", "small", 0.3, 0.6), Obj("square", "blue", "large", 0.7, 0.2),
+                Obj("ring", "red", "small", 0.5, 0.9)], form="pair", rel="to the left of")
+    head = GroundingHead(4, [sc], weight=2.0)
+    want = {"red": (-0.1, 0.25), "blue": (0.2, -0.3), "square": (0.0, -0.1), "ring": (0.0, 0.4)}
+    target, present = head.target.view(1, -1, 2)[0], head.present.view(1, -1, 2)[0]
+    for i, f in enumerate(GroundingHead.FEATURES):
+        if f in want:
+            assert target[i].tolist() == pytest.approx(want[f]) and present[i].tolist() == [1.0, 1.0]
+        else:
+            assert target[i].tolist() == [0.0, 0.0] and present[i].tolist() == [0.0, 0.0], f
+    with torch.no_grad():
+        head.linear.weight.zero_()
+        head.linear.bias.copy_(head.target[0])
+    assert float(head(torch.tensor([0]), torch.ones(1, 4))) == pytest.approx(0.0, abs=1e-12)
+    head.linear.bias.data[0] += 0.5          # red's x off by 0.5: squared error 0.25 over 8 present values, x2
+    assert float(head(torch.tensor([0]), torch.ones(1, 4))) == pytest.approx(2.0 * 0.25 / 8)
+
+
+def test_pretraining_with_the_grounding_head_trains_it_and_releases_a_plain_clip(tmp_path, small_world):
+    """The head's loss reaches the model (the same run without it ends with other weights), and the
+    saved checkpoint holds only CLIP's own weights, so it loads as a plain CLIP."""
+    import json
+    from dataclasses import replace
+    import torch
+    from safetensors import safe_open
+    from cfgen.demo.pretrain import pretrain_stand_in
+    from cfgen.train.model import DualEncoder
+    wc = WorldConfig(**json.loads((small_world / "world.json").read_text())["config"])
+    cfg = PretrainConfig(steps=4, web_n=64, batch=16, eval_every=4, ground_weight=1.0, image_size=wc.image_size,
+                         patch_size=wc.image_size // 4, width=16, layers=1, text_width=16, text_layers=1)
+    info = pretrain_stand_in(tmp_path / "m", small_world, wc, cfg, log=lambda s: None)
+    assert info["recipe"]["ground_weight"] == 1.0
+    with safe_open(str(tmp_path / "m" / "model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert keys and not [k for k in keys if "linear" in k or "head" in k]
+    pretrain_stand_in(tmp_path / "m0", small_world, wc, replace(cfg, ground_weight=0.0), log=lambda s: None)
+    a, b = (DualEncoder.load(tmp_path / d).model.state_dict() for d in ("m", "m0"))
+    assert a.keys() == b.keys()
+    assert not torch.equal(a["visual_projection.weight"], b["visual_projection.weight"])
+
+
+def test_relation_twins_differ_in_where_the_pair_is_and_the_relation_word_only():
+    from cfgen.demo.pretrain import relation_twin
+    from cfgen.world.scene import Obj, Scene, caption
+    a, b, d = Obj("ring", "red", "small", 0.2, 0.5), Obj("cross", "blue", "large", 0.7, 0.4), Obj("square", "green", "small", 0.5, 0.9)
+    sc = Scene([a, b, d], form="pair", rel="to the left of")
+    tw = relation_twin(sc, random.Random(0))
+    assert caption(tw) == "a red ring to the right of a blue cross"
+    assert [(o.x, o.y) for o in tw.objects] == [(0.7, 0.4), (0.2, 0.5), (0.5, 0.9)]
+    assert relation_twin(Scene([a], form="single"), random.Random(0)) == Scene([a], form="single")
+    with pytest.raises(ValueError, match="twin_kind"):
+        PretrainConfig(twin_kind="colour")
+    with pytest.raises(ValueError, match="ground_weight"):
+        PretrainConfig(backbone="vlm", ground_weight=1.0)

@@ -30,7 +30,7 @@ from ..eval.benchmarks import world_accuracy
 from ..io.images import decode_rgb, encode_image
 from ..train.model import image_features, text_features
 from ..world.generate import WorldConfig, load_test_items
-from ..world.scene import COLORS, SHAPES, Scene, article, caption, render
+from ..world.scene import COLORS, RELATIONS, SHAPES, Scene, article, caption, render
 
 
 @dataclass
@@ -45,7 +45,9 @@ class PretrainConfig:
     web_n: int = 20_000                # web-split scenes (cycled over); recorded as "n" in pretrain.json
     web_seed: int = 0                  # the web split does not depend on the world seed: one stand-in for all
     object_only_prob: float = 0.8      # captions that name objects without their colours
-    twin_prob: float = 0.0             # a scene's batch neighbour is its twin with one object's shape changed
+    twin_prob: float = 0.0             # a scene's batch neighbour is its twin (`twin_kind`)
+    twin_kind: str = "shape"           # shape: one object's shape changed | relation: the pair's places swapped
+    ground_weight: float = 0.0         # weight of the grounding head's loss (`GroundingHead`; 0: none)
     image_size: int = 64
     patch_size: int = 8
     width: int = 64
@@ -55,6 +57,12 @@ class PretrainConfig:
     seed: int = 0                      # initialisation and batch order
     eval_every: int = 200
     threads: int = 0                   # torch threads (0: torch's default)
+
+    def __post_init__(self) -> None:
+        if self.twin_kind not in ("shape", "relation"):
+            raise ValueError(f"pretrain option twin_kind: {self.twin_kind!r} is not one of shape, relation")
+        if self.ground_weight and self.backbone != "clip":
+            raise ValueError("pretrain option ground_weight: the grounding head is for the clip backbone only")
 
     @classmethod
     def released(cls, backbone: str = "clip") -> "PretrainConfig":
@@ -141,24 +149,76 @@ def shape_twin(scene: Scene, rng: random.Random) -> Scene:
     return replace(scene, objects=objs)
 
 
-def web_corpus(world: WorldConfig, cfg: PretrainConfig) -> tuple[list[Any], list[str]]:
+def relation_twin(scene: Scene, rng: random.Random) -> Scene:
+    """A pair scene with its two named objects' places swapped and the relation flipped (the caption
+    changes in the relation word only); another scene's twin is a new scene.
+
+    Near-duplicate web images that only where things are tells apart: once the image side keeps
+    position (`GroundingHead`), the contrast that teaches the text side its relation words."""
+    if scene.form != "pair":
+        return scene
+    a, b = scene.objects[0], scene.objects[1]
+    return replace(scene, objects=[replace(a, x=b.x, y=b.y), replace(b, x=a.x, y=a.y)] + list(scene.objects[2:]),
+                   rel=RELATIONS[scene.rel])
+
+
+TWINS: dict[str, Callable[[Scene, random.Random], Scene]] = {"shape": shape_twin, "relation": relation_twin}
+
+
+def web_corpus(world: WorldConfig, cfg: PretrainConfig) -> tuple[list[Any], list[str], list[Scene]]:
     """The web split: every colour-shape pair, the world's scene and caption distribution.
-    Entries 2j and 2j+1 are shape twins with probability `twin_prob` (kept in one batch).
+    Entries 2j and 2j+1 are twins (`twin_kind`) with probability `twin_prob` (kept in one batch).
     Seeded by `web_seed` alone, never by the world seed or its held-out pairs, so one pretrained
     stand-in serves every world seed, as one released CLIP serves every benchmark."""
     every = [(c, s) for c in COLORS for s in SHAPES]
-    images, texts = [], []
+    images, texts, scenes = [], [], []
     prev: Scene | None = None
     for i in range(cfg.web_n):
         rng = random.Random(f"web-{cfg.web_seed}-{i}")
         if i % 2 and prev is not None and cfg.twin_prob and rng.random() < cfg.twin_prob:
-            scene = shape_twin(prev, rng)
+            scene = TWINS[cfg.twin_kind](prev, rng)
+            if scene is prev:
+                scene = world.scene(rng, every)
         else:
             scene = world.scene(rng, every)
         prev = scene
+        scenes.append(scene)
         images.append(decode_rgb(encode_image(render(scene, world.image_size), "jpg", world.jpeg_quality)))
         texts.append(web_caption(caption(scene), rng, cfg.object_only_prob))
-    return images, texts
+    return images, texts, scenes
+
+
+class GroundingHead(torch.nn.Module):
+    """A linear head on the normalised image embedding that regresses where each colour and each
+    shape lies in the scene (x and y of the centre, -0.5..0.5; the mean over objects that share it).
+
+    Grounded pretraining, as region-supervised CLIPs have: contrastive pretraining alone leaves this
+    small ViT's embedding a bag of patches (bench/relations.md), so it can never learn a relation
+    word; the head makes the embedding keep where things are, and the text side still learns from
+    the captions alone what "left of" means. Trained beside InfoNCE, then discarded: the checkpoint
+    stays a plain CLIP. Not in the released stand-in: it puts position into the embedding (weight
+    100), but the text side still maps "left" onto "right" (bench/relations.md, session 12)."""
+
+    FEATURES = tuple(COLORS) + SHAPES
+
+    def __init__(self, dim: int, scenes: list[Scene], weight: float):
+        super().__init__()
+        self.linear = torch.nn.Linear(dim, 2 * len(self.FEATURES))
+        self.weight = weight
+        target = torch.zeros(len(scenes), len(self.FEATURES), 2)
+        count = torch.zeros(len(scenes), len(self.FEATURES), 1)
+        index = {f: i for i, f in enumerate(self.FEATURES)}
+        for n, scene in enumerate(scenes):
+            for o in scene.objects:
+                for f in (o.color, o.shape):
+                    target[n, index[f]] += torch.tensor([o.x - 0.5, o.y - 0.5])
+                    count[n, index[f]] += 1
+        self.register_buffer("target", (target / count.clamp(min=1)).flatten(1), persistent=False)
+        self.register_buffer("present", (count > 0).expand(-1, -1, 2).flatten(1).float(), persistent=False)
+
+    def forward(self, idx: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+        err = (self.linear(img) - self.target[idx]) ** 2 * self.present[idx]
+        return self.weight * err.sum() / self.present[idx].sum().clamp(min=1)
 
 
 def web_inputs(pre: Any, images: list[Any], texts: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -195,15 +255,17 @@ def profile(model: Any, pre: Any, items: list[dict[str, Any]], pixels: torch.Ten
 
 def align_steps(model: Any, pixels: torch.Tensor, tok: dict[str, torch.Tensor], cfg: PretrainConfig, stop: int,
                 every: int, on_eval: Callable[[int, float], None],
-                extra_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
+                extra_loss: torch.nn.Module | None = None) -> None:
     """The pretraining loop (InfoNCE on the web split, on the schedule of `cfg.steps`) up to step
     `stop`, calling `on_eval(step, loss)` every `every` steps and at `stop`: one loop for
-    `pretrain_stand_in` and the relation study (bench/relations.py), which stops early and may add
-    `extra_loss(batch indices, normalised image embeddings)` to each step's loss."""
+    `pretrain_stand_in` and the relation study (bench/relations.py), which stops early. An
+    `extra_loss(batch indices, normalised image embeddings)` module (the grounding head) adds to each
+    step's loss and is trained with the model."""
     from transformers import get_cosine_schedule_with_warmup
     from ..train.losses import align_loss, clamp_logit_scale
     torch.manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
+    params = list(model.parameters()) + (list(extra_loss.parameters()) if extra_loss is not None else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
     sched = get_cosine_schedule_with_warmup(opt, cfg.warmup, cfg.steps)
     g = torch.Generator().manual_seed(cfg.seed)
     n_batches = cfg.web_n // cfg.batch          # with twins, batches take pairs (2j, 2j+1): twins meet in a batch
@@ -222,7 +284,7 @@ def align_steps(model: Any, pixels: torch.Tensor, tok: dict[str, torch.Tensor], 
             loss = loss + extra_loss(idx, img)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         clamp_logit_scale(model.logit_scale)
@@ -255,7 +317,9 @@ def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig
                    layers=cfg.layers, text_width=cfg.text_width, text_layers=cfg.text_layers, seed=cfg.seed)
     enc = DualEncoder.load(init)
     model, pre = enc.model, enc.pre
-    pixels, tok = web_inputs(pre, *web_corpus(world, cfg))
+    images, texts, scenes = web_corpus(world, cfg)
+    pixels, tok = web_inputs(pre, images, texts)
+    head = GroundingHead(model.config.projection_dim, scenes, cfg.ground_weight) if cfg.ground_weight else None
     tests, test_px = held_out_test(pre, world_dir)
     curve: list[dict[str, Any]] = []
 
@@ -264,7 +328,7 @@ def pretrain_stand_in(out: str | Path, world_dir: str | Path, world: WorldConfig
         curve.append(rec)
         log(f"[pretrain] step {rec['step']}: " + ", ".join(f"{k} {v}" for k, v in rec.items() if ":" in k))
 
-    align_steps(model, pixels, tok, cfg, cfg.steps, cfg.eval_every, record)
+    align_steps(model, pixels, tok, cfg, cfg.steps, cfg.eval_every, record, extra_loss=head)
     enc.save(out)
     info = {"config": asdict(cfg), "recipe": cfg.recipe(), "world": web_world(world),
             "seconds": round(time.time() - t0, 1), "curve": curve, "profile": curve[-1]}
