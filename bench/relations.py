@@ -443,7 +443,7 @@ def finetune(recipe: str, run: Path, out: Path, seed: int = 0) -> Path:
 def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twins: bool = False,
                      pos_std: float = 0.0, pos_sincos: bool = False, relation_phase: int = 0,
                      relation_head: float = 0.0, absolute: float = 0.0, absolute_twins: bool = False,
-                     side_words: float = 0.0) -> dict:
+                     side_words: float = 0.0, ground: float = 0.0) -> dict:
     """The released stand-in's pretraining (same settings, schedule of 2,500 steps) from scratch,
     stopped at `stop` steps, with relation twins (a pair scene's odd neighbour, with probability
     0.5, is the same scene with the two named objects' positions swapped and the relation
@@ -462,7 +462,8 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
     that only where it is tells the two apart. `side_words` > 0: the token embeddings of "left" and
     "right" start opposite, with that norm, so that the text side tells them apart from the first
     step (the InfoNCE gradient on the image side of a mirror pair is proportional to the difference
-    of the two captions' embeddings, zero while the text side maps left and right alike). Returns
+    of the two captions' embeddings, zero while the text side maps left and right alike). `ground`
+    > 0: the grounding head (`PretrainConfig.ground_weight`) with that weight. Returns
     the held-out profile every 250 steps and the probes at the end. Not shipped."""
     import cfgen.demo.pretrain as P
     from cfgen.demo.clip import build_clip
@@ -494,7 +495,7 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
             _sincos_positions(model, pre, cfg)
         if side_words:
             _opposite_side_words(model, pre, side_words)
-        images, texts, _ = P.web_corpus(world, cfg)
+        images, texts, web_scenes = P.web_corpus(world, cfg)
         if absolute:
             _absolute_items(images, texts, world, absolute, absolute_twins)
             if absolute_twins:
@@ -516,6 +517,8 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
         print(f"[d] {out.name} {curve[-1]}", flush=True)
 
     extra = _RelationHead(model.config.projection_dim, scenes, relation_head) if relation_head else None
+    if ground:
+        extra = P.GroundingHead(model.config.projection_dim, web_scenes, ground)
     if relation_phase:
         rel_px, rel_tok = P.web_inputs(pre, rel_images, rel_texts)
         P.align_steps(model, rel_px, rel_tok, rel_cfg, relation_phase, 250, record)
