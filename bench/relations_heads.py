@@ -1,7 +1,10 @@
-"""One session-12 run of bench/relations.md: the grounding head asked for colour positions only
-(shapes' positions not asked), with the other settings of the 65%-colourless run. Not shipped.
+"""Two session-12 runs of bench/relations.md, each a variant of the grounding head
+(`PretrainConfig.ground_weight` 100, relation twins 0.5, 65% colourless captions). Not shipped.
 
-    python bench/relations_colour_head.py OUT      # about 8 minutes on one core
+    python bench/relations_heads.py OUT colour        # the head asked for colour positions only
+    python bench/relations_heads.py OUT decay 1000    # its weight falls linearly to 0 by step 1000
+
+About 8 minutes each on one core.
 """
 from __future__ import annotations
 
@@ -35,10 +38,21 @@ class ColourHead(P.GroundingHead):
         self.register_buffer("present", (count > 0).expand(-1, -1, 2).flatten(1).float(), persistent=False)
 
 
+def decaying_head(until: int) -> type:
+    class DecayingHead(P.GroundingHead):
+        """`GroundingHead` whose weight falls linearly to 0 by step `until` (one call per step)."""
+
+        def forward(self, idx: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+            self.calls = getattr(self, "calls", 0) + 1
+            return max(0.0, 1 - (self.calls - 1) / until) * super().forward(idx, img)
+    return DecayingHead
+
+
 def main() -> None:
     import calibrate
-    P.GroundingHead = ColourHead            # what pretrain_stand_in builds, for this run only
-    sys.argv = ["calibrate.py", sys.argv[1], "--world-seeds", "0", "--set", "ground_weight=100",
+    out, kind = sys.argv[1], sys.argv[2]
+    P.GroundingHead = ColourHead if kind == "colour" else decaying_head(int(sys.argv[3]))   # this run only
+    sys.argv = ["calibrate.py", out, "--world-seeds", "0", "--set", "ground_weight=100",
                 "--set", "twin_prob=0.5", "--set", "twin_kind=relation", "--set", "object_only_prob=0.65",
                 "--set", "eval_every=500", "--set", "threads=1"]
     calibrate.main()
