@@ -23,19 +23,9 @@ class ColourHead(P.GroundingHead):
 
     FEATURES = tuple(COLORS)
 
-    def __init__(self, dim: int, scenes: list, weight: float):
-        torch.nn.Module.__init__(self)
-        self.linear = torch.nn.Linear(dim, 2 * len(self.FEATURES))
-        self.weight = weight
-        target = torch.zeros(len(scenes), len(self.FEATURES), 2)
-        count = torch.zeros(len(scenes), len(self.FEATURES), 1)
-        index = {f: i for i, f in enumerate(self.FEATURES)}
-        for n, scene in enumerate(scenes):
-            for o in scene.objects:
-                target[n, index[o.color]] += torch.tensor([o.x - 0.5, o.y - 0.5])
-                count[n, index[o.color]] += 1
-        self.register_buffer("target", (target / count.clamp(min=1)).flatten(1), persistent=False)
-        self.register_buffer("present", (count > 0).expand(-1, -1, 2).flatten(1).float(), persistent=False)
+    @staticmethod
+    def features_of(o) -> tuple[str, ...]:
+        return (o.color,)
 
 
 def decaying_head(until: int) -> type:

@@ -210,11 +210,16 @@ class GroundingHead(torch.nn.Module):
         index = {f: i for i, f in enumerate(self.FEATURES)}
         for n, scene in enumerate(scenes):
             for o in scene.objects:
-                for f in (o.color, o.shape):
+                for f in self.features_of(o):
                     target[n, index[f]] += torch.tensor([o.x - 0.5, o.y - 0.5])
                     count[n, index[f]] += 1
         self.register_buffer("target", (target / count.clamp(min=1)).flatten(1), persistent=False)
         self.register_buffer("present", (count > 0).expand(-1, -1, 2).flatten(1).float(), persistent=False)
+
+    @staticmethod
+    def features_of(o: Any) -> tuple[str, ...]:
+        """Which of FEATURES an object locates."""
+        return (o.color, o.shape)
 
     def forward(self, idx: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
         err = (self.linear(img) - self.target[idx]) ** 2 * self.present[idx]
