@@ -470,11 +470,7 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
     from cfgen.world import world_words
 
     def relation_twin(scene: Scene, rng: random.Random) -> Scene:
-        if scene.form != "pair":
-            return orig_twin(scene, rng)
-        a, b = scene.objects[0], scene.objects[1]
-        return replace(scene, objects=[replace(a, x=b.x, y=b.y), replace(b, x=a.x, y=a.y)] + scene.objects[2:],
-                       rel=RELATIONS[scene.rel])
+        return P.relation_twin(scene, rng) if scene.form == "pair" else orig_twin(scene, rng)
     cfg = PretrainConfig.released("clip")
     orig_twin = P.TWINS["shape"]            # patched below: these runs predate twin_kind (non-pair scenes get a shape twin)
     if relation_twins:
@@ -500,7 +496,6 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
             _absolute_items(images, texts, world, absolute, absolute_twins)
             if absolute_twins:
                 cfg = replace(cfg, twin_prob=1e-12)     # batches take pairs (2j, 2j+1); no shape twins drawn
-        scenes = _web_scenes(world, cfg) if relation_head else []
         if relation_phase:
             P.TWINS["shape"] = relation_twin
             rel_cfg = replace(cfg, twin_prob=1.0, object_only_prob=0.0, steps=relation_phase)
@@ -516,7 +511,7 @@ def pretrain_variant(world_dir: Path, out: Path, stop: int = 1000, relation_twin
         curve.append({"step": offset + step, **P.profile(model, pre, tests, test_px)})
         print(f"[d] {out.name} {curve[-1]}", flush=True)
 
-    extra = _RelationHead(model.config.projection_dim, scenes, relation_head) if relation_head else None
+    extra = _RelationHead(model.config.projection_dim, web_scenes, relation_head) if relation_head else None
     if ground:
         extra = P.GroundingHead(model.config.projection_dim, web_scenes, ground)
     if relation_phase:
@@ -592,12 +587,6 @@ class _RelationHead(torch.nn.Module):
         if not m.any():
             return img.sum() * 0
         return self.weight * F.binary_cross_entropy_with_logits(self.head(img[m]).squeeze(-1), self.left[idx][m])
-
-
-def _web_scenes(world: WorldConfig, cfg: PretrainConfig) -> list[Scene]:
-    """The scenes behind `web_corpus`'s images, drawn by the same seeds (no twins)."""
-    every = [(c, s) for c in COLORS for s in SHAPES]
-    return [world.scene(random.Random(f"web-{cfg.web_seed}-{i}"), every) for i in range(cfg.web_n)]
 
 
 def _sincos_positions(model, pre, cfg: PretrainConfig) -> None:

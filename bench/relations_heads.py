@@ -32,8 +32,10 @@ def decaying_head(until: int) -> type:
     class DecayingHead(P.GroundingHead):
         """`GroundingHead` whose weight falls linearly to 0 by step `until` (one call per step)."""
 
+        calls = 0
+
         def forward(self, idx: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
-            self.calls = getattr(self, "calls", 0) + 1
+            self.calls += 1
             return max(0.0, 1 - (self.calls - 1) / until) * super().forward(idx, img)
     return DecayingHead
 

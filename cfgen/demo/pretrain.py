@@ -151,7 +151,8 @@ def shape_twin(scene: Scene, rng: random.Random) -> Scene:
 
 def relation_twin(scene: Scene, rng: random.Random) -> Scene:
     """A pair scene with its two named objects' places swapped and the relation flipped (the caption
-    changes in the relation word only); another scene's twin is a new scene.
+    changes in the relation word only); any other scene comes back as it is, and `web_corpus` draws
+    a new scene in its place.
 
     Near-duplicate web images that only where things are tells apart: once the image side keeps
     position (`GroundingHead`), the contrast that teaches the text side its relation words."""
@@ -196,8 +197,9 @@ class GroundingHead(torch.nn.Module):
     small ViT's embedding a bag of patches (bench/relations.md), so it can never learn a relation
     word; the head makes the embedding keep where things are, and the text side still learns from
     the captions alone what "left of" means. Trained beside InfoNCE, then discarded: the checkpoint
-    stays a plain CLIP. Not in the released stand-in: it puts position into the embedding (weight
-    100), but the text side still maps "left" onto "right" (bench/relations.md, session 12)."""
+    stays a plain CLIP. Not in the released stand-in: at weight 100, with relation twins and more
+    captions in colour, relation leaves chance, but shape falls below its target (bench/relations.md,
+    session 12)."""
 
     FEATURES = tuple(COLORS) + SHAPES
 
