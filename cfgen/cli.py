@@ -279,7 +279,7 @@ def demo(out, quick, seeds, recipes, ablations, pretrain_steps, backbone, **kw) 
     from dataclasses import asdict
     from .demo import ABLATIONS, DemoConfig, run_demo
     from .demo.pretrain import PretrainConfig
-    base = DemoConfig.quick(out) if quick else DemoConfig(out=out)
+    base = DemoConfig.quick(out, backbone or "clip") if quick else DemoConfig(out=out)
     over: dict = dict(kw)
     if seeds:
         over["seeds"] = [int(x) for x in seeds.split(",")]

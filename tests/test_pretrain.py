@@ -86,6 +86,20 @@ def test_released_stand_in_is_used_only_for_the_settings_it_was_pretrained_with(
         PretrainConfig.released("siglip")
 
 
+def test_quick_demo_pretrains_with_the_released_recipe_of_its_backbone_only_smaller():
+    """`cfgen demo --quick [--backbone vlm]` pretrains a few steps with the recipe the backbone's
+    stand-in was released with (as each stand-in's own pretrain.json records it), not the CLIP's."""
+    import json
+    from cfgen.demo import DemoConfig
+    from cfgen.demo.pretrain import BACKBONES
+    small = {"steps", "n", "batch"}
+    for backbone, released in BACKBONES.items():
+        want = json.loads((released / "pretrain.json").read_text())["recipe"]
+        got = DemoConfig.quick("unused", backbone).pretrain.recipe()
+        assert {k: v for k, v in got.items() if k not in small} == {k: v for k, v in want.items() if k not in small}
+        assert got["steps"] < want["steps"] and got["n"] < want["n"]
+
+
 def test_world_vlm_starts_from_the_stand_in_clip_and_tokenizes_every_world_caption(tmp_path):
     """The demo's LLaVA-architecture VLM: its vision tower is the released CLIP's (as LLaVA
     starts from CLIP), and world captions and the E5-V prompts have no unknown word."""

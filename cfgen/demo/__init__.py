@@ -16,7 +16,7 @@ import math
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -54,9 +54,10 @@ class DemoConfig:
     workers: int = 2                 # fine-tunes run in parallel processes, one thread each
 
     @classmethod
-    def quick(cls, out: str) -> "DemoConfig":
-        return cls(out=out, n=300, n_test=200, seeds=[0, 1], finetune_steps=6, finetune_batch=16,
-                   pretrain=PretrainConfig(steps=30, web_n=512, batch=32, eval_every=15))
+    def quick(cls, out: str, backbone: str = "clip") -> "DemoConfig":
+        """A small run: the released settings of `backbone`'s stand-in, pretrained here for a few steps."""
+        pretrain = replace(PretrainConfig.released(backbone), steps=30, web_n=512, batch=32, eval_every=15)
+        return cls(out=out, n=300, n_test=200, seeds=[0, 1], finetune_steps=6, finetune_batch=16, pretrain=pretrain)
 
 
 def ci95(values: list[float]) -> tuple[float, float]:

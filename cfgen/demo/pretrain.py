@@ -84,7 +84,11 @@ RELEASED_VLM = Path(__file__).with_name("standin-vlm")
 BACKBONES = {"clip": RELEASED, "vlm": RELEASED_VLM}
 # Where a backbone's released stand-in departs from the PretrainConfig defaults (calibrated per
 # backbone from the pretrained model's held-out profile alone; see the README).
-RELEASED_SETTINGS: dict[str, dict[str, Any]] = {"clip": {}, "vlm": {"object_only_prob": 0.5}}
+# The VLM's stays on the earlier CLIP recipe (no grounding head, which is for a CLIP): it was
+# released from the earlier stand-in CLIP, and its weights hold that tower (see the README).
+RELEASED_SETTINGS: dict[str, dict[str, Any]] = {
+    "clip": {},
+    "vlm": {"steps": 2500, "object_only_prob": 0.5, "twin_prob": 0.0, "twin_kind": "shape", "ground_weight": 0.0}}
 # The world settings that shape the web split (the seed, sizes and held-out pairs do not).
 WEB_WORLD_FIELDS = ("image_size", "distractor_prob", "size_mention_prob", "jpeg_quality", "relations", "form_probs")
 
