@@ -203,7 +203,8 @@ class GroundingHead(torch.nn.Module):
     the captions alone what "left of" means. Trained beside InfoNCE, then discarded: the checkpoint
     stays a plain CLIP. Not in the released stand-in: at weight 100, with relation twins and more
     captions in colour, relation leaves chance, but shape falls below its target (bench/relations.md,
-    session 12)."""
+    session 12); on a 5,000-step schedule shape holds, but relation is learned in a jump whose timing
+    varies from run to run, and binding stays near chance (session 13)."""
 
     FEATURES = tuple(COLORS) + SHAPES
 
