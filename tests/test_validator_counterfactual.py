@@ -81,6 +81,8 @@ def test_binding_swaps_are_one_swap(orig, rw):
 @pytest.mark.parametrize("orig,rw,reason", [
     ("A man with a goatee reading a map.", "A woman with a goatee reading a map.", "implausible_gender"),
     ("A pregnant woman sitting on a bench.", "A pregnant man sitting on a bench.", "implausible_gender"),
+    # the beard's owner is the nearest person before it, though the same word came earlier too
+    ("A man beside a woman and man with a beard.", "A man beside a woman and woman with a beard.", "implausible_gender"),
     ("A man with a mustache at a desk.", "A boy with a mustache at a desk.", "implausible_age"),
     ("A gray elephant by a lake.", "A purple elephant by a lake.", "implausible_color"),
     ("A white swan on a pond.", "A green swan on a pond.", "implausible_color"),

@@ -809,8 +809,8 @@ def implausible(bw: list[str], span: tuple[int, int], typ: str, tags=None) -> st
             return "implausible_gender"
         for k, w in enumerate(bw):           # "a girl ... and a man in a bridal dress": the nearest person wears it
             sexed = w in L.FEMALE_ONLY - L.FEMALE_NOUNS - _PRONOUNS or w in L.MALE_ONLY - L.MALE_NOUNS - _PRONOUNS
-            owner = next((x for x in reversed(bw[max(0, k - 5):k]) if x in L.MALE_NOUNS | L.FEMALE_NOUNS), None)
-            if sexed and owner and (owner in L.MALE_NOUNS) != (w in L.MALE_ONLY) and j1 <= bw.index(owner, max(0, k - 5)) < j2:
+            at = next((i for i in range(k - 1, max(0, k - 5) - 1, -1) if bw[i] in L.MALE_NOUNS | L.FEMALE_NOUNS), None)
+            if sexed and at is not None and (bw[at] in L.MALE_NOUNS) != (w in L.MALE_ONLY) and j1 <= at < j2:
                 return "implausible_gender"
     if typ == "category" and set(new) & {"he", "she"} and (words & _SEXED or set(bw[:j1]) & _PRONOUN_NAMES or (
             tags is not None and {"NOUN", "PROPN"} & set(tags()[:j1]))):
