@@ -1,10 +1,16 @@
-"""Two session-12 runs of bench/relations.md, each a variant of the grounding head
-(`PretrainConfig.ground_weight` 100, relation twins 0.5, 65% colourless captions). Not shipped.
+"""Variants of the grounding head for bench/relations.md. Not shipped.
+
+Session 12 (`PretrainConfig.ground_weight` 100, relation twins 0.5, 65% colourless, 2,500 steps):
 
     python bench/relations_heads.py OUT colour        # the head asked for colour positions only
     python bench/relations_heads.py OUT decay 1000    # its weight falls linearly to 0 by step 1000
 
-About 8 minutes each on one core.
+Session 13 (head 100, twins 0.5, 75% colourless, 5,000 steps): the head starts late, so that
+relation's onset comes where the learning rate is small:
+
+    python bench/relations_heads.py OUT late 3000     # weight 0 before step 3000, then 100
+
+About 8 minutes (session 12) or 16 minutes (session 13) each on one core.
 """
 from __future__ import annotations
 
@@ -40,13 +46,29 @@ def decaying_head(until: int) -> type:
     return DecayingHead
 
 
+def late_head(start: int) -> type:
+    class LateHead(P.GroundingHead):
+        """`GroundingHead` with weight 0 before step `start` (one call per step), full after."""
+
+        calls = 0
+
+        def forward(self, idx: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            return (self.calls > start) * super().forward(idx, img)
+    return LateHead
+
+
 def main() -> None:
     import calibrate
     out, kind = sys.argv[1], sys.argv[2]
-    P.GroundingHead = ColourHead if kind == "colour" else decaying_head(int(sys.argv[3]))   # this run only
-    sys.argv = ["calibrate.py", out, "--world-seeds", "0", "--set", "ground_weight=100",
-                "--set", "twin_prob=0.5", "--set", "twin_kind=relation", "--set", "object_only_prob=0.65",
-                "--set", "eval_every=500", "--set", "threads=1"]
+    heads = {"colour": lambda: ColourHead, "decay": lambda: decaying_head(int(sys.argv[3])),
+             "late": lambda: late_head(int(sys.argv[3]))}
+    P.GroundingHead = heads[kind]()          # this run only
+    common = ["--set", "ground_weight=100", "--set", "twin_prob=0.5", "--set", "twin_kind=relation",
+              "--set", "eval_every=500", "--set", "threads=1"]
+    session = (["--world-seeds", "0,1,2", "--set", "object_only_prob=0.75", "--set", "steps=5000"] if kind == "late"
+               else ["--world-seeds", "0", "--set", "object_only_prob=0.65"])
+    sys.argv = ["calibrate.py", out, *session, *common]
     calibrate.main()
 
 
