@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -34,28 +35,26 @@ class ColourHead(P.GroundingHead):
         return (o.color,)
 
 
-def decaying_head(until: int) -> type:
-    class DecayingHead(P.GroundingHead):
-        """`GroundingHead` whose weight falls linearly to 0 by step `until` (one call per step)."""
+def scheduled_head(factor: Callable[[int], float]) -> type:
+    class ScheduledHead(P.GroundingHead):
+        """`GroundingHead` whose loss is scaled by `factor(step)` (step 1 first; one call per step)."""
 
         calls = 0
 
         def forward(self, idx: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
             self.calls += 1
-            return max(0.0, 1 - (self.calls - 1) / until) * super().forward(idx, img)
-    return DecayingHead
+            return factor(self.calls) * super().forward(idx, img)
+    return ScheduledHead
+
+
+def decaying_head(until: int) -> type:
+    """Weight falling linearly to 0 by step `until`."""
+    return scheduled_head(lambda step: max(0.0, 1 - (step - 1) / until))
 
 
 def late_head(start: int) -> type:
-    class LateHead(P.GroundingHead):
-        """`GroundingHead` with weight 0 before step `start` (one call per step), full after."""
-
-        calls = 0
-
-        def forward(self, idx: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
-            self.calls += 1
-            return (self.calls > start) * super().forward(idx, img)
-    return LateHead
+    """Weight 0 up to step `start`, full after."""
+    return scheduled_head(lambda step: float(step > start))
 
 
 def main() -> None:

@@ -735,6 +735,8 @@ def _one_reordering(aw, bw, ca, cb, xa, xb, p, q, attr_a, attr_b) -> tuple[Verdi
 _KNOWN = {w for _, lex in L.TYPED_LEXICONS for w in lex} | set(L.CATEGORY) | set(L.SIZE_CLASS) | L.ANIMALS \
     | L.VEHICLES | L.PARTS | L.MOTION | L.VERBS_3SG | L.VERBS_PL
 _SEXED = (L.MALE_ONLY | L.FEMALE_ONLY) - _PRONOUNS      # a pregnant person, a bearded one: one sex only
+_SEXED_MARKS = (L.FEMALE_ONLY - L.FEMALE_NOUNS - _PRONOUNS) | (L.MALE_ONLY - L.MALE_NOUNS - _PRONOUNS)  # a beard, a bridal dress
+_SEXED_NOUNS = L.MALE_NOUNS | L.FEMALE_NOUNS
 _PRONOUN_NAMES = L.PEOPLE | L.ANIMALS | {"teddy", "toy", "toys", "doll", "dolls", "statue", "robot"}  # a pronoun's antecedents
 _KNOWN_THINGS = set(L.CATEGORY) | set(L.SIZE_CLASS) | L.ANY_COLOR | {"building", "buildings", "painting", "paintings",
                                                                    "clothing", "ceiling", "railing", "wedding"}
@@ -808,9 +810,10 @@ def implausible(bw: list[str], span: tuple[int, int], typ: str, tags=None) -> st
                 or (female and not male and words & (L.MALE_ONLY - L.MALE_NOUNS - {"his", "him", "himself", "he"})):
             return "implausible_gender"
         for k, w in enumerate(bw):           # "a girl ... and a man in a bridal dress": the nearest person wears it
-            sexed = w in L.FEMALE_ONLY - L.FEMALE_NOUNS - _PRONOUNS or w in L.MALE_ONLY - L.MALE_NOUNS - _PRONOUNS
-            at = next((i for i in range(k - 1, max(0, k - 5) - 1, -1) if bw[i] in L.MALE_NOUNS | L.FEMALE_NOUNS), None)
-            if sexed and at is not None and (bw[at] in L.MALE_NOUNS) != (w in L.MALE_ONLY) and j1 <= at < j2:
+            if w not in _SEXED_MARKS:
+                continue
+            at = next((i for i in range(k - 1, max(0, k - 5) - 1, -1) if bw[i] in _SEXED_NOUNS), None)
+            if at is not None and (bw[at] in L.MALE_NOUNS) != (w in L.MALE_ONLY) and j1 <= at < j2:
                 return "implausible_gender"
     if typ == "category" and set(new) & {"he", "she"} and (words & _SEXED or set(bw[:j1]) & _PRONOUN_NAMES or (
             tags is not None and {"NOUN", "PROPN"} & set(tags()[:j1]))):

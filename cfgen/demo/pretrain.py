@@ -84,8 +84,8 @@ RELEASED_VLM = Path(__file__).with_name("standin-vlm")
 BACKBONES = {"clip": RELEASED, "vlm": RELEASED_VLM}
 # Where a backbone's released stand-in departs from the PretrainConfig defaults (calibrated per
 # backbone from the pretrained model's held-out profile alone; see the README).
-# The VLM's stays on the earlier CLIP recipe (no grounding head, which is for a CLIP): it was
-# released from the earlier stand-in CLIP, and its weights hold that tower (see the README).
+# The VLM's recipe is pinned in full, so the CLIP's defaults can move (to the grounding head, which
+# is for a CLIP only) without changing it; its weights hold the tower of the CLIP it started from.
 RELEASED_SETTINGS: dict[str, dict[str, Any]] = {
     "clip": {},
     "vlm": {"steps": 2500, "object_only_prob": 0.5, "twin_prob": 0.0, "twin_kind": "shape", "ground_weight": 0.0}}
