@@ -48,7 +48,7 @@ def test_training_counterfactuals_never_create_a_held_out_pair(world_final, smal
 # must be above chance at binding (as real CLIP is, a little); the VLM's prompt embeddings may sit
 # at chance there (its released profile: 49-58%).
 TARGETS = {"clip": {"replace_color": (85.0, 100.0), "replace_shape": (85.0, 100.0), "binding_swap": (55.0, 75.0),
-                    "relation_swap": (0.0, 75.0)},
+                    "relation_swap": (55.0, 70.0)},
            "vlm": {"replace_color": (85.0, 100.0), "replace_shape": (85.0, 100.0), "binding_swap": (0.0, 75.0),
                    "relation_swap": (0.0, 75.0)}}
 
@@ -56,7 +56,8 @@ TARGETS = {"clip": {"replace_color": (85.0, 100.0), "replace_shape": (85.0, 100.
 @pytest.mark.parametrize("backbone,world_seed", [("clip", 0), ("clip", 1), ("vlm", 0)])
 def test_released_stand_in_has_the_profile_of_a_real_model(tmp_path, backbone, world_seed):
     """The checkpoint the demo fine-tunes, on the held-out split of a world: it recognises colours
-    and shapes (>= 85%) and is weak at binding and spatial relations (<= 75%)."""
+    and shapes (>= 85%) and is weak at binding and spatial relations (<= 75%); the CLIP, like real
+    CLIP (ARO VG-Relation 59-63), sees relations a little: 55-70%."""
     from cfgen.demo import DemoConfig
     from cfgen.train.model import DualEncoder
     from cfgen.world.generate import generate_world
@@ -81,7 +82,7 @@ def test_released_stand_in_is_used_only_for_the_settings_it_was_pretrained_with(
     assert path is None and "scene settings" in why
     from cfgen.demo.pretrain import RELEASED_VLM
     assert released_stand_in(wc, PretrainConfig.released("vlm")) == (RELEASED_VLM, "")
-    assert released_stand_in(wc, PretrainConfig(backbone="vlm"))[0] is None      # not the VLM's settings
+    assert released_stand_in(wc, PretrainConfig(backbone="vlm", ground_weight=0.0))[0] is None  # not the VLM's settings
     with pytest.raises(ValueError, match="backbone"):
         PretrainConfig.released("siglip")
 
@@ -171,6 +172,31 @@ def test_pretraining_with_the_grounding_head_trains_it_and_releases_a_plain_clip
     a, b = (DualEncoder.load(tmp_path / d).model.state_dict() for d in ("m", "m0"))
     assert a.keys() == b.keys()
     assert not torch.equal(a["visual_projection.weight"], b["visual_projection.weight"])
+
+
+def test_stop_frac_takes_the_checkpoint_mid_schedule(tmp_path, small_world):
+    """stop_frac 0.5 of an 8-step schedule: the run is the full run's first 4 steps (same losses,
+    the 8-step learning-rate schedule), not a 4-step schedule, and its checkpoint is taken there."""
+    import json
+    from dataclasses import replace
+    import torch
+    from cfgen.demo.pretrain import pretrain_stand_in
+    wc = WorldConfig(**json.loads((small_world / "world.json").read_text())["config"])
+    cfg = PretrainConfig(steps=8, stop_frac=1.0, warmup=2, web_n=64, batch=16, eval_every=1, image_size=wc.image_size,
+                         patch_size=wc.image_size // 4, width=16, layers=1, text_width=16, text_layers=1)
+
+    def losses(name, c):
+        return [r["loss"] for r in pretrain_stand_in(tmp_path / name, small_world, wc, c, log=lambda s: None)["curve"]]
+    full, half, short = losses("full", cfg), losses("half", replace(cfg, stop_frac=0.5)), losses("short", replace(cfg, steps=4))
+    assert len(full) == 8 and len(half) == 4
+    assert half == full[:4]
+    from cfgen.train.model import DualEncoder
+    a, b = (DualEncoder.load(tmp_path / d).model.state_dict()["visual_projection.weight"] for d in ("half", "short"))
+    assert not torch.equal(a, b)            # step 4's learning rate is the 8-step schedule's, not the 4-step one's
+    assert replace(cfg, stop_frac=0.5).length() == "4 of 8 scheduled steps" and cfg.length() == "8 steps"
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="stop_frac"):
+            PretrainConfig(stop_frac=bad)
 
 
 def test_relation_twins_differ_in_where_the_pair_is_and_the_relation_word_only():

@@ -147,12 +147,12 @@ def _run_demo(cfg: DemoConfig, out: Path, pool: Executor | None, t0: float, log:
     name = "CLIP" if cfg.pretrain.backbone == "clip" else "VLM (LLaVA architecture, E5-V embeddings)"
     if released is not None:
         pre = copy_stand_in(released, pretrained)
-        log(f"[demo] stand-in {name}: the released checkpoint ({cfg.pretrain.steps} steps x {cfg.pretrain.batch} on "
+        log(f"[demo] stand-in {name}: the released checkpoint ({cfg.pretrain.length()} x {cfg.pretrain.batch} on "
             f"the web split, {pre['seconds']:.0f} s to pretrain; --pretrain does it again here)")
     else:
         log(f"[demo] pretraining the stand-in {name} here ({why})")
         pre = pretrain_stand_in(pretrained, world, wcfg, cfg.pretrain, log=log)
-        log(f"[demo] stand-in {name} pretrained on the web split ({cfg.pretrain.steps} steps x {cfg.pretrain.batch})")
+        log(f"[demo] stand-in {name} pretrained on the web split ({cfg.pretrain.length()} x {cfg.pretrain.batch})")
     tick("pretrain", t)
 
     t = time.time()
@@ -228,7 +228,7 @@ def table_markdown(table: dict[str, dict[str, tuple[float, float]]], paired: dic
     head = "| recipe | " + " | ".join(lbl for _, lbl in COLUMNS) + " |"
     rule = "|" + "---|" * (len(COLUMNS) + 1)
     lines = [f"Held-out compositional test of the scene world (world seed {cfg.world_seed}): accuracy % "
-             f"(mean ± 95% CI over training seeds {cfg.seeds}; stand-in pretrained {cfg.pretrain.steps} steps, "
+             f"(mean ± 95% CI over training seeds {cfg.seeds}; stand-in pretrained {cfg.pretrain.length()}, "
              f"fine-tune {cfg.finetune_steps} steps x {cfg.finetune_batch} anchors, K = {cfg.k}; wall {wall_s:.0f} s).",
              "", head, rule]
     for name, cols in table.items():
