@@ -187,7 +187,8 @@ def test_stop_frac_takes_the_checkpoint_mid_schedule(tmp_path, small_world):
 
     def losses(name, c):
         return [r["loss"] for r in pretrain_stand_in(tmp_path / name, small_world, wc, c, log=lambda s: None)["curve"]]
-    full, half, short = losses("full", cfg), losses("half", replace(cfg, stop_frac=0.5)), losses("short", replace(cfg, steps=4))
+    full, half = losses("full", cfg), losses("half", replace(cfg, stop_frac=0.5))
+    losses("short", replace(cfg, steps=4))
     assert len(full) == 8 and len(half) == 4
     assert half == full[:4]
     from cfgen.train.model import DualEncoder
