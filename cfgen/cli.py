@@ -265,8 +265,9 @@ def eval_cmd(models, benches, roots, coco_root, skip_missing, compare, out, devi
 @click.option("--k", type=int, help="counterfactuals per anchor, generated and used in fine-tuning [4]")
 @click.option("--pretrain", "pretrain_from_scratch", is_flag=True, default=None,
               help="pretrain the stand-in CLIP here instead of using the released one shipped with cfgen")
-@click.option("--pretrain-steps", type=int, help="length of the pretraining schedule; the checkpoint is taken at the released fraction of it (stop_frac) "
-                   "(implies --pretrain unless it is the released value)")
+@click.option("--pretrain-steps", type=int,
+              help="length of the pretraining schedule; the checkpoint is taken at the released fraction of it "
+                   "(stop_frac) (implies --pretrain unless it is the released value)")
 @click.option("--finetune-steps", type=int)
 @click.option("--finetune-lr", type=float)
 @click.option("--workers", type=int, help="fine-tunes run in parallel processes [2]")
