@@ -703,6 +703,8 @@ def _pronoun_agreement(doc, words: list[str], j: int, plural: bool) -> dict[int,
         return {}
     out: dict[int, str] = {}
     person = words[j] in L.PEOPLE or L.singular(words[j]) in L.PEOPLE
+    # a creature after a person: "a man ... while a cat sits on his lap": his/her is the man's
+    person_first = not person and any(x in L.PEOPLE for x in words[:j])
     if plural and {"it", "itself"} & set(words[j + 1:]):
         return None                          # "two planes ... the sun shines behind it": whose "it"?
     if plural and any(w == "their" and k + 1 < len(doc) and doc[k + 1].tag_ == "NN" and words[k + 1] not in L.BODY_PARTS
@@ -721,7 +723,7 @@ def _pronoun_agreement(doc, words: list[str], j: int, plural: bool) -> dict[int,
         if plural and w in ("it", "itself", "he", "she", "him"):
             return None
         if plural and w in ("its", "his", "her") and k + 1 < len(words) and words[k + 1] in L.BODY_PARTS \
-                and not (not person and w != "its" and any(x in L.PEOPLE for x in words[:j])):
+                and not (person_first and w != "its"):
             out[k] = "their"                 # "four dogs rest their heads", not "his head" nor "their head"
             out[k + 1] = L.pluralize(words[k + 1])
         elif plural and w == "its":
@@ -730,8 +732,8 @@ def _pronoun_agreement(doc, words: list[str], j: int, plural: bool) -> dict[int,
                 words[k + 1] in L.RIDDEN | L.WORN | L.ONE_EACH or L.SIZE_CLASS.get(words[k + 1], 9) <= 1):
             return None                      # "two men with their skateboard": one board for two
         elif plural and w in ("his", "her"):
-            if not person and any(x in L.PEOPLE for x in words[:j]):
-                return None                  # "a man ... while a cat sits on his lap": his is the man's
+            if person_first:
+                return None
             out[k] = "their"                 # "four dogs rest their heads", not "his head"
         elif plural and w in ("himself", "herself", "itself"):
             out[k] = "themselves"
