@@ -268,7 +268,7 @@ def eval_cmd(models, benches, roots, coco_root, skip_missing, compare, out, devi
 @click.option("--pretrain-steps", type=int,
               help="length of the pretraining schedule; the checkpoint is taken at the released fraction of it "
                    "(stop_frac) (implies --pretrain unless it is the released value)")
-@click.option("--finetune-steps", type=int)
+@click.option("--finetune-steps", type=int, help="fine-tuning steps of every recipe [80]")
 @click.option("--finetune-lr", type=float)
 @click.option("--workers", type=int, help="fine-tunes run in parallel processes [2]")
 @click.option("--recipes", default=None, help="comma-separated recipes [std-ft,textneg-ft,cf-vlm,cf-vlm-plus]")
